@@ -1,0 +1,183 @@
+//! Time for the limiter: the [`Clock`] trait and its three clocks.
+//!
+//! The engine never reads the system clock directly. A [`crate::Limiter`] asks its clock for
+//! a [`Timestamp`] once per hit and passes it down, so tests drive time with a
+//! [`ManualClock`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A point in time: nanoseconds since the epoch of the clock that made it.
+///
+/// Timestamps of different clocks do not compare; a store only ever sees one clock's.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::Timestamp;
+///
+/// let t = Timestamp::from_nanos(1_500);
+/// assert_eq!((t + Duration::from_nanos(500)).as_nanos(), 2_000);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// The timestamp `nanos` nanoseconds after the clock's epoch.
+    pub const fn from_nanos(nanos: u64) -> Self {
+        Self(nanos)
+    }
+
+    /// Nanoseconds since the clock's epoch.
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::ops::Add<Duration> for Timestamp {
+    type Output = Timestamp;
+
+    /// Adds a duration, saturating at the largest timestamp.
+    fn add(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(nanos(d)))
+    }
+}
+
+/// A duration in nanoseconds, saturating at `u64::MAX`.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A source of [`Timestamp`]s that never go backwards.
+///
+/// ```
+/// use tollgate::{Clock, Timestamp};
+///
+/// /// A clock stuck at one instant.
+/// #[derive(Debug)]
+/// struct Frozen(Timestamp);
+///
+/// impl Clock for Frozen {
+///     fn now(&self) -> Timestamp {
+///         self.0
+///     }
+/// }
+///
+/// assert_eq!(Frozen(Timestamp::from_nanos(7)).now().as_nanos(), 7);
+/// ```
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The default clock: a monotonic clock whose epoch is the moment it was made.
+///
+/// It reads the CPU's time-stamp counter where that is reliable (through `quanta`) and the
+/// operating system's monotonic clock otherwise, so it is cheap enough to read on every hit.
+///
+/// ```
+/// use tollgate::{Clock, MonotonicClock};
+///
+/// let clock = MonotonicClock::new();
+/// let a = clock.now();
+/// assert!(clock.now() >= a);
+/// ```
+#[derive(Debug, Clone)]
+pub struct MonotonicClock {
+    clock: quanta::Clock,
+    epoch: quanta::Instant,
+}
+
+impl MonotonicClock {
+    /// A clock whose epoch is now.
+    pub fn new() -> Self {
+        let clock = quanta::Clock::new();
+        let epoch = clock.now();
+        Self { clock, epoch }
+    }
+}
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for MonotonicClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(nanos(
+            self.clock.now().saturating_duration_since(self.epoch),
+        ))
+    }
+}
+
+/// Wall-clock time: nanoseconds since the Unix epoch.
+///
+/// Use it where timestamps must agree across processes (a shared store in client-time
+/// mode). It can jump when the system time is set; the strategies tolerate a time that goes
+/// backwards, but counts may then last longer than their window.
+///
+/// ```
+/// use tollgate::{Clock, SystemClock};
+///
+/// // Some time after 2020-01-01.
+/// assert!(SystemClock.now().as_nanos() > 1_577_836_800_000_000_000);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        Timestamp(nanos(since_epoch))
+    }
+}
+
+/// A clock that moves only when told to; clones share the same time. For tests.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::{Clock, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let handle = clock.clone();
+/// handle.advance(Duration::from_millis(1050));
+/// assert_eq!(clock.now().as_nanos(), 1_050_000_000);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock {
+    nanos: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    /// A clock at its epoch (timestamp 0).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let by = nanos(by);
+        // fetch_update with Some never fails.
+        let _ = self
+            .nanos
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                Some(t.saturating_add(by))
+            });
+    }
+
+    /// Sets the clock to `to`; setting it backwards is allowed, to test that the strategies
+    /// cope.
+    pub fn set(&self, to: Timestamp) {
+        self.nanos.store(to.0, Ordering::Release);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.nanos.load(Ordering::Acquire))
+    }
+}

@@ -1,0 +1,105 @@
+//! [`Decision`]: what a hit was told.
+
+use std::time::Duration;
+
+use crate::strategy::Outcome;
+
+/// The answer to a hit: allowed or not, and the numbers rate-limit headers render.
+///
+/// The numbers describe the *binding* rate of the policy: for a denied hit the rate that
+/// makes it wait longest, for an allowed hit the rate with the fewest units left.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::{Decision, Limiter, MemoryStore, Policy, Rate};
+///
+/// # futures_executor::block_on(async {
+/// let limiter = Limiter::new(MemoryStore::new())
+///     .with_policy("api", Policy::fixed_window(Rate::per_minute(1).into()));
+/// let first: Decision = limiter.hit("api", "alice").await?;
+/// assert!(first.allowed());
+/// assert_eq!((first.limit(), first.remaining()), (1, 0));
+/// assert_eq!(first.window(), Duration::from_secs(60));
+/// let second = limiter.hit("api", "alice").await?;
+/// assert!(!second.allowed());
+/// assert!(second.retry_after().is_some());
+/// # Ok::<(), tollgate::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    allowed: bool,
+    limit: u64,
+    remaining: u64,
+    reset_after: Duration,
+    /// `Some` exactly when `allowed` is false.
+    retry_after: Option<Duration>,
+    window: Duration,
+}
+
+impl Decision {
+    /// Converts an [`Outcome`] counted in ticks of length `tick`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::Decision;
+    /// use tollgate::strategy::Outcome;
+    ///
+    /// let outcome = Outcome {
+    ///     allowed: false, limit: 3, remaining: 0, reset_after: 57, retry_after: Some(57), window: 60,
+    /// };
+    /// let d = Decision::from_outcome(outcome, Duration::from_secs(1));
+    /// assert_eq!(d.retry_after(), Some(Duration::from_secs(57)));
+    /// ```
+    pub fn from_outcome(outcome: Outcome, tick: Duration) -> Self {
+        let tick = tick.as_nanos();
+        let ticks = |n: u64| {
+            Duration::from_nanos(
+                u64::try_from(tick.saturating_mul(u128::from(n))).unwrap_or(u64::MAX),
+            )
+        };
+        Self {
+            allowed: outcome.allowed,
+            limit: outcome.limit,
+            remaining: outcome.remaining,
+            reset_after: ticks(outcome.reset_after),
+            retry_after: if outcome.allowed {
+                None
+            } else {
+                Some(ticks(outcome.retry_after.unwrap_or(outcome.window)))
+            },
+            window: ticks(outcome.window),
+        }
+    }
+
+    /// Whether the hit was allowed (and charged, unless it was a peek).
+    pub fn allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// The binding rate's capacity: its amount, or a token bucket's burst.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Units the binding rate has left after this hit.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Time until the binding rate's state is fresh again (its full capacity available).
+    pub fn reset_after(&self) -> Duration {
+        self.reset_after
+    }
+
+    /// For a denied hit, the exact time until the same hit would be allowed if nothing else
+    /// happened; `None` when allowed.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The binding rate's window.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+}

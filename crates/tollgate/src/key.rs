@@ -1,0 +1,234 @@
+//! [`Key`]: who pays for a hit.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// Anything that names who pays for a hit: an IP address, a user id, an API key.
+///
+/// A key is compared by its canonical bytes: the text of strings, the usual text form of IP
+/// addresses (`192.0.2.1`, `2001:db8::1`) and the decimal form of integers. So the string
+/// `"192.0.2.1"` and the address `192.0.2.1` name the same client, in every store.
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr};
+/// use tollgate::Key;
+///
+/// let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+/// assert_eq!(&*ip.key_bytes(), b"192.0.2.1");
+/// assert_eq!(&*"192.0.2.1".key_bytes(), b"192.0.2.1");
+/// assert_eq!(&*42u64.key_bytes(), b"42");
+/// ```
+pub trait Key {
+    /// The canonical bytes of this key.
+    fn key_bytes(&self) -> KeyBytes<'_>;
+}
+
+/// The canonical bytes of a [`Key`]: borrowed from the key, or written into a small inline
+/// buffer (for addresses and numbers) without allocating.
+///
+/// ```
+/// use tollgate::Key;
+///
+/// let bytes = 1234u32.key_bytes();
+/// assert_eq!(&*bytes, b"1234");
+/// ```
+#[derive(Clone)]
+pub struct KeyBytes<'a>(Repr<'a>);
+
+#[derive(Clone)]
+enum Repr<'a> {
+    Borrowed(&'a [u8]),
+    /// `bytes[..len]`; 39 bytes hold the longest IPv6 text and 20 the longest `u64`.
+    Inline {
+        bytes: [u8; 46],
+        len: u8,
+    },
+}
+
+impl<'a> KeyBytes<'a> {
+    /// Key bytes borrowed from `bytes`.
+    pub fn borrowed(bytes: &'a [u8]) -> Self {
+        Self(Repr::Borrowed(bytes))
+    }
+
+    /// Writes `value`'s `Display` text into the inline buffer; text longer than the buffer
+    /// (never the case for the types this crate implements [`Key`] for) is cut short.
+    fn display(value: impl fmt::Display) -> Self {
+        let mut writer = InlineWriter {
+            bytes: [0; 46],
+            len: 0,
+        };
+        // InlineWriter never fails; it drops what does not fit.
+        let _ = fmt::write(&mut writer, format_args!("{value}"));
+        Self(Repr::Inline {
+            bytes: writer.bytes,
+            len: writer.len,
+        })
+    }
+
+    /// The dotted-quad text of an IPv4 address, written without the formatting machinery
+    /// (it is on the hot path of per-IP limits).
+    fn ipv4(ip: Ipv4Addr) -> Self {
+        let mut bytes = [0u8; 46];
+        let mut len = 0;
+        for (i, octet) in ip.octets().into_iter().enumerate() {
+            if i > 0 {
+                bytes[len] = b'.';
+                len += 1;
+            }
+            if octet >= 100 {
+                bytes[len] = b'0' + octet / 100;
+                len += 1;
+            }
+            if octet >= 10 {
+                bytes[len] = b'0' + octet / 10 % 10;
+                len += 1;
+            }
+            bytes[len] = b'0' + octet % 10;
+            len += 1;
+        }
+        Self(Repr::Inline {
+            bytes,
+            len: len as u8,
+        })
+    }
+}
+
+impl Deref for KeyBytes<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Borrowed(bytes) => bytes,
+            Repr::Inline { bytes, len } => &bytes[..usize::from(*len)],
+        }
+    }
+}
+
+impl fmt::Debug for KeyBytes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyBytes({:?})", String::from_utf8_lossy(self))
+    }
+}
+
+/// A `fmt::Write` into a fixed buffer that drops what does not fit.
+struct InlineWriter {
+    bytes: [u8; 46],
+    len: u8,
+}
+
+impl fmt::Write for InlineWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let start = usize::from(self.len);
+        let n = s.len().min(self.bytes.len() - start);
+        self.bytes[start..start + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n as u8;
+        Ok(())
+    }
+}
+
+impl Key for str {
+    fn key_bytes(&self) -> KeyBytes<'_> {
+        KeyBytes::borrowed(self.as_bytes())
+    }
+}
+
+impl Key for String {
+    fn key_bytes(&self) -> KeyBytes<'_> {
+        KeyBytes::borrowed(self.as_bytes())
+    }
+}
+
+impl Key for [u8] {
+    fn key_bytes(&self) -> KeyBytes<'_> {
+        KeyBytes::borrowed(self)
+    }
+}
+
+impl Key for Vec<u8> {
+    fn key_bytes(&self) -> KeyBytes<'_> {
+        KeyBytes::borrowed(self)
+    }
+}
+
+impl Key for Cow<'_, str> {
+    fn key_bytes(&self) -> KeyBytes<'_> {
+        KeyBytes::borrowed(self.as_bytes())
+    }
+}
+
+impl Key for Arc<str> {
+    fn key_bytes(&self) -> KeyBytes<'_> {
+        KeyBytes::borrowed(self.as_bytes())
+    }
+}
+
+impl Key for Ipv4Addr {
+    fn key_bytes(&self) -> KeyBytes<'_> {
+        KeyBytes::ipv4(*self)
+    }
+}
+
+impl Key for Ipv6Addr {
+    fn key_bytes(&self) -> KeyBytes<'_> {
+        KeyBytes::display(self)
+    }
+}
+
+impl Key for IpAddr {
+    fn key_bytes(&self) -> KeyBytes<'_> {
+        match self {
+            IpAddr::V4(ip) => KeyBytes::ipv4(*ip),
+            IpAddr::V6(ip) => KeyBytes::display(ip),
+        }
+    }
+}
+
+macro_rules! integer_keys {
+    ($($t:ty),*) => {$(
+        impl Key for $t {
+            fn key_bytes(&self) -> KeyBytes<'_> {
+                KeyBytes::display(self)
+            }
+        }
+    )*};
+}
+
+integer_keys!(u16, u32, u64, u128, i32, i64);
+
+impl<K: Key + ?Sized> Key for &K {
+    fn key_bytes(&self) -> KeyBytes<'_> {
+        (**self).key_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_text_matches_display_for_every_octet() {
+        for octet in 0..=255u8 {
+            for ip in [
+                Ipv4Addr::new(octet, 0, 9, 255),
+                Ipv4Addr::new(1, octet, 10, 99),
+                Ipv4Addr::new(100, 7, octet, octet),
+            ] {
+                assert_eq!(&*ip.key_bytes(), ip.to_string().as_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn longest_texts_fit() {
+        let ip: Ipv6Addr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+            .parse()
+            .expect("valid address");
+        assert_eq!(&*ip.key_bytes(), ip.to_string().as_bytes());
+        assert_eq!(&*u128::MAX.key_bytes(), u128::MAX.to_string().as_bytes());
+        assert_eq!(&*i64::MIN.key_bytes(), i64::MIN.to_string().as_bytes());
+    }
+}

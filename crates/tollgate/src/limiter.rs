@@ -1,0 +1,276 @@
+//! [`Limiter`]: the entry point, holding a store, a clock and named policies.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::{Clock, Decision, Key, MemoryStore, MonotonicClock, Policy, Store, StoreError};
+
+/// Applies named policies to keys: `limiter.hit("login", &ip)`.
+///
+/// A limiter holds a [`Store`] (where counts live), a [`Clock`] (read once per hit) and
+/// policies by name. Build it once and share it (wrap it in an `Arc`); every method takes
+/// `&self`.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::{Limiter, ManualClock, MemoryStore, Policy, Rate};
+///
+/// # futures_executor::block_on(async {
+/// let clock = ManualClock::new();
+/// let limiter = Limiter::new(MemoryStore::new())
+///     .with_clock(clock.clone())
+///     .with_policy("ping", Policy::fixed_window(Rate::per_minute(3).into()));
+///
+/// for _ in 0..3 {
+///     assert!(limiter.hit("ping", "203.0.113.7").await?.allowed());
+/// }
+/// clock.advance(Duration::from_secs(20));
+/// let denied = limiter.hit("ping", "203.0.113.7").await?;
+/// assert_eq!(denied.retry_after(), Some(Duration::from_secs(40)));
+/// assert!(limiter.hit("ping", "198.51.100.1").await?.allowed()); // another client
+/// # Ok::<(), tollgate::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct Limiter<S: Store = MemoryStore> {
+    store: S,
+    clock: Arc<dyn Clock>,
+    policies: HashMap<Box<str>, Named<S>>,
+}
+
+/// A policy with its prepared form and its largest cost.
+struct Named<S: Store> {
+    policy: Policy,
+    prepared: S::Prepared,
+    max_cost: u64,
+}
+
+impl<S: Store + fmt::Debug> fmt::Debug for Limiter<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut policies: Vec<_> = self
+            .policies
+            .iter()
+            .map(|(name, named)| (name, named.policy.to_string()))
+            .collect();
+        policies.sort();
+        f.debug_struct("Limiter")
+            .field("store", &self.store)
+            .field("clock", &self.clock)
+            .field("policies", &policies)
+            .finish()
+    }
+}
+
+impl<S: Store> Limiter<S> {
+    /// A limiter over `store` with no policies and a [`MonotonicClock`].
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            clock: Arc::new(MonotonicClock::new()),
+            policies: HashMap::new(),
+        }
+    }
+
+    /// Replaces the clock (a [`crate::ManualClock`] in tests).
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Adds (or replaces) the policy called `name`.
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy};
+    ///
+    /// let limiter = Limiter::new(MemoryStore::new())
+    ///     .with_policy("login", Policy::fixed_window("5/minute".parse()?))
+    ///     .with_policy("api", Policy::token_bucket("100/second".parse()?));
+    /// assert!(limiter.policy("login").is_some());
+    /// # Ok::<(), tollgate::ParseError>(())
+    /// ```
+    pub fn with_policy(mut self, name: impl Into<String>, policy: Policy) -> Self {
+        let name: String = name.into();
+        let prepared = self.store.prepare(&name, &policy);
+        let max_cost = policy.max_cost();
+        self.policies.insert(
+            name.into_boxed_str(),
+            Named {
+                policy,
+                prepared,
+                max_cost,
+            },
+        );
+        self
+    }
+
+    /// The policy called `name`.
+    pub fn policy(&self, name: &str) -> Option<&Policy> {
+        self.policies.get(name).map(|named| &named.policy)
+    }
+
+    /// The names of the policies, in no particular order.
+    pub fn policy_names(&self) -> impl Iterator<Item = &str> {
+        self.policies.keys().map(|name| &**name)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    /// Charges one unit to `key` under the policy `name`.
+    pub async fn hit<K: Key + ?Sized>(&self, name: &str, key: &K) -> Result<Decision, Error> {
+        self.hit_cost(name, key, 1).await
+    }
+
+    /// Charges `cost` units to `key` under the policy `name`, all or nothing.
+    ///
+    /// A cost of 0 is a [`Limiter::peek`]. A cost larger than the policy could ever allow is
+    /// refused with [`Error::CostExceedsLimit`] rather than denied with a misleading wait.
+    ///
+    /// ```
+    /// use tollgate::{Error, Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new())
+    ///     .with_policy("export", Policy::token_bucket(Rate::per_minute(10).into()));
+    /// assert_eq!(limiter.hit_cost("export", "u1", 6).await?.remaining(), 4);
+    /// assert!(!limiter.hit_cost("export", "u1", 6).await?.allowed());
+    /// assert!(matches!(
+    ///     limiter.hit_cost("export", "u1", 11).await,
+    ///     Err(Error::CostExceedsLimit { cost: 11, max_cost: 10, .. })
+    /// ));
+    /// # Ok::<(), tollgate::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn hit_cost<K: Key + ?Sized>(
+        &self,
+        name: &str,
+        key: &K,
+        cost: u64,
+    ) -> Result<Decision, Error> {
+        let named = self.named(name)?;
+        if cost > named.max_cost {
+            return Err(Error::CostExceedsLimit {
+                policy: name.to_owned(),
+                cost,
+                max_cost: named.max_cost,
+            });
+        }
+        let key = key.key_bytes();
+        let now = self.clock.now();
+        Ok(self.store.hit(&named.prepared, &key, now, cost).await?)
+    }
+
+    /// Reports on `key` under the policy `name` without charging anything: `allowed` says
+    /// whether a hit of one unit would be allowed now.
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new())
+    ///     .with_policy("api", Policy::fixed_window(Rate::per_minute(1).into()));
+    /// assert_eq!(limiter.peek("api", "k").await?.remaining(), 1);
+    /// limiter.hit("api", "k").await?;
+    /// let peek = limiter.peek("api", "k").await?;
+    /// assert!(!peek.allowed());
+    /// assert_eq!(peek.remaining(), 0);
+    /// # Ok::<(), tollgate::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn peek<K: Key + ?Sized>(&self, name: &str, key: &K) -> Result<Decision, Error> {
+        self.hit_cost(name, key, 0).await
+    }
+
+    /// Forgets `key`'s counts under the policy `name`.
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new())
+    ///     .with_policy("api", Policy::fixed_window(Rate::per_minute(1).into()));
+    /// limiter.hit("api", "k").await?;
+    /// limiter.reset("api", "k").await?;
+    /// assert!(limiter.hit("api", "k").await?.allowed());
+    /// # Ok::<(), tollgate::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn reset<K: Key + ?Sized>(&self, name: &str, key: &K) -> Result<(), Error> {
+        let named = self.named(name)?;
+        Ok(self.store.reset(&named.prepared, &key.key_bytes()).await?)
+    }
+
+    fn named(&self, name: &str) -> Result<&Named<S>, Error> {
+        self.policies
+            .get(name)
+            .ok_or_else(|| Error::UnknownPolicy(name.to_owned()))
+    }
+}
+
+/// Why a [`Limiter`] call gave no decision.
+///
+/// ```
+/// use tollgate::{Error, Limiter, MemoryStore};
+///
+/// # futures_executor::block_on(async {
+/// let limiter = Limiter::new(MemoryStore::new());
+/// let err = limiter.hit("nope", "k").await.unwrap_err();
+/// assert_eq!(err.to_string(), "unknown policy \"nope\"");
+/// # });
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// No policy has this name.
+    UnknownPolicy(String),
+    /// The hit costs more than the policy could ever allow in one go.
+    CostExceedsLimit {
+        /// The policy's name.
+        policy: String,
+        /// The cost asked for.
+        cost: u64,
+        /// The largest cost the policy allows ([`Policy::max_cost`]).
+        max_cost: u64,
+    },
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::UnknownPolicy(name) => write!(f, "unknown policy {name:?}"),
+            Error::CostExceedsLimit {
+                policy,
+                cost,
+                max_cost,
+            } => write!(
+                f,
+                "a hit of cost {cost} can never fit policy {policy:?}, which allows at most {max_cost} at once"
+            ),
+            Error::Store(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Store(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        Error::Store(err)
+    }
+}

@@ -1,0 +1,88 @@
+//! [`StoredKey`]: a key as the memory store keeps it, in 16 bytes and no allocation.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+
+use siphasher::sip128::{Hasher128, SipHasher24};
+
+/// A key in 16 bytes: keys of up to 15 bytes are kept as they are (byte 0 holds the length);
+/// longer keys are kept as 120 bits of their keyed SipHash-2-4 digest (byte 0 is 0xff).
+///
+/// Two distinct long keys share a state only if their digests collide: with a secret random
+/// SipHash key the chance among 10 million long keys is about 10^-22.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoredKey(pub(crate) u128);
+
+/// Byte 0 of a digested long key.
+const DIGEST: u8 = 0xff;
+
+/// The secret SipHash key that digests long keys; one per store.
+#[derive(Clone)]
+pub(crate) struct DigestKey {
+    k0: u64,
+    k1: u64,
+}
+
+impl DigestKey {
+    /// A fresh random key, drawn from the standard library's random hash seeds.
+    pub(crate) fn random() -> Self {
+        let seed = |salt: u64| {
+            let mut h = RandomState::new().build_hasher();
+            h.write_u64(salt);
+            h.finish()
+        };
+        Self {
+            k0: seed(0),
+            k1: seed(1),
+        }
+    }
+}
+
+impl std::fmt::Debug for DigestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DigestKey(..)")
+    }
+}
+
+impl StoredKey {
+    pub(crate) fn new(key: &[u8], digest_key: &DigestKey) -> Self {
+        let mut bytes = [0u8; 16];
+        if let Ok(len @ 0..=15) = u8::try_from(key.len()) {
+            bytes[0] = len;
+            bytes[1..=key.len()].copy_from_slice(key);
+        } else {
+            let mut sip = SipHasher24::new_with_keys(digest_key.k0, digest_key.k1);
+            sip.write(key);
+            bytes[0] = DIGEST;
+            bytes[1..].copy_from_slice(&sip.finish128().as_bytes()[..15]);
+        }
+        Self(u128::from_le_bytes(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_keys_are_kept_whole_and_long_keys_digested() {
+        let secret = DigestKey::random();
+        let a = StoredKey::new(b"user:123456", &secret);
+        assert_eq!(a.0.to_le_bytes()[0], 11);
+        assert_eq!(&a.0.to_le_bytes()[1..12], b"user:123456");
+        // The empty key and a key of NUL bytes differ by their length byte.
+        assert_ne!(StoredKey::new(b"", &secret), StoredKey::new(b"\0", &secret));
+        let long = b"2001:db8:1234:5678:9abc:def0:1234:5678";
+        assert_eq!(StoredKey::new(long, &secret), StoredKey::new(long, &secret));
+        assert_eq!(StoredKey::new(long, &secret).0.to_le_bytes()[0], DIGEST);
+        assert_ne!(
+            StoredKey::new(long, &secret),
+            StoredKey::new(&long[..long.len() - 1], &secret)
+        );
+        // Another store's secret digests differently.
+        assert_ne!(
+            StoredKey::new(long, &secret),
+            StoredKey::new(long, &DigestKey::random())
+        );
+    }
+}

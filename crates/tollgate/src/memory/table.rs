@@ -1,0 +1,262 @@
+//! [`Table`]: the states of one policy, in shards each behind its own lock.
+
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use hashbrown::HashTable;
+
+use super::stored_key::StoredKey;
+use crate::strategy::{Limit, Outcome, RateState, apply};
+
+/// The states of one key, one per rate: inline for the common single rate, boxed for more.
+pub(crate) trait Slots: Send + 'static {
+    /// The strategy's state for one rate.
+    type State: RateState;
+
+    /// Fresh states for `rates` rates.
+    fn fresh(rates: usize) -> Self;
+
+    fn states(&self) -> &[Self::State];
+
+    fn states_mut(&mut self) -> &mut [Self::State];
+}
+
+impl<S: RateState> Slots for [S; 1] {
+    type State = S;
+
+    fn fresh(_: usize) -> Self {
+        [S::default()]
+    }
+
+    fn states(&self) -> &[S] {
+        self
+    }
+
+    fn states_mut(&mut self) -> &mut [S] {
+        self
+    }
+}
+
+impl<S: RateState> Slots for Box<[S]> {
+    type State = S;
+
+    fn fresh(rates: usize) -> Self {
+        vec![S::default(); rates].into_boxed_slice()
+    }
+
+    fn states(&self) -> &[S] {
+        self
+    }
+
+    fn states_mut(&mut self) -> &mut [S] {
+        self
+    }
+}
+
+/// A table of one policy's states, whatever its strategy: what a prepared memory policy holds.
+pub(crate) trait PolicyTable: Send + Sync + fmt::Debug {
+    /// Applies a hit; see [`apply`].
+    fn hit(&self, key: StoredKey, now: u64, cost: u64) -> Outcome;
+
+    /// Forgets a key.
+    fn reset(&self, key: StoredKey);
+
+    /// The number of keys tracked.
+    fn len(&self) -> usize;
+}
+
+/// Counts shared by all tables of a store.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Keys dropped because their state had become fresh.
+    pub(crate) expired: AtomicU64,
+    /// Keys dropped to stay under the cap while their state still mattered.
+    pub(crate) evicted: AtomicU64,
+}
+
+/// A lock-protected shard, alone on its cache lines so that shards do not slow each other.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// One shard: a hash table of `(key, states)`.
+struct Shard<C> {
+    entries: HashTable<(StoredKey, C)>,
+    /// Hits since the last sweep; a sweep costs O(capacity), so it waits for that many hits.
+    hits_since_sweep: usize,
+    /// Picks which eighth of the keys the next eviction drops.
+    evictions: u64,
+}
+
+/// The states of one policy: `shards` hash tables, each behind a mutex, chosen by bits of
+/// the key's hash that the tables themselves do not use.
+///
+/// Idle keys are dropped by sweeps that ride on hits: a shard sweeps (drops every state that
+/// has become fresh) when it has served as many hits as it has slots, and then sweeps one
+/// other shard in turn; it also sweeps before it grows and when it reaches its cap. A shard at its cap after a sweep evicts a random eighth of its
+/// keys, counted in [`Counters::evicted`].
+pub(crate) struct Table<C> {
+    limits: Box<[Limit]>,
+    shards: Box<[Padded<Mutex<Shard<C>>>]>,
+    /// The most keys one shard holds.
+    shard_cap: usize,
+    hasher: foldhash::fast::RandomState,
+    counters: Arc<Counters>,
+    /// The shard that the next sweep also sweeps, so that traffic anywhere in the table
+    /// eventually sweeps shards that get no hits of their own.
+    sweep_cursor: AtomicUsize,
+}
+
+impl<C> fmt::Debug for Table<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("limits", &self.limits)
+            .field("shards", &self.shards.len())
+            .field("shard_cap", &self.shard_cap)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bits 40 and up of the hash pick the shard; hashbrown uses the low bits for the bucket
+/// and the top 7 for its tags.
+const SHARD_SHIFT: u32 = 40;
+
+impl<C: Slots> Table<C> {
+    /// A table for `limits` holding at most about `max_keys` keys in `shards` shards
+    /// (a power of two, at most 2^17).
+    pub(crate) fn new(
+        limits: Box<[Limit]>,
+        max_keys: usize,
+        shards: usize,
+        counters: Arc<Counters>,
+    ) -> Self {
+        debug_assert!(shards.is_power_of_two() && shards <= 1 << 17);
+        Self {
+            limits,
+            shards: (0..shards)
+                .map(|_| {
+                    Padded(Mutex::new(Shard {
+                        entries: HashTable::new(),
+                        hits_since_sweep: 0,
+                        evictions: 0,
+                    }))
+                })
+                .collect(),
+            shard_cap: max_keys.div_ceil(shards).max(1),
+            hasher: foldhash::fast::RandomState::default(),
+            counters,
+            sweep_cursor: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self, hash: u64) -> MutexGuard<'_, Shard<C>> {
+        let index = (hash >> SHARD_SHIFT) as usize & (self.shards.len() - 1);
+        // A panic cannot leave a shard half-updated (apply and the table never panic), so a
+        // poisoned lock is still consistent.
+        self.shards[index]
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sweeps the locked shard, then the next shard in turn if its lock is free.
+    fn sweep_with_neighbour(&self, shard: &mut Shard<C>, now: u64) {
+        self.sweep(shard, now);
+        let next = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) & (self.shards.len() - 1);
+        // try_lock: never wait for another shard while holding one (it may be ours, too).
+        if let Ok(mut other) = self.shards[next].0.try_lock() {
+            self.sweep(&mut other, now);
+        }
+    }
+
+    /// Drops the states that are fresh at `now`.
+    fn sweep(&self, shard: &mut Shard<C>, now: u64) {
+        let before = shard.entries.len();
+        shard.entries.retain(|(_, slots)| {
+            slots
+                .states()
+                .iter()
+                .zip(&*self.limits)
+                .any(|(state, limit)| state.reset_after(limit, now) > 0)
+        });
+        let dropped = before - shard.entries.len();
+        self.counters
+            .expired
+            .fetch_add(dropped as u64, Ordering::Relaxed);
+        shard.hits_since_sweep = 0;
+        let wanted = (shard.entries.len() * 2).max(16);
+        if shard.entries.capacity() > wanted * 2 {
+            shard
+                .entries
+                .shrink_to(wanted, |(key, _)| self.hasher.hash_one(key.0));
+        }
+    }
+
+    /// Makes room for one more key: sweeps when the shard would otherwise grow or is at its
+    /// cap (and enough hits have passed to pay for it), then evicts if still at the cap.
+    fn make_room(&self, shard: &mut Shard<C>, now: u64) {
+        let len = shard.entries.len();
+        let full = len >= self.shard_cap;
+        if (full || len == shard.entries.capacity()) && shard.hits_since_sweep >= len / 2 {
+            self.sweep(shard, now);
+        }
+        if shard.entries.len() >= self.shard_cap {
+            let round = shard.evictions % 8;
+            shard.evictions += 1;
+            let before = shard.entries.len();
+            shard
+                .entries
+                .retain(|(key, _)| self.hasher.hash_one(key.0) >> 61 != round);
+            let evicted = before - shard.entries.len();
+            self.counters
+                .evicted
+                .fetch_add(evicted as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<C: Slots> PolicyTable for Table<C> {
+    fn hit(&self, key: StoredKey, now: u64, cost: u64) -> Outcome {
+        let hash = self.hasher.hash_one(key.0);
+        let mut shard = self.lock(hash);
+        shard.hits_since_sweep += 1;
+        if shard.hits_since_sweep > shard.entries.capacity().max(64) {
+            self.sweep_with_neighbour(&mut shard, now);
+        }
+        if let Some((_, slots)) = shard.entries.find_mut(hash, |(k, _)| *k == key) {
+            return apply(slots.states_mut(), &self.limits, now, cost);
+        }
+        let mut slots = C::fresh(self.limits.len());
+        let outcome = apply(slots.states_mut(), &self.limits, now, cost);
+        if outcome.allowed && cost > 0 {
+            self.make_room(&mut shard, now);
+            shard
+                .entries
+                .insert_unique(hash, (key, slots), |(k, _)| self.hasher.hash_one(k.0));
+        }
+        outcome
+    }
+
+    fn reset(&self, key: StoredKey) {
+        let hash = self.hasher.hash_one(key.0);
+        let mut shard = self.lock(hash);
+        if let Ok(entry) = shard.entries.find_entry(hash, |(k, _)| *k == key) {
+            entry.remove();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| {
+                shard
+                    .0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entries
+                    .len()
+            })
+            .sum()
+    }
+}

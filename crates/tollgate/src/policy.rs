@@ -1,0 +1,282 @@
+//! [`Policy`]: rates applied with one [`Strategy`].
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::rate::Rates;
+use crate::strategy::Limit;
+
+/// How a policy counts hits. Each is written once, as a pure state machine in
+/// [`crate::strategy`]; every store applies the same functions.
+///
+/// ```
+/// use tollgate::Strategy;
+///
+/// let s: Strategy = "token-bucket".parse()?;
+/// assert_eq!(s, Strategy::TokenBucket);
+/// assert_eq!(Strategy::SlidingWindowLog.to_string(), "sliding-window");
+/// # Ok::<(), tollgate::PolicyError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// At most N units per window; the window starts at the key's first hit. Cheap and exact
+    /// per window, but a client may spend N at the end of one window and N more at the start
+    /// of the next.
+    FixedWindow,
+    /// At most N units in every trailing window of length W, exactly. Keeps one timestamp per
+    /// distinct hit instant: O(N) memory per key in the worst case.
+    SlidingWindowLog,
+    /// The weighted estimate `previous × (unexpired share of the previous window) + current`
+    /// must stay within N. O(1) state; any trailing window holds at most
+    /// `N + ⌊P·e/W⌋ ≤ 2N − 1` units, where P is the previous window's count and e how far the
+    /// trailing window reaches into the current one (N when traffic is even).
+    SlidingWindowCounter,
+    /// A bucket of `burst` tokens (default: the rate's amount) refilled continuously at the
+    /// rate; each unit takes a token. Units allowed in any interval of length T are at most
+    /// `burst + rate × T`. Stored as one theoretical arrival time (GCRA).
+    TokenBucket,
+}
+
+impl Strategy {
+    /// Every strategy, in the order of the docs.
+    pub const ALL: [Strategy; 4] = [
+        Strategy::FixedWindow,
+        Strategy::SlidingWindowLog,
+        Strategy::SlidingWindowCounter,
+        Strategy::TokenBucket,
+    ];
+
+    /// The strategy's name in configuration files: `fixed-window`, `sliding-window` (the log),
+    /// `sliding-window-counter` or `token-bucket`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Strategy::FixedWindow => "fixed-window",
+            Strategy::SlidingWindowLog => "sliding-window",
+            Strategy::SlidingWindowCounter => "sliding-window-counter",
+            Strategy::TokenBucket => "token-bucket",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = PolicyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Strategy::ALL
+            .into_iter()
+            .find(|strategy| strategy.name() == s)
+            .ok_or_else(|| PolicyError::UnknownStrategy(s.to_owned()))
+    }
+}
+
+/// One or more [`Rates`] applied with one [`Strategy`]; a hit must fit every rate and is
+/// charged to all of them or to none.
+///
+/// ```
+/// use tollgate::{Policy, Strategy};
+///
+/// let login = Policy::fixed_window("5/minute; 20/hour".parse()?);
+/// assert_eq!(login.strategy(), Strategy::FixedWindow);
+/// assert_eq!(login.rates().len(), 2);
+///
+/// let api = Policy::token_bucket("1/second".parse()?).with_burst(2)?;
+/// assert_eq!(api.to_string(), "1/second (token-bucket, burst 2)");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Policy {
+    rates: Rates,
+    strategy: Strategy,
+    /// Token bucket capacity; only set for a token bucket with exactly one rate, never 0.
+    burst: Option<u64>,
+}
+
+impl Policy {
+    /// `rates` applied with `strategy`.
+    pub fn new(strategy: Strategy, rates: Rates) -> Self {
+        Self {
+            rates,
+            strategy,
+            burst: None,
+        }
+    }
+
+    /// A [`Strategy::FixedWindow`] policy.
+    ///
+    /// ```
+    /// let p = tollgate::Policy::fixed_window(tollgate::Rate::per_minute(3).into());
+    /// assert_eq!(p.to_string(), "3/minute (fixed-window)");
+    /// ```
+    pub fn fixed_window(rates: Rates) -> Self {
+        Self::new(Strategy::FixedWindow, rates)
+    }
+
+    /// A [`Strategy::SlidingWindowLog`] policy.
+    ///
+    /// ```
+    /// let p = tollgate::Policy::sliding_window_log(tollgate::Rate::per_minute(3).into());
+    /// assert_eq!(p.to_string(), "3/minute (sliding-window)");
+    /// ```
+    pub fn sliding_window_log(rates: Rates) -> Self {
+        Self::new(Strategy::SlidingWindowLog, rates)
+    }
+
+    /// A [`Strategy::SlidingWindowCounter`] policy.
+    ///
+    /// ```
+    /// let p = tollgate::Policy::sliding_window_counter(tollgate::Rate::per_minute(3).into());
+    /// assert_eq!(p.to_string(), "3/minute (sliding-window-counter)");
+    /// ```
+    pub fn sliding_window_counter(rates: Rates) -> Self {
+        Self::new(Strategy::SlidingWindowCounter, rates)
+    }
+
+    /// A [`Strategy::TokenBucket`] policy; each rate's bucket holds its amount of tokens
+    /// unless [`Policy::with_burst`] says otherwise.
+    ///
+    /// ```
+    /// let p = tollgate::Policy::token_bucket(tollgate::Rate::per_second(10).into());
+    /// assert_eq!(p.to_string(), "10/second (token-bucket)");
+    /// ```
+    pub fn token_bucket(rates: Rates) -> Self {
+        Self::new(Strategy::TokenBucket, rates)
+    }
+
+    /// Sets the capacity of a token bucket with one rate.
+    ///
+    /// Fails for other strategies, for several rates (say which rate the burst belongs to by
+    /// splitting the policy), and for a burst of 0 (write `0/second` for a kill switch).
+    ///
+    /// ```
+    /// use tollgate::{Policy, Rate};
+    ///
+    /// assert!(Policy::token_bucket(Rate::per_second(1).into()).with_burst(2).is_ok());
+    /// assert!(Policy::fixed_window(Rate::per_second(1).into()).with_burst(2).is_err());
+    /// assert!(Policy::token_bucket(Rate::per_second(1).into()).with_burst(0).is_err());
+    /// ```
+    pub fn with_burst(mut self, burst: u64) -> Result<Self, PolicyError> {
+        if self.strategy != Strategy::TokenBucket {
+            return Err(PolicyError::BurstWithoutTokenBucket(self.strategy));
+        }
+        if self.rates.len() != 1 {
+            return Err(PolicyError::BurstWithSeveralRates(self.rates.len()));
+        }
+        if burst == 0 {
+            return Err(PolicyError::ZeroBurst);
+        }
+        self.burst = Some(burst);
+        Ok(self)
+    }
+
+    /// The rates, all of which a hit must fit.
+    pub fn rates(&self) -> &Rates {
+        &self.rates
+    }
+
+    /// The strategy.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// The token bucket capacity set by [`Policy::with_burst`], if any.
+    pub fn burst(&self) -> Option<u64> {
+        self.burst
+    }
+
+    /// The largest cost a single hit may have: the smallest capacity among the rates that are
+    /// not kill switches (`u64::MAX` when all are). A larger cost could never be allowed and
+    /// is refused with [`crate::Error::CostExceedsLimit`].
+    ///
+    /// ```
+    /// let p = tollgate::Policy::fixed_window("10/second; 5/minute".parse()?);
+    /// assert_eq!(p.max_cost(), 5);
+    /// # Ok::<(), tollgate::ParseError>(())
+    /// ```
+    pub fn max_cost(&self) -> u64 {
+        self.limits(Duration::from_nanos(1))
+            .iter()
+            .filter(|limit| limit.amount() > 0)
+            .map(Limit::capacity)
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// The policy's rates as [`Limit`]s, with windows counted in ticks of length `tick`
+    /// (stores that keep time in nanoseconds pass 1 ns).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let p = tollgate::Policy::token_bucket(tollgate::Rate::per_minute(3).into()).with_burst(6)?;
+    /// let limits = p.limits(Duration::from_millis(1));
+    /// assert_eq!((limits[0].amount(), limits[0].capacity(), limits[0].window()), (3, 6, 60_000));
+    /// # Ok::<(), tollgate::PolicyError>(())
+    /// ```
+    pub fn limits(&self, tick: Duration) -> Box<[Limit]> {
+        self.rates
+            .iter()
+            .map(|rate| {
+                let capacity = self.burst.unwrap_or(rate.amount());
+                Limit::new(rate.amount(), capacity, rate.window(), tick)
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for Policy {
+    /// `10/second; 100/minute (token-bucket, burst 20)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}", self.rates, self.strategy)?;
+        if let Some(burst) = self.burst {
+            write!(f, ", burst {burst}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// An invalid policy: an unknown strategy name or a burst that cannot apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The strategy name is not one of [`Strategy::ALL`].
+    UnknownStrategy(String),
+    /// A burst was given for a strategy other than the token bucket.
+    BurstWithoutTokenBucket(Strategy),
+    /// A burst was given for a policy with this many rates; it needs exactly one.
+    BurstWithSeveralRates(usize),
+    /// A burst of 0 was given.
+    ZeroBurst,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyError::UnknownStrategy(name) => write!(
+                f,
+                "unknown strategy {name:?}; expected fixed-window, sliding-window, \
+                 sliding-window-counter or token-bucket"
+            ),
+            PolicyError::BurstWithoutTokenBucket(strategy) => {
+                write!(f, "burst applies to token-bucket only, not {strategy}")
+            }
+            PolicyError::BurstWithSeveralRates(n) => {
+                write!(
+                    f,
+                    "burst needs a token bucket with exactly one rate, not {n}"
+                )
+            }
+            PolicyError::ZeroBurst => f.write_str(
+                "burst must be at least 1 (use a rate of 0, such as 0/second, to deny everything)",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}

@@ -1,0 +1,115 @@
+//! The [`Store`] trait: the narrow seam between the limiter and where states live.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+
+use crate::{Decision, Policy, Timestamp};
+
+/// Where the state of each (policy, key) lives, and the atomic application of hits to it.
+///
+/// A store keeps states and applies the pure functions of [`crate::strategy`] to them
+/// atomically; it never implements a strategy of its own. [`crate::MemoryStore`] keeps them
+/// in this process; a Redis store shares them between processes.
+///
+/// A policy is first *prepared* under its name: the store turns it into whatever it needs to
+/// apply hits quickly (a table, a script and its arguments). Preparing the same name with the
+/// same policy again should find the same counts, so that a configuration reload keeps them.
+///
+/// ```
+/// use tollgate::{MemoryStore, Policy, Rate, Store, Timestamp};
+///
+/// # futures_executor::block_on(async {
+/// let store = MemoryStore::new();
+/// let login = store.prepare("login", &Policy::fixed_window(Rate::per_minute(1).into()));
+/// let now = Timestamp::from_nanos(0);
+/// assert!(store.hit(&login, b"alice", now, 1).await?.allowed());
+/// assert!(!store.hit(&login, b"alice", now, 1).await?.allowed());
+/// store.reset(&login, b"alice").await?;
+/// assert!(store.hit(&login, b"alice", now, 1).await?.allowed());
+/// # Ok::<(), tollgate::StoreError>(())
+/// # }).unwrap();
+/// ```
+pub trait Store: Send + Sync + 'static {
+    /// A policy prepared for this store.
+    type Prepared: Send + Sync + fmt::Debug + 'static;
+
+    /// Prepares `policy` under `name`; `name` scopes the keys, so two policies never share
+    /// a count.
+    fn prepare(&self, name: &str, policy: &Policy) -> Self::Prepared;
+
+    /// Applies a hit of `cost` units to `key` at `now`, atomically: see
+    /// [`crate::strategy::apply`] for the semantics, including cost 0 (a peek).
+    ///
+    /// `cost` is at most the policy's [`Policy::max_cost`]. A store that keeps its own time
+    /// (such as Redis's server clock) may use it instead of `now`.
+    fn hit(
+        &self,
+        policy: &Self::Prepared,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send;
+
+    /// Forgets `key`'s state under `policy`: its next hit is its first.
+    fn reset(
+        &self,
+        policy: &Self::Prepared,
+        key: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A store could not answer: its backend is unreachable, timed out, or failed.
+///
+/// ```
+/// use tollgate::StoreError;
+///
+/// let err = StoreError::timeout("redis at 127.0.0.1:6379 did not answer within 50ms");
+/// assert!(err.is_timeout());
+/// assert_eq!(err.to_string(), "store timed out: redis at 127.0.0.1:6379 did not answer within 50ms");
+/// ```
+#[derive(Debug)]
+pub struct StoreError {
+    timeout: bool,
+    source: Box<dyn StdError + Send + Sync>,
+}
+
+impl StoreError {
+    /// The backend failed or is unreachable.
+    pub fn unavailable(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self {
+            timeout: false,
+            source: source.into(),
+        }
+    }
+
+    /// The backend did not answer in time.
+    pub fn timeout(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self {
+            timeout: true,
+            source: source.into(),
+        }
+    }
+
+    /// Whether the store gave up waiting, rather than being told no.
+    pub fn is_timeout(&self) -> bool {
+        self.timeout
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.timeout {
+            "store timed out"
+        } else {
+            "store unavailable"
+        };
+        write!(f, "{what}: {}", self.source)
+    }
+}
+
+impl StdError for StoreError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
+    }
+}

@@ -1,0 +1,69 @@
+//! Fixed window: at most N units per window, the window starting at the key's first hit.
+
+use super::{Limit, RateState};
+
+/// The fixed window state: when the current window started and what it has spent.
+///
+/// ```
+/// use tollgate::strategy::{FixedWindow, Limit, RateState};
+/// use std::time::Duration;
+///
+/// let limit = Limit::new(3, 3, Duration::from_secs(60), Duration::from_secs(1));
+/// let mut state = FixedWindow::default();
+/// state.consume(&limit, 10, 3);
+/// assert_eq!(state.retry_after(&limit, 20, 1), Some(50)); // the window ends at 70
+/// assert_eq!(state.retry_after(&limit, 70, 1), None);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FixedWindow {
+    /// When the current window started; meaningless while `count` is 0.
+    start: u64,
+    /// Units spent in the window that started at `start`.
+    count: u64,
+}
+
+impl FixedWindow {
+    /// Units spent in the window that is current at `now` (0 once it has ended).
+    fn live_count(&self, limit: &Limit, now: u64) -> u64 {
+        if now >= self.start.saturating_add(limit.window) {
+            0
+        } else {
+            self.count
+        }
+    }
+}
+
+impl RateState for FixedWindow {
+    fn retry_after(&self, limit: &Limit, now: u64, cost: u64) -> Option<u64> {
+        let count = self.live_count(limit, now);
+        if count.saturating_add(cost) <= limit.capacity {
+            None
+        } else {
+            Some(self.reset_after(limit, now).max(1))
+        }
+    }
+
+    fn consume(&mut self, limit: &Limit, now: u64, cost: u64) {
+        if self.live_count(limit, now) == 0 {
+            *self = Self {
+                start: now,
+                count: cost,
+            };
+        } else {
+            self.count = self.count.saturating_add(cost);
+        }
+    }
+
+    fn remaining(&self, limit: &Limit, now: u64) -> u64 {
+        limit.capacity.saturating_sub(self.live_count(limit, now))
+    }
+
+    fn reset_after(&self, limit: &Limit, now: u64) -> u64 {
+        if self.live_count(limit, now) == 0 {
+            0
+        } else {
+            let end = self.start.saturating_add(limit.window);
+            end.saturating_sub(now).min(limit.window)
+        }
+    }
+}

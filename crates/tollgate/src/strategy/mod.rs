@@ -1,0 +1,216 @@
+//! The four strategies as pure state machines, and [`apply`], which charges a hit to every
+//! rate of a policy or to none.
+//!
+//! Every function here takes the time as an argument and does no I/O. Times and windows are
+//! counted in *ticks*, whose length the caller chooses ([`crate::MemoryStore`] uses
+//! nanoseconds); a state only ever sees one clock's ticks. These functions are the single
+//! source of truth for the semantics: every store keeps states and calls them (or, for
+//! Redis, runs a script tested to agree with them).
+//!
+//! ```
+//! use std::time::Duration;
+//! use tollgate::strategy::{apply, FixedWindow};
+//! use tollgate::Policy;
+//!
+//! let policy = Policy::fixed_window("3/minute".parse()?);
+//! let limits = policy.limits(Duration::from_secs(1)); // ticks of one second
+//! let mut state = [FixedWindow::default()];
+//! for now in 0..3 {
+//!     assert!(apply(&mut state, &limits, now, 1).allowed);
+//! }
+//! let denied = apply(&mut state, &limits, 3, 1);
+//! assert_eq!((denied.allowed, denied.retry_after), (false, Some(57)));
+//! # Ok::<(), tollgate::ParseError>(())
+//! ```
+
+mod fixed_window;
+mod sliding_window_counter;
+mod sliding_window_log;
+mod token_bucket;
+
+use std::fmt;
+use std::time::Duration;
+
+pub use fixed_window::FixedWindow;
+pub use sliding_window_counter::SlidingWindowCounter;
+pub use sliding_window_log::SlidingWindowLog;
+pub use token_bucket::TokenBucket;
+
+/// One rate of a policy as the strategies see it, with its window in ticks.
+///
+/// Made by [`crate::Policy::limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// Units per window; 0 denies everything.
+    amount: u64,
+    /// The most units one hit may take and, for a token bucket, its size; `amount` unless a
+    /// burst was set.
+    capacity: u64,
+    /// Window length in ticks, at least 1.
+    window: u64,
+}
+
+impl Limit {
+    /// `amount` units per `window`, holding at most `capacity`, in ticks of length `tick`.
+    ///
+    /// The window is rounded up to a whole number of ticks, and is at least one tick.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::strategy::Limit;
+    ///
+    /// let limit = Limit::new(10, 10, Duration::from_secs(60), Duration::from_millis(1));
+    /// assert_eq!(limit.window(), 60_000);
+    /// ```
+    pub fn new(amount: u64, capacity: u64, window: Duration, tick: Duration) -> Self {
+        let tick = tick.as_nanos().max(1);
+        let window = window.as_nanos().div_ceil(tick).max(1);
+        Self {
+            amount,
+            capacity,
+            window: u64::try_from(window).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Units per window; 0 is a kill switch.
+    pub fn amount(&self) -> u64 {
+        self.amount
+    }
+
+    /// The most units one hit may take (a token bucket's burst).
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Window length in ticks.
+    pub fn window(&self) -> u64 {
+        self.window
+    }
+}
+
+/// The state one strategy keeps for one rate of one key.
+///
+/// `Default` is the fresh state: a key never seen. Every method is total: it never panics,
+/// whatever the inputs, and treats a `now` earlier than the times it has seen as equal to them.
+pub trait RateState: Default + Clone + fmt::Debug + Send + Sync + 'static {
+    /// `None` when a hit of `cost` fits at `now`; otherwise the exact number of ticks until
+    /// it would fit if nothing else happened (at least 1).
+    ///
+    /// `cost` is at least 1 and at most `limit.capacity()`.
+    fn retry_after(&self, limit: &Limit, now: u64, cost: u64) -> Option<u64>;
+
+    /// Charges `cost` units at `now`. Only called when [`RateState::retry_after`] said the
+    /// hit fits.
+    fn consume(&mut self, limit: &Limit, now: u64, cost: u64);
+
+    /// Units a hit could still take at `now`.
+    fn remaining(&self, limit: &Limit, now: u64) -> u64;
+
+    /// Ticks until the state is indistinguishable from fresh; 0 when it already is, and a
+    /// store may then forget it.
+    fn reset_after(&self, limit: &Limit, now: u64) -> u64;
+}
+
+/// What [`apply`] decided, in ticks. [`crate::Decision`] is the same in [`Duration`]s.
+///
+/// The numbers describe the *binding* rate: for a denied hit, the rate that makes it wait
+/// longest; for an allowed one, the rate with the fewest units left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Whether the hit was allowed (and charged, unless its cost was 0).
+    pub allowed: bool,
+    /// The binding rate's capacity.
+    pub limit: u64,
+    /// Units the binding rate has left after this hit.
+    pub remaining: u64,
+    /// Ticks until the binding rate's state is fresh again.
+    pub reset_after: u64,
+    /// For a denied hit, ticks until the same hit would be allowed; `None` when allowed.
+    pub retry_after: Option<u64>,
+    /// The binding rate's window in ticks.
+    pub window: u64,
+}
+
+/// Applies a hit of `cost` units at `now` to the states of a policy's rates, one state per
+/// limit: if the hit fits every rate it is charged to all of them, otherwise to none.
+///
+/// A cost of 0 is a peek: nothing changes, and the outcome says whether a hit of one unit
+/// would be allowed now. A limit with an amount of 0 denies every hit, with a `retry_after`
+/// of its window (the soonest a changed configuration could matter).
+///
+/// The cost must not exceed any non-zero limit's capacity (see
+/// [`crate::Policy::max_cost`]); such a hit could never fit, and callers refuse it before
+/// it gets here.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::strategy::{apply, TokenBucket};
+/// use tollgate::Policy;
+///
+/// let policy = Policy::token_bucket("2/second; 3/minute".parse()?);
+/// let limits = policy.limits(Duration::from_millis(1)); // ticks of 1 ms
+/// let mut states = [TokenBucket::default(), TokenBucket::default()];
+/// assert!(apply(&mut states, &limits, 0, 2).allowed);
+/// let denied = apply(&mut states, &limits, 0, 2); // fits neither bucket: charged to none
+/// assert!(!denied.allowed);
+/// assert_eq!(denied.retry_after, Some(20_000)); // the minute bucket makes it wait longest
+/// assert!(apply(&mut states, &limits, 1_000, 1).allowed);
+/// # Ok::<(), tollgate::ParseError>(())
+/// ```
+pub fn apply<S: RateState>(states: &mut [S], limits: &[Limit], now: u64, cost: u64) -> Outcome {
+    debug_assert_eq!(states.len(), limits.len());
+    let probe = cost.max(1);
+    let mut wait: Option<(usize, u64)> = None;
+    for (i, (state, limit)) in states.iter().zip(limits).enumerate() {
+        let rate_wait = if limit.amount == 0 {
+            Some(limit.window)
+        } else {
+            state.retry_after(limit, now, probe)
+        };
+        if let Some(ticks) = rate_wait
+            && wait.is_none_or(|(_, longest)| ticks > longest)
+        {
+            wait = Some((i, ticks));
+        }
+    }
+    let report = |i: usize, states: &[S], retry_after: Option<u64>| {
+        let (state, limit) = (&states[i], &limits[i]);
+        let (remaining, reset_after) = if limit.amount == 0 {
+            (0, 0)
+        } else {
+            (state.remaining(limit, now), state.reset_after(limit, now))
+        };
+        Outcome {
+            allowed: retry_after.is_none(),
+            limit: limit.capacity,
+            remaining,
+            reset_after,
+            retry_after,
+            window: limit.window,
+        }
+    };
+    if let Some((i, ticks)) = wait {
+        return report(i, states, Some(ticks));
+    }
+    if cost > 0 {
+        for (state, limit) in states.iter_mut().zip(limits) {
+            state.consume(limit, now, cost);
+        }
+    }
+    let mut binding = report(0, states, None);
+    for i in 1..states.len() {
+        let other = report(i, states, None);
+        if (other.remaining, std::cmp::Reverse(other.reset_after))
+            < (binding.remaining, std::cmp::Reverse(binding.reset_after))
+        {
+            binding = other;
+        }
+    }
+    binding
+}
+
+/// `a * b / c`, rounded down, computed without overflow; saturates at `u64::MAX`.
+fn mul_div(a: u64, b: u64, c: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    u64::try_from(product / u128::from(c.max(1))).unwrap_or(u64::MAX)
+}

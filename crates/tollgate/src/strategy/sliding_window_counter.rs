@@ -1,0 +1,131 @@
+//! Sliding window counter: the previous window's count, weighted by how much of it the
+//! trailing window still covers, plus the current window's count.
+
+use super::{Limit, RateState, mul_div};
+
+/// The sliding window counter state: the start of the current window and the units of the
+/// previous and the current window.
+///
+/// Windows follow each other from the key's first hit; once both counts are 0 the state is
+/// fresh and the next hit starts a new series. A hit of `c` at `e` ticks into the current
+/// window fits when `previous × (W − e) + (current + c) × W ≤ N × W`, computed exactly.
+///
+/// The error, against an exact log: any trailing window of length W holds at most
+/// `N + ⌊P·e/W⌋` units, where P is the previous window's count, so never more than 2N − 1;
+/// when hits are spread evenly it holds at most N. It may also deny a hit an exact log would
+/// allow, when the previous window's hits came early in it.
+///
+/// ```
+/// use tollgate::strategy::{Limit, RateState, SlidingWindowCounter};
+/// use std::time::Duration;
+///
+/// let limit = Limit::new(4, 4, Duration::from_secs(60), Duration::from_secs(1));
+/// let mut state = SlidingWindowCounter::default();
+/// state.consume(&limit, 0, 4); // window [0, 60) is full
+/// // At 75 the previous window still weighs 4 × 45/60 = 3, so one unit fits.
+/// assert_eq!(state.remaining(&limit, 75), 1);
+/// assert_eq!(state.retry_after(&limit, 75, 2), Some(15));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlidingWindowCounter {
+    /// Start of the window `current` counts; meaningless while both counts are 0.
+    start: u64,
+    /// Units of the window before `start`.
+    previous: u64,
+    /// Units since `start`.
+    current: u64,
+}
+
+/// The state rolled forward to the window that contains `now`.
+struct View {
+    /// Ticks since the start of the current window, at most the window.
+    elapsed: u64,
+    previous: u64,
+    current: u64,
+}
+
+impl SlidingWindowCounter {
+    /// The start of the window containing `now` and the counts as seen from it.
+    fn roll(&self, limit: &Limit, now: u64) -> (u64, u64, u64) {
+        let w = limit.window;
+        let end = self.start.saturating_add(w);
+        let rolled = if now < end {
+            (self.start, self.previous, self.current)
+        } else if now < end.saturating_add(w) {
+            (end, self.current, 0)
+        } else {
+            (now, 0, 0)
+        };
+        match rolled {
+            (_, 0, 0) => (now, 0, 0),
+            rolled => rolled,
+        }
+    }
+
+    fn view(&self, limit: &Limit, now: u64) -> View {
+        let (start, previous, current) = self.roll(limit, now);
+        View {
+            elapsed: now.saturating_sub(start).min(limit.window),
+            previous,
+            current,
+        }
+    }
+}
+
+impl View {
+    /// `previous × (W − elapsed)`: the previous window's weight, scaled by W.
+    fn weighted_previous(&self, limit: &Limit) -> u128 {
+        u128::from(self.previous) * u128::from(limit.window - self.elapsed)
+    }
+}
+
+impl RateState for SlidingWindowCounter {
+    fn retry_after(&self, limit: &Limit, now: u64, cost: u64) -> Option<u64> {
+        let v = self.view(limit, now);
+        let (n, w) = (limit.capacity, limit.window);
+        let scaled = |units: u64| u128::from(units) * u128::from(w);
+        let wanted = v.current.saturating_add(cost);
+        if v.weighted_previous(limit).saturating_add(scaled(wanted)) <= scaled(n) {
+            return None;
+        }
+        if wanted <= n {
+            // Fits later in this window, once previous × (W − e) ≤ (N − wanted) × W.
+            let allowed_weight = mul_div(n - wanted, w, v.previous);
+            let fits_at = w - allowed_weight.min(w);
+            return Some(fits_at.saturating_sub(v.elapsed).max(1));
+        }
+        // Fits in the next window, where `current` becomes the previous count:
+        // current × (W − e') ≤ (N − cost) × W.
+        let allowed_weight = mul_div(n.saturating_sub(cost), w, v.current);
+        let fits_at = w - allowed_weight.min(w);
+        Some((w - v.elapsed).saturating_add(fits_at).max(1))
+    }
+
+    fn consume(&mut self, limit: &Limit, now: u64, cost: u64) {
+        let (start, previous, current) = self.roll(limit, now);
+        *self = Self {
+            start,
+            previous,
+            current: current.saturating_add(cost),
+        };
+    }
+
+    fn remaining(&self, limit: &Limit, now: u64) -> u64 {
+        let v = self.view(limit, now);
+        let room = (u128::from(limit.capacity) * u128::from(limit.window))
+            .saturating_sub(v.weighted_previous(limit));
+        let units = u64::try_from(room / u128::from(limit.window)).unwrap_or(u64::MAX);
+        units.saturating_sub(v.current)
+    }
+
+    fn reset_after(&self, limit: &Limit, now: u64) -> u64 {
+        let (start, previous, current) = self.roll(limit, now);
+        let w = limit.window;
+        let fresh_at = match (previous, current) {
+            (_, 1..) => start.saturating_add(w).saturating_add(w),
+            (1.., 0) => start.saturating_add(w),
+            (0, 0) => return 0,
+        };
+        fresh_at.saturating_sub(now).min(w.saturating_mul(2))
+    }
+}

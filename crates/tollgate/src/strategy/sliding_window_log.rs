@@ -1,0 +1,95 @@
+//! Sliding window log: at most N units in every trailing window, exactly.
+
+use std::collections::VecDeque;
+
+use super::{Limit, RateState};
+
+/// The sliding window log state: the instants of past hits still inside the window, with
+/// their units.
+///
+/// Memory is O(N) per key in the worst case: one entry per distinct hit instant, and a
+/// window never holds more than N units.
+///
+/// ```
+/// use tollgate::strategy::{Limit, RateState, SlidingWindowLog};
+/// use std::time::Duration;
+///
+/// let limit = Limit::new(2, 2, Duration::from_secs(60), Duration::from_secs(1));
+/// let mut state = SlidingWindowLog::default();
+/// state.consume(&limit, 0, 1);
+/// state.consume(&limit, 30, 1);
+/// assert_eq!(state.retry_after(&limit, 40, 1), Some(20)); // the hit at 0 leaves at 60
+/// assert_eq!(state.retry_after(&limit, 60, 1), None);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlidingWindowLog {
+    /// `(instant, units)` oldest first; instants strictly increase.
+    entries: VecDeque<(u64, u64)>,
+    /// The sum of the units in `entries`.
+    total: u64,
+}
+
+impl SlidingWindowLog {
+    /// The entries still inside the trailing window at `now` and the sum of their units.
+    fn live(&self, limit: &Limit, now: u64) -> (impl Iterator<Item = &(u64, u64)>, u64) {
+        let expired = self
+            .entries
+            .iter()
+            .take_while(|(at, _)| at.saturating_add(limit.window) <= now);
+        let (count, units) = expired.fold((0, 0u64), |(n, sum), (_, u)| {
+            (n + 1, sum.saturating_add(*u))
+        });
+        (
+            self.entries.iter().skip(count),
+            self.total.saturating_sub(units),
+        )
+    }
+}
+
+impl RateState for SlidingWindowLog {
+    fn retry_after(&self, limit: &Limit, now: u64, cost: u64) -> Option<u64> {
+        let (entries, live) = self.live(limit, now);
+        let excess = live.saturating_add(cost).checked_sub(limit.capacity)?;
+        if excess == 0 {
+            return None;
+        }
+        // Wait until the oldest entries that free `excess` units have left the window.
+        let mut freed = 0u64;
+        for &(at, units) in entries {
+            freed += units;
+            if freed >= excess {
+                return Some(at.saturating_add(limit.window).saturating_sub(now).max(1));
+            }
+        }
+        Some(limit.window)
+    }
+
+    fn consume(&mut self, limit: &Limit, now: u64, cost: u64) {
+        while let Some(&(at, units)) = self.entries.front() {
+            if at.saturating_add(limit.window) > now {
+                break;
+            }
+            self.entries.pop_front();
+            self.total = self.total.saturating_sub(units);
+        }
+        self.total = self.total.saturating_add(cost);
+        match self.entries.back_mut() {
+            Some((at, units)) if *at >= now => *units = units.saturating_add(cost),
+            _ => self.entries.push_back((now, cost)),
+        }
+    }
+
+    fn remaining(&self, limit: &Limit, now: u64) -> u64 {
+        limit.capacity.saturating_sub(self.live(limit, now).1)
+    }
+
+    fn reset_after(&self, limit: &Limit, now: u64) -> u64 {
+        match self.entries.back() {
+            Some(&(at, _)) => at
+                .saturating_add(limit.window)
+                .saturating_sub(now)
+                .min(limit.window),
+            None => 0,
+        }
+    }
+}

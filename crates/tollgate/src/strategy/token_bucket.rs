@@ -1,0 +1,66 @@
+//! Token bucket, kept as a theoretical arrival time (GCRA).
+
+use super::{Limit, RateState};
+
+/// The token bucket state: the theoretical arrival time (TAT), the instant at which the
+/// bucket will be full again.
+///
+/// A token is refilled every `I = ⌈W/N⌉` ticks (the window divided by the amount, rounded up
+/// to a whole tick) and the bucket holds `burst` tokens, that is `burst × I` ticks. A hit of
+/// `c` units fits when `max(TAT, now) + c·I − now ≤ burst·I`. So the units allowed in any
+/// interval of length T are at most `burst + T/I ≤ burst + rate × T`, exactly; the rounding
+/// of I only ever makes the refill a little slower (by less than one tick per token, so a
+/// rate above one unit per tick is capped at one per tick).
+///
+/// ```
+/// use tollgate::strategy::{Limit, RateState, TokenBucket};
+/// use std::time::Duration;
+///
+/// // Capacity 2, one token per second, ticks of 1 ms.
+/// let limit = Limit::new(1, 2, Duration::from_secs(1), Duration::from_millis(1));
+/// let mut bucket = TokenBucket::default();
+/// bucket.consume(&limit, 0, 2);
+/// assert_eq!(bucket.retry_after(&limit, 0, 1), Some(1_000));
+/// assert_eq!(bucket.retry_after(&limit, 1_050, 1), None);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenBucket {
+    /// When the bucket is full again; at or before `now` means full.
+    tat: u64,
+}
+
+/// Ticks per token: `⌈W/N⌉`, at least 1.
+fn interval(limit: &Limit) -> u64 {
+    limit.window.div_ceil(limit.amount.max(1)).max(1)
+}
+
+impl RateState for TokenBucket {
+    fn retry_after(&self, limit: &Limit, now: u64, cost: u64) -> Option<u64> {
+        let interval = interval(limit);
+        let after = self
+            .tat
+            .max(now)
+            .saturating_add(cost.saturating_mul(interval));
+        let over = (after - now).checked_sub(limit.capacity.saturating_mul(interval))?;
+        (over > 0).then_some(over)
+    }
+
+    fn consume(&mut self, limit: &Limit, now: u64, cost: u64) {
+        let interval = interval(limit);
+        self.tat = self
+            .tat
+            .max(now)
+            .saturating_add(cost.saturating_mul(interval));
+    }
+
+    fn remaining(&self, limit: &Limit, now: u64) -> u64 {
+        let interval = interval(limit);
+        let depth = limit.capacity.saturating_mul(interval);
+        let slack = depth.saturating_sub(self.tat.saturating_sub(now));
+        (slack / interval).min(limit.capacity)
+    }
+
+    fn reset_after(&self, _limit: &Limit, now: u64) -> u64 {
+        self.tat.saturating_sub(now)
+    }
+}

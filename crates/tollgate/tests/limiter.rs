@@ -1,0 +1,219 @@
+//! Edges of every strategy through the Limiter and the memory store, with a manual clock:
+//! window boundaries, cost 0, cost larger than the limit, several rates, kill switches,
+//! times that go backwards.
+
+use std::time::Duration;
+
+use futures_executor::block_on;
+use tollgate::{Decision, Error, Limiter, ManualClock, MemoryStore, Policy, Rate, Strategy};
+
+const NS: Duration = Duration::from_nanos(1);
+
+fn limiter(policy: Policy) -> (Limiter, ManualClock) {
+    let clock = ManualClock::new();
+    let limiter = Limiter::new(MemoryStore::new())
+        .with_clock(clock.clone())
+        .with_policy("p", policy);
+    (limiter, clock)
+}
+
+fn hit(limiter: &Limiter, cost: u64) -> Decision {
+    block_on(limiter.hit_cost("p", "k", cost)).expect("decision")
+}
+
+#[test]
+fn fixed_window_boundary_is_exact() {
+    let (limiter, clock) = limiter(Policy::fixed_window(Rate::per_second(2).into()));
+    clock.advance(Duration::from_millis(300)); // the window is [0.3 s, 1.3 s)
+    assert!(hit(&limiter, 2).allowed());
+    clock.advance(Duration::from_millis(1000) - NS);
+    let d = hit(&limiter, 1);
+    assert!(!d.allowed());
+    assert_eq!(d.retry_after(), Some(NS));
+    clock.advance(NS);
+    let d = hit(&limiter, 1);
+    assert!(d.allowed());
+    assert_eq!(d.reset_after(), Duration::from_secs(1));
+}
+
+#[test]
+fn sliding_window_log_boundary_is_exact() {
+    let (limiter, clock) = limiter(Policy::sliding_window_log(Rate::per_second(2).into()));
+    assert!(hit(&limiter, 1).allowed()); // at 0
+    clock.advance(Duration::from_millis(400));
+    assert!(hit(&limiter, 1).allowed()); // at 0.4 s
+    let d = hit(&limiter, 1);
+    assert_eq!(d.retry_after(), Some(Duration::from_millis(600)));
+    clock.advance(Duration::from_millis(600) - NS);
+    assert!(!hit(&limiter, 1).allowed());
+    clock.advance(NS); // 1 s: the hit at 0 has left the window, the one at 0.4 s has not
+    assert!(hit(&limiter, 1).allowed());
+    let d = hit(&limiter, 1);
+    assert_eq!(d.retry_after(), Some(Duration::from_millis(400)));
+}
+
+#[test]
+fn sliding_window_counter_weighs_the_previous_window() {
+    let (limiter, clock) = limiter(Policy::sliding_window_counter(Rate::per_minute(4).into()));
+    assert!(hit(&limiter, 4).allowed()); // window [0, 60 s) full
+    clock.advance(Duration::from_secs(75)); // previous weighs 4 × 45/60 = 3
+    let d = hit(&limiter, 0);
+    assert_eq!(d.remaining(), 1);
+    let d = hit(&limiter, 2);
+    assert!(!d.allowed());
+    assert_eq!(d.retry_after(), Some(Duration::from_secs(15)));
+    assert!(hit(&limiter, 1).allowed());
+    clock.advance(Duration::from_secs(105)); // 180 s: both windows behind, fresh
+    assert_eq!(hit(&limiter, 0).remaining(), 4);
+}
+
+#[test]
+fn token_bucket_refills_continuously() {
+    let (limiter, clock) = limiter(Policy::token_bucket(Rate::per_second(4).into()));
+    assert!(hit(&limiter, 4).allowed());
+    let d = hit(&limiter, 3);
+    assert_eq!(d.retry_after(), Some(Duration::from_millis(750)));
+    clock.advance(Duration::from_millis(500));
+    assert_eq!(hit(&limiter, 0).remaining(), 2);
+    assert!(hit(&limiter, 2).allowed());
+    assert_eq!(hit(&limiter, 0).reset_after(), Duration::from_secs(1));
+}
+
+#[test]
+fn cost_zero_is_a_peek_for_every_strategy() {
+    for strategy in Strategy::ALL {
+        let (limiter, _clock) = limiter(Policy::new(strategy, Rate::per_minute(2).into()));
+        let store = limiter.store().clone();
+        // A peek on an unknown key reports the full limit and stores nothing.
+        let peek = block_on(limiter.peek("p", "k")).expect("peek");
+        assert!(peek.allowed());
+        assert_eq!(peek.remaining(), 2);
+        assert_eq!(store.stats().keys, 0, "{strategy}");
+        assert!(hit(&limiter, 1).allowed());
+        for _ in 0..5 {
+            assert_eq!(hit(&limiter, 0).remaining(), 1, "{strategy}");
+        }
+        assert!(hit(&limiter, 1).allowed());
+        let peek = hit(&limiter, 0);
+        assert!(!peek.allowed(), "{strategy}: nothing left");
+        assert!(peek.retry_after().is_some());
+    }
+}
+
+#[test]
+fn cost_above_the_limit_is_its_own_error() {
+    for strategy in Strategy::ALL {
+        let (limiter, _clock) = limiter(Policy::new(
+            strategy,
+            "10/second; 5/minute".parse().expect("rates"),
+        ));
+        assert!(hit(&limiter, 5).allowed(), "{strategy}");
+        let err = block_on(limiter.hit_cost("p", "k", 6)).expect_err("cost 6 > 5");
+        assert!(
+            matches!(
+                err,
+                Error::CostExceedsLimit {
+                    cost: 6,
+                    max_cost: 5,
+                    ..
+                }
+            ),
+            "{strategy}: {err}"
+        );
+        assert!(err.to_string().contains("can never fit"), "{err}");
+    }
+    // A token bucket's burst is its capacity.
+    let bucket = Policy::token_bucket(Rate::per_second(1).into())
+        .with_burst(3)
+        .expect("burst");
+    let (limiter, _clock) = limiter(bucket);
+    assert!(hit(&limiter, 3).allowed());
+    assert!(block_on(limiter.hit_cost("p", "k", 4)).is_err());
+}
+
+/// "3/second; 5/minute": at 0 three hits pass and a fourth is denied by the second rate;
+/// at 2 s only two more fit the minute. Had the denied hit been charged to the minute, only
+/// one would.
+#[test]
+fn several_rates_charge_all_or_nothing() {
+    for strategy in Strategy::ALL {
+        let (limiter, clock) = limiter(Policy::new(
+            strategy,
+            "3/second; 5/minute".parse().expect("rates"),
+        ));
+        for _ in 0..3 {
+            assert!(hit(&limiter, 1).allowed(), "{strategy}");
+        }
+        let denied = hit(&limiter, 1);
+        assert!(!denied.allowed(), "{strategy}");
+        assert_eq!(denied.limit(), 3, "{strategy}: the per-second rate binds");
+        clock.advance(Duration::from_secs(2));
+        let d = hit(&limiter, 1);
+        assert!(d.allowed(), "{strategy}");
+        assert_eq!(
+            (d.limit(), d.remaining()),
+            (5, 1),
+            "{strategy}: the minute binds now"
+        );
+        assert!(hit(&limiter, 1).allowed(), "{strategy}");
+        let denied = hit(&limiter, 1);
+        assert!(!denied.allowed(), "{strategy}");
+        assert_eq!(denied.limit(), 5, "{strategy}");
+        assert_eq!(denied.window(), Duration::from_secs(60));
+    }
+}
+
+#[test]
+fn zero_is_a_kill_switch() {
+    for strategy in Strategy::ALL {
+        let (limiter, _clock) = limiter(Policy::new(strategy, "0/second".parse().expect("rate")));
+        for cost in [0, 1, 1000] {
+            let d = hit(&limiter, cost);
+            assert!(!d.allowed(), "{strategy} cost {cost}");
+            assert_eq!(d.retry_after(), Some(Duration::from_secs(1)));
+            assert_eq!((d.limit(), d.remaining()), (0, 0));
+        }
+    }
+}
+
+#[test]
+fn time_going_backwards_never_lets_more_through() {
+    for strategy in Strategy::ALL {
+        let (limiter, clock) = limiter(Policy::new(strategy, Rate::per_minute(3).into()));
+        clock.set(tollgate::Timestamp::from_nanos(10_000_000_000));
+        assert!(hit(&limiter, 3).allowed());
+        clock.set(tollgate::Timestamp::from_nanos(5_000_000_000));
+        let d = hit(&limiter, 1);
+        assert!(!d.allowed(), "{strategy}");
+        assert!(d.retry_after().is_some_and(|r| r > Duration::ZERO));
+    }
+}
+
+#[test]
+fn unknown_policy_and_reset() {
+    let (limiter, _clock) = limiter(Policy::fixed_window(Rate::per_minute(1).into()));
+    let err = block_on(limiter.hit("nope", "k")).expect_err("unknown");
+    assert!(matches!(err, Error::UnknownPolicy(ref name) if name == "nope"));
+    assert!(hit(&limiter, 1).allowed());
+    assert!(!hit(&limiter, 1).allowed());
+    block_on(limiter.reset("p", "k")).expect("reset");
+    assert!(hit(&limiter, 1).allowed());
+}
+
+#[test]
+fn keys_compare_by_canonical_bytes() {
+    let (limiter, _clock) = limiter(Policy::fixed_window(Rate::per_minute(1).into()));
+    let ip: std::net::IpAddr = "192.0.2.1".parse().expect("ip");
+    assert!(block_on(limiter.hit("p", &ip)).expect("hit").allowed());
+    assert!(
+        !block_on(limiter.hit("p", "192.0.2.1"))
+            .expect("hit")
+            .allowed()
+    );
+    // Long keys (stored as digests) are told apart.
+    let long_a = "user:00000000000000000000000000000001";
+    let long_b = "user:00000000000000000000000000000002";
+    assert!(block_on(limiter.hit("p", long_a)).expect("hit").allowed());
+    assert!(block_on(limiter.hit("p", long_b)).expect("hit").allowed());
+    assert!(!block_on(limiter.hit("p", long_a)).expect("hit").allowed());
+}

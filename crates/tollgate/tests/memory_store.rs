@@ -1,0 +1,94 @@
+//! The memory store's bookkeeping: idle keys are dropped, the cap holds, a reload keeps counts.
+
+use std::time::Duration;
+
+use futures_executor::block_on;
+use tollgate::{Limiter, ManualClock, MemoryStore, Policy, Rate, Store, Timestamp};
+
+#[test]
+fn idle_keys_are_dropped_once_fresh_without_a_thread() {
+    let clock = ManualClock::new();
+    let store = MemoryStore::new();
+    let limiter = Limiter::new(store.clone())
+        .with_clock(clock.clone())
+        .with_policy("api", Policy::fixed_window(Rate::per_second(5).into()));
+    block_on(async {
+        for key in 0..10_000u32 {
+            limiter.hit("api", &key).await.expect("hit");
+        }
+        assert_eq!(store.stats().keys, 10_000);
+        clock.advance(Duration::from_secs(1)); // every window has ended
+        // Traffic on one key is enough to sweep every shard eventually.
+        for key in 0..40_000u32 {
+            limiter.peek("api", &(key % 97)).await.expect("peek");
+        }
+    });
+    let stats = store.stats();
+    assert_eq!(stats.keys, 0, "{stats:?}");
+    assert_eq!(stats.expired, 10_000);
+    assert_eq!(stats.evicted, 0);
+}
+
+#[test]
+fn states_that_still_matter_are_not_swept() {
+    let clock = ManualClock::new();
+    let store = MemoryStore::new();
+    let limiter = Limiter::new(store.clone())
+        .with_clock(clock.clone())
+        .with_policy(
+            "api",
+            Policy::sliding_window_log(Rate::per_minute(2).into()),
+        );
+    block_on(async {
+        for key in 0..2_000u32 {
+            limiter.hit("api", &key).await.expect("hit");
+            limiter.hit("api", &key).await.expect("hit");
+        }
+        clock.advance(Duration::from_secs(59));
+        for key in 0..50_000u32 {
+            limiter.peek("api", &(key % 7)).await.expect("peek");
+        }
+        assert_eq!(store.stats().keys, 2_000);
+        // Every key still remembers its two hits.
+        for key in 0..2_000u32 {
+            assert!(!limiter.hit("api", &key).await.expect("hit").allowed());
+        }
+    });
+}
+
+#[test]
+fn a_flood_of_unique_keys_stays_under_the_cap_and_is_counted() {
+    let store = MemoryStore::with_max_keys(1_000);
+    let limiter = Limiter::new(store.clone())
+        .with_clock(ManualClock::new())
+        .with_policy("login", Policy::fixed_window(Rate::per_hour(5).into()));
+    block_on(async {
+        for key in 0..100_000u32 {
+            assert!(limiter.hit("login", &key).await.expect("hit").allowed());
+        }
+    });
+    let stats = store.stats();
+    assert!(stats.keys <= 1_000, "{stats:?}");
+    assert!(stats.keys >= 500, "the cap is not a purge: {stats:?}");
+    assert_eq!(stats.evicted as usize + stats.keys, 100_000, "{stats:?}");
+}
+
+#[test]
+fn preparing_the_same_policy_again_keeps_its_counts() {
+    let store = MemoryStore::new();
+    let now = Timestamp::from_nanos(0);
+    let policy = Policy::fixed_window(Rate::per_minute(2).into());
+    let first = store.prepare("login", &policy);
+    store.hit_now(&first, b"alice", now, 2);
+    // A reload prepares the policy again under the same name.
+    let again = store.prepare("login", &policy);
+    assert!(!store.hit_now(&again, b"alice", now, 1).allowed());
+    // A changed policy starts afresh; so does another name.
+    let changed = store.prepare("login", &Policy::fixed_window(Rate::per_minute(3).into()));
+    assert!(store.hit_now(&changed, b"alice", now, 1).allowed());
+    let other = store.prepare("signup", &policy);
+    assert!(store.hit_now(&other, b"alice", now, 1).allowed());
+    // Dropped policies stop counting towards the store's keys.
+    drop((first, again, changed, other));
+    assert_eq!(store.stats().keys, 0);
+}

@@ -1,0 +1,419 @@
+//! Property tests: each strategy against a naive model of its defining invariant, written
+//! from the history of allowed hits rather than from the strategy's own state; the notation
+//! parser against arbitrary input.
+//!
+//! Failing cases are kept in `proptests.proptest-regressions` and replayed first.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use tollgate::strategy::{
+    FixedWindow, Limit, Outcome, RateState, SlidingWindowCounter, SlidingWindowLog, TokenBucket,
+    apply,
+};
+use tollgate::{Rate, Rates};
+
+/// An allowed hit: when, and how many units.
+type Allowed = (u64, u64);
+
+fn limit(amount: u64, capacity: u64, window: u64) -> Limit {
+    Limit::new(
+        amount,
+        capacity,
+        Duration::from_nanos(window),
+        Duration::from_nanos(1),
+    )
+}
+
+/// A limit of 1 to 8 units per 1 to 60 ticks; a token bucket gets a burst of 1 to 16.
+fn limits(bucket: bool) -> impl Strategy<Value = Limit> {
+    (1u64..=8, 1u64..=60, 1u64..=16).prop_map(move |(amount, window, burst)| {
+        limit(amount, if bucket { burst } else { amount }, window)
+    })
+}
+
+/// Hits as (ticks since the previous one, cost seed); the cost is taken modulo capacity + 1.
+fn hits() -> impl Strategy<Value = Vec<(u64, u64)>> {
+    prop::collection::vec((prop_oneof![0u64..=3, 0u64..=130], 0u64..=16), 1..120)
+}
+
+/// Drives `hits` through one state of `S`, checking what every strategy owes, and the
+/// strategy's own model through `model_allows(history, now, cost)`. Returns the history.
+fn run<S: RateState + PartialEq>(
+    limit: &Limit,
+    hits: &[(u64, u64)],
+    model_allows: impl Fn(&[Allowed], u64, u64) -> bool,
+) -> Result<Vec<Allowed>, TestCaseError> {
+    let mut state = [S::default()];
+    let mut history: Vec<Allowed> = Vec::new();
+    let mut now = 0u64;
+    for &(dt, seed) in hits {
+        now += dt;
+        let cost = seed % (limit.capacity() + 1);
+        let before = state.clone();
+        let out = apply(&mut state, std::slice::from_ref(limit), now, cost);
+
+        // The decision is the model's.
+        let expected = model_allows(&history, now, cost.max(1));
+        prop_assert_eq!(out.allowed, expected, "hit of {} at {}", cost, now);
+
+        // A peek changes nothing; a denied hit changes nothing.
+        if cost == 0 || !out.allowed {
+            prop_assert_eq!(&state, &before);
+        }
+
+        // retry_after is exact: one tick earlier the same hit is still denied, at it allowed.
+        if let Some(retry) = out.retry_after {
+            prop_assert!(retry >= 1);
+            let mut earlier = before.clone();
+            let early = apply(
+                &mut earlier,
+                std::slice::from_ref(limit),
+                now + retry - 1,
+                cost,
+            );
+            prop_assert!(!early.allowed, "allowed {} ticks before retry_after", 1);
+            let mut later = before.clone();
+            let on_time = apply(&mut later, std::slice::from_ref(limit), now + retry, cost);
+            prop_assert!(on_time.allowed, "denied at retry_after {}", retry);
+        } else {
+            prop_assert!(out.allowed);
+        }
+
+        // remaining is exactly what still fits.
+        let s = &state[0];
+        let remaining = out.remaining;
+        prop_assert_eq!(remaining, s.remaining(limit, now));
+        if remaining >= 1 {
+            prop_assert_eq!(s.retry_after(limit, now, remaining), None);
+        }
+        if remaining < limit.capacity() {
+            prop_assert!(s.retry_after(limit, now, remaining + 1).is_some());
+        }
+
+        // After reset_after the state is as good as fresh.
+        prop_assert_eq!(s.remaining(limit, now + out.reset_after), limit.capacity());
+
+        if out.allowed && cost > 0 {
+            history.push((now, cost));
+        }
+    }
+    Ok(history)
+}
+
+/// Units of `history` in the half-open interval [from, to).
+fn units_in(history: &[Allowed], from: u64, to: u64) -> u64 {
+    history
+        .iter()
+        .filter(|&&(t, _)| from <= t && t < to)
+        .map(|&(_, c)| c)
+        .sum()
+}
+
+// ---------------------------------------------------------------- fixed window
+
+/// The windows of a history: each starts at the first hit at or after the previous one's
+/// end. Returns (start, units) per window.
+fn fixed_windows(history: &[Allowed], w: u64) -> Vec<(u64, u64)> {
+    let mut windows: Vec<(u64, u64)> = Vec::new();
+    for &(t, c) in history {
+        match windows.last_mut() {
+            Some((start, units)) if t < *start + w => *units += c,
+            _ => windows.push((t, c)),
+        }
+    }
+    windows
+}
+
+fn fixed_window_allows(limit: &Limit, history: &[Allowed], now: u64, cost: u64) -> bool {
+    let used = match fixed_windows(history, limit.window()).last() {
+        Some(&(start, units)) if now < start + limit.window() => units,
+        _ => 0,
+    };
+    used + cost <= limit.amount()
+}
+
+// ---------------------------------------------------------------- sliding window log
+
+/// Units in the trailing window (now − W, now].
+fn trailing(history: &[Allowed], now: u64, w: u64) -> u64 {
+    history
+        .iter()
+        .filter(|&&(t, _)| t + w > now && t <= now)
+        .map(|&(_, c)| c)
+        .sum()
+}
+
+// ---------------------------------------------------------------- sliding window counter
+
+/// The counter's view at `now`, recomputed from the history: (previous window's units,
+/// current window's units, ticks into the current window). The windows' grid starts at the
+/// first hit and starts again at any hit that finds both counts 0.
+fn counter_view(history: &[Allowed], now: u64, w: u64) -> (u64, u64, u64) {
+    let view = |origin: u64, hits: &[Allowed], at: u64| {
+        let start = origin + (at - origin) / w * w;
+        let previous = units_in(hits, start.saturating_sub(w), start);
+        (previous, units_in(hits, start, at + 1), at - start)
+    };
+    let mut origin: Option<u64> = None;
+    for (i, &(t, _)) in history.iter().enumerate() {
+        let (p, c, _) = origin.map_or((0, 0, 0), |o| view(o, &history[..i], t));
+        if p == 0 && c == 0 {
+            origin = Some(t);
+        }
+    }
+    match origin {
+        Some(o) => match view(o, history, now) {
+            (0, 0, _) => (0, 0, 0),
+            seen => seen,
+        },
+        None => (0, 0, 0),
+    }
+}
+
+fn counter_allows(limit: &Limit, history: &[Allowed], now: u64, cost: u64) -> bool {
+    let w = u128::from(limit.window());
+    let (p, c, e) = counter_view(history, now, limit.window());
+    u128::from(p) * (w - u128::from(e)) + u128::from(c + cost) * w <= u128::from(limit.amount()) * w
+}
+
+// ---------------------------------------------------------------- token bucket
+
+/// Ticks that `cost` units take: `cost × ⌈W/N⌉`.
+fn ticks_for(limit: &Limit, cost: u64) -> u64 {
+    cost * limit.window().div_ceil(limit.amount())
+}
+
+/// The bucket as a sum over the history: a hit fits when, for every earlier allowed hit i,
+/// the ticks charged since i (this hit's included) exceed the time since i by at most the
+/// bucket's depth, `burst × ⌈W/N⌉`.
+fn bucket_allows(limit: &Limit, history: &[Allowed], now: u64, cost: u64) -> bool {
+    let depth = ticks_for(limit, limit.capacity());
+    let mut charged = ticks_for(limit, cost);
+    if charged > depth {
+        return false;
+    }
+    for &(t, c) in history.iter().rev() {
+        charged += ticks_for(limit, c);
+        if t + charged > now + depth {
+            return false;
+        }
+    }
+    true
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn fixed_window_never_more_than_n_per_window(limit in limits(false), hits in hits()) {
+        let history = run::<FixedWindow>(&limit, &hits, |h, now, cost| {
+            fixed_window_allows(&limit, h, now, cost)
+        })?;
+        for (start, units) in fixed_windows(&history, limit.window()) {
+            prop_assert!(units <= limit.amount(), "{} units in the window at {}", units, start);
+        }
+    }
+
+    #[test]
+    fn sliding_window_log_never_more_than_n_in_any_trailing_window(
+        limit in limits(false),
+        hits in hits(),
+    ) {
+        let history = run::<SlidingWindowLog>(&limit, &hits, |h, now, cost| {
+            trailing(h, now, limit.window()) + cost <= limit.amount()
+        })?;
+        for &(t, _) in &history {
+            prop_assert!(trailing(&history, t, limit.window()) <= limit.amount());
+        }
+    }
+
+    #[test]
+    fn sliding_window_counter_stays_within_its_documented_error(
+        limit in limits(false),
+        hits in hits(),
+    ) {
+        let history = run::<SlidingWindowCounter>(&limit, &hits, |h, now, cost| {
+            counter_allows(&limit, h, now, cost)
+        })?;
+        let (n, w) = (limit.amount(), limit.window());
+        for (i, &(t, _)) in history.iter().enumerate() {
+            let seen = &history[..=i];
+            let (previous, _, elapsed) = counter_view(seen, t, w);
+            let units = trailing(seen, t, w);
+            prop_assert!(units <= n + previous * elapsed / w, "{} units at {}", units, t);
+            prop_assert!(units < 2 * n);
+        }
+    }
+
+    #[test]
+    fn token_bucket_never_more_than_burst_plus_rate_times_t(
+        limit in limits(true),
+        hits in hits(),
+    ) {
+        let history = run::<TokenBucket>(&limit, &hits, |h, now, cost| {
+            bucket_allows(&limit, h, now, cost)
+        })?;
+        let (n, w) = (u128::from(limit.amount()), u128::from(limit.window()));
+        let depth = u128::from(ticks_for(&limit, limit.capacity()));
+        let interval = u128::from(ticks_for(&limit, 1));
+        for i in 0..history.len() {
+            let mut units = 0u128;
+            for &(t, c) in &history[i..] {
+                units += u128::from(c);
+                let span = u128::from(t - history[i].0);
+                // units ≤ burst + T/⌈W/N⌉ ≤ burst + rate·T, exactly.
+                prop_assert!(units * interval <= span + depth);
+                prop_assert!(units * w <= u128::from(limit.capacity()) * w + span * n);
+            }
+        }
+    }
+
+    /// A fresh state takes its whole capacity at one instant, however the hits split it.
+    #[test]
+    fn a_fresh_state_admits_its_full_capacity_in_any_split(
+        strategy in 0usize..4,
+        limit in limits(true),
+        seeds in prop::collection::vec(1u64..=16, 1..40),
+        now in any::<u64>(),
+    ) {
+        fn split<S: RateState>(limit: &Limit, seeds: &[u64], now: u64) -> Result<(), TestCaseError> {
+            let mut state = [S::default()];
+            let mut left = limit.capacity();
+            for &seed in seeds {
+                let cost = seed.min(left);
+                if cost == 0 {
+                    break;
+                }
+                let out = apply(&mut state, std::slice::from_ref(limit), now, cost);
+                prop_assert!(out.allowed, "{} of {} left", cost, left);
+                left -= cost;
+                prop_assert_eq!(out.remaining, left);
+            }
+            if left == 0 {
+                prop_assert!(!apply(&mut state, std::slice::from_ref(limit), now, 1).allowed);
+            }
+            Ok(())
+        }
+        let fixed = tollgate::strategy::Limit::new(
+            limit.amount(), limit.amount(), Duration::from_nanos(limit.window()), Duration::from_nanos(1),
+        );
+        match strategy {
+            0 => split::<FixedWindow>(&fixed, &seeds, now)?,
+            1 => split::<SlidingWindowLog>(&fixed, &seeds, now)?,
+            2 => split::<SlidingWindowCounter>(&fixed, &seeds, now)?,
+            _ => split::<TokenBucket>(&limit, &seeds, now)?,
+        }
+    }
+
+    /// A hit charges every rate of a policy or none, and waits for the slowest.
+    #[test]
+    fn several_rates_charge_all_or_nothing(
+        strategy in 0usize..4,
+        a in limits(false),
+        b in limits(false),
+        hits in hits(),
+    ) {
+        match strategy {
+            0 => all_or_nothing::<FixedWindow>(a, b, &hits)?,
+            1 => all_or_nothing::<SlidingWindowLog>(a, b, &hits)?,
+            2 => all_or_nothing::<SlidingWindowCounter>(a, b, &hits)?,
+            _ => all_or_nothing::<TokenBucket>(a, b, &hits)?,
+        }
+    }
+
+    /// Any times (even going backwards), any costs, any limits: no panic, and an answer
+    /// that is either allowed or carries a positive wait.
+    #[test]
+    fn strategies_are_total(
+        amount in prop_oneof![Just(0u64), 1u64..10, Just(u64::MAX)],
+        capacity in prop_oneof![1u64..10, Just(u64::MAX)],
+        window in prop_oneof![1u64..100, Just(u64::MAX)],
+        hits in prop::collection::vec((any::<u64>(), any::<u64>()), 1..20),
+    ) {
+        let limit = limit(amount, capacity, window);
+        fn total<S: RateState>(limit: &Limit, hits: &[(u64, u64)]) -> Result<(), TestCaseError> {
+            let mut state = [S::default()];
+            for &(now, cost) in hits {
+                let out: Outcome = apply(&mut state, std::slice::from_ref(limit), now, cost);
+                prop_assert_eq!(out.allowed, out.retry_after.is_none());
+                prop_assert!(out.retry_after.is_none_or(|r| r >= 1));
+            }
+            Ok(())
+        }
+        total::<FixedWindow>(&limit, &hits)?;
+        total::<SlidingWindowLog>(&limit, &hits)?;
+        total::<SlidingWindowCounter>(&limit, &hits)?;
+        total::<TokenBucket>(&limit, &hits)?;
+    }
+
+    /// No input panics the parser; whatever it accepts prints to a form that parses back.
+    #[test]
+    fn notation_parser_never_panics(input in prop_oneof![
+        any::<String>(),
+        "[0-9 /perPERsecondminutehourdaymonthyearS;,|:.\\-\t\u{a0}\u{1f}x]{0,40}",
+        "([0-9]{1,22} ?(/|per) ?[0-9]{0,12} ?(second|minute|hour|day|month|year)s?[;,|]?){1,3}",
+    ]) {
+        if let Ok(rates) = input.parse::<Rates>() {
+            prop_assert_eq!(rates.to_string().parse::<Rates>(), Ok(rates));
+        }
+    }
+
+    #[test]
+    fn notation_parser_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let input = String::from_utf8_lossy(&bytes);
+        let _ = input.parse::<Rates>();
+    }
+
+    #[test]
+    fn every_rate_prints_in_a_form_that_parses_back(
+        amount in any::<u64>(),
+        secs in prop_oneof![1u64..100_000, 1..=tollgate::MAX_WINDOW_SECS],
+    ) {
+        let rate = Rate::new(amount, Duration::from_secs(secs)).expect("valid window");
+        prop_assert_eq!(rate.to_string().parse::<Rate>(), Ok(rate));
+    }
+}
+
+/// Two rates applied together against two single-rate shadows that see only the hits the
+/// pair allowed.
+fn all_or_nothing<S: RateState + PartialEq>(
+    a: Limit,
+    b: Limit,
+    hits: &[(u64, u64)],
+) -> Result<(), TestCaseError> {
+    let limits = [a, b];
+    let max_cost = a.capacity().min(b.capacity());
+    let mut pair = [S::default(), S::default()];
+    let mut shadows = [S::default(), S::default()];
+    let mut now = 0;
+    for &(dt, seed) in hits {
+        now += dt;
+        let cost = seed % (max_cost + 1);
+        let probe = cost.max(1);
+        let waits: Vec<Option<u64>> = shadows
+            .iter()
+            .zip(&limits)
+            .map(|(s, l)| s.retry_after(l, now, probe))
+            .collect();
+        let out = apply(&mut pair, &limits, now, cost);
+        prop_assert_eq!(out.allowed, waits.iter().all(Option::is_none));
+        prop_assert_eq!(out.retry_after, waits.iter().flatten().copied().max());
+        if out.allowed && cost > 0 {
+            for (s, l) in shadows.iter_mut().zip(&limits) {
+                s.consume(l, now, cost);
+            }
+        }
+        prop_assert_eq!(&pair, &shadows);
+        // An allowed hit reports the rate with the fewest units left.
+        if out.allowed {
+            let fewest = pair
+                .iter()
+                .zip(&limits)
+                .map(|(s, l)| s.remaining(l, now))
+                .min();
+            prop_assert_eq!(Some(out.remaining), fewest);
+        }
+    }
+    Ok(())
+}
