@@ -21,7 +21,10 @@ fn show(who: &str, n: usize, d: &Decision) {
 fn main() -> Result<(), Box<dyn Error>> {
     let limiter = Limiter::new(MemoryStore::new())
         .with_policy("fixed", Policy::fixed_window("3/minute".parse()?))
-        .with_policy("bucket", Policy::token_bucket("1/second".parse()?).with_burst(2)?)
+        .with_policy(
+            "bucket",
+            Policy::token_bucket("1/second".parse()?).with_burst(2)?,
+        )
         .with_policy("per-user", Policy::fixed_window("3 per minute".parse()?));
 
     futures_executor::block_on(async {

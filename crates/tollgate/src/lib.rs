@@ -38,6 +38,8 @@
 //!   them in this process, sharded and bounded.
 //! - [`Clock`]: [`MonotonicClock`] by default, [`ManualClock`] for tests, [`SystemClock`]
 //!   where processes must agree.
+//! - [`Failover`]: a store around another that applies a [`FailurePolicy`] (allow, deny or
+//!   fall back to memory) when it fails.
 //! - [`Limiter`]: named policies over a store and a clock; what users call.
 //!
 //! Nothing here knows about HTTP or Redis: those live in `tollgate-tower`, `tollgate-redis`
@@ -45,6 +47,7 @@
 
 mod clock;
 mod decision;
+mod failover;
 mod key;
 mod limiter;
 mod memory;
@@ -56,6 +59,7 @@ pub mod strategy;
 
 pub use clock::{Clock, ManualClock, MonotonicClock, SystemClock, Timestamp};
 pub use decision::Decision;
+pub use failover::{Failover, FailoverPolicy, FailurePolicy};
 pub use key::{Key, KeyBytes};
 pub use limiter::{Error, Limiter};
 pub use memory::{DEFAULT_MAX_KEYS, MemoryPolicy, MemoryStats, MemoryStore};

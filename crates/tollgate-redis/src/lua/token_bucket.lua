@@ -1,0 +1,31 @@
+-- Token bucket (GCRA); twin of tollgate::strategy::TokenBucket. State: { tat }.
+
+function S.fresh() return { 0 } end
+
+-- Ticks per token: ceil(W / N), at least 1.
+local function interval(l)
+  local n = math.max(l.amount, 1)
+  return math.max(idiv(l.window + n - 1, n), 1)
+end
+
+function S.retry_after(s, l, now, cost)
+  local i = interval(l)
+  local after = math.max(s[1], now) + cost * i
+  local over = (after - now) - l.capacity * i
+  if over > 0 then return over end
+  return nil
+end
+
+function S.consume(s, l, now, cost)
+  s[1] = math.max(s[1], now) + cost * interval(l)
+end
+
+function S.remaining(s, l, now)
+  local i = interval(l)
+  local slack = sat_sub(l.capacity * i, sat_sub(s[1], now))
+  return math.min(idiv(slack, i), l.capacity)
+end
+
+function S.reset_after(s, l, now)
+  return sat_sub(s[1], now)
+end

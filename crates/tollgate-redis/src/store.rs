@@ -1,0 +1,345 @@
+//! [`RedisStore`]: the states in Redis, each hit one atomic script call.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Client, RedisError};
+use tollgate::strategy::{Limit, Outcome};
+use tollgate::{Decision, Policy, Store, StoreError, Timestamp};
+
+use crate::script;
+
+/// The default prefix of every key tollgate writes.
+pub const DEFAULT_PREFIX: &str = "tollgate:";
+
+/// The default time a call may take before it fails with a timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// Amounts and capacities above this are treated as this: the scripts count in doubles,
+/// exact below 2^53.
+pub const MAX_AMOUNT: u64 = 1 << 40;
+
+/// A [`Store`] in Redis or a Redis Cluster: every process that points at the same Redis
+/// shares one count.
+///
+/// Each hit is one `EVALSHA` of the strategy's script (loaded again by itself after a
+/// `NOSCRIPT`, as after a Redis restart), which reads the key's state, applies the hit to
+/// every rate of the policy or to none, and writes the state back with a TTL, atomically.
+/// Connections are multiplexed: concurrent hits from many tasks are pipelined over one
+/// connection per node, which reconnects by itself.
+///
+/// Time comes from the Redis server's `TIME`, so hosts with skewed clocks agree; in client-time
+/// mode ([`RedisStore::with_client_time`]) the limiter's clock is used instead, for
+/// deterministic tests.
+///
+/// Every call fails within the timeout ([`DEFAULT_TIMEOUT`] unless set) with a
+/// [`StoreError`] that a [`tollgate::Failover`] can act on.
+///
+/// ```no_run
+/// use tollgate::{Limiter, Policy};
+/// use tollgate_redis::RedisStore;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379/0").await?;
+/// let limiter = Limiter::new(store).with_policy("login", Policy::fixed_window("5/minute".parse()?));
+/// let decision = limiter.hit("login", "user:42").await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: Connection,
+    prefix: Arc<[u8]>,
+    timeout: Duration,
+    client_time: bool,
+}
+
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field(
+                "connection",
+                &match self.connection {
+                    Connection::Single(_) => "single",
+                    Connection::Cluster(_) => "cluster",
+                },
+            )
+            .field("prefix", &String::from_utf8_lossy(&self.prefix))
+            .field("timeout", &self.timeout)
+            .field("client_time", &self.client_time)
+            .finish()
+    }
+}
+
+/// A policy prepared for a [`RedisStore`]: its script, key prefix, tick and arguments.
+#[derive(Debug, Clone)]
+pub struct RedisPolicy {
+    script: &'static redis::Script,
+    /// `{prefix}{name}:{fingerprint}:`; the key follows.
+    key_prefix: Vec<u8>,
+    /// The tick, in milliseconds, that times and windows are counted in.
+    tick_ms: u64,
+    limits: Box<[Limit]>,
+}
+
+impl RedisPolicy {
+    /// The length of the ticks the script counts time in.
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.tick_ms)
+    }
+
+    /// The limits as the script applies them, in ticks of [`RedisPolicy::tick`]: what
+    /// [`tollgate::strategy::apply`] must be given to make the same decisions.
+    pub fn limits(&self) -> &[Limit] {
+        &self.limits
+    }
+
+    /// The Redis key holding `key`'s state.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tollgate::{Policy, Store};
+    /// let store = tollgate_redis::RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// let p = store.prepare("login", &Policy::fixed_window("5/minute".parse()?));
+    /// assert!(p.redis_key(b"alice").starts_with(b"tollgate:login:"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn redis_key(&self, key: &[u8]) -> Vec<u8> {
+        let mut full = Vec::with_capacity(self.key_prefix.len() + key.len());
+        full.extend_from_slice(&self.key_prefix);
+        full.extend_from_slice(key);
+        full
+    }
+}
+
+impl RedisStore {
+    /// Connects to one Redis server: `redis://[user:password@]host[:port][/db]`, or
+    /// `rediss://...` for TLS.
+    ///
+    /// Fails within the default timeout when the server is unreachable.
+    pub async fn connect(uri: &str) -> Result<Self, StoreError> {
+        let client = Client::open(uri).map_err(StoreError::unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(None)
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(100));
+        let manager = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(|e| unavailable(uri, e))?;
+        Ok(Self::new(Connection::Single(manager)))
+    }
+
+    /// Connects to a Redis Cluster through any of its nodes (`redis://host:port` each).
+    /// Redirections (`MOVED`, `ASK`) are followed by the client.
+    pub async fn connect_cluster(nodes: &[String]) -> Result<Self, StoreError> {
+        let client = ClusterClient::builder(nodes.iter().map(String::as_str))
+            .connection_timeout(Duration::from_secs(1))
+            .retries(2)
+            .min_retry_wait(10)
+            .max_retry_wait(100)
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let connection = client
+            .get_async_connection()
+            .await
+            .map_err(|e| unavailable(&nodes.join(","), e))?;
+        Ok(Self::new(Connection::Cluster(connection)))
+    }
+
+    fn new(connection: Connection) -> Self {
+        Self {
+            connection,
+            prefix: Arc::from(DEFAULT_PREFIX.as_bytes()),
+            timeout: DEFAULT_TIMEOUT,
+            client_time: false,
+        }
+    }
+
+    /// Sets the prefix of every key (default [`DEFAULT_PREFIX`]); applies to policies
+    /// prepared from now on.
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = Arc::from(prefix.as_bytes());
+        self
+    }
+
+    /// Sets how long a call may take before it fails with a timeout (default
+    /// [`DEFAULT_TIMEOUT`]).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Uses the limiter's clock instead of the Redis server's `TIME`. For deterministic
+    /// tests; in production, hosts with skewed clocks would disagree.
+    pub fn with_client_time(mut self) -> Self {
+        self.client_time = true;
+        self
+    }
+
+    async fn call<T: redis::FromRedisValue>(
+        &self,
+        run: impl AsyncFnOnce(&mut Connection) -> Result<T, RedisError>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection.clone();
+        match tokio::time::timeout(self.timeout, run(&mut connection)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(StoreError::unavailable(err)),
+            Err(_) => Err(StoreError::timeout(format!(
+                "redis did not answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+}
+
+fn unavailable(at: &str, err: RedisError) -> StoreError {
+    StoreError::unavailable(format!("cannot connect to redis at {at}: {err}"))
+}
+
+impl Connection {
+    async fn invoke<T: redis::FromRedisValue>(
+        &mut self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, RedisError> {
+        match self {
+            Connection::Single(c) => invocation.invoke_async(c).await,
+            Connection::Cluster(c) => invocation.invoke_async(c).await,
+        }
+    }
+
+    async fn del(&mut self, key: &[u8]) -> Result<(), RedisError> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(key);
+        match self {
+            Connection::Single(c) => cmd.exec_async(c).await,
+            Connection::Cluster(c) => cmd.exec_async(c).await,
+        }
+    }
+}
+
+/// The tick, in whole milliseconds, for a policy: 1 ms unless some rate's
+/// `max(amount, capacity) × window` would reach 2^49 ticks, then 10 ms, 100 ms, ... so that
+/// every product the scripts form stays exact in a double.
+fn tick_ms(policy: &Policy) -> u64 {
+    let mut tick = 1u64;
+    while tick < 1_000_000_000
+        && policy.limits(Duration::from_millis(tick)).iter().any(|l| {
+            let units = u128::from(l.amount().max(l.capacity()).min(MAX_AMOUNT));
+            units * u128::from(l.window()) >= 1 << 49
+        })
+    {
+        tick *= 10;
+    }
+    tick
+}
+
+/// A short, stable fingerprint of a policy (FNV-1a of its canonical text), so that a changed
+/// policy starts from fresh keys instead of reading states of another shape.
+fn fingerprint(policy: &Policy) -> String {
+    let hash = policy.to_string().bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{hash:08x}")
+}
+
+impl Store for RedisStore {
+    type Prepared = RedisPolicy;
+
+    fn prepare(&self, name: &str, policy: &Policy) -> RedisPolicy {
+        let tick_ms = tick_ms(policy);
+        let limits = policy
+            .limits(Duration::from_millis(tick_ms))
+            .iter()
+            .map(|l| {
+                Limit::new(
+                    l.amount().min(MAX_AMOUNT),
+                    l.capacity().min(MAX_AMOUNT),
+                    Duration::from_millis(l.window()),
+                    Duration::from_millis(1),
+                )
+            })
+            .collect();
+        let mut key_prefix = self.prefix.to_vec();
+        key_prefix.extend_from_slice(name.as_bytes());
+        key_prefix.push(b':');
+        key_prefix.extend_from_slice(fingerprint(policy).as_bytes());
+        key_prefix.push(b':');
+        RedisPolicy {
+            script: script::script(policy.strategy()),
+            key_prefix,
+            tick_ms,
+            limits,
+        }
+    }
+
+    async fn hit(
+        &self,
+        policy: &RedisPolicy,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> Result<Decision, StoreError> {
+        let mut invocation = policy.script.key(policy.redis_key(key));
+        if self.client_time {
+            invocation.arg(now.as_nanos() / (policy.tick_ms * 1_000_000));
+        } else {
+            invocation.arg("");
+        }
+        invocation
+            .arg(cost.min(MAX_AMOUNT))
+            .arg(policy.tick_ms)
+            .arg(policy.limits.len());
+        for limit in &policy.limits {
+            invocation
+                .arg(limit.amount())
+                .arg(limit.capacity())
+                .arg(limit.window());
+        }
+        let reply: Vec<i64> = self
+            .call(async |c: &mut Connection| c.invoke(&invocation).await)
+            .await?;
+        let outcome = outcome(&reply).ok_or_else(|| {
+            StoreError::unavailable(format!("unexpected reply from the script: {reply:?}"))
+        })?;
+        Ok(Decision::from_outcome(outcome, policy.tick()))
+    }
+
+    async fn reset(&self, policy: &RedisPolicy, key: &[u8]) -> Result<(), StoreError> {
+        let key = policy.redis_key(key);
+        self.call(async |c: &mut Connection| c.del(&key).await)
+            .await
+    }
+}
+
+/// Reads the script's reply: `{allowed, limit, remaining, reset_after, retry_after, window}`.
+fn outcome(reply: &[i64]) -> Option<Outcome> {
+    let &[allowed, limit, remaining, reset_after, retry_after, window] = reply else {
+        return None;
+    };
+    let count = |n: i64| u64::try_from(n).ok();
+    Some(Outcome {
+        allowed: allowed == 1,
+        limit: count(limit)?,
+        remaining: count(remaining)?,
+        reset_after: count(reset_after)?,
+        retry_after: if retry_after < 0 {
+            None
+        } else {
+            Some(count(retry_after)?)
+        },
+        window: count(window)?,
+    })
+}

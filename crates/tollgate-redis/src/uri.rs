@@ -1,0 +1,156 @@
+//! [`AnyStore`]: a store chosen by a URI, the form the whole project configures storage in.
+
+use std::fmt;
+
+use tollgate::{Decision, MemoryPolicy, MemoryStore, Policy, Store, StoreError, Timestamp};
+
+use crate::{RedisPolicy, RedisStore};
+
+/// A store chosen at run time from a URI:
+///
+/// | URI | store |
+/// | --- | --- |
+/// | `memory://` | a [`MemoryStore`] in this process |
+/// | `redis://[user:password@]host[:port][/db]` | one Redis server |
+/// | `rediss://...` | one Redis server over TLS |
+/// | `redis+cluster://host1:port1,host2:port2` | a Redis Cluster, through any of these nodes |
+/// | `rediss+cluster://...` | a Redis Cluster over TLS |
+///
+/// ```
+/// use tollgate_redis::AnyStore;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let store = AnyStore::open("memory://").await?;
+/// assert!(matches!(store, AnyStore::Memory(_)));
+///
+/// let err = AnyStore::open("mongodb://localhost").await.unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "invalid storage URI \"mongodb://localhost\": unknown scheme \"mongodb\"; \
+///      expected memory://, redis://, rediss://, redis+cluster:// or rediss+cluster://"
+/// );
+/// # Ok::<(), tollgate_redis::UriError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    /// `memory://`
+    Memory(MemoryStore),
+    /// `redis://`, `rediss://`, `redis+cluster://`, `rediss+cluster://`
+    Redis(RedisStore),
+}
+
+/// A policy prepared for an [`AnyStore`].
+#[derive(Debug, Clone)]
+pub enum AnyPolicy {
+    /// Prepared for [`AnyStore::Memory`].
+    Memory(MemoryPolicy),
+    /// Prepared for [`AnyStore::Redis`].
+    Redis(RedisPolicy),
+}
+
+/// A storage URI that could not be opened: what is wrong with it, or why connecting failed.
+#[derive(Debug)]
+pub struct UriError {
+    uri: String,
+    reason: String,
+}
+
+impl fmt::Display for UriError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid storage URI {:?}: {}", self.uri, self.reason)
+    }
+}
+
+impl std::error::Error for UriError {}
+
+impl AnyStore {
+    /// Opens the store `uri` names, connecting to Redis if it names Redis.
+    pub async fn open(uri: &str) -> Result<Self, UriError> {
+        let error = |reason: String| UriError {
+            uri: uri.to_owned(),
+            reason,
+        };
+        let Some((scheme, rest)) = uri.split_once("://") else {
+            return Err(error(
+                "expected a scheme such as memory:// or redis://host:port".to_owned(),
+            ));
+        };
+        match scheme {
+            "memory" if rest.is_empty() => Ok(AnyStore::Memory(MemoryStore::new())),
+            "memory" => Err(error(format!(
+                "memory:// takes nothing after the scheme, found {rest:?}"
+            ))),
+            "redis" | "rediss" => {
+                // Parse first so that a malformed URI is told apart from an unreachable server.
+                redis::Client::open(uri).map_err(|e| error(e.to_string()))?;
+                let store = RedisStore::connect(uri)
+                    .await
+                    .map_err(|e| error(e.to_string()))?;
+                Ok(AnyStore::Redis(store))
+            }
+            "redis+cluster" | "rediss+cluster" => {
+                let node_scheme = scheme.trim_end_matches("+cluster");
+                let nodes: Vec<String> = rest
+                    .trim_end_matches('/')
+                    .split(',')
+                    .map(|node| format!("{node_scheme}://{}", node.trim()))
+                    .collect();
+                if rest.trim().is_empty() {
+                    return Err(error(
+                        "expected at least one host:port after the scheme".to_owned(),
+                    ));
+                }
+                for node in &nodes {
+                    redis::Client::open(node.as_str())
+                        .map_err(|e| error(format!("node {node:?}: {e}")))?;
+                }
+                let store = RedisStore::connect_cluster(&nodes)
+                    .await
+                    .map_err(|e| error(e.to_string()))?;
+                Ok(AnyStore::Redis(store))
+            }
+            other => Err(error(format!(
+                "unknown scheme {other:?}; expected memory://, redis://, rediss://, \
+                 redis+cluster:// or rediss+cluster://"
+            ))),
+        }
+    }
+}
+
+fn mismatch() -> StoreError {
+    StoreError::unavailable("policy was prepared for another kind of store")
+}
+
+impl Store for AnyStore {
+    type Prepared = AnyPolicy;
+
+    fn prepare(&self, name: &str, policy: &Policy) -> AnyPolicy {
+        match self {
+            AnyStore::Memory(store) => AnyPolicy::Memory(store.prepare(name, policy)),
+            AnyStore::Redis(store) => AnyPolicy::Redis(store.prepare(name, policy)),
+        }
+    }
+
+    async fn hit(
+        &self,
+        policy: &AnyPolicy,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> Result<Decision, StoreError> {
+        match (self, policy) {
+            (AnyStore::Memory(store), AnyPolicy::Memory(p)) => Ok(store.hit_now(p, key, now, cost)),
+            (AnyStore::Redis(store), AnyPolicy::Redis(p)) => store.hit(p, key, now, cost).await,
+            _ => Err(mismatch()),
+        }
+    }
+
+    async fn reset(&self, policy: &AnyPolicy, key: &[u8]) -> Result<(), StoreError> {
+        match (self, policy) {
+            (AnyStore::Memory(store), AnyPolicy::Memory(p)) => store.reset(p, key).await,
+            (AnyStore::Redis(store), AnyPolicy::Redis(p)) => store.reset(p, key).await,
+            _ => Err(mismatch()),
+        }
+    }
+}

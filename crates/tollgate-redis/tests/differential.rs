@@ -1,0 +1,166 @@
+//! The Lua scripts against the pure strategy functions: random sequences of (time, key, cost)
+//! through a RedisStore in client-time mode and through `tollgate::strategy::apply` give
+//! identical decisions, for every strategy and for policies of one to three rates.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use tollgate::Strategy as Algorithm;
+use tollgate::strategy::{
+    FixedWindow, RateState, SlidingWindowCounter, SlidingWindowLog, TokenBucket, apply,
+};
+use tollgate::{Decision, Policy, Rate, Rates, Store, Timestamp};
+use tollgate_redis::RedisStore;
+
+/// A policy of 1 to 3 rates of 1 to 6 units per 1 to 5 seconds, maybe with a burst.
+fn policies() -> impl Strategy<Value = Policy> {
+    (
+        0usize..4,
+        prop::collection::vec((0u64..=6, 1u64..=5), 1..=3),
+        prop::option::of(1u64..=9),
+    )
+        .prop_map(|(s, rates, burst)| {
+            let rates = Rates::new(
+                rates
+                    .into_iter()
+                    .map(|(n, secs)| Rate::new(n, Duration::from_secs(secs)).expect("window")),
+            )
+            .expect("non-empty");
+            let policy = Policy::new(Algorithm::ALL[s], rates);
+            match burst {
+                Some(b) => policy.clone().with_burst(b).unwrap_or(policy),
+                None => policy,
+            }
+        })
+}
+
+/// Hits: milliseconds since the previous hit, which of 3 keys, a cost seed.
+fn hits() -> impl Strategy<Value = Vec<(u64, usize, u64)>> {
+    prop::collection::vec(
+        (prop_oneof![0u64..=5, 0u64..=3000], 0usize..3, 0u64..=9),
+        1..60,
+    )
+}
+
+fn twin<S: RateState>(
+    store: &RedisStore,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    policy: &Policy,
+    hits: &[(u64, usize, u64)],
+) -> Result<(), TestCaseError> {
+    let prepared = store.prepare(name, policy);
+    let limits = prepared.limits().to_vec();
+    let tick_ns = prepared.tick().as_nanos() as u64;
+    let max_cost = limits
+        .iter()
+        .filter(|l| l.amount() > 0)
+        .map(|l| l.capacity())
+        .min()
+        .unwrap_or(9);
+    let mut states: HashMap<usize, Vec<S>> = HashMap::new();
+    // Start at a realistic time: milliseconds since the Unix epoch.
+    let mut now_ms = 1_780_000_000_000u64;
+    for &(dt, key, seed) in hits {
+        now_ms += dt;
+        let cost = seed % (max_cost + 1);
+        let key_bytes = format!("k{key}");
+        let now = Timestamp::from_nanos(now_ms * 1_000_000);
+        let redis: Decision = rt
+            .block_on(store.hit(&prepared, key_bytes.as_bytes(), now, cost))
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let state = states
+            .entry(key)
+            .or_insert_with(|| vec![S::default(); limits.len()]);
+        let rust = apply(state, &limits, now.as_nanos() / tick_ns, cost);
+        let rust = Decision::from_outcome(rust, prepared.tick());
+        prop_assert_eq!(
+            redis,
+            rust,
+            "{} at {} ms, key {}, cost {}",
+            policy,
+            now_ms,
+            key,
+            cost
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn lua_scripts_decide_exactly_as_the_pure_functions() {
+    let server = support::RedisServer::start();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let store = rt
+        .block_on(RedisStore::connect(&server.uri()))
+        .expect("connect")
+        .with_client_time()
+        .with_timeout(Duration::from_secs(5));
+    let mut runner = TestRunner::new(Config {
+        cases: 300,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let case = std::cell::Cell::new(0u32);
+    runner
+        .run(&(policies(), hits()), |(policy, hits)| {
+            case.set(case.get() + 1);
+            // A fresh name per case: no state leaks from one case into the next.
+            let name = format!("case{}", case.get());
+            match policy.strategy() {
+                Algorithm::FixedWindow => twin::<FixedWindow>(&store, &rt, &name, &policy, &hits),
+                Algorithm::SlidingWindowLog => {
+                    twin::<SlidingWindowLog>(&store, &rt, &name, &policy, &hits)
+                }
+                Algorithm::SlidingWindowCounter => {
+                    twin::<SlidingWindowCounter>(&store, &rt, &name, &policy, &hits)
+                }
+                Algorithm::TokenBucket => twin::<TokenBucket>(&store, &rt, &name, &policy, &hits),
+            }
+        })
+        .expect("redis and rust agree");
+}
+
+/// Hits exactly on, just before and just after window boundaries, where an off-by-one in a
+/// twin would show.
+#[test]
+fn lua_scripts_agree_on_window_boundaries() {
+    let server = support::RedisServer::start();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let store = rt
+        .block_on(RedisStore::connect(&server.uri()))
+        .expect("connect")
+        .with_client_time()
+        .with_timeout(Duration::from_secs(5));
+    let mut hits = Vec::new();
+    for step in [0, 999, 1, 999, 1, 1000, 1000, 500, 500, 1999, 1, 2000, 3000] {
+        for cost in [1, 1, 2] {
+            hits.push((step, 0, cost));
+            hits.push((0, 1, cost + 1));
+        }
+    }
+    for (i, rates) in ["2/second", "3/2 seconds; 4/3 seconds", "1/second"]
+        .iter()
+        .enumerate()
+    {
+        for algorithm in Algorithm::ALL {
+            let policy = Policy::new(algorithm, rates.parse().expect("rates"));
+            let name = format!("boundary{i}{algorithm}");
+            let result = match algorithm {
+                Algorithm::FixedWindow => twin::<FixedWindow>(&store, &rt, &name, &policy, &hits),
+                Algorithm::SlidingWindowLog => {
+                    twin::<SlidingWindowLog>(&store, &rt, &name, &policy, &hits)
+                }
+                Algorithm::SlidingWindowCounter => {
+                    twin::<SlidingWindowCounter>(&store, &rt, &name, &policy, &hits)
+                }
+                Algorithm::TokenBucket => twin::<TokenBucket>(&store, &rt, &name, &policy, &hits),
+            };
+            result.unwrap_or_else(|e| panic!("{policy}: {e}"));
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The Redis store's contract: key layout and expiry, NOSCRIPT recovery, reset, server time,
+//! errors and storage URIs.
+
+mod support;
+
+use std::time::Duration;
+
+use tollgate::{Limiter, Policy, Rate, Store, Strategy};
+use tollgate_redis::{AnyStore, RedisStore};
+
+#[tokio::test]
+async fn keys_expire_once_the_longest_window_has_passed() {
+    let server = support::RedisServer::start();
+    let store = RedisStore::connect(&server.uri()).await.expect("connect");
+    let mut limiter = Limiter::new(store);
+    for strategy in Strategy::ALL {
+        limiter = limiter.with_policy(
+            strategy.name(),
+            Policy::new(strategy, "5/second; 10/2 seconds".parse().expect("rates")),
+        );
+    }
+    for strategy in Strategy::ALL {
+        for key in 0..20u32 {
+            for _ in 0..3 {
+                limiter.hit(strategy.name(), &key).await.expect("hit");
+            }
+        }
+    }
+    let keys = server.cli(&["--scan", "--pattern", "tollgate:*"]);
+    assert_eq!(keys.lines().count(), 80, "one key per (policy, key)");
+    for key in keys.lines() {
+        let ttl: i64 = server.cli(&["PTTL", key]).trim().parse().expect("pttl");
+        assert!((1..=4_000).contains(&ttl), "{key}: ttl {ttl} ms");
+    }
+    // The longest window is 2 s; the counter's state matters for two windows, 4 s.
+    tokio::time::sleep(Duration::from_millis(4_200)).await;
+    assert_eq!(
+        server.cli(&["--scan", "--pattern", "tollgate:*"]).trim(),
+        ""
+    );
+}
+
+#[tokio::test]
+async fn scripts_are_reloaded_after_noscript() {
+    let server = support::RedisServer::start();
+    let store = RedisStore::connect(&server.uri()).await.expect("connect");
+    let limiter =
+        Limiter::new(store).with_policy("p", Policy::fixed_window(Rate::per_minute(2).into()));
+    assert!(limiter.hit("p", "k").await.expect("hit").allowed());
+    server.cli(&["SCRIPT", "FLUSH"]);
+    assert!(
+        limiter
+            .hit("p", "k")
+            .await
+            .expect("hit after flush")
+            .allowed()
+    );
+    assert!(!limiter.hit("p", "k").await.expect("hit").allowed());
+}
+
+#[tokio::test]
+async fn reset_forgets_and_prefix_scopes_the_keys() {
+    let server = support::RedisServer::start();
+    let store = RedisStore::connect(&server.uri())
+        .await
+        .expect("connect")
+        .with_prefix("app1:");
+    let limiter =
+        Limiter::new(store).with_policy("login", Policy::fixed_window(Rate::per_minute(1).into()));
+    assert!(limiter.hit("login", "alice").await.expect("hit").allowed());
+    assert!(!limiter.hit("login", "alice").await.expect("hit").allowed());
+    let keys = server.cli(&["--scan", "--pattern", "app1:login:*:alice"]);
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+    limiter.reset("login", "alice").await.expect("reset");
+    assert!(limiter.hit("login", "alice").await.expect("hit").allowed());
+}
+
+#[tokio::test]
+async fn server_time_gives_exact_waits() {
+    let server = support::RedisServer::start();
+    let store = RedisStore::connect(&server.uri()).await.expect("connect");
+    let limiter =
+        Limiter::new(store).with_policy("p", Policy::fixed_window(Rate::per_minute(1).into()));
+    limiter.hit("p", "k").await.expect("hit");
+    let denied = limiter.hit("p", "k").await.expect("hit");
+    let wait = denied.retry_after().expect("denied");
+    assert!(
+        wait > Duration::from_secs(59) && wait <= Duration::from_secs(60),
+        "{wait:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_redis_is_an_error_within_the_timeout() {
+    let mut server = support::RedisServer::start();
+    let store = RedisStore::connect(&server.uri()).await.expect("connect");
+    let policy = store.prepare("p", &Policy::fixed_window(Rate::per_minute(1).into()));
+    server.kill();
+    let started = std::time::Instant::now();
+    let err = store
+        .hit(&policy, b"k", tollgate::Timestamp::from_nanos(0), 1)
+        .await
+        .expect_err("redis is down");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.to_string().starts_with("store "), "{err}");
+    // Connecting to nothing fails too, with the address in the message.
+    let port = support::free_port();
+    let err = RedisStore::connect(&format!("redis://127.0.0.1:{port}"))
+        .await
+        .expect_err("nothing there");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn storage_uris_open_the_right_store_or_say_what_is_wrong() {
+    let server = support::RedisServer::start();
+    assert!(matches!(
+        AnyStore::open("memory://").await,
+        Ok(AnyStore::Memory(_))
+    ));
+    assert!(matches!(
+        AnyStore::open(&format!("{}/2", server.uri())).await,
+        Ok(AnyStore::Redis(_))
+    ));
+    for (uri, expected) in [
+        ("memory://x", "takes nothing after the scheme"),
+        ("localhost:6379", "expected a scheme"),
+        ("postgres://db", "unknown scheme \"postgres\""),
+        ("redis://127.0.0.1:notaport", "invalid storage URI"),
+        ("redis+cluster://", "at least one host:port"),
+    ] {
+        let err = AnyStore::open(uri).await.expect_err(uri).to_string();
+        assert!(err.contains(expected), "{uri}: {err}");
+        assert!(err.contains(uri), "{uri}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn any_store_counts_like_the_store_it_names() {
+    let server = support::RedisServer::start();
+    for uri in ["memory://".to_owned(), server.uri()] {
+        let store = AnyStore::open(&uri).await.expect("open");
+        let limiter = Limiter::new(store)
+            .with_policy("p", Policy::sliding_window_log(Rate::per_minute(2).into()));
+        assert!(limiter.hit("p", "k").await.expect("hit").allowed());
+        assert_eq!(
+            limiter.peek("p", "k").await.expect("peek").remaining(),
+            1,
+            "{uri}"
+        );
+        assert!(limiter.hit("p", "k").await.expect("hit").allowed());
+        assert!(
+            !limiter.hit("p", "k").await.expect("hit").allowed(),
+            "{uri}"
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! The failure policies against a store that fails on command.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_executor::block_on;
+use tollgate::{
+    Decision, Error, Failover, FailurePolicy, Limiter, ManualClock, MemoryPolicy, MemoryStore,
+    Policy, Rate, Store, StoreError, Timestamp,
+};
+
+/// A memory store that fails while `down` is set, and counts the hits it served.
+#[derive(Debug, Clone, Default)]
+struct Flaky {
+    store: MemoryStore,
+    down: Arc<AtomicBool>,
+    served: Arc<AtomicU64>,
+}
+
+impl Store for Flaky {
+    type Prepared = MemoryPolicy;
+
+    fn prepare(&self, name: &str, policy: &Policy) -> MemoryPolicy {
+        self.store.prepare(name, policy)
+    }
+
+    async fn hit(
+        &self,
+        policy: &MemoryPolicy,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> Result<Decision, StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::timeout("flaky store is down"));
+        }
+        self.served.fetch_add(1, Ordering::SeqCst);
+        Ok(self.store.hit_now(policy, key, now, cost))
+    }
+
+    async fn reset(&self, policy: &MemoryPolicy, key: &[u8]) -> Result<(), StoreError> {
+        self.store.reset(policy, key).await
+    }
+}
+
+fn limiter(policy: FailurePolicy) -> (Limiter<Failover<Flaky>>, Flaky, ManualClock) {
+    let flaky = Flaky::default();
+    let clock = ManualClock::new();
+    let limiter = Limiter::new(Failover::new(flaky.clone(), policy))
+        .with_clock(clock.clone())
+        .with_policy("p", Policy::fixed_window(Rate::per_hour(2).into()));
+    (limiter, flaky, clock)
+}
+
+fn hit(limiter: &Limiter<Failover<Flaky>>) -> Result<Decision, Error> {
+    block_on(limiter.hit("p", "k"))
+}
+
+#[test]
+fn allow_fails_open_and_counts_errors() {
+    let (limiter, flaky, _clock) = limiter(FailurePolicy::Allow);
+    flaky.down.store(true, Ordering::SeqCst);
+    for _ in 0..5 {
+        assert!(hit(&limiter).expect("answer").allowed());
+    }
+    assert_eq!(limiter.store().errors(), 5);
+    flaky.down.store(false, Ordering::SeqCst);
+    assert!(hit(&limiter).expect("answer").allowed());
+    assert!(hit(&limiter).expect("answer").allowed());
+    assert!(!hit(&limiter).expect("answer").allowed(), "counted again");
+}
+
+#[test]
+fn deny_returns_the_store_error() {
+    let (limiter, flaky, _clock) = limiter(FailurePolicy::Deny);
+    flaky.down.store(true, Ordering::SeqCst);
+    let err = hit(&limiter).expect_err("store down");
+    assert!(matches!(&err, Error::Store(e) if e.is_timeout()), "{err}");
+    assert_eq!(err.to_string(), "store timed out: flaky store is down");
+}
+
+#[test]
+fn fallback_counts_locally_then_switches_back_after_a_probe() {
+    let (limiter, flaky, clock) = limiter(FailurePolicy::Fallback);
+    flaky.down.store(true, Ordering::SeqCst);
+    assert!(hit(&limiter).expect("answer").allowed());
+    assert!(limiter.store().is_falling_back());
+    assert!(hit(&limiter).expect("answer").allowed());
+    assert!(
+        !hit(&limiter).expect("answer").allowed(),
+        "the fallback counts"
+    );
+    // The store comes back; hits stay local until the next probe is due.
+    flaky.down.store(false, Ordering::SeqCst);
+    let served = flaky.served.load(Ordering::SeqCst);
+    clock.advance(Failover::<Flaky>::PROBE_INTERVAL / 2);
+    hit(&limiter).expect("answer");
+    assert_eq!(flaky.served.load(Ordering::SeqCst), served);
+    clock.advance(Failover::<Flaky>::PROBE_INTERVAL);
+    assert!(
+        hit(&limiter).expect("answer").allowed(),
+        "the store's own count"
+    );
+    assert!(!limiter.store().is_falling_back());
+    assert_eq!(flaky.served.load(Ordering::SeqCst), served + 1);
+    // A store that fails again sends hits back to memory at once.
+    flaky.down.store(true, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(1));
+    assert!(
+        !hit(&limiter).expect("answer").allowed(),
+        "memory still counts 2"
+    );
+}
