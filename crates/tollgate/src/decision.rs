@@ -31,10 +31,12 @@ pub struct Decision {
     allowed: bool,
     limit: u64,
     remaining: u64,
-    reset_after: Duration,
-    /// `Some` exactly when `allowed` is false.
-    retry_after: Option<Duration>,
-    window: Duration,
+    /// Durations in nanoseconds, saturating at `u64::MAX` (584 years): a decision is small
+    /// to pass around.
+    reset_after_ns: u64,
+    /// Meaningful only when `allowed` is false.
+    retry_after_ns: u64,
+    window_ns: u64,
 }
 
 impl Decision {
@@ -52,23 +54,17 @@ impl Decision {
     /// assert_eq!(d.retry_after(), Some(Duration::from_secs(57)));
     /// ```
     pub fn from_outcome(outcome: Outcome, tick: Duration) -> Self {
-        let tick = tick.as_nanos();
-        let ticks = |n: u64| {
-            Duration::from_nanos(
-                u64::try_from(tick.saturating_mul(u128::from(n))).unwrap_or(u64::MAX),
-            )
-        };
+        let tick = u64::try_from(tick.as_nanos()).unwrap_or(u64::MAX);
         Self {
             allowed: outcome.allowed,
             limit: outcome.limit,
             remaining: outcome.remaining,
-            reset_after: ticks(outcome.reset_after),
-            retry_after: if outcome.allowed {
-                None
-            } else {
-                Some(ticks(outcome.retry_after.unwrap_or(outcome.window)))
-            },
-            window: ticks(outcome.window),
+            reset_after_ns: outcome.reset_after.saturating_mul(tick),
+            retry_after_ns: outcome
+                .retry_after
+                .unwrap_or(outcome.window)
+                .saturating_mul(tick),
+            window_ns: outcome.window.saturating_mul(tick),
         }
     }
 
@@ -89,17 +85,17 @@ impl Decision {
 
     /// Time until the binding rate's state is fresh again (its full capacity available).
     pub fn reset_after(&self) -> Duration {
-        self.reset_after
+        Duration::from_nanos(self.reset_after_ns)
     }
 
     /// For a denied hit, the exact time until the same hit would be allowed if nothing else
     /// happened; `None` when allowed.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        (!self.allowed).then(|| Duration::from_nanos(self.retry_after_ns))
     }
 
     /// The binding rate's window.
     pub fn window(&self) -> Duration {
-        self.window
+        Duration::from_nanos(self.window_ns)
     }
 }

@@ -61,7 +61,7 @@ pub use clock::{Clock, ManualClock, MonotonicClock, SystemClock, Timestamp};
 pub use decision::Decision;
 pub use failover::{Failover, FailoverPolicy, FailurePolicy};
 pub use key::{Key, KeyBytes};
-pub use limiter::{Error, Limiter};
+pub use limiter::{Error, Limiter, NamedPolicy};
 pub use memory::{DEFAULT_MAX_KEYS, MemoryPolicy, MemoryStats, MemoryStore};
 pub use notation::ParseError;
 pub use policy::{Policy, PolicyError, Strategy};

@@ -35,7 +35,7 @@ use crate::{Clock, Decision, Key, MemoryStore, MonotonicClock, Policy, Store, St
 pub struct Limiter<S: Store = MemoryStore> {
     store: S,
     clock: Arc<dyn Clock>,
-    policies: HashMap<Box<str>, Named<S>>,
+    policies: HashMap<Box<str>, Named<S>, foldhash::fast::RandomState>,
 }
 
 /// A policy with its prepared form and its largest cost.
@@ -67,7 +67,7 @@ impl<S: Store> Limiter<S> {
         Self {
             store,
             clock: Arc::new(MonotonicClock::new()),
-            policies: HashMap::new(),
+            policies: HashMap::default(),
         }
     }
 
@@ -123,9 +123,38 @@ impl<S: Store> Limiter<S> {
         &*self.clock
     }
 
+    /// The policy called `name`, looked up once: hits through it skip the lookup by name.
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new())
+    ///     .with_policy("api", Policy::token_bucket(Rate::per_second(100).into()));
+    /// let api = limiter.named("api").expect("defined above");
+    /// for user in ["u1", "u2", "u3"] {
+    ///     assert!(api.hit(user).await?.allowed());
+    /// }
+    /// # Ok::<(), tollgate::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn named(&self, name: &str) -> Option<NamedPolicy<'_, S>> {
+        let (name, named) = self.policies.get_key_value(name)?;
+        Some(NamedPolicy {
+            limiter: self,
+            name,
+            named,
+        })
+    }
+
+    fn lookup(&self, name: &str) -> Result<NamedPolicy<'_, S>, Error> {
+        self.named(name)
+            .ok_or_else(|| Error::UnknownPolicy(name.to_owned()))
+    }
+
     /// Charges one unit to `key` under the policy `name`.
     pub async fn hit<K: Key + ?Sized>(&self, name: &str, key: &K) -> Result<Decision, Error> {
-        self.hit_cost(name, key, 1).await
+        self.lookup(name)?.hit_cost(key, 1).await
     }
 
     /// Charges `cost` units to `key` under the policy `name`, all or nothing.
@@ -154,17 +183,7 @@ impl<S: Store> Limiter<S> {
         key: &K,
         cost: u64,
     ) -> Result<Decision, Error> {
-        let named = self.named(name)?;
-        if cost > named.max_cost {
-            return Err(Error::CostExceedsLimit {
-                policy: name.to_owned(),
-                cost,
-                max_cost: named.max_cost,
-            });
-        }
-        let key = key.key_bytes();
-        let now = self.clock.now();
-        Ok(self.store.hit(&named.prepared, &key, now, cost).await?)
+        self.lookup(name)?.hit_cost(key, cost).await
     }
 
     /// Reports on `key` under the policy `name` without charging anything: `allowed` says
@@ -185,7 +204,7 @@ impl<S: Store> Limiter<S> {
     /// # }).unwrap();
     /// ```
     pub async fn peek<K: Key + ?Sized>(&self, name: &str, key: &K) -> Result<Decision, Error> {
-        self.hit_cost(name, key, 0).await
+        self.lookup(name)?.hit_cost(key, 0).await
     }
 
     /// Forgets `key`'s counts under the policy `name`.
@@ -203,14 +222,76 @@ impl<S: Store> Limiter<S> {
     /// # }).unwrap();
     /// ```
     pub async fn reset<K: Key + ?Sized>(&self, name: &str, key: &K) -> Result<(), Error> {
-        let named = self.named(name)?;
-        Ok(self.store.reset(&named.prepared, &key.key_bytes()).await?)
+        self.lookup(name)?.reset(key).await
+    }
+}
+
+/// One of a [`Limiter`]'s policies, looked up by [`Limiter::named`]; its methods are the
+/// limiter's, without the name.
+pub struct NamedPolicy<'a, S: Store> {
+    limiter: &'a Limiter<S>,
+    name: &'a str,
+    named: &'a Named<S>,
+}
+
+impl<S: Store> fmt::Debug for NamedPolicy<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NamedPolicy")
+            .field("name", &self.name)
+            .field("policy", &self.named.policy)
+            .finish()
+    }
+}
+
+impl<S: Store> Clone for NamedPolicy<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: Store> Copy for NamedPolicy<'_, S> {}
+
+impl<'a, S: Store> NamedPolicy<'a, S> {
+    /// The policy's name.
+    pub fn name(&self) -> &'a str {
+        self.name
     }
 
-    fn named(&self, name: &str) -> Result<&Named<S>, Error> {
-        self.policies
-            .get(name)
-            .ok_or_else(|| Error::UnknownPolicy(name.to_owned()))
+    /// The policy.
+    pub fn policy(&self) -> &'a Policy {
+        &self.named.policy
+    }
+
+    /// Charges one unit to `key`; see [`Limiter::hit`].
+    pub async fn hit<K: Key + ?Sized>(&self, key: &K) -> Result<Decision, Error> {
+        self.hit_cost(key, 1).await
+    }
+
+    /// Charges `cost` units to `key`; see [`Limiter::hit_cost`].
+    pub async fn hit_cost<K: Key + ?Sized>(&self, key: &K, cost: u64) -> Result<Decision, Error> {
+        let max_cost = self.named.max_cost;
+        if cost > max_cost {
+            return Err(Error::CostExceedsLimit {
+                policy: self.name.to_owned(),
+                cost,
+                max_cost,
+            });
+        }
+        let key = key.key_bytes();
+        let now = self.limiter.clock.now();
+        let store = &self.limiter.store;
+        Ok(store.hit(&self.named.prepared, &key, now, cost).await?)
+    }
+
+    /// Reports without charging; see [`Limiter::peek`].
+    pub async fn peek<K: Key + ?Sized>(&self, key: &K) -> Result<Decision, Error> {
+        self.hit_cost(key, 0).await
+    }
+
+    /// Forgets `key`'s counts; see [`Limiter::reset`].
+    pub async fn reset<K: Key + ?Sized>(&self, key: &K) -> Result<(), Error> {
+        let store = &self.limiter.store;
+        Ok(store.reset(&self.named.prepared, &key.key_bytes()).await?)
     }
 }
 

@@ -36,7 +36,7 @@ pub const DEFAULT_MAX_KEYS: usize = 1 << 20;
 ///
 /// Idle keys are forgotten once their state is indistinguishable from fresh (a hit would find
 /// the full limit available), without a background thread: sweeps ride on hits, a shard
-/// sweeping once it has served as many hits as it has slots, before it would grow, and when
+/// sweeping once it has served twice as many hits as it has slots, before it would grow, and when
 /// it reaches its cap. A store that receives no hits at all keeps what it has.
 ///
 /// # The cap on keys

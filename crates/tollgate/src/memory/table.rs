@@ -93,7 +93,7 @@ struct Shard<C> {
 /// the key's hash that the tables themselves do not use.
 ///
 /// Idle keys are dropped by sweeps that ride on hits: a shard sweeps (drops every state that
-/// has become fresh) when it has served as many hits as it has slots, and then sweeps one
+/// has become fresh) when it has served twice as many hits as it has slots, and then sweeps one
 /// other shard in turn; it also sweeps before it grows and when it reaches its cap. A shard at its cap after a sweep evicts a random eighth of its
 /// keys, counted in [`Counters::evicted`].
 pub(crate) struct Table<C> {
@@ -150,6 +150,10 @@ impl<C: Slots> Table<C> {
         }
     }
 
+    fn hash(&self, key: &StoredKey) -> u64 {
+        self.hasher.hash_one((key.0[0], key.0[1]))
+    }
+
     fn lock(&self, hash: u64) -> MutexGuard<'_, Shard<C>> {
         let index = (hash >> SHARD_SHIFT) as usize & (self.shards.len() - 1);
         // A panic cannot leave a shard half-updated (apply and the table never panic), so a
@@ -187,9 +191,7 @@ impl<C: Slots> Table<C> {
         shard.hits_since_sweep = 0;
         let wanted = (shard.entries.len() * 2).max(16);
         if shard.entries.capacity() > wanted * 2 {
-            shard
-                .entries
-                .shrink_to(wanted, |(key, _)| self.hasher.hash_one(key.0));
+            shard.entries.shrink_to(wanted, |(key, _)| self.hash(key));
         }
     }
 
@@ -207,7 +209,7 @@ impl<C: Slots> Table<C> {
             let before = shard.entries.len();
             shard
                 .entries
-                .retain(|(key, _)| self.hasher.hash_one(key.0) >> 61 != round);
+                .retain(|(key, _)| self.hash(key) >> 61 != round);
             let evicted = before - shard.entries.len();
             self.counters
                 .evicted
@@ -218,10 +220,10 @@ impl<C: Slots> Table<C> {
 
 impl<C: Slots> PolicyTable for Table<C> {
     fn hit(&self, key: StoredKey, now: u64, cost: u64) -> Outcome {
-        let hash = self.hasher.hash_one(key.0);
+        let hash = self.hash(&key);
         let mut shard = self.lock(hash);
         shard.hits_since_sweep += 1;
-        if shard.hits_since_sweep > shard.entries.capacity().max(64) {
+        if shard.hits_since_sweep > 2 * shard.entries.capacity().max(64) {
             self.sweep_with_neighbour(&mut shard, now);
         }
         if let Some((_, slots)) = shard.entries.find_mut(hash, |(k, _)| *k == key) {
@@ -233,13 +235,13 @@ impl<C: Slots> PolicyTable for Table<C> {
             self.make_room(&mut shard, now);
             shard
                 .entries
-                .insert_unique(hash, (key, slots), |(k, _)| self.hasher.hash_one(k.0));
+                .insert_unique(hash, (key, slots), |(k, _)| self.hash(k));
         }
         outcome
     }
 
     fn reset(&self, key: StoredKey) {
-        let hash = self.hasher.hash_one(key.0);
+        let hash = self.hash(&key);
         let mut shard = self.lock(hash);
         if let Ok(entry) = shard.entries.find_entry(hash, |(k, _)| *k == key) {
             entry.remove();

@@ -48,6 +48,9 @@ pub struct Limit {
     capacity: u64,
     /// Window length in ticks, at least 1.
     window: u64,
+    /// `⌈window / amount⌉`, at least 1: the ticks one unit takes at the rate (a token
+    /// bucket's refill interval), kept to spare a division per hit.
+    unit_ticks: u64,
 }
 
 impl Limit {
@@ -64,11 +67,12 @@ impl Limit {
     /// ```
     pub fn new(amount: u64, capacity: u64, window: Duration, tick: Duration) -> Self {
         let tick = tick.as_nanos().max(1);
-        let window = window.as_nanos().div_ceil(tick).max(1);
+        let window = u64::try_from(window.as_nanos().div_ceil(tick).max(1)).unwrap_or(u64::MAX);
         Self {
             amount,
             capacity,
-            window: u64::try_from(window).unwrap_or(u64::MAX),
+            window,
+            unit_ticks: window.div_ceil(amount.max(1)).max(1),
         }
     }
 
@@ -85,6 +89,19 @@ impl Limit {
     /// Window length in ticks.
     pub fn window(&self) -> u64 {
         self.window
+    }
+
+    /// The ticks one unit takes at the rate, `⌈window / amount⌉` and at least 1.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::strategy::Limit;
+    ///
+    /// let limit = Limit::new(3, 3, Duration::from_secs(1), Duration::from_millis(1));
+    /// assert_eq!(limit.unit_ticks(), 334);
+    /// ```
+    pub fn unit_ticks(&self) -> u64 {
+        self.unit_ticks
     }
 }
 

@@ -29,14 +29,9 @@ pub struct TokenBucket {
     tat: u64,
 }
 
-/// Ticks per token: `⌈W/N⌉`, at least 1.
-fn interval(limit: &Limit) -> u64 {
-    limit.window.div_ceil(limit.amount.max(1)).max(1)
-}
-
 impl RateState for TokenBucket {
     fn retry_after(&self, limit: &Limit, now: u64, cost: u64) -> Option<u64> {
-        let interval = interval(limit);
+        let interval = limit.unit_ticks;
         let after = self
             .tat
             .max(now)
@@ -46,7 +41,7 @@ impl RateState for TokenBucket {
     }
 
     fn consume(&mut self, limit: &Limit, now: u64, cost: u64) {
-        let interval = interval(limit);
+        let interval = limit.unit_ticks;
         self.tat = self
             .tat
             .max(now)
@@ -54,7 +49,7 @@ impl RateState for TokenBucket {
     }
 
     fn remaining(&self, limit: &Limit, now: u64) -> u64 {
-        let interval = interval(limit);
+        let interval = limit.unit_ticks;
         let depth = limit.capacity.saturating_mul(interval);
         let slack = depth.saturating_sub(self.tat.saturating_sub(now));
         (slack / interval).min(limit.capacity)
