@@ -48,3 +48,9 @@ mod uri;
 
 pub use store::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, MAX_AMOUNT, RedisPolicy, RedisStore};
 pub use uri::{AnyPolicy, AnyStore, UriError};
+
+/// The workspace README's examples, compiled and run as doctests (here, where both crates
+/// are at hand).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -162,3 +162,30 @@ async fn any_store_counts_like_the_store_it_names() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_hits_share_one_multiplexed_connection() {
+    let server = support::RedisServer::start();
+    let store = RedisStore::connect(&server.uri()).await.expect("connect");
+    let limiter = std::sync::Arc::new(Limiter::new(store).with_policy(
+        "p",
+        Policy::token_bucket(Rate::per_second(1_000_000).into()),
+    ));
+    let tasks: Vec<_> = (0..64u32)
+        .map(|task| {
+            let limiter = std::sync::Arc::clone(&limiter);
+            tokio::spawn(async move {
+                for i in 0..200u32 {
+                    limiter.hit("p", &(task * 1000 + i)).await.expect("hit");
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Our connection, and redis-cli's own while it asks.
+    let clients = server.cli(&["CLIENT", "LIST"]);
+    for task in tasks {
+        task.await.expect("task");
+    }
+    assert_eq!(clients.lines().count(), 2, "{clients}");
+}

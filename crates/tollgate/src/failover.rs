@@ -122,8 +122,9 @@ pub struct Failover<S> {
 pub struct FailoverPolicy<P> {
     prepared: P,
     local: MemoryPolicy,
-    /// What an allowed-while-failing hit reports: the policy's capacity.
+    /// What an allowed-while-failing hit reports: the policy's capacity and first window.
     capacity: u64,
+    window: Duration,
 }
 
 impl<S: Store> Failover<S> {
@@ -193,6 +194,7 @@ impl<S: Store> Store for Failover<S> {
             prepared: self.store.prepare(name, policy),
             local: self.fallback.prepare(name, policy),
             capacity: policy.max_cost(),
+            window: policy.rates()[0].window(),
         }
     }
 
@@ -213,7 +215,7 @@ impl<S: Store> Store for Failover<S> {
                     self.failed(now);
                     match self.policy {
                         FailurePolicy::Deny => return Err(err),
-                        FailurePolicy::Allow => return Ok(allowed_uncounted(policy.capacity)),
+                        FailurePolicy::Allow => return Ok(allowed_uncounted(policy)),
                         FailurePolicy::Fallback => {}
                     }
                 }
@@ -229,14 +231,14 @@ impl<S: Store> Store for Failover<S> {
 }
 
 /// The decision for a hit allowed because the store failed: the full capacity left.
-fn allowed_uncounted(capacity: u64) -> Decision {
+fn allowed_uncounted<P>(policy: &FailoverPolicy<P>) -> Decision {
     let outcome = Outcome {
         allowed: true,
-        limit: capacity,
-        remaining: capacity,
+        limit: policy.capacity,
+        remaining: policy.capacity,
         reset_after: 0,
         retry_after: None,
-        window: 0,
+        window: u64::try_from(policy.window.as_nanos()).unwrap_or(u64::MAX),
     };
     Decision::from_outcome(outcome, Duration::from_nanos(1))
 }

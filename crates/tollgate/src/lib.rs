@@ -67,8 +67,3 @@ pub use notation::ParseError;
 pub use policy::{Policy, PolicyError, Strategy};
 pub use rate::{InvalidWindow, MAX_WINDOW_SECS, Rate, Rates};
 pub use store::{Store, StoreError};
-
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeDoctests;

@@ -62,7 +62,14 @@ fn allow_fails_open_and_counts_errors() {
     let (limiter, flaky, _clock) = limiter(FailurePolicy::Allow);
     flaky.down.store(true, Ordering::SeqCst);
     for _ in 0..5 {
-        assert!(hit(&limiter).expect("answer").allowed());
+        let d = hit(&limiter).expect("answer");
+        assert!(d.allowed());
+        assert_eq!(
+            (d.limit(), d.remaining()),
+            (2, 2),
+            "reports the full allowance"
+        );
+        assert_eq!(d.window(), Duration::from_secs(3600));
     }
     assert_eq!(limiter.store().errors(), 5);
     flaky.down.store(false, Ordering::SeqCst);
