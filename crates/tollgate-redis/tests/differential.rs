@@ -91,15 +91,39 @@ fn twin<S: RateState>(
     Ok(())
 }
 
-#[test]
-fn lua_scripts_decide_exactly_as_the_pure_functions() {
-    let server = support::RedisServer::start();
+/// Runs `hits` through both twins with the state type of the policy's strategy.
+fn twins(
+    store: &RedisStore,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    policy: &Policy,
+    hits: &[(u64, usize, u64)],
+) -> Result<(), TestCaseError> {
+    match policy.strategy() {
+        Algorithm::FixedWindow => twin::<FixedWindow>(store, rt, name, policy, hits),
+        Algorithm::SlidingWindowLog => twin::<SlidingWindowLog>(store, rt, name, policy, hits),
+        Algorithm::SlidingWindowCounter => {
+            twin::<SlidingWindowCounter>(store, rt, name, policy, hits)
+        }
+        Algorithm::TokenBucket => twin::<TokenBucket>(store, rt, name, policy, hits),
+    }
+}
+
+/// A store in client-time mode on a fresh server, and a runtime to drive it.
+fn client_time_store(server: &support::RedisServer) -> (RedisStore, tokio::runtime::Runtime) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let store = rt
         .block_on(RedisStore::connect(&server.uri()))
         .expect("connect")
         .with_client_time()
         .with_timeout(Duration::from_secs(5));
+    (store, rt)
+}
+
+#[test]
+fn lua_scripts_decide_exactly_as_the_pure_functions() {
+    let server = support::RedisServer::start();
+    let (store, rt) = client_time_store(&server);
     let mut runner = TestRunner::new(Config {
         cases: 300,
         failure_persistence: None,
@@ -111,16 +135,7 @@ fn lua_scripts_decide_exactly_as_the_pure_functions() {
             case.set(case.get() + 1);
             // A fresh name per case: no state leaks from one case into the next.
             let name = format!("case{}", case.get());
-            match policy.strategy() {
-                Algorithm::FixedWindow => twin::<FixedWindow>(&store, &rt, &name, &policy, &hits),
-                Algorithm::SlidingWindowLog => {
-                    twin::<SlidingWindowLog>(&store, &rt, &name, &policy, &hits)
-                }
-                Algorithm::SlidingWindowCounter => {
-                    twin::<SlidingWindowCounter>(&store, &rt, &name, &policy, &hits)
-                }
-                Algorithm::TokenBucket => twin::<TokenBucket>(&store, &rt, &name, &policy, &hits),
-            }
+            twins(&store, &rt, &name, &policy, &hits)
         })
         .expect("redis and rust agree");
 }
@@ -130,12 +145,7 @@ fn lua_scripts_decide_exactly_as_the_pure_functions() {
 #[test]
 fn lua_scripts_agree_on_window_boundaries() {
     let server = support::RedisServer::start();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let store = rt
-        .block_on(RedisStore::connect(&server.uri()))
-        .expect("connect")
-        .with_client_time()
-        .with_timeout(Duration::from_secs(5));
+    let (store, rt) = client_time_store(&server);
     let mut hits = Vec::new();
     for step in [0, 999, 1, 999, 1, 1000, 1000, 500, 500, 1999, 1, 2000, 3000] {
         for cost in [1, 1, 2] {
@@ -150,16 +160,7 @@ fn lua_scripts_agree_on_window_boundaries() {
         for algorithm in Algorithm::ALL {
             let policy = Policy::new(algorithm, rates.parse().expect("rates"));
             let name = format!("boundary{i}{algorithm}");
-            let result = match algorithm {
-                Algorithm::FixedWindow => twin::<FixedWindow>(&store, &rt, &name, &policy, &hits),
-                Algorithm::SlidingWindowLog => {
-                    twin::<SlidingWindowLog>(&store, &rt, &name, &policy, &hits)
-                }
-                Algorithm::SlidingWindowCounter => {
-                    twin::<SlidingWindowCounter>(&store, &rt, &name, &policy, &hits)
-                }
-                Algorithm::TokenBucket => twin::<TokenBucket>(&store, &rt, &name, &policy, &hits),
-            };
+            let result = twins(&store, &rt, &name, &policy, &hits);
             result.unwrap_or_else(|e| panic!("{policy}: {e}"));
         }
     }

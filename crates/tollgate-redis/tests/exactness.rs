@@ -3,26 +3,15 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use tollgate::Strategy;
-
-/// The `load` example, built next to this test by `cargo test`.
-fn load_example() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    dir.join("examples").join("load")
-}
 
 /// Runs 4 `load` processes at once against `uri` and returns the total allowed.
 fn allowed_by_four_processes(uri: &str, strategy: Strategy, limits: &str, keys: u64) -> u64 {
     let children: Vec<_> = (0..4)
         .map(|_| {
-            Command::new(load_example())
+            Command::new(support::load_example())
                 .args([uri, strategy.name(), limits, &keys.to_string(), "32", "20"])
                 .output()
         })

@@ -4,22 +4,12 @@ mod support;
 
 use std::process::Command;
 
-/// The `load` example, built next to this test by `cargo test`.
-fn load_example() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    dir.join("examples").join("load")
-}
-
 #[test]
 fn rediss_counts_over_tls_and_checks_the_certificate() {
     let (server, cert) = support::RedisServer::start_tls();
     let uri = format!("rediss://127.0.0.1:{}", server.port);
     let load = |trusted: bool| {
-        let mut command = Command::new(load_example());
+        let mut command = Command::new(support::load_example());
         command.args([uri.as_str(), "fixed-window", "5/minute", "1", "2", "10"]);
         if trusted {
             // OpenSSL's default trust store can be pointed at a file.

@@ -17,6 +17,16 @@ pub struct RedisServer {
     extra: Vec<String>,
 }
 
+/// The `load` example, built next to the test binaries by `cargo test`.
+pub fn load_example() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    dir.join("examples").join("load")
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
