@@ -1,6 +1,7 @@
 //! [`RedisStore`]: the states in Redis, each hit one atomic script call.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -285,13 +286,13 @@ impl Store for RedisStore {
         }
     }
 
-    async fn hit(
-        &self,
-        policy: &RedisPolicy,
+    fn hit<'a>(
+        &'a self,
+        policy: &'a RedisPolicy,
         key: &[u8],
         now: Timestamp,
         cost: u64,
-    ) -> Result<Decision, StoreError> {
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
         let mut invocation = policy.script.key(policy.redis_key(key));
         if self.client_time {
             invocation.arg(now.as_nanos() / (policy.tick_ms * 1_000_000));
@@ -308,13 +309,15 @@ impl Store for RedisStore {
                 .arg(limit.capacity())
                 .arg(limit.window());
         }
-        let reply: Vec<i64> = self
-            .call(async |c: &mut Connection| c.invoke(&invocation).await)
-            .await?;
-        let outcome = outcome(&reply).ok_or_else(|| {
-            StoreError::unavailable(format!("unexpected reply from the script: {reply:?}"))
-        })?;
-        Ok(Decision::from_outcome(outcome, policy.tick()))
+        async move {
+            let reply: Vec<i64> = self
+                .call(async |c: &mut Connection| c.invoke(&invocation).await)
+                .await?;
+            let outcome = outcome(&reply).ok_or_else(|| {
+                StoreError::unavailable(format!("unexpected reply from the script: {reply:?}"))
+            })?;
+            Ok(Decision::from_outcome(outcome, policy.tick()))
+        }
     }
 
     async fn reset(&self, policy: &RedisPolicy, key: &[u8]) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
 //! [`AnyStore`]: a store chosen by a URI, the form the whole project configures storage in.
 
 use std::fmt;
+use std::future::Future;
 
 use tollgate::{Decision, MemoryPolicy, MemoryStore, Policy, Store, StoreError, Timestamp};
 
@@ -118,6 +119,12 @@ impl AnyStore {
     }
 }
 
+/// A hit the memory store answered at once, or one waiting for Redis.
+enum Started<F> {
+    Answered(Result<Decision, StoreError>),
+    Pending(F),
+}
+
 fn mismatch() -> StoreError {
     StoreError::unavailable("policy was prepared for another kind of store")
 }
@@ -132,17 +139,27 @@ impl Store for AnyStore {
         }
     }
 
-    async fn hit(
-        &self,
-        policy: &AnyPolicy,
+    fn hit<'a>(
+        &'a self,
+        policy: &'a AnyPolicy,
         key: &[u8],
         now: Timestamp,
         cost: u64,
-    ) -> Result<Decision, StoreError> {
-        match (self, policy) {
-            (AnyStore::Memory(store), AnyPolicy::Memory(p)) => Ok(store.hit_now(p, key, now, cost)),
-            (AnyStore::Redis(store), AnyPolicy::Redis(p)) => store.hit(p, key, now, cost).await,
-            _ => Err(mismatch()),
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
+        let started = match (self, policy) {
+            (AnyStore::Memory(store), AnyPolicy::Memory(p)) => {
+                Started::Answered(Ok(store.hit_now(p, key, now, cost)))
+            }
+            (AnyStore::Redis(store), AnyPolicy::Redis(p)) => {
+                Started::Pending(store.hit(p, key, now, cost))
+            }
+            _ => Started::Answered(Err(mismatch())),
+        };
+        async move {
+            match started {
+                Started::Answered(answer) => answer,
+                Started::Pending(pending) => pending.await,
+            }
         }
     }
 

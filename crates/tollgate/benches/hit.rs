@@ -20,12 +20,13 @@
 //! materialised in access order), so fetching the key is a sequential, prefetched read and
 //! the time is the limiter's own: hashing, finding the state, applying the strategy.
 //!
-//! Benchmarks per group: `governor` (`check_key`), `tollgate/token-bucket`,
+//! Benchmarks per group: `governor` (`check_key`, synchronous), `tollgate/token-bucket`,
 //! `tollgate/fixed-window`, `tollgate/sliding-window-counter`, `tollgate/sliding-window` (the
-//! log), all through `Limiter::hit` (polled once with a no-op waker; the memory store's
-//! futures are ready at once), and a diagnostic, `tollgate/token-bucket/store-hit_now`:
-//! `MemoryStore::hit_now` on the token bucket's table with the key's bytes and the clock read
-//! per hit, i.e. without the `Limiter` front end (policy lookup by name, async wrapper).
+//! log), all through the synchronous in-memory API, `NamedPolicy::hit_now` (the policy looked
+//! up once with `Limiter::named`, the clock read per hit), and
+//! `tollgate/token-bucket/async-hit`: the async `Limiter::hit(name, key)` (lookup by name per
+//! hit, the future polled once with a no-op waker; the memory store's futures are ready at
+//! once), which is what an async caller pays.
 //!
 //! Run with `cargo bench -p tollgate --bench hit`; criterion reports time per hit (one
 //! iteration is one hit) and hits per second (`Throughput::Elements(1)`).
@@ -40,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use tollgate::{DEFAULT_MAX_KEYS, Key, Limiter, MemoryStore, Policy, Rate, Rates, Store};
+use tollgate::{DEFAULT_MAX_KEYS, Key, Limiter, MemoryStore, Policy, Rate, Rates};
 
 /// Length of the access sequence (at least the number of keys).
 const SEQUENCE: usize = 1 << 22;
@@ -242,12 +243,10 @@ fn bench_governor<K>(
 }
 
 /// The id of the extra token-bucket benchmark that calls the store directly.
-const STORE_PATH: &str = "tollgate/token-bucket/store-hit_now";
+const ASYNC_PATH: &str = "tollgate/token-bucket/async-hit";
 
-/// Benchmarks `Limiter::hit` under `policy` as `id`; for the token bucket also
-/// [`STORE_PATH`]: `MemoryStore::hit_now` on the same table, with the key's bytes and the
-/// limiter's clock read per hit, but without the policy lookup by name and the async
-/// wrapper (a diagnostic: the difference is the `Limiter` front end's cost).
+/// Benchmarks `NamedPolicy::hit_now` under `policy` as `id`; for the token bucket also
+/// [`ASYNC_PATH`]: the async `Limiter::hit` by name on the same table.
 #[allow(clippy::too_many_arguments)]
 fn bench_tollgate<K>(
     group: &mut BenchmarkGroup<'_, WallTime>,
@@ -261,7 +260,7 @@ fn bench_tollgate<K>(
 ) where
     K: Key,
 {
-    let store_path = (id == "tollgate/token-bucket").then_some(STORE_PATH);
+    let store_path = (id == "tollgate/token-bucket").then_some(ASYNC_PATH);
     let run_limiter = filters.bench(name, id);
     let run_store = store_path.is_some_and(|path| filters.bench(name, path));
     if !run_limiter && !run_store {
@@ -282,6 +281,7 @@ fn bench_tollgate<K>(
 
     let mut i = 0;
     if run_limiter {
+        let named = limiter.named(POLICY).expect("a known policy");
         group.bench_function(id, |b| {
             b.iter(|| {
                 let key = &sequence[i];
@@ -289,16 +289,13 @@ fn bench_tollgate<K>(
                 if i == sequence.len() {
                     i = 0;
                 }
-                let decision = now(limiter.hit(POLICY, key)).expect("a known policy");
+                let decision = named.hit_now(key, 1).expect("cost 1 fits");
                 debug_assert_eq!(decision.allowed(), mode == Mode::Allowed);
                 decision
             })
         });
     }
     if let Some(path) = store_path.filter(|_| run_store) {
-        // Preparing the same policy under the same name finds the limiter's table.
-        let prepared = store.prepare(POLICY, &policy);
-        let clock = limiter.clock();
         group.bench_function(path, |b| {
             b.iter(|| {
                 let key = &sequence[i];
@@ -306,7 +303,7 @@ fn bench_tollgate<K>(
                 if i == sequence.len() {
                     i = 0;
                 }
-                let decision = store.hit_now(&prepared, &key.key_bytes(), clock.now(), 1);
+                let decision = now(limiter.hit(POLICY, key)).expect("a known policy");
                 debug_assert_eq!(decision.allowed(), mode == Mode::Allowed);
                 decision
             })

@@ -53,6 +53,7 @@ impl Decision {
     /// let d = Decision::from_outcome(outcome, Duration::from_secs(1));
     /// assert_eq!(d.retry_after(), Some(Duration::from_secs(57)));
     /// ```
+    #[inline]
     pub fn from_outcome(outcome: Outcome, tick: Duration) -> Self {
         let tick = u64::try_from(tick.as_nanos()).unwrap_or(u64::MAX);
         Self {

@@ -1,6 +1,7 @@
 //! [`Failover`]: what to do when a store fails, as a store around another store.
 
 use std::fmt;
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -65,7 +66,7 @@ impl FromStr for FailurePolicy {
 /// gets an answer.
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::future::Future;
 /// use tollgate::{Decision, FailurePolicy, Failover, Policy, Rate, Store, StoreError, Timestamp};
 ///
 /// /// A store that is always down.
@@ -75,8 +76,10 @@ impl FromStr for FailurePolicy {
 /// impl Store for Down {
 ///     type Prepared = ();
 ///     fn prepare(&self, _: &str, _: &Policy) {}
-///     async fn hit(&self, _: &(), _: &[u8], _: Timestamp, _: u64) -> Result<Decision, StoreError> {
-///         Err(StoreError::unavailable("connection refused"))
+///     fn hit<'a>(
+///         &'a self, _: &'a (), _: &[u8], _: Timestamp, _: u64,
+///     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
+///         std::future::ready(Err(StoreError::unavailable("connection refused")))
 ///     }
 ///     async fn reset(&self, _: &(), _: &[u8]) -> Result<(), StoreError> {
 ///         Err(StoreError::unavailable("connection refused"))
@@ -198,30 +201,37 @@ impl<S: Store> Store for Failover<S> {
         }
     }
 
-    async fn hit(
-        &self,
-        policy: &Self::Prepared,
+    fn hit<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
         key: &[u8],
         now: Timestamp,
         cost: u64,
-    ) -> Result<Decision, StoreError> {
-        if self.should_try_store(now) {
-            match self.store.hit(&policy.prepared, key, now, cost).await {
-                Ok(decision) => {
-                    self.falling_back.store(false, Ordering::Release);
-                    return Ok(decision);
-                }
-                Err(err) => {
-                    self.failed(now);
-                    match self.policy {
-                        FailurePolicy::Deny => return Err(err),
-                        FailurePolicy::Allow => return Ok(allowed_uncounted(policy)),
-                        FailurePolicy::Fallback => {}
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, S> {
+        let attempt = self
+            .should_try_store(now)
+            .then(|| self.store.hit(&policy.prepared, key, now, cost));
+        // The fallback may need the key after the store has failed.
+        let key = key.to_vec();
+        async move {
+            if let Some(attempt) = attempt {
+                match attempt.await {
+                    Ok(decision) => {
+                        self.falling_back.store(false, Ordering::Release);
+                        return Ok(decision);
+                    }
+                    Err(err) => {
+                        self.failed(now);
+                        match self.policy {
+                            FailurePolicy::Deny => return Err(err),
+                            FailurePolicy::Allow => return Ok(allowed_uncounted(policy)),
+                            FailurePolicy::Fallback => {}
+                        }
                     }
                 }
             }
+            Ok(self.fallback.hit_now(&policy.local, &key, now, cost))
         }
-        Ok(self.fallback.hit_now(&policy.local, key, now, cost))
     }
 
     async fn reset(&self, policy: &Self::Prepared, key: &[u8]) -> Result<(), StoreError> {

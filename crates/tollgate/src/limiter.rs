@@ -2,9 +2,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
-use crate::{Clock, Decision, Key, MemoryStore, MonotonicClock, Policy, Store, StoreError};
+use crate::{
+    Clock, Decision, Key, MemoryStore, MonotonicClock, Policy, Store, StoreError, Timestamp,
+};
 
 /// Applies named policies to keys: `limiter.hit("login", &ip)`.
 ///
@@ -138,6 +141,7 @@ impl<S: Store> Limiter<S> {
     /// # Ok::<(), tollgate::Error>(())
     /// # }).unwrap();
     /// ```
+    #[inline]
     pub fn named(&self, name: &str) -> Option<NamedPolicy<'_, S>> {
         let (name, named) = self.policies.get_key_value(name)?;
         Some(NamedPolicy {
@@ -147,14 +151,20 @@ impl<S: Store> Limiter<S> {
         })
     }
 
+    #[inline]
     fn lookup(&self, name: &str) -> Result<NamedPolicy<'_, S>, Error> {
         self.named(name)
             .ok_or_else(|| Error::UnknownPolicy(name.to_owned()))
     }
 
     /// Charges one unit to `key` under the policy `name`.
-    pub async fn hit<K: Key + ?Sized>(&self, name: &str, key: &K) -> Result<Decision, Error> {
-        self.lookup(name)?.hit_cost(key, 1).await
+    #[inline]
+    pub fn hit<K: Key + ?Sized>(
+        &self,
+        name: &str,
+        key: &K,
+    ) -> impl Future<Output = Result<Decision, Error>> + Send + use<'_, S, K> {
+        self.hit_cost(name, key, 1)
     }
 
     /// Charges `cost` units to `key` under the policy `name`, all or nothing.
@@ -177,13 +187,15 @@ impl<S: Store> Limiter<S> {
     /// # Ok::<(), tollgate::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn hit_cost<K: Key + ?Sized>(
+    #[inline]
+    pub fn hit_cost<K: Key + ?Sized>(
         &self,
         name: &str,
         key: &K,
         cost: u64,
-    ) -> Result<Decision, Error> {
-        self.lookup(name)?.hit_cost(key, cost).await
+    ) -> impl Future<Output = Result<Decision, Error>> + Send + use<'_, S, K> {
+        let started = self.lookup(name).and_then(|policy| policy.start(key, cost));
+        async move { Ok(started?.await?) }
     }
 
     /// Reports on `key` under the policy `name` without charging anything: `allowed` says
@@ -203,8 +215,13 @@ impl<S: Store> Limiter<S> {
     /// # Ok::<(), tollgate::Error>(())
     /// # }).unwrap();
     /// ```
-    pub async fn peek<K: Key + ?Sized>(&self, name: &str, key: &K) -> Result<Decision, Error> {
-        self.lookup(name)?.hit_cost(key, 0).await
+    #[inline]
+    pub fn peek<K: Key + ?Sized>(
+        &self,
+        name: &str,
+        key: &K,
+    ) -> impl Future<Output = Result<Decision, Error>> + Send + use<'_, S, K> {
+        self.hit_cost(name, key, 0)
     }
 
     /// Forgets `key`'s counts under the policy `name`.
@@ -263,12 +280,51 @@ impl<'a, S: Store> NamedPolicy<'a, S> {
     }
 
     /// Charges one unit to `key`; see [`Limiter::hit`].
-    pub async fn hit<K: Key + ?Sized>(&self, key: &K) -> Result<Decision, Error> {
-        self.hit_cost(key, 1).await
+    #[inline]
+    pub fn hit<K: Key + ?Sized>(
+        &self,
+        key: &K,
+    ) -> impl Future<Output = Result<Decision, Error>> + Send + use<'a, S, K> {
+        self.hit_cost(key, 1)
     }
 
     /// Charges `cost` units to `key`; see [`Limiter::hit_cost`].
-    pub async fn hit_cost<K: Key + ?Sized>(&self, key: &K, cost: u64) -> Result<Decision, Error> {
+    #[inline]
+    pub fn hit_cost<K: Key + ?Sized>(
+        &self,
+        key: &K,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, Error>> + Send + use<'a, S, K> {
+        let started = self.start(key, cost);
+        async move { Ok(started?.await?) }
+    }
+
+    /// Reports without charging; see [`Limiter::peek`].
+    #[inline]
+    pub fn peek<K: Key + ?Sized>(
+        &self,
+        key: &K,
+    ) -> impl Future<Output = Result<Decision, Error>> + Send + use<'a, S, K> {
+        self.hit_cost(key, 0)
+    }
+
+    /// Checks the cost, reads the clock and hands the hit to the store: everything but the
+    /// wait, so that the future holds only the store's.
+    #[inline]
+    fn start<K: Key + ?Sized>(
+        &self,
+        key: &K,
+        cost: u64,
+    ) -> Result<impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, S, K>, Error>
+    {
+        let now = self.admit(cost)?;
+        let store: &'a S = &self.limiter.store;
+        Ok(store.hit(&self.named.prepared, &key.key_bytes(), now, cost))
+    }
+
+    /// Refuses a cost the policy could never allow; otherwise the time of the hit.
+    #[inline]
+    fn admit(&self, cost: u64) -> Result<Timestamp, Error> {
         let max_cost = self.named.max_cost;
         if cost > max_cost {
             return Err(Error::CostExceedsLimit {
@@ -277,21 +333,59 @@ impl<'a, S: Store> NamedPolicy<'a, S> {
                 max_cost,
             });
         }
-        let key = key.key_bytes();
-        let now = self.limiter.clock.now();
-        let store = &self.limiter.store;
-        Ok(store.hit(&self.named.prepared, &key, now, cost).await?)
-    }
-
-    /// Reports without charging; see [`Limiter::peek`].
-    pub async fn peek<K: Key + ?Sized>(&self, key: &K) -> Result<Decision, Error> {
-        self.hit_cost(key, 0).await
+        Ok(self.limiter.clock.now())
     }
 
     /// Forgets `key`'s counts; see [`Limiter::reset`].
     pub async fn reset<K: Key + ?Sized>(&self, key: &K) -> Result<(), Error> {
         let store = &self.limiter.store;
         Ok(store.reset(&self.named.prepared, &key.key_bytes()).await?)
+    }
+}
+
+impl NamedPolicy<'_, MemoryStore> {
+    /// Charges `cost` units to `key` (0: a peek) without a future: the memory store never
+    /// waits, so code that is not async (and hot loops) can skip the `.await`.
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// let limiter = Limiter::new(MemoryStore::new())
+    ///     .with_policy("api", Policy::fixed_window(Rate::per_minute(2).into()));
+    /// let api = limiter.named("api").expect("defined above");
+    /// assert!(api.hit_now("k", 2)?.allowed());
+    /// assert!(!api.hit_now("k", 1)?.allowed());
+    /// # Ok::<(), tollgate::Error>(())
+    /// ```
+    #[inline]
+    pub fn hit_now<K: Key + ?Sized>(&self, key: &K, cost: u64) -> Result<Decision, Error> {
+        let now = self.admit(cost)?;
+        let store = &self.limiter.store;
+        Ok(store.hit_now(&self.named.prepared, &key.key_bytes(), now, cost))
+    }
+}
+
+impl Limiter<MemoryStore> {
+    /// Charges `cost` units to `key` under the policy `name` (0: a peek) without a future;
+    /// see [`NamedPolicy::hit_now`].
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// let limiter = Limiter::new(MemoryStore::new())
+    ///     .with_policy("api", Policy::token_bucket(Rate::per_second(1).into()));
+    /// assert!(limiter.hit_now("api", "k", 1)?.allowed());
+    /// assert!(!limiter.hit_now("api", "k", 1)?.allowed());
+    /// # Ok::<(), tollgate::Error>(())
+    /// ```
+    #[inline]
+    pub fn hit_now<K: Key + ?Sized>(
+        &self,
+        name: &str,
+        key: &K,
+        cost: u64,
+    ) -> Result<Decision, Error> {
+        self.lookup(name)?.hit_now(key, cost)
     }
 }
 

@@ -43,13 +43,16 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// `cost` is at most the policy's [`Policy::max_cost`]. A store that keeps its own time
     /// (such as Redis's server clock) may use it instead of `now`.
-    fn hit(
-        &self,
-        policy: &Self::Prepared,
+    ///
+    /// The future does not borrow `key` (a store copies what it needs before returning it),
+    /// so callers need not keep the key's bytes alive, and futures stay small.
+    fn hit<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
         key: &[u8],
         now: Timestamp,
         cost: u64,
-    ) -> impl Future<Output = Result<Decision, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, Self>;
 
     /// Forgets `key`'s state under `policy`: its next hit is its first.
     fn reset(

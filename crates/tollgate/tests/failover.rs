@@ -1,5 +1,6 @@
 //! The failure policies against a store that fails on command.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,18 +26,19 @@ impl Store for Flaky {
         self.store.prepare(name, policy)
     }
 
-    async fn hit(
-        &self,
-        policy: &MemoryPolicy,
+    fn hit<'a>(
+        &'a self,
+        policy: &'a MemoryPolicy,
         key: &[u8],
         now: Timestamp,
         cost: u64,
-    ) -> Result<Decision, StoreError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError::timeout("flaky store is down"));
-        }
-        self.served.fetch_add(1, Ordering::SeqCst);
-        Ok(self.store.hit_now(policy, key, now, cost))
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
+        std::future::ready(if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::timeout("flaky store is down"))
+        } else {
+            self.served.fetch_add(1, Ordering::SeqCst);
+            Ok(self.store.hit_now(policy, key, now, cost))
+        })
     }
 
     async fn reset(&self, policy: &MemoryPolicy, key: &[u8]) -> Result<(), StoreError> {

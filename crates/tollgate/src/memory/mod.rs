@@ -175,6 +175,7 @@ impl MemoryStore {
     /// let api = store.prepare("api", &Policy::fixed_window(Rate::per_second(1).into()));
     /// assert!(store.hit_now(&api, b"k", Timestamp::from_nanos(0), 1).allowed());
     /// ```
+    #[inline]
     pub fn hit_now(
         &self,
         policy: &MemoryPolicy,
@@ -268,13 +269,14 @@ impl Store for MemoryStore {
         MemoryPolicy { table }
     }
 
-    fn hit(
-        &self,
-        policy: &MemoryPolicy,
+    #[inline]
+    fn hit<'a>(
+        &'a self,
+        policy: &'a MemoryPolicy,
         key: &[u8],
         now: Timestamp,
         cost: u64,
-    ) -> impl Future<Output = Result<Decision, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
         ready(Ok(self.hit_now(policy, key, now, cost)))
     }
 
