@@ -26,16 +26,24 @@ sha=$(redis-cli -p "$port" -x script load < "$dir/fixed_window.lua")
 # ARGV: server time, cost 1, tick 1 ms, one rate: 1000000 per minute (never denies here).
 eval_args=(EVALSHA "$sha" 1 "tollgate:bench:__rand_int__" "" 1 1 1 1000000 1000000 60000)
 
+# For context: the least a fixed window can do in Lua (INCR, and PEXPIRE on the first hit).
+minimal='local c = redis.call("INCR", KEYS[1]) if c == 1 then redis.call("PEXPIRE", KEYS[1], 60000) end return c'
+minimal_sha=$(redis-cli -p "$port" script load "$minimal")
+
 ceiling() {
-  redis-benchmark -p "$port" -c 64 -P "$1" -n "$hits" -r "$keys" -q "${eval_args[@]}" \
+  local pipeline=$1
+  shift
+  redis-benchmark -p "$port" -c 64 -P "$pipeline" -n "$hits" -r "$keys" -q "$@" \
     | tr '\r' '\n' | grep -Eo '[0-9.]+ requests per second' | tail -1 | cut -d' ' -f1
 }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "redis: $(redis-server --version | cut -d' ' -f3)"
-pipelined=$(ceiling 16)
-unpipelined=$(ceiling 1)
+pipelined=$(ceiling 16 "${eval_args[@]}")
+unpipelined=$(ceiling 1 "${eval_args[@]}")
+minimal_pipelined=$(ceiling 16 EVALSHA "$minimal_sha" 1 "bench:min:__rand_int__")
 printf '%-44s %12s\n' "redis-benchmark EVALSHA fixed window, P16" "$pipelined/s"
 printf '%-44s %12s\n' "redis-benchmark EVALSHA fixed window, P1" "$unpipelined/s"
+printf '%-44s %12s\n' "redis-benchmark EVALSHA INCR+PEXPIRE, P16" "$minimal_pipelined/s"
 redis-cli -p "$port" flushall >/dev/null
 
 for strategy in fixed-window sliding-window sliding-window-counter token-bucket; do
