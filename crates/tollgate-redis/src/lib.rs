@@ -38,9 +38,13 @@
 //!
 //! The scripts (`src/lua/`) are twins of the pure functions of [`tollgate::strategy`]: the
 //! same integer arithmetic, checked against them by a differential test over random hits.
-//! Times are counted in ticks of 1 ms; a policy whose `amount × window` reaches 2^49 ms
-//! counts in 10 ms, 100 ms, ... so that every number stays exact in Lua's doubles, and
-//! amounts above [`MAX_AMOUNT`] are capped to it.
+//! Times are counted in ticks of 1 µs (the resolution of Redis's `TIME`); a policy whose
+//! `amount × window` reaches 2^49 µs counts in 10 µs, 100 µs, ... so that every number stays
+//! exact in Lua's doubles, and amounts above [`MAX_AMOUNT`] are capped to it. So decisions
+//! are the memory store's, computed at that resolution instead of nanoseconds: a token
+//! bucket refills at most one token per tick, and a wait is rounded to whole ticks. In
+//! client-time mode keys live at least a minute, since the client's clock need not run with
+//! Redis's.
 
 mod script;
 mod store;

@@ -88,15 +88,15 @@ pub struct RedisPolicy {
     script: &'static redis::Script,
     /// `{prefix}{name}:{fingerprint}:`; the key follows.
     key_prefix: Vec<u8>,
-    /// The tick, in milliseconds, that times and windows are counted in.
-    tick_ms: u64,
+    /// The tick, in microseconds, that times and windows are counted in.
+    tick_us: u64,
     limits: Box<[Limit]>,
 }
 
 impl RedisPolicy {
     /// The length of the ticks the script counts time in.
     pub fn tick(&self) -> Duration {
-        Duration::from_millis(self.tick_ms)
+        Duration::from_micros(self.tick_us)
     }
 
     /// The limits as the script applies them, in ticks of [`RedisPolicy::tick`]: what
@@ -231,13 +231,14 @@ impl Connection {
     }
 }
 
-/// The tick, in whole milliseconds, for a policy: 1 ms unless some rate's
-/// `max(amount, capacity) × window` would reach 2^49 ticks, then 10 ms, 100 ms, ... so that
-/// every product the scripts form stays exact in a double.
-fn tick_ms(policy: &Policy) -> u64 {
+/// The tick, in whole microseconds, for a policy: 1 µs unless some rate's
+/// `max(amount, capacity) × window` would reach 2^49 ticks, then 10 µs, 100 µs, ... so that
+/// every product the scripts form stays exact in a double. (A token bucket refills at most
+/// one token per tick.)
+fn tick_us(policy: &Policy) -> u64 {
     let mut tick = 1u64;
-    while tick < 1_000_000_000
-        && policy.limits(Duration::from_millis(tick)).iter().any(|l| {
+    while tick < 1_000_000_000_000
+        && policy.limits(Duration::from_micros(tick)).iter().any(|l| {
             let units = u128::from(l.amount().max(l.capacity()).min(MAX_AMOUNT));
             units * u128::from(l.window()) >= 1 << 49
         })
@@ -260,18 +261,11 @@ impl Store for RedisStore {
     type Prepared = RedisPolicy;
 
     fn prepare(&self, name: &str, policy: &Policy) -> RedisPolicy {
-        let tick_ms = tick_ms(policy);
+        let tick_us = tick_us(policy);
         let limits = policy
-            .limits(Duration::from_millis(tick_ms))
+            .limits(Duration::from_micros(tick_us))
             .iter()
-            .map(|l| {
-                Limit::new(
-                    l.amount().min(MAX_AMOUNT),
-                    l.capacity().min(MAX_AMOUNT),
-                    Duration::from_millis(l.window()),
-                    Duration::from_millis(1),
-                )
-            })
+            .map(|l| l.capped(MAX_AMOUNT))
             .collect();
         let mut key_prefix = self.prefix.to_vec();
         key_prefix.extend_from_slice(name.as_bytes());
@@ -281,7 +275,7 @@ impl Store for RedisStore {
         RedisPolicy {
             script: script::script(policy.strategy()),
             key_prefix,
-            tick_ms,
+            tick_us,
             limits,
         }
     }
@@ -295,13 +289,13 @@ impl Store for RedisStore {
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
         let mut invocation = policy.script.key(policy.redis_key(key));
         if self.client_time {
-            invocation.arg(now.as_nanos() / (policy.tick_ms * 1_000_000));
+            invocation.arg(now.as_nanos() / (policy.tick_us * 1_000));
         } else {
             invocation.arg("");
         }
         invocation
             .arg(cost.min(MAX_AMOUNT))
-            .arg(policy.tick_ms)
+            .arg(policy.tick_us)
             .arg(policy.limits.len());
         for limit in &policy.limits {
             invocation

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 use tollgate::Strategy as Algorithm;
 use tollgate::strategy::{
     FixedWindow, RateState, SlidingWindowCounter, SlidingWindowLog, TokenBucket, apply,
@@ -126,7 +126,9 @@ fn lua_scripts_decide_exactly_as_the_pure_functions() {
     let (store, rt) = client_time_store(&server);
     let mut runner = TestRunner::new(Config {
         cases: 300,
-        failure_persistence: None,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/differential.proptest-regressions",
+        ))),
         ..Config::default()
     });
     let case = std::cell::Cell::new(0u32);
@@ -153,15 +155,85 @@ fn lua_scripts_agree_on_window_boundaries() {
             hits.push((0, 1, cost + 1));
         }
     }
-    for (i, rates) in ["2/second", "3/2 seconds; 4/3 seconds", "1/second"]
-        .iter()
-        .enumerate()
-    {
+    // The last two: a rate that refills every 100 µs, and one so large that the store counts
+    // in ticks of 100 µs.
+    let policies = [
+        "2/second",
+        "3/2 seconds; 4/3 seconds",
+        "1/second",
+        "10000/second",
+        "100000/day; 3/second",
+    ];
+    for (i, rates) in policies.iter().enumerate() {
         for algorithm in Algorithm::ALL {
             let policy = Policy::new(algorithm, rates.parse().expect("rates"));
             let name = format!("boundary{i}{algorithm}");
             let result = twins(&store, &rt, &name, &policy, &hits);
             result.unwrap_or_else(|e| panic!("{policy}: {e}"));
+        }
+    }
+}
+
+/// The memory store (nanosecond ticks) and the Redis store (microsecond ticks) decide alike
+/// wherever the rate and the times are whole microseconds; a wait that is not a whole number
+/// of microseconds (the counter's) is rounded up by Redis, never down.
+#[test]
+fn memory_and_redis_decide_alike_at_whole_microseconds() {
+    use tollgate::{Limiter, ManualClock, MemoryStore};
+
+    let server = support::RedisServer::start();
+    let (store, rt) = client_time_store(&server);
+    let clock = ManualClock::new();
+    clock.set(Timestamp::from_nanos(1_780_000_000_000_000_000));
+    for (i, rates) in [
+        "10000/second",
+        "5/second",
+        "4/2 seconds; 5/5 seconds",
+        "4/second",
+    ]
+    .iter()
+    .enumerate()
+    {
+        for algorithm in Algorithm::ALL {
+            let policy = Policy::new(algorithm, rates.parse().expect("rates"));
+            let name = format!("alike{i}{algorithm}");
+            let memory = Limiter::new(MemoryStore::new())
+                .with_clock(clock.clone())
+                .with_policy(&name, policy.clone());
+            let redis = Limiter::new(store.clone())
+                .with_clock(clock.clone())
+                .with_policy(&name, policy.clone());
+            for step in 0..400u64 {
+                // Steps of 0.1 ms to 1.2 s, in a pattern that lands on window edges.
+                clock.advance(Duration::from_micros(
+                    [100, 0, 250_000, 1_000, 999_900, 1_200_000][step as usize % 6],
+                ));
+                let (key, cost) = (step % 2, step % 3);
+                let m = memory.hit_now(&name, &key, cost).expect("memory");
+                let r = rt
+                    .block_on(redis.hit_cost(&name, &key, cost))
+                    .expect("redis");
+                let what = format!("{policy}, step {step}: {m:?} {r:?}");
+                assert_eq!(m.allowed(), r.allowed(), "{what}");
+                assert_eq!(
+                    (m.limit(), m.remaining()),
+                    (r.limit(), r.remaining()),
+                    "{what}"
+                );
+                assert_eq!(
+                    (m.reset_after(), m.window()),
+                    (r.reset_after(), r.window()),
+                    "{what}"
+                );
+                let (m_wait, r_wait) = (
+                    m.retry_after().unwrap_or_default(),
+                    r.retry_after().unwrap_or_default(),
+                );
+                assert!(
+                    r_wait >= m_wait && r_wait - m_wait < Duration::from_micros(1),
+                    "{what}"
+                );
+            }
         }
     }
 }

@@ -5,8 +5,8 @@
 //! [`ManualClock`].
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A point in time: nanoseconds since the epoch of the clock that made it.
@@ -49,7 +49,8 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// A source of [`Timestamp`]s that never go backwards.
+/// A source of [`Timestamp`]s. The default, [`MonotonicClock`], never goes backwards; the
+/// strategies tolerate clocks that do ([`SystemClock`], [`ManualClock::set`]).
 ///
 /// ```
 /// use tollgate::{Clock, Timestamp};
@@ -71,10 +72,13 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn now(&self) -> Timestamp;
 }
 
-/// The default clock: a monotonic clock whose epoch is the moment it was made.
+/// The default clock: a monotonic clock whose epoch is the first time any `MonotonicClock`
+/// was made in this process.
 ///
-/// It reads the CPU's time-stamp counter where that is reliable (through `quanta`) and the
-/// operating system's monotonic clock otherwise, so it is cheap enough to read on every hit.
+/// Every `MonotonicClock` of a process shares that epoch, so limiters rebuilt over the same
+/// store (a configuration reload) read the same time as the states they find. It reads the
+/// CPU's time-stamp counter where that is reliable (through `quanta`) and the operating
+/// system's monotonic clock otherwise, so it is cheap enough to read on every hit.
 ///
 /// ```
 /// use tollgate::{Clock, MonotonicClock};
@@ -89,12 +93,21 @@ pub struct MonotonicClock {
     epoch: quanta::Instant,
 }
 
+/// The process-wide clock and epoch of every [`MonotonicClock`].
+static PROCESS_CLOCK: LazyLock<(quanta::Clock, quanta::Instant)> = LazyLock::new(|| {
+    let clock = quanta::Clock::new();
+    let epoch = clock.now();
+    (clock, epoch)
+});
+
 impl MonotonicClock {
-    /// A clock whose epoch is now.
+    /// The process's monotonic clock.
     pub fn new() -> Self {
-        let clock = quanta::Clock::new();
-        let epoch = clock.now();
-        Self { clock, epoch }
+        let (clock, epoch) = &*PROCESS_CLOCK;
+        Self {
+            clock: clock.clone(),
+            epoch: *epoch,
+        }
     }
 }
 

@@ -92,3 +92,21 @@ fn preparing_the_same_policy_again_keeps_its_counts() {
     drop((first, again, changed, other));
     assert_eq!(store.stats().keys, 0);
 }
+
+#[test]
+fn a_limiter_rebuilt_over_the_same_store_reads_the_same_time() {
+    let store = MemoryStore::new();
+    let policy = Policy::token_bucket(Rate::per_minute(2).into());
+    let first = Limiter::new(store.clone()).with_policy("api", policy.clone());
+    assert!(first.hit_now("api", "k", 2).expect("hit").allowed());
+    std::thread::sleep(Duration::from_millis(50));
+    // A reload: a new limiter, a new clock, the same store and policy.
+    let second = Limiter::new(store).with_policy("api", policy);
+    let denied = second.hit_now("api", "k", 1).expect("hit");
+    assert!(!denied.allowed(), "the count survived the reload");
+    let wait = denied.retry_after().expect("denied");
+    assert!(
+        wait > Duration::from_secs(29) && wait <= Duration::from_secs(30),
+        "a wait within the window, not the process's uptime: {wait:?}"
+    );
+}

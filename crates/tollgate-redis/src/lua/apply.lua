@@ -1,14 +1,15 @@
 -- tollgate: one hit, all rates or none; twin of tollgate::strategy::apply.
 -- KEYS[1]: the state of one (policy, key), a MessagePack array of one state per rate.
--- ARGV: now in ticks ("" = the server's TIME), cost, tick in ms, number of rates, then
---       amount, capacity and window (in ticks) of each rate.
+-- ARGV: now in ticks ("" = the server's TIME), cost, tick in microseconds, number of rates,
+--       then amount, capacity and window (in ticks) of each rate.
 -- Returns { allowed (1/0), limit, remaining, reset_after, retry_after (-1: none), window }.
 
-local cost, tick_ms, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local cost, tick_us, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local server_time = ARGV[1] == ''
 local now
-if ARGV[1] == '' then
+if server_time then
   local t = redis.call('TIME')
-  now = idiv(tonumber(t[1]) * 1000 + idiv(tonumber(t[2]), 1000), tick_ms)
+  now = idiv(tonumber(t[1]) * 1000000 + tonumber(t[2]), tick_us)
 else
   now = tonumber(ARGV[1])
 end
@@ -59,7 +60,10 @@ if cost > 0 then
     S.consume(states[i], limits[i], now, cost)
     ttl = math.max(ttl, S.reset_after(states[i], limits[i], now))
   end
-  redis.call('SET', KEYS[1], cmsgpack.pack(states), 'PX', math.max(ttl * tick_ms, 1))
+  local ttl_ms = math.ceil(ttl * tick_us / 1000)
+  -- In client-time mode the client's clock need not run with Redis's: keep keys a minute.
+  if not server_time then ttl_ms = math.max(ttl_ms, 60000) end
+  redis.call('SET', KEYS[1], cmsgpack.pack(states), 'PX', math.max(ttl_ms, 1))
 end
 
 local binding = report(1, nil)

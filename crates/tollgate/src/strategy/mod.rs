@@ -91,6 +91,26 @@ impl Limit {
         self.window
     }
 
+    /// This limit with its amount and capacity capped at `max` (for stores that count in
+    /// floating point, exact only below some bound).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::strategy::Limit;
+    ///
+    /// let limit = Limit::new(1 << 60, 1 << 60, Duration::from_secs(1), Duration::from_micros(1));
+    /// assert_eq!(limit.capped(1 << 40).amount(), 1 << 40);
+    /// ```
+    pub fn capped(&self, max: u64) -> Self {
+        let amount = self.amount.min(max);
+        Self {
+            amount,
+            capacity: self.capacity.min(max),
+            window: self.window,
+            unit_ticks: self.window.div_ceil(amount.max(1)).max(1),
+        }
+    }
+
     /// The ticks one unit takes at the rate, `⌈window / amount⌉` and at least 1.
     ///
     /// ```
