@@ -110,3 +110,23 @@ fn a_limiter_rebuilt_over_the_same_store_reads_the_same_time() {
         "a wait within the window, not the process's uptime: {wait:?}"
     );
 }
+
+#[test]
+fn at_the_cap_fresh_states_go_before_live_ones() {
+    let clock = ManualClock::new();
+    let store = MemoryStore::with_max_keys(1_000);
+    let limiter = Limiter::new(store.clone())
+        .with_clock(clock.clone())
+        .with_policy("api", Policy::fixed_window(Rate::per_second(5).into()));
+    for key in 0..1_000u32 {
+        limiter.hit_now("api", &key, 1).expect("hit");
+    }
+    clock.advance(Duration::from_secs(1)); // every one of them is fresh now
+    for key in 1_000..1_200u32 {
+        limiter.hit_now("api", &key, 1).expect("hit");
+    }
+    let stats = store.stats();
+    assert_eq!(stats.evicted, 0, "{stats:?}");
+    assert!(stats.expired >= 200, "{stats:?}");
+    assert_eq!(stats.keys as u64 + stats.expired, 1_200, "{stats:?}");
+}

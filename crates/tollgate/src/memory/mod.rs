@@ -32,7 +32,10 @@ pub const DEFAULT_MAX_KEYS: usize = 1 << 20;
 ///
 /// A key of up to 15 bytes (an IPv4 address, `user:123456`) is stored inline; a longer one as
 /// a 120-bit keyed digest, so no key allocates. A single-rate token bucket costs 24 bytes per
-/// key plus the hash table's slack; see `BENCHMARKS.md` for measured figures.
+/// key plus the hash table's slack; see `BENCHMARKS.md` for measured figures. The sliding
+/// window log is the exception: it keeps one 16-byte entry per distinct hit instant still in
+/// the window, up to N per key, so keep it for small amounts (up to a few thousand per
+/// window) and use the counter or the token bucket for large ones.
 ///
 /// Idle keys are forgotten once their state is indistinguishable from fresh (a hit would find
 /// the full limit available), without a background thread: sweeps ride on hits, a shard
@@ -43,9 +46,9 @@ pub const DEFAULT_MAX_KEYS: usize = 1 << 20;
 ///
 /// Each policy tracks at most about [`MemoryStore::with_max_keys`] keys (default
 /// [`DEFAULT_MAX_KEYS`]), so a flood of unique keys (key spraying) cannot exhaust memory.
-/// When a shard reaches its share of the cap, it first drops its fresh states; if it is still
-/// full, it evicts a randomly chosen eighth of its keys (the choice depends on a secret hash
-/// seed, so a client cannot aim it). An evicted key starts afresh on its next hit, so at the
+/// When a shard reaches its share of the cap, it first drops its fresh states; if that leaves
+/// less than an eighth of its share free, it also evicts a randomly chosen eighth of its keys
+/// (the choice depends on a secret hash seed, so a client cannot aim it). An evicted key starts afresh on its next hit, so at the
 /// cap a limit may let a client through early; evictions are counted in
 /// [`MemoryStats::evicted`], and the fix is a larger cap or keying on coarser identities.
 /// The alternatives were worse: refusing untracked keys denies every new client during a
@@ -86,8 +89,7 @@ impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
             .field("max_keys", &self.inner.max_keys)
-            .field("stats", &self.stats())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

@@ -94,8 +94,9 @@ struct Shard<C> {
 ///
 /// Idle keys are dropped by sweeps that ride on hits: a shard sweeps (drops every state that
 /// has become fresh) when it has served twice as many hits as it has slots, and then sweeps one
-/// other shard in turn; it also sweeps before it grows and when it reaches its cap. A shard at its cap after a sweep evicts a random eighth of its
-/// keys, counted in [`Counters::evicted`].
+/// other shard in turn; it also sweeps before it grows and when it reaches its cap. A shard
+/// still nearly full at its cap after a sweep evicts a random eighth of its keys, counted in
+/// [`Counters::evicted`].
 pub(crate) struct Table<C> {
     limits: Box<[Limit]>,
     shards: Box<[Padded<Mutex<Shard<C>>>]>,
@@ -124,14 +125,14 @@ const SHARD_SHIFT: u32 = 40;
 
 impl<C: Slots> Table<C> {
     /// A table for `limits` holding at most about `max_keys` keys in `shards` shards
-    /// (a power of two, at most 2^17).
+    /// (a power of two, at most 1024).
     pub(crate) fn new(
         limits: Box<[Limit]>,
         max_keys: usize,
         shards: usize,
         counters: Arc<Counters>,
     ) -> Self {
-        debug_assert!(shards.is_power_of_two() && shards <= 1 << 17);
+        debug_assert!(shards.is_power_of_two() && shards <= 1024);
         Self {
             limits,
             shards: (0..shards)
@@ -164,30 +165,30 @@ impl<C: Slots> Table<C> {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Sweeps the locked shard, then the next shard in turn if its lock is free.
-    fn sweep_with_neighbour(&self, shard: &mut Shard<C>, now: u64) {
-        self.sweep(shard, now);
-        let next = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) & (self.shards.len() - 1);
-        // try_lock: never wait for another shard while holding one (it may be ours, too).
-        if let Ok(mut other) = self.shards[next].0.try_lock() {
-            self.sweep(&mut other, now);
-        }
-    }
-
-    /// Drops the states that are fresh at `now`.
-    fn sweep(&self, shard: &mut Shard<C>, now: u64) {
-        let before = shard.entries.len();
-        shard.entries.retain(|(_, slots)| {
-            slots
+    /// Drops the states that are fresh at `now` and, when `evict` is set, a randomly chosen
+    /// eighth of the others (which eighth turns with each eviction).
+    fn sweep(&self, shard: &mut Shard<C>, now: u64, evict: bool) {
+        let round = shard.evictions % 8;
+        shard.evictions += u64::from(evict);
+        let (mut expired, mut evicted) = (0u64, 0u64);
+        shard.entries.retain(|(key, slots)| {
+            let fresh = !slots
                 .states()
                 .iter()
                 .zip(&*self.limits)
-                .any(|(state, limit)| state.reset_after(limit, now) > 0)
+                .any(|(state, limit)| state.reset_after(limit, now) > 0);
+            if fresh {
+                expired += 1;
+                false
+            } else if evict && self.hash(key) >> 61 == round {
+                evicted += 1;
+                false
+            } else {
+                true
+            }
         });
-        let dropped = before - shard.entries.len();
-        self.counters
-            .expired
-            .fetch_add(dropped as u64, Ordering::Relaxed);
+        self.counters.expired.fetch_add(expired, Ordering::Relaxed);
+        self.counters.evicted.fetch_add(evicted, Ordering::Relaxed);
         shard.hits_since_sweep = 0;
         let wanted = (shard.entries.len() * 2).max(16);
         if shard.entries.capacity() > wanted * 2 {
@@ -195,25 +196,29 @@ impl<C: Slots> Table<C> {
         }
     }
 
-    /// Makes room for one more key: sweeps when the shard would otherwise grow or is at its
-    /// cap (and enough hits have passed to pay for it), then evicts if still at the cap.
+    /// Sweeps the locked shard, then the next shard in turn if its lock is free.
+    fn sweep_with_neighbour(&self, shard: &mut Shard<C>, now: u64) {
+        self.sweep(shard, now, false);
+        let next = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) & (self.shards.len() - 1);
+        // try_lock: never wait for another shard while holding one (it may be ours, too).
+        if let Ok(mut other) = self.shards[next].0.try_lock() {
+            self.sweep(&mut other, now, false);
+        }
+    }
+
+    /// Makes room for one more key. A shard at its cap drops its fresh states and, if that
+    /// leaves less than an eighth of the cap free, evicts an eighth of its live keys too (so
+    /// the next sweep at the cap is at least an eighth of the cap away); a shard about to grow
+    /// sweeps first when enough hits have passed to pay for it.
     fn make_room(&self, shard: &mut Shard<C>, now: u64) {
         let len = shard.entries.len();
-        let full = len >= self.shard_cap;
-        if (full || len == shard.entries.capacity()) && shard.hits_since_sweep >= len / 2 {
-            self.sweep(shard, now);
-        }
-        if shard.entries.len() >= self.shard_cap {
-            let round = shard.evictions % 8;
-            shard.evictions += 1;
-            let before = shard.entries.len();
-            shard
-                .entries
-                .retain(|(key, _)| self.hash(key) >> 61 != round);
-            let evicted = before - shard.entries.len();
-            self.counters
-                .evicted
-                .fetch_add(evicted as u64, Ordering::Relaxed);
+        if len >= self.shard_cap {
+            self.sweep(shard, now, false);
+            if shard.entries.len() + self.shard_cap / 8 >= self.shard_cap {
+                self.sweep(shard, now, true);
+            }
+        } else if len == shard.entries.capacity() && shard.hits_since_sweep >= len / 2 {
+            self.sweep(shard, now, false);
         }
     }
 }
