@@ -50,7 +50,7 @@ mod script;
 mod store;
 mod uri;
 
-pub use store::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, MAX_AMOUNT, RedisPolicy, RedisStore};
+pub use store::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, MAX_AMOUNT, RedisPolicy, RedisStore, redacted};
 pub use uri::{AnyPolicy, AnyStore, UriError};
 
 /// The workspace README's examples, compiled and run as doctests (here, where both crates

@@ -128,7 +128,8 @@ impl RedisStore {
     /// Connects to one Redis server: `redis://[user:password@]host[:port][/db]`, or
     /// `rediss://...` for TLS.
     ///
-    /// Fails within the default timeout when the server is unreachable.
+    /// Fails within about a second when the server is unreachable (a connection timeout of
+    /// one second, one attempt); messages never show the password.
     pub async fn connect(uri: &str) -> Result<Self, StoreError> {
         let client = Client::open(uri).map_err(StoreError::unavailable)?;
         let config = ConnectionManagerConfig::new()
@@ -207,7 +208,34 @@ impl RedisStore {
 }
 
 fn unavailable(at: &str, err: RedisError) -> StoreError {
-    StoreError::unavailable(format!("cannot connect to redis at {at}: {err}"))
+    StoreError::unavailable(format!(
+        "cannot connect to redis at {}: {err}",
+        redacted(at)
+    ))
+}
+
+/// `uri` with any `user:password@` replaced by `***@`, fit for messages and logs.
+///
+/// ```
+/// assert_eq!(
+///     tollgate_redis::redacted("redis://app:s3cret@10.0.0.5:6379/0"),
+///     "redis://***@10.0.0.5:6379/0"
+/// );
+/// assert_eq!(tollgate_redis::redacted("redis://10.0.0.5"), "redis://10.0.0.5");
+/// ```
+pub fn redacted(uri: &str) -> String {
+    uri.split(',')
+        .map(|part| {
+            let (scheme, rest) = part.split_once("://").unwrap_or(("", part));
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) if scheme.is_empty() => format!("***{}", &rest[at..]),
+                Some(at) => format!("{scheme}://***{}", &rest[at..]),
+                None => part.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl Connection {

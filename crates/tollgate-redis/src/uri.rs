@@ -51,15 +51,31 @@ pub enum AnyPolicy {
 }
 
 /// A storage URI that could not be opened: what is wrong with it, or why connecting failed.
+/// The URI in the message never shows a password.
 #[derive(Debug)]
 pub struct UriError {
+    /// The URI, redacted.
     uri: String,
     reason: String,
+    /// Whether the URI was fine but its server could not be reached.
+    unreachable: bool,
+}
+
+impl UriError {
+    /// Whether the URI was well formed but its server could not be reached (as opposed to a
+    /// malformed URI).
+    pub fn is_unreachable(&self) -> bool {
+        self.unreachable
+    }
 }
 
 impl fmt::Display for UriError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid storage URI {:?}: {}", self.uri, self.reason)
+        if self.unreachable {
+            write!(f, "cannot open storage {:?}: {}", self.uri, self.reason)
+        } else {
+            write!(f, "invalid storage URI {:?}: {}", self.uri, self.reason)
+        }
     }
 }
 
@@ -69,8 +85,14 @@ impl AnyStore {
     /// Opens the store `uri` names, connecting to Redis if it names Redis.
     pub async fn open(uri: &str) -> Result<Self, UriError> {
         let error = |reason: String| UriError {
-            uri: uri.to_owned(),
+            uri: crate::redacted(uri),
             reason,
+            unreachable: false,
+        };
+        let unreachable = |err: StoreError| UriError {
+            uri: crate::redacted(uri),
+            reason: err.to_string(),
+            unreachable: true,
         };
         let Some((scheme, rest)) = uri.split_once("://") else {
             return Err(error(
@@ -85,9 +107,7 @@ impl AnyStore {
             "redis" | "rediss" => {
                 // Parse first so that a malformed URI is told apart from an unreachable server.
                 redis::Client::open(uri).map_err(|e| error(e.to_string()))?;
-                let store = RedisStore::connect(uri)
-                    .await
-                    .map_err(|e| error(e.to_string()))?;
+                let store = RedisStore::connect(uri).await.map_err(unreachable)?;
                 Ok(AnyStore::Redis(store))
             }
             "redis+cluster" | "rediss+cluster" => {
@@ -104,11 +124,11 @@ impl AnyStore {
                 }
                 for node in &nodes {
                     redis::Client::open(node.as_str())
-                        .map_err(|e| error(format!("node {node:?}: {e}")))?;
+                        .map_err(|e| error(format!("node {:?}: {e}", crate::redacted(node))))?;
                 }
                 let store = RedisStore::connect_cluster(&nodes)
                     .await
-                    .map_err(|e| error(e.to_string()))?;
+                    .map_err(unreachable)?;
                 Ok(AnyStore::Redis(store))
             }
             other => Err(error(format!(

@@ -136,7 +136,9 @@ async fn storage_uris_open_the_right_store_or_say_what_is_wrong() {
         ("redis://127.0.0.1:notaport", "invalid storage URI"),
         ("redis+cluster://", "at least one host:port"),
     ] {
-        let err = AnyStore::open(uri).await.expect_err(uri).to_string();
+        let err = AnyStore::open(uri).await.expect_err(uri);
+        assert!(!err.is_unreachable(), "{uri}: {err}");
+        let err = err.to_string();
         assert!(err.contains(expected), "{uri}: {err}");
         assert!(err.contains(uri), "{uri}: {err}");
     }

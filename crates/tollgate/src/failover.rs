@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::strategy::Outcome;
-use crate::{Decision, MemoryPolicy, MemoryStore, Policy, Store, StoreError, Timestamp};
+use crate::{
+    Decision, MemoryPolicy, MemoryStore, Policy, PolicyError, Store, StoreError, Timestamp,
+};
 
 /// What a [`Failover`] does when its store fails (is down, or times out).
 ///
@@ -16,11 +18,13 @@ use crate::{Decision, MemoryPolicy, MemoryStore, Policy, Store, StoreError, Time
 ///
 /// assert_eq!("fallback".parse::<FailurePolicy>()?, FailurePolicy::Fallback);
 /// assert_eq!(FailurePolicy::Allow.to_string(), "allow");
-/// # Ok::<(), String>(())
+/// assert!("open".parse::<FailurePolicy>().is_err());
+/// # Ok::<(), tollgate::PolicyError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum FailurePolicy {
-    /// Fail open: the hit is allowed, uncounted, and the error is counted.
+    /// Fail open: the hit is allowed, uncounted, and the error is counted (a policy that is a
+    /// kill switch still denies).
     #[default]
     Allow,
     /// Fail closed: the error is returned (an HTTP layer answers 503).
@@ -48,7 +52,7 @@ impl fmt::Display for FailurePolicy {
 }
 
 impl FromStr for FailurePolicy {
-    type Err = String;
+    type Err = PolicyError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         [
@@ -58,7 +62,7 @@ impl FromStr for FailurePolicy {
         ]
         .into_iter()
         .find(|p| p.name() == s)
-        .ok_or_else(|| format!("unknown failure policy {s:?}; expected allow, deny or fallback"))
+        .ok_or_else(|| PolicyError::UnknownFailurePolicy(s.to_owned()))
     }
 }
 
@@ -120,14 +124,15 @@ pub struct Failover<S> {
     errors: AtomicU64,
 }
 
-/// A policy prepared for a [`Failover`]: for its store and for the fallback.
+/// A policy prepared for a [`Failover`]: for its store and, under
+/// [`FailurePolicy::Fallback`], for the local store.
 #[derive(Debug)]
-pub struct FailoverPolicy<P> {
+pub struct PreparedFailover<P> {
     prepared: P,
-    local: MemoryPolicy,
-    /// What an allowed-while-failing hit reports: the policy's capacity and first window.
-    capacity: u64,
-    window: Duration,
+    local: Option<MemoryPolicy>,
+    /// What a hit gets under [`FailurePolicy::Allow`] while the store fails: the answer to a
+    /// first hit, worked out once.
+    uncounted: Decision,
 }
 
 impl<S: Store> Failover<S> {
@@ -190,14 +195,14 @@ impl<S: Store> Failover<S> {
 }
 
 impl<S: Store> Store for Failover<S> {
-    type Prepared = FailoverPolicy<S::Prepared>;
+    type Prepared = PreparedFailover<S::Prepared>;
 
     fn prepare(&self, name: &str, policy: &Policy) -> Self::Prepared {
-        FailoverPolicy {
+        PreparedFailover {
             prepared: self.store.prepare(name, policy),
-            local: self.fallback.prepare(name, policy),
-            capacity: policy.max_cost(),
-            window: policy.rates()[0].window(),
+            local: (self.policy == FailurePolicy::Fallback)
+                .then(|| self.fallback.prepare(name, policy)),
+            uncounted: uncounted(policy),
         }
     }
 
@@ -212,7 +217,7 @@ impl<S: Store> Store for Failover<S> {
             .should_try_store(now)
             .then(|| self.store.hit(&policy.prepared, key, now, cost));
         // The fallback may need the key after the store has failed.
-        let key = key.to_vec();
+        let local = policy.local.as_ref().map(|local| (local, key.to_vec()));
         async move {
             if let Some(attempt) = attempt {
                 match attempt.await {
@@ -224,31 +229,56 @@ impl<S: Store> Store for Failover<S> {
                         self.failed(now);
                         match self.policy {
                             FailurePolicy::Deny => return Err(err),
-                            FailurePolicy::Allow => return Ok(allowed_uncounted(policy)),
+                            FailurePolicy::Allow => return Ok(policy.uncounted),
                             FailurePolicy::Fallback => {}
                         }
                     }
                 }
             }
-            Ok(self.fallback.hit_now(&policy.local, &key, now, cost))
+            match local {
+                Some((local, key)) => Ok(self.fallback.hit_now(local, &key, now, cost)),
+                None => Ok(policy.uncounted),
+            }
         }
     }
 
     async fn reset(&self, policy: &Self::Prepared, key: &[u8]) -> Result<(), StoreError> {
-        self.fallback.reset(&policy.local, key).await?;
+        if let Some(local) = &policy.local {
+            self.fallback.reset(local, key).await?;
+        }
         self.store.reset(&policy.prepared, key).await
     }
 }
 
-/// The decision for a hit allowed because the store failed: the full capacity left.
-fn allowed_uncounted<P>(policy: &FailoverPolicy<P>) -> Decision {
-    let outcome = Outcome {
-        allowed: true,
-        limit: policy.capacity,
-        remaining: policy.capacity,
-        reset_after: 0,
-        retry_after: None,
-        window: u64::try_from(policy.window.as_nanos()).unwrap_or(u64::MAX),
+/// The decision a first hit of one unit gets under `policy`: allowed with the full capacity of
+/// its tightest rate, or, for a kill switch, denied until its window has passed.
+fn uncounted(policy: &Policy) -> Decision {
+    let limits = policy.limits(Duration::from_nanos(1));
+    let binding = limits
+        .iter()
+        .find(|limit| limit.amount() == 0)
+        .or_else(|| limits.iter().min_by_key(|limit| limit.capacity()));
+    let outcome = match binding {
+        Some(limit) => {
+            let open = limit.amount() > 0;
+            Outcome {
+                allowed: open,
+                limit: limit.capacity(),
+                remaining: if open { limit.capacity() } else { 0 },
+                reset_after: 0,
+                retry_after: (!open).then_some(limit.window()),
+                window: limit.window(),
+            }
+        }
+        // A policy always has a rate; an empty one would allow everything.
+        None => Outcome {
+            allowed: true,
+            limit: 0,
+            remaining: 0,
+            reset_after: 0,
+            retry_after: None,
+            window: 0,
+        },
     };
     Decision::from_outcome(outcome, Duration::from_nanos(1))
 }

@@ -59,7 +59,7 @@ pub mod strategy;
 
 pub use clock::{Clock, ManualClock, MonotonicClock, SystemClock, Timestamp};
 pub use decision::Decision;
-pub use failover::{Failover, FailoverPolicy, FailurePolicy};
+pub use failover::{Failover, FailurePolicy, PreparedFailover};
 pub use key::{Key, KeyBytes};
 pub use limiter::{Error, Limiter, NamedPolicy};
 pub use memory::{DEFAULT_MAX_KEYS, MemoryPolicy, MemoryStats, MemoryStore};

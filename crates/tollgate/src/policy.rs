@@ -241,7 +241,8 @@ impl fmt::Display for Policy {
     }
 }
 
-/// An invalid policy: an unknown strategy name or a burst that cannot apply.
+/// An invalid policy: an unknown strategy or failure policy name, or a burst that cannot
+/// apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PolicyError {
@@ -253,6 +254,8 @@ pub enum PolicyError {
     BurstWithSeveralRates(usize),
     /// A burst of 0 was given.
     ZeroBurst,
+    /// The failure policy name is not `allow`, `deny` or `fallback`.
+    UnknownFailurePolicy(String),
 }
 
 impl fmt::Display for PolicyError {
@@ -272,6 +275,10 @@ impl fmt::Display for PolicyError {
                     "burst needs a token bucket with exactly one rate, not {n}"
                 )
             }
+            PolicyError::UnknownFailurePolicy(name) => write!(
+                f,
+                "unknown failure policy {name:?}; expected allow, deny or fallback"
+            ),
             PolicyError::ZeroBurst => f.write_str(
                 "burst must be at least 1 (use a rate of 0, such as 0/second, to deny everything)",
             ),

@@ -121,3 +121,30 @@ fn fallback_counts_locally_then_switches_back_after_a_probe() {
         "memory still counts 2"
     );
 }
+
+#[test]
+fn failing_open_reports_the_tightest_rate_and_keeps_kill_switches() {
+    let flaky = Flaky::default();
+    flaky.down.store(true, Ordering::SeqCst);
+    let limiter = Limiter::new(Failover::new(flaky, FailurePolicy::Allow))
+        .with_policy(
+            "two",
+            Policy::fixed_window("10/second; 5/minute".parse().expect("rates")),
+        )
+        .with_policy(
+            "off",
+            Policy::fixed_window("0/hour".parse().expect("rates")),
+        );
+    let d = block_on(limiter.hit("two", "k")).expect("answer");
+    assert!(d.allowed());
+    assert_eq!(
+        (d.limit(), d.remaining(), d.window()),
+        (5, 5, Duration::from_secs(60))
+    );
+    let d = block_on(limiter.hit("off", "k")).expect("answer");
+    assert!(
+        !d.allowed(),
+        "a kill switch denies even while the store is down"
+    );
+    assert_eq!(d.retry_after(), Some(Duration::from_secs(3600)));
+}
