@@ -31,9 +31,11 @@ static SCRIPTS: LazyLock<[Script; 4]> =
 
 /// The script for `strategy`, with its SHA1 computed once per process.
 pub(crate) fn script(strategy: Strategy) -> &'static Script {
-    let index = Strategy::ALL
-        .iter()
-        .position(|s| *s == strategy)
-        .unwrap_or_default();
-    &SCRIPTS[index]
+    let [fixed_window, log, counter, bucket] = &*SCRIPTS;
+    match strategy {
+        Strategy::FixedWindow => fixed_window,
+        Strategy::SlidingWindowLog => log,
+        Strategy::SlidingWindowCounter => counter,
+        Strategy::TokenBucket => bucket,
+    }
 }

@@ -38,7 +38,8 @@ pub const MAX_AMOUNT: u64 = 1 << 40;
 /// deterministic tests.
 ///
 /// Every call fails within the timeout ([`DEFAULT_TIMEOUT`] unless set) with a
-/// [`StoreError`] that a [`tollgate::Failover`] can act on.
+/// [`StoreError`] that a [`tollgate::Failover`] can act on. Calls run on tokio: use the
+/// store from within a tokio runtime.
 ///
 /// ```no_run
 /// use tollgate::{Limiter, Policy};

@@ -34,7 +34,7 @@ pub struct Decision {
     /// Durations in nanoseconds, saturating at `u64::MAX` (584 years): a decision is small
     /// to pass around.
     reset_after_ns: u64,
-    /// Meaningful only when `allowed` is false.
+    /// 0 when `allowed`.
     retry_after_ns: u64,
     window_ns: u64,
 }
@@ -61,10 +61,11 @@ impl Decision {
             limit: outcome.limit,
             remaining: outcome.remaining,
             reset_after_ns: outcome.reset_after.saturating_mul(tick),
-            retry_after_ns: outcome
-                .retry_after
-                .unwrap_or(outcome.window)
-                .saturating_mul(tick),
+            retry_after_ns: match outcome.retry_after {
+                Some(ticks) if !outcome.allowed => ticks.saturating_mul(tick),
+                None if !outcome.allowed => outcome.window.saturating_mul(tick),
+                _ => 0,
+            },
             window_ns: outcome.window.saturating_mul(tick),
         }
     }

@@ -9,8 +9,9 @@ use std::sync::Arc;
 /// Anything that names who pays for a hit: an IP address, a user id, an API key.
 ///
 /// A key is compared by its canonical bytes: the text of strings, the usual text form of IP
-/// addresses (`192.0.2.1`, `2001:db8::1`) and the decimal form of integers. So the string
-/// `"192.0.2.1"` and the address `192.0.2.1` name the same client, in every store.
+/// addresses (`192.0.2.1`, `2001:db8::1`; an IPv4-mapped IPv6 address is its IPv4 text) and
+/// the decimal form of integers. So the string `"192.0.2.1"`, the address `192.0.2.1` and
+/// `::ffff:192.0.2.1` name the same client, in every store.
 ///
 /// ```
 /// use std::net::{IpAddr, Ipv4Addr};
@@ -41,7 +42,8 @@ pub struct KeyBytes<'a>(Repr<'a>);
 #[derive(Clone)]
 enum Repr<'a> {
     Borrowed(&'a [u8]),
-    /// `bytes[..len]`; 39 bytes hold the longest IPv6 text and 20 the longest `u64`.
+    /// `bytes[..len]`: room for the longest text of the types implemented here (39 bytes: an
+    /// IPv6 address, or a `u128`).
     Inline {
         bytes: [u8; 46],
         len: u8,
@@ -186,8 +188,13 @@ impl Key for Ipv4Addr {
 }
 
 impl Key for Ipv6Addr {
+    /// An IPv4-mapped address (`::ffff:192.0.2.1`, as dual-stack sockets report IPv4 peers)
+    /// is the IPv4 address's key.
     fn key_bytes(&self) -> KeyBytes<'_> {
-        KeyBytes::display(self)
+        match self.to_ipv4_mapped() {
+            Some(ip) => KeyBytes::ipv4(ip),
+            None => KeyBytes::display(self),
+        }
     }
 }
 
@@ -195,7 +202,7 @@ impl Key for IpAddr {
     fn key_bytes(&self) -> KeyBytes<'_> {
         match self {
             IpAddr::V4(ip) => KeyBytes::ipv4(*ip),
-            IpAddr::V6(ip) => KeyBytes::display(ip),
+            IpAddr::V6(ip) => ip.key_bytes(),
         }
     }
 }
@@ -233,6 +240,14 @@ mod tests {
                 assert_eq!(&*ip.key_bytes(), ip.to_string().as_bytes());
             }
         }
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_their_ipv4_address() {
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("valid address");
+        assert_eq!(&*mapped.key_bytes(), b"192.0.2.1");
+        let v6: IpAddr = "2001:db8::1".parse().expect("valid address");
+        assert_eq!(&*v6.key_bytes(), b"2001:db8::1");
     }
 
     #[test]

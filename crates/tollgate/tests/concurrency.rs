@@ -60,13 +60,12 @@ fn many_keys_from_many_threads_each_get_their_limit() {
         .map(|_| {
             let (limiter, allowed) = (Arc::clone(&limiter), Arc::clone(&allowed));
             thread::spawn(move || {
-                for round in 0..20 {
+                for _ in 0..20 {
                     for key in 0..500u32 {
                         let d = block_on(limiter.hit("api", &key)).expect("decision");
                         if d.allowed() {
                             allowed.fetch_add(1, Ordering::Relaxed);
                         }
-                        let _ = round;
                     }
                 }
             })

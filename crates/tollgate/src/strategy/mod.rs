@@ -177,7 +177,8 @@ pub struct Outcome {
 ///
 /// The cost must not exceed any non-zero limit's capacity (see
 /// [`crate::Policy::max_cost`]); such a hit could never fit, and callers refuse it before
-/// it gets here.
+/// it gets here. `states` and `limits` pair up one to one; with no limits at all the hit is
+/// allowed and nothing is reported.
 ///
 /// ```
 /// use std::time::Duration;
@@ -196,6 +197,18 @@ pub struct Outcome {
 /// ```
 pub fn apply<S: RateState>(states: &mut [S], limits: &[Limit], now: u64, cost: u64) -> Outcome {
     debug_assert_eq!(states.len(), limits.len());
+    let rates = states.len().min(limits.len());
+    let (states, limits) = (&mut states[..rates], &limits[..rates]);
+    if rates == 0 {
+        return Outcome {
+            allowed: true,
+            limit: 0,
+            remaining: 0,
+            reset_after: 0,
+            retry_after: None,
+            window: 0,
+        };
+    }
     let probe = cost.max(1);
     let mut wait: Option<(usize, u64)> = None;
     for (i, (state, limit)) in states.iter().zip(limits).enumerate() {

@@ -56,7 +56,7 @@ impl RateState for SlidingWindowLog {
         // Wait until the oldest entries that free `excess` units have left the window.
         let mut freed = 0u64;
         for &(at, units) in entries {
-            freed += units;
+            freed = freed.saturating_add(units);
             if freed >= excess {
                 return Some(at.saturating_add(limit.window).saturating_sub(now).max(1));
             }
