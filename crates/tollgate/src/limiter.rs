@@ -38,11 +38,11 @@ use crate::{
 pub struct Limiter<S: Store = MemoryStore> {
     store: S,
     clock: Arc<dyn Clock>,
-    policies: HashMap<Box<str>, Named<S>, foldhash::fast::RandomState>,
+    policies: HashMap<Box<str>, PolicyEntry<S>, foldhash::fast::RandomState>,
 }
 
 /// A policy with its prepared form and its largest cost.
-struct Named<S: Store> {
+struct PolicyEntry<S: Store> {
     policy: Policy,
     prepared: S::Prepared,
     max_cost: u64,
@@ -97,7 +97,7 @@ impl<S: Store> Limiter<S> {
         let max_cost = policy.max_cost();
         self.policies.insert(
             name.into_boxed_str(),
-            Named {
+            PolicyEntry {
                 policy,
                 prepared,
                 max_cost,
@@ -248,7 +248,7 @@ impl<S: Store> Limiter<S> {
 pub struct NamedPolicy<'a, S: Store> {
     limiter: &'a Limiter<S>,
     name: &'a str,
-    named: &'a Named<S>,
+    named: &'a PolicyEntry<S>,
 }
 
 impl<S: Store> fmt::Debug for NamedPolicy<'_, S> {

@@ -25,7 +25,8 @@ pub enum Strategy {
     /// of the next.
     FixedWindow,
     /// At most N units in every trailing window of length W, exactly. Keeps one timestamp per
-    /// distinct hit instant: O(N) memory per key in the worst case.
+    /// distinct hit instant: up to N 16-byte entries per key, and in Redis the whole log is
+    /// read and written on every hit, so use it for small N (up to a few thousand per window).
     SlidingWindowLog,
     /// The weighted estimate `previous × (unexpired share of the previous window) + current`
     /// must stay within N. O(1) state; any trailing window holds at most
