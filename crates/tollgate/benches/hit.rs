@@ -31,9 +31,10 @@
 //! Run with `cargo bench -p tollgate --bench hit`; criterion reports time per hit (one
 //! iteration is one hit) and hits per second (`Throughput::Elements(1)`).
 
+mod keys;
+
 use std::future::Future;
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
@@ -41,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use keys::{Rng, ip_keys, string_keys};
 use tollgate::{DEFAULT_MAX_KEYS, Key, Limiter, MemoryStore, Policy, Rate, Rates};
 
 /// Length of the access sequence (at least the number of keys).
@@ -49,50 +51,6 @@ const SEQUENCE: usize = 1 << 22;
 const BIG_BURST: u32 = 10_000_000;
 /// The policy name used for every tollgate limiter.
 const POLICY: &str = "api";
-
-/// splitmix64: a small, good-enough generator for picking keys.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (multiply-shift reduction).
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next()) * n as u128) >> 64) as usize
-    }
-}
-
-/// A bijection on `u32` (each step is invertible), so distinct inputs give distinct outputs.
-fn scramble(mut x: u32, seed: u32) -> u32 {
-    x = x.wrapping_add(seed);
-    x ^= x >> 16;
-    x = x.wrapping_mul(0x7feb_352d);
-    x ^= x >> 15;
-    x = x.wrapping_mul(0x846c_a68b);
-    x ^ (x >> 16)
-}
-
-/// `count` distinct IPv4 addresses, scattered over the whole address space.
-fn ip_keys(count: usize) -> Vec<IpAddr> {
-    (0..count as u32)
-        .map(|i| IpAddr::V4(Ipv4Addr::from(scramble(i, 0x5eed_1234))))
-        .collect()
-}
-
-/// `count` distinct keys `user:NNNNNN`, the numbers a random permutation of `0..count`.
-fn string_keys(count: usize, rng: &mut Rng) -> Vec<String> {
-    let mut ids: Vec<u32> = (0..count as u32).collect();
-    for i in (1..ids.len()).rev() {
-        ids.swap(i, rng.below(i + 1));
-    }
-    ids.into_iter().map(|n| format!("user:{n:06}")).collect()
-}
 
 /// The keys in a random access order, `max(SEQUENCE, count)` long.
 fn access_sequence<K: Clone>(keys: &[K], rng: &mut Rng) -> Vec<K> {

@@ -17,10 +17,11 @@
 //! Run with `cargo bench -p tollgate --bench memory` (Linux only: it reads `/proc`).
 //! Arguments that are not options filter the cases by id, e.g. `ip/10M` or `governor`.
 
+mod keys;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
 use std::pin::pin;
 use std::process::{Command, ExitCode};
@@ -28,6 +29,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
+use keys::{Rng, ip_keys, string_keys};
 use tollgate::{DEFAULT_MAX_KEYS, Key, Limiter, MemoryStore, Policy, Rate, Rates};
 
 const LIMITERS: [&str; 5] = [
@@ -42,51 +44,6 @@ const COUNTS: [usize; 2] = [1_000_000, 10_000_000];
 
 /// The policy name used for every tollgate limiter.
 const POLICY: &str = "api";
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next()) * n as u128) >> 64) as usize
-    }
-}
-
-/// A bijection on `u32`, so distinct inputs give distinct outputs.
-fn scramble(mut x: u32, seed: u32) -> u32 {
-    x = x.wrapping_add(seed);
-    x ^= x >> 16;
-    x = x.wrapping_mul(0x7feb_352d);
-    x ^= x >> 15;
-    x = x.wrapping_mul(0x846c_a68b);
-    x ^ (x >> 16)
-}
-
-/// `count` distinct IPv4 addresses.
-fn ip_keys(count: usize) -> Vec<IpAddr> {
-    (0..count as u32)
-        .map(|i| IpAddr::V4(Ipv4Addr::from(scramble(i, 0x5eed_1234))))
-        .collect()
-}
-
-/// `count` distinct keys `user:NNNNNN`, the numbers a random permutation of `0..count`.
-fn string_keys(count: usize) -> Vec<String> {
-    let mut rng = Rng(0x7011_6a7e);
-    let mut ids: Vec<u32> = (0..count as u32).collect();
-    for i in (1..ids.len()).rev() {
-        ids.swap(i, rng.below(i + 1));
-    }
-    ids.into_iter().map(|n| format!("user:{n:06}")).collect()
-}
 
 /// Polls a future that is ready at once (the memory store's are).
 fn now<F: Future>(future: F) -> F::Output {
@@ -192,7 +149,7 @@ where
 fn child(limiter: &str, key_type: &str, count: usize) {
     let measured = match key_type {
         "ip" => run(limiter, &ip_keys(count)),
-        "string" => run(limiter, &string_keys(count)),
+        "string" => run(limiter, &string_keys(count, &mut Rng(0x7011_6a7e))),
         other => panic!("unknown key type {other}"),
     };
     println!(

@@ -271,14 +271,7 @@ fn uncounted(policy: &Policy) -> Decision {
             }
         }
         // A policy always has a rate; an empty one would allow everything.
-        None => Outcome {
-            allowed: true,
-            limit: 0,
-            remaining: 0,
-            reset_after: 0,
-            retry_after: None,
-            window: 0,
-        },
+        None => Outcome::UNLIMITED,
     };
     Decision::from_outcome(outcome, Duration::from_nanos(1))
 }

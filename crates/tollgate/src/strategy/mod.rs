@@ -168,6 +168,18 @@ pub struct Outcome {
     pub window: u64,
 }
 
+impl Outcome {
+    /// The outcome of a hit under no limit at all: allowed, nothing to report.
+    pub const UNLIMITED: Outcome = Outcome {
+        allowed: true,
+        limit: 0,
+        remaining: 0,
+        reset_after: 0,
+        retry_after: None,
+        window: 0,
+    };
+}
+
 /// Applies a hit of `cost` units at `now` to the states of a policy's rates, one state per
 /// limit: if the hit fits every rate it is charged to all of them, otherwise to none.
 ///
@@ -200,14 +212,7 @@ pub fn apply<S: RateState>(states: &mut [S], limits: &[Limit], now: u64, cost: u
     let rates = states.len().min(limits.len());
     let (states, limits) = (&mut states[..rates], &limits[..rates]);
     if rates == 0 {
-        return Outcome {
-            allowed: true,
-            limit: 0,
-            remaining: 0,
-            reset_after: 0,
-            retry_after: None,
-            window: 0,
-        };
+        return Outcome::UNLIMITED;
     }
     let probe = cost.max(1);
     let mut wait: Option<(usize, u64)> = None;
