@@ -184,12 +184,7 @@ fn bench_governor<K>(
     let mut i = 0;
     group.bench_function("governor", |b| {
         b.iter(|| {
-            let key = &sequence[i];
-            i += 1;
-            if i == sequence.len() {
-                i = 0;
-            }
-            let allowed = limiter.check_key(key).is_ok();
+            let allowed = limiter.check_key(next(sequence, &mut i)).is_ok();
             debug_assert_eq!(allowed, mode == Mode::Allowed);
             allowed
         })
@@ -218,10 +213,10 @@ fn bench_tollgate<K>(
 ) where
     K: Key,
 {
-    let store_path = (id == "tollgate/token-bucket").then_some(ASYNC_PATH);
-    let run_limiter = filters.bench(name, id);
-    let run_store = store_path.is_some_and(|path| filters.bench(name, path));
-    if !run_limiter && !run_store {
+    let async_path = (id == "tollgate/token-bucket").then_some(ASYNC_PATH);
+    let run_sync = filters.bench(name, id);
+    let run_async = async_path.is_some_and(|path| filters.bench(name, path));
+    if !run_sync && !run_async {
         return;
     }
     let started = Instant::now();
@@ -238,29 +233,22 @@ fn bench_tollgate<K>(
     eprintln!("  {id} pre-filled in {:.1?}", started.elapsed());
 
     let mut i = 0;
-    if run_limiter {
+    if run_sync {
         let named = limiter.named(POLICY).expect("a known policy");
         group.bench_function(id, |b| {
             b.iter(|| {
-                let key = &sequence[i];
-                i += 1;
-                if i == sequence.len() {
-                    i = 0;
-                }
-                let decision = named.hit_now(key, 1).expect("cost 1 fits");
+                let decision = named
+                    .hit_now(next(sequence, &mut i), 1)
+                    .expect("cost 1 fits");
                 debug_assert_eq!(decision.allowed(), mode == Mode::Allowed);
                 decision
             })
         });
     }
-    if let Some(path) = store_path.filter(|_| run_store) {
+    if let Some(path) = async_path.filter(|_| run_async) {
         group.bench_function(path, |b| {
             b.iter(|| {
-                let key = &sequence[i];
-                i += 1;
-                if i == sequence.len() {
-                    i = 0;
-                }
+                let key = next(sequence, &mut i);
                 let decision = now(limiter.hit(POLICY, key)).expect("a known policy");
                 debug_assert_eq!(decision.allowed(), mode == Mode::Allowed);
                 decision
@@ -277,6 +265,16 @@ fn bench_tollgate<K>(
     drop(black_box(limiter));
     drop(store);
     eprintln!("  {id} dropped in {:.1?}", started.elapsed());
+}
+
+/// The key at `*i` in the access sequence, moving `*i` on (and round to the start).
+fn next<'a, K>(sequence: &'a [K], i: &mut usize) -> &'a K {
+    let key = &sequence[*i];
+    *i += 1;
+    if *i == sequence.len() {
+        *i = 0;
+    }
+    key
 }
 
 fn label(count: usize) -> String {

@@ -14,7 +14,8 @@ pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: PathBuf,
-    extra: Vec<String>,
+    /// The arguments that set its ports and mode (plain, cluster or TLS).
+    args: Vec<String>,
 }
 
 /// The `load` example, built next to the test binaries by `cargo test`.
@@ -25,6 +26,13 @@ pub fn load_example() -> PathBuf {
         .and_then(|deps| deps.parent())
         .expect("target dir");
     dir.join("examples").join("load")
+}
+
+/// A fresh working directory for a server of `kind` on `port`.
+fn server_dir(kind: &str, port: u16) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tollgate-{kind}-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("server dir");
+    dir
 }
 
 /// A port nothing listens on right now.
@@ -44,14 +52,18 @@ impl RedisServer {
     /// Starts a redis-server with extra arguments (such as cluster mode).
     pub fn start_with(extra: &[&str]) -> Self {
         let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("tollgate-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("server dir");
+        let mut args = vec!["--port".to_owned(), port.to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::launch(port, server_dir("redis", port), args)
+    }
+
+    /// A server on `port`, working in `dir` (removed when dropped), started with `args`.
+    fn launch(port: u16, dir: PathBuf, args: Vec<String>) -> Self {
         let mut server = Self {
             port,
             child: None,
             dir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            args,
         };
         server.spawn();
         server
@@ -64,12 +76,8 @@ impl RedisServer {
     /// Starts a redis-server that speaks only TLS, with a self-signed certificate for
     /// 127.0.0.1 made by the openssl command; returns it and the certificate's path.
     pub fn start_tls() -> (Self, PathBuf) {
-        let dir = std::env::temp_dir().join(format!(
-            "tollgate-tls-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).expect("cert dir");
+        let port = free_port();
+        let dir = server_dir("tls", port);
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
         let made = Command::new("openssl")
             .args([
@@ -92,56 +100,41 @@ impl RedisServer {
             "{}",
             String::from_utf8_lossy(&made.stderr)
         );
-        let port = free_port();
         let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
-        let mut server = Self {
-            port,
-            child: None,
-            dir: dir.clone(),
-            extra: vec![],
-        };
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--tls-port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .args(["--tls-cert-file", &cert_arg, "--tls-key-file", &key_arg])
-            .args(["--tls-ca-cert-file", &cert_arg, "--tls-auth-clients", "no"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server on the PATH");
-        server.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "TLS redis-server did not start on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let args = [
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &cert_arg,
+            "--tls-key-file",
+            &key_arg,
+            "--tls-ca-cert-file",
+            &cert_arg,
+            "--tls-auth-clients",
+            "no",
+        ];
+        let args = args.iter().map(|s| s.to_string()).collect();
+        let server = Self::launch(port, dir, args);
         (server, cert)
     }
 
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(&self.args)
+            .args(["--bind", "127.0.0.1", "--protected-mode", "no"])
+            .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
-            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server on the PATH");
         self.child = Some(child);
+        // Redis accepts connections once it is ready (plain or TLS alike).
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.cli(&["PING"]).trim() != "PONG" {
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "redis-server did not start on {}",
