@@ -1,0 +1,113 @@
+//! Rate-limit response headers: `Retry-After`, the legacy `X-RateLimit-*` fields and the
+//! IETF draft's `RateLimit-Policy` and `RateLimit`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tollgate::Decision;
+
+/// Which rate-limit fields responses carry, allowed and denied alike. `Retry-After` is on
+/// every 429 whatever the choice.
+///
+/// The fields describe the limit closest to denying the request: the one that denied it, or
+/// the one with the fewest units left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeaderStyle {
+    /// No rate-limit fields.
+    None,
+    /// `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (the Unix time,
+    /// in whole seconds, at which the window resets), as GitHub and Flask-Limiter send them.
+    Legacy,
+    /// `RateLimit-Policy: "name";q=100;w=60` and `RateLimit: "name";r=50;t=30`, from
+    /// draft-ietf-httpapi-ratelimit-headers-10 (structured fields; `t` in seconds).
+    #[default]
+    Ietf,
+    /// Both sets.
+    Both,
+}
+
+static X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// Whole seconds, rounded up.
+pub(crate) fn ceil_secs(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+/// `Retry-After` for a denied decision: whole seconds, rounded up, at least 1.
+pub(crate) fn retry_after_secs(decision: &Decision) -> u64 {
+    ceil_secs(decision.retry_after().unwrap_or(Duration::ZERO)).max(1)
+}
+
+/// Writes the `style` fields describing `decision` of the limit called `name`.
+pub(crate) fn render(style: HeaderStyle, name: &str, decision: &Decision, headers: &mut HeaderMap) {
+    if matches!(style, HeaderStyle::Legacy | HeaderStyle::Both) {
+        let reset = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .saturating_add(decision.reset_after());
+        headers.insert(X_RATELIMIT_LIMIT.clone(), decision.limit().into());
+        headers.insert(X_RATELIMIT_REMAINING.clone(), decision.remaining().into());
+        headers.insert(X_RATELIMIT_RESET.clone(), ceil_secs(reset).into());
+    }
+    if matches!(style, HeaderStyle::Ietf | HeaderStyle::Both) {
+        let name = sf_string(name);
+        let policy = format!(
+            "{name};q={};w={}",
+            decision.limit(),
+            ceil_secs(decision.window()).max(1)
+        );
+        let state = format!(
+            "{name};r={};t={}",
+            decision.remaining(),
+            ceil_secs(decision.reset_after())
+        );
+        for (field, value) in [(&RATELIMIT_POLICY, policy), (&RATELIMIT, state)] {
+            if let Ok(value) = HeaderValue::try_from(value) {
+                headers.insert(field.clone(), value);
+            }
+        }
+    }
+}
+
+/// `text` as a structured-field string (RFC 8941 §3.3.3): quoted, with `"` and `\` escaped
+/// and characters outside printable ASCII replaced by `?`.
+fn sf_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structured_field_strings() {
+        assert_eq!(sf_string("/search"), r#""/search""#);
+        assert_eq!(sf_string(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(sf_string("tab\there é"), r#""tab?here ?""#);
+    }
+
+    #[test]
+    fn seconds_round_up() {
+        assert_eq!(ceil_secs(Duration::ZERO), 0);
+        assert_eq!(ceil_secs(Duration::from_nanos(1)), 1);
+        assert_eq!(ceil_secs(Duration::from_millis(59_001)), 60);
+        assert_eq!(ceil_secs(Duration::from_secs(60)), 60);
+    }
+}

@@ -1,0 +1,209 @@
+//! [`Limit`]: one declared limit (rates, strategy, key, cost), before the rate limiter
+//! prepares it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::request::Parts;
+use tollgate::{ParseError, Rates, Strategy};
+
+use crate::key::KeyExtractor;
+
+pub(crate) type CostFn = Arc<dyn Fn(&Parts) -> u64 + Send + Sync>;
+pub(crate) type DeductFn = Arc<dyn Fn(&http::response::Parts) -> bool + Send + Sync>;
+pub(crate) type DynamicFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
+
+/// One limit as the user declares it: `"5/minute"`, with a strategy, a key, a cost and when
+/// a hit counts.
+///
+/// A string is a fixed-window limit in the notation of [`tollgate::Rates`] (several rates
+/// separated by `;` are charged all or none). Notation errors are reported by
+/// [`crate::Builder::build`], with the route they belong to.
+///
+/// ```
+/// use tollgate::Strategy;
+/// use tollgate_tower::{key, Limit};
+///
+/// // 5 per minute, fixed window (what a bare "5/minute" means).
+/// let login = Limit::new("5/minute");
+/// // A token bucket of 20 refilled at 10 per second, charging 5 per request, per API key.
+/// let export = Limit::new("10/second")
+///     .strategy(Strategy::TokenBucket)
+///     .burst(20)
+///     .cost(|_| 5)
+///     .key(key::header("x-api-key").or(key::client_ip()));
+/// // Count only failed logins.
+/// let failed_logins = Limit::new("3/minute")
+///     .deduct_when(|response| response.status == http::StatusCode::UNAUTHORIZED);
+/// ```
+#[derive(Clone)]
+pub struct Limit {
+    pub(crate) rates: LimitRates,
+    pub(crate) strategy: Strategy,
+    pub(crate) burst: Option<u64>,
+    pub(crate) shared: Option<String>,
+    pub(crate) per_method: bool,
+    pub(crate) key: Option<Arc<dyn KeyExtractor>>,
+    pub(crate) cost: Option<CostFn>,
+    pub(crate) deduct_when: Option<DeductFn>,
+}
+
+/// The rates of a limit: fixed, or chosen per request.
+#[derive(Clone)]
+pub(crate) enum LimitRates {
+    Fixed(Result<Rates, ParseError>),
+    Dynamic(DynamicFn),
+}
+
+impl Limit {
+    /// A fixed-window limit of `rates` (`"5/minute"`, `"10/second; 1000/day"`).
+    pub fn new(rates: &str) -> Self {
+        Self::with_rates(LimitRates::Fixed(rates.parse()))
+    }
+
+    /// A fixed-window limit of already parsed `rates`.
+    ///
+    /// ```
+    /// use tollgate::Rate;
+    /// use tollgate_tower::Limit;
+    ///
+    /// let limit = Limit::rates(Rate::per_minute(3).into());
+    /// ```
+    pub fn rates(rates: Rates) -> Self {
+        Self::with_rates(LimitRates::Fixed(Ok(rates)))
+    }
+
+    /// A limit whose rates `rates_for` picks per request (a free plan and a paid plan), in
+    /// the notation of [`Limit::new`]; `None` leaves the request unlimited by this limit.
+    ///
+    /// Each distinct answer is a separate count (a client moving to the paid plan starts
+    /// afresh) and is parsed once. An answer that does not parse is a server bug: the request
+    /// gets a 500 naming it.
+    ///
+    /// ```
+    /// use tollgate_tower::Limit;
+    ///
+    /// let by_plan = Limit::dynamic(|parts| {
+    ///     let paid = parts.headers.get("x-plan").is_some_and(|plan| plan == "paid");
+    ///     Some(if paid { "1000/minute" } else { "10/minute" }.to_owned())
+    /// });
+    /// ```
+    pub fn dynamic<F>(rates_for: F) -> Self
+    where
+        F: Fn(&Parts) -> Option<String> + Send + Sync + 'static,
+    {
+        Self::with_rates(LimitRates::Dynamic(Arc::new(rates_for)))
+    }
+
+    fn with_rates(rates: LimitRates) -> Self {
+        Self {
+            rates,
+            strategy: Strategy::FixedWindow,
+            burst: None,
+            shared: None,
+            per_method: false,
+            key: None,
+            cost: None,
+            deduct_when: None,
+        }
+    }
+
+    /// Applies the rates with `strategy` instead of a fixed window.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// A token bucket's size, when it should differ from the rate's amount (see
+    /// [`tollgate::Policy::with_burst`]); only for [`Strategy::TokenBucket`] with one rate.
+    pub fn burst(mut self, burst: u64) -> Self {
+        self.burst = Some(burst);
+        self
+    }
+
+    /// Makes this one count named `name`, shared by every route it is applied to (and not
+    /// split by route as a default limit is).
+    ///
+    /// ```
+    /// use tollgate_tower::{Limit, RateLimiter};
+    ///
+    /// let uploads = Limit::new("10/hour").shared("uploads");
+    /// let limiter = RateLimiter::builder()
+    ///     .route("/upload", uploads.clone())
+    ///     .route("/import", uploads)
+    ///     .build()?;
+    /// # Ok::<(), tollgate_tower::ConfigError>(())
+    /// ```
+    pub fn shared(mut self, name: impl Into<String>) -> Self {
+        self.shared = Some(name.into());
+        self
+    }
+
+    /// Counts each HTTP method apart (`GET /items` and `POST /items` get a count each).
+    pub fn per_method(mut self) -> Self {
+        self.per_method = true;
+        self
+    }
+
+    /// Keys this limit with `key` instead of the rate limiter's key.
+    pub fn key(mut self, key: impl KeyExtractor) -> Self {
+        self.key = Some(Arc::new(key));
+        self
+    }
+
+    /// Charges `cost(request)` units per request instead of 1 (an expensive endpoint costs
+    /// 5). A cost of 0 lets the request through uncounted; a cost above what the limit could
+    /// ever allow is refused with a 429 that has no `Retry-After`.
+    pub fn cost<F>(mut self, cost: F) -> Self
+    where
+        F: Fn(&Parts) -> u64 + Send + Sync + 'static,
+    {
+        self.cost = Some(Arc::new(cost));
+        self
+    }
+
+    /// Counts a request only if `counts(response)` says so (count only failed logins).
+    ///
+    /// The request is charged before it runs, so parallel requests cannot slip past the limit
+    /// while earlier ones are in flight; the charge is given back when the response does not
+    /// count (or when the handler fails).
+    pub fn deduct_when<F>(mut self, counts: F) -> Self
+    where
+        F: Fn(&http::response::Parts) -> bool + Send + Sync + 'static,
+    {
+        self.deduct_when = Some(Arc::new(counts));
+        self
+    }
+}
+
+impl From<&str> for Limit {
+    fn from(rates: &str) -> Self {
+        Limit::new(rates)
+    }
+}
+
+impl From<Rates> for Limit {
+    fn from(rates: Rates) -> Self {
+        Limit::rates(rates)
+    }
+}
+
+impl fmt::Debug for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("Limit");
+        match &self.rates {
+            LimitRates::Fixed(Ok(rates)) => debug.field("rates", &rates.to_string()),
+            LimitRates::Fixed(Err(err)) => debug.field("rates", err),
+            LimitRates::Dynamic(_) => debug.field("rates", &"dynamic"),
+        };
+        debug
+            .field("strategy", &self.strategy)
+            .field("burst", &self.burst)
+            .field("shared", &self.shared)
+            .field("per_method", &self.per_method)
+            .field("key", &self.key.as_ref().map(|_| "custom"))
+            .field("cost", &self.cost.as_ref().map(|_| "custom"))
+            .field("deduct_when", &self.deduct_when.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}

@@ -1,0 +1,853 @@
+//! [`RateLimiter`]: the declared limits, prepared over a store, and the check each request
+//! goes through.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::ops::Deref;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use axum::body::Body;
+use axum::extract::MatchedPath;
+use http::request::Parts;
+use http::{HeaderValue, Response, StatusCode, header};
+use tollgate::{
+    Clock, Decision, Key, MemoryStore, MonotonicClock, ParseError, Policy, PolicyError, Rates,
+    Store, Strategy, Timestamp,
+};
+
+use crate::breach::{self, Breach};
+use crate::client_ip::{self, InvalidProxy, ProxyHeader, TrustedProxies};
+use crate::headers::{self, HeaderStyle};
+use crate::key::{self, KeyExtractor, RequestKey};
+use crate::limit::{CostFn, DeductFn, DynamicFn, Limit, LimitRates};
+use crate::{ClientIp, RateLimitLayer};
+
+type Predicate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
+type BreachFn = Arc<dyn Fn(&Parts, &Breach) + Send + Sync>;
+type RejectionFn = Arc<dyn Fn(&Breach) -> Response<Body> + Send + Sync>;
+
+/// Declared limits prepared over a store: build one with [`RateLimiter::builder`], then put
+/// [`RateLimiter::layer`] in front of a router or service. Cloning is cheap and shares the
+/// counts.
+///
+/// Which limits a request meets:
+/// - none, if its route is exempt or an exempt-when predicate holds;
+/// - otherwise the application limits (one count per key across all routes), plus the
+///   limits declared on its route, or, if its route has none, the default limits (counted
+///   per route).
+///
+/// A route is axum's matched path (`/users/{id}`), or the request's path for other Tower
+/// services. Every limit a request meets charges it, all or none: when one denies, the
+/// charges of the others are given back.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use tollgate_tower::{Limit, RateLimiter, key};
+///
+/// let limiter = RateLimiter::builder()
+///     .default_limit("100/minute")
+///     .route("/login", Limit::new("5/minute"))
+///     .route("/search", Limit::new("10/minute").key(key::header("x-api-key").or(key::client_ip())))
+///     .exempt("/health")
+///     .build()?;
+/// let app: Router = Router::new()
+///     .route("/login", get(|| async { "login" }))
+///     .route("/search", get(|| async { "results" }))
+///     .route("/health", get(|| async { "ok" }))
+///     .layer(limiter.layer());
+/// // Serve it with the peer address available:
+/// // axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+/// # Ok::<(), tollgate_tower::ConfigError>(())
+/// ```
+pub struct RateLimiter<S: Store = MemoryStore> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: Store> Clone for RateLimiter<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: Store> fmt::Debug for RateLimiter<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = &*self.shared;
+        let names = |limits: &[Arc<PreparedLimit<S>>]| -> Vec<String> {
+            limits.iter().map(|limit| limit.name.to_string()).collect()
+        };
+        let mut routes: Vec<_> = shared
+            .routes
+            .iter()
+            .map(|(path, limits)| (path.to_string(), names(limits)))
+            .collect();
+        routes.sort();
+        f.debug_struct("RateLimiter")
+            .field("application", &names(&shared.application))
+            .field("defaults", &names(&shared.defaults))
+            .field("routes", &routes)
+            .field("exempt", &shared.exempt)
+            .field("proxies", &shared.proxies)
+            .field("headers", &shared.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimiter<MemoryStore> {
+    /// A builder over a fresh [`MemoryStore`], keyed on the client IP, trusting no proxy,
+    /// with [`HeaderStyle::Ietf`] headers and no limits yet.
+    pub fn builder() -> Builder<MemoryStore> {
+        Builder {
+            store: MemoryStore::new(),
+            clock: Arc::new(MonotonicClock::new()),
+            key: Arc::new(key::client_ip()),
+            proxies: TrustedProxies::none(),
+            headers: HeaderStyle::default(),
+            application: Vec::new(),
+            defaults: Vec::new(),
+            routes: Vec::new(),
+            exempt: HashSet::new(),
+            exempt_when: Vec::new(),
+            on_breach: None,
+            rejection: Arc::new(breach::too_many_requests),
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl<S: Store> RateLimiter<S> {
+    /// The Tower layer applying these limits.
+    pub fn layer(&self) -> RateLimitLayer<S> {
+        RateLimitLayer::new(self.clone())
+    }
+
+    /// The store the counts live in.
+    pub fn store(&self) -> &S {
+        &self.shared.store
+    }
+
+    pub(crate) fn shared(&self) -> &Shared<S> {
+        &self.shared
+    }
+}
+
+/// Declares a [`RateLimiter`]; made by [`RateLimiter::builder`].
+///
+/// Limits are given as [`Limit`]s or plain strings (`"5/minute"`). Mistakes (a rate that does
+/// not parse, a burst on a fixed window, a bad proxy CIDR) are collected and reported by
+/// [`Builder::build`], naming where they are.
+pub struct Builder<S: Store> {
+    store: S,
+    clock: Arc<dyn Clock>,
+    key: Arc<dyn KeyExtractor>,
+    proxies: TrustedProxies,
+    headers: HeaderStyle,
+    application: Vec<Limit>,
+    defaults: Vec<Limit>,
+    routes: Vec<(String, Limit)>,
+    exempt: HashSet<Box<str>>,
+    exempt_when: Vec<Predicate>,
+    on_breach: Option<BreachFn>,
+    rejection: RejectionFn,
+    errors: Vec<ConfigError>,
+}
+
+impl<S: Store> fmt::Debug for Builder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("application", &self.application)
+            .field("defaults", &self.defaults)
+            .field("routes", &self.routes)
+            .field("exempt", &self.exempt)
+            .field("proxies", &self.proxies)
+            .field("headers", &self.headers)
+            .field("errors", &self.errors)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> Builder<S> {
+    /// Keeps the counts in `store` instead of memory: a Redis store shares them between
+    /// processes. Wrap it in [`tollgate::Failover`] to choose what happens when it fails;
+    /// otherwise a store error answers `503 Service Unavailable`.
+    ///
+    /// ```
+    /// use tollgate::{Failover, FailurePolicy, MemoryStore};
+    /// use tollgate_tower::RateLimiter;
+    ///
+    /// let limiter = RateLimiter::builder()
+    ///     .store(Failover::new(MemoryStore::new(), FailurePolicy::Allow))
+    ///     .default_limit("10/second")
+    ///     .build()?;
+    /// # Ok::<(), tollgate_tower::ConfigError>(())
+    /// ```
+    pub fn store<T: Store>(self, store: T) -> Builder<T> {
+        Builder {
+            store,
+            clock: self.clock,
+            key: self.key,
+            proxies: self.proxies,
+            headers: self.headers,
+            application: self.application,
+            defaults: self.defaults,
+            routes: self.routes,
+            exempt: self.exempt,
+            exempt_when: self.exempt_when,
+            on_breach: self.on_breach,
+            rejection: self.rejection,
+            errors: self.errors,
+        }
+    }
+
+    /// Reads time from `clock` (a [`tollgate::ManualClock`] in tests).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Keys every limit without a key of its own with `key` (the client IP unless set).
+    pub fn key(mut self, key: impl KeyExtractor) -> Self {
+        self.key = Arc::new(key);
+        self
+    }
+
+    /// Believes `X-Forwarded-For` from peers in `nets` (CIDRs or addresses); see
+    /// [`TrustedProxies`].
+    ///
+    /// ```
+    /// use tollgate_tower::{ProxyHeader, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::builder()
+    ///     .trusted_proxies(["10.0.0.0/8", "fd00::/8"])
+    ///     .proxy_header(ProxyHeader::Forwarded)
+    ///     .build()?;
+    ///
+    /// let err = RateLimiter::builder().trusted_proxies(["10.0.0.0/40"]).build().unwrap_err();
+    /// assert!(err.to_string().contains("\"10.0.0.0/40\""));
+    /// # Ok::<(), tollgate_tower::ConfigError>(())
+    /// ```
+    pub fn trusted_proxies<I>(mut self, nets: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        match TrustedProxies::new(nets) {
+            Ok(proxies) => self.proxies = proxies.with_header(self.proxies.header()),
+            Err(err) => self.errors.push(ConfigError::Proxy(err)),
+        }
+        self
+    }
+
+    /// Reads the client's address from `header` (when the peer is trusted) instead of
+    /// `X-Forwarded-For`.
+    pub fn proxy_header(mut self, header: ProxyHeader) -> Self {
+        self.proxies = self.proxies.with_header(header);
+        self
+    }
+
+    /// Which rate-limit headers responses carry.
+    pub fn headers(mut self, style: HeaderStyle) -> Self {
+        self.headers = style;
+        self
+    }
+
+    /// Adds a limit for every route that has none of its own, counted per route.
+    pub fn default_limit(mut self, limit: impl Into<Limit>) -> Self {
+        self.defaults.push(limit.into());
+        self
+    }
+
+    /// Adds a limit every request meets, counted once per key across all routes.
+    pub fn application_limit(mut self, limit: impl Into<Limit>) -> Self {
+        self.application.push(limit.into());
+        self
+    }
+
+    /// Adds a limit on the route `path` (axum's route pattern, such as `/users/{id}`, or an
+    /// exact path for other services). A route with limits of its own does not meet the
+    /// default limits.
+    pub fn route(mut self, path: impl Into<String>, limit: impl Into<Limit>) -> Self {
+        self.routes.push((path.into(), limit.into()));
+        self
+    }
+
+    /// Exempts the route `path` from every limit, application limits included.
+    pub fn exempt(mut self, path: impl Into<String>) -> Self {
+        self.exempt.insert(path.into().into_boxed_str());
+        self
+    }
+
+    /// Exempts requests for which `exempt` holds (internal callers, health checkers).
+    ///
+    /// ```
+    /// use tollgate_tower::RateLimiter;
+    ///
+    /// let limiter = RateLimiter::builder()
+    ///     .default_limit("10/minute")
+    ///     .exempt_when(|parts| parts.headers.get("x-internal-token").is_some_and(|t| t == "s3cret"))
+    ///     .build()?;
+    /// # Ok::<(), tollgate_tower::ConfigError>(())
+    /// ```
+    pub fn exempt_when<F>(mut self, exempt: F) -> Self
+    where
+        F: Fn(&Parts) -> bool + Send + Sync + 'static,
+    {
+        self.exempt_when.push(Arc::new(exempt));
+        self
+    }
+
+    /// Calls `hook` with each denied request (to log or count breaches).
+    pub fn on_breach<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&Parts, &Breach) + Send + Sync + 'static,
+    {
+        self.on_breach = Some(Arc::new(hook));
+        self
+    }
+
+    /// Answers denied requests with `respond(breach)` instead of the default 429 with
+    /// `Retry-After` and `{"error":"rate limit exceeded","retry_after":N}`. The rate-limit
+    /// headers are added to the response, and `Retry-After` too if it is a 429 without one.
+    pub fn rejection<F>(mut self, respond: F) -> Self
+    where
+        F: Fn(&Breach) -> Response<Body> + Send + Sync + 'static,
+    {
+        self.rejection = Arc::new(respond);
+        self
+    }
+
+    /// Prepares every limit over the store.
+    ///
+    /// ```
+    /// use tollgate_tower::{Limit, RateLimiter};
+    ///
+    /// let err = RateLimiter::builder()
+    ///     .route("/search", Limit::new("10/sec"))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "limit on route \"/search\": invalid rate \"10/sec\" at byte 3: unknown unit \"sec\"; \
+    ///      expected second, minute, hour, day, month or year",
+    /// );
+    /// ```
+    pub fn build(mut self) -> Result<RateLimiter<S>, ConfigError> {
+        if !self.errors.is_empty() {
+            return Err(self.errors.swap_remove(0));
+        }
+        let mut preparer = Preparer {
+            store: &self.store,
+            shared: HashMap::new(),
+        };
+        let application = preparer.all(Scope::Application, self.application)?;
+        let defaults = preparer.all(Scope::Default, self.defaults)?;
+        let mut routes: HashMap<Box<str>, Vec<Arc<PreparedLimit<S>>>> = HashMap::new();
+        for (path, limit) in self.routes {
+            let on_route = routes.entry(path.clone().into_boxed_str()).or_default();
+            let limit = preparer.one(Scope::Route(&path), on_route.len(), limit)?;
+            on_route.push(limit);
+        }
+        Ok(RateLimiter {
+            shared: Arc::new(Shared {
+                store: self.store,
+                clock: self.clock,
+                key: self.key,
+                proxies: self.proxies,
+                headers: self.headers,
+                application,
+                defaults,
+                routes,
+                exempt: self.exempt,
+                exempt_when: self.exempt_when,
+                on_breach: self.on_breach,
+                rejection: self.rejection,
+            }),
+        })
+    }
+}
+
+/// A mistake in a [`Builder`]'s declarations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A limit's rates do not parse.
+    Rates {
+        /// Where the limit was declared: `default`, `application`, `route "/search"`.
+        scope: String,
+        /// What is wrong with them.
+        error: ParseError,
+    },
+    /// A limit's strategy and burst do not fit its rates.
+    Policy {
+        /// Where the limit was declared.
+        scope: String,
+        /// What is wrong.
+        error: PolicyError,
+    },
+    /// Two different limits were given the same shared name.
+    SharedNameReused(String),
+    /// A trusted proxy is not a CIDR or an address.
+    Proxy(InvalidProxy),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Rates { scope, error } => write!(f, "limit on {scope}: {error}"),
+            ConfigError::Policy { scope, error } => write!(f, "limit on {scope}: {error}"),
+            ConfigError::SharedNameReused(name) => write!(
+                f,
+                "shared limit {name:?} is declared twice with different rates or options; \
+                 declare it once and apply the same Limit to each route"
+            ),
+            ConfigError::Proxy(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Rates { error, .. } => Some(error),
+            ConfigError::Policy { error, .. } => Some(error),
+            ConfigError::Proxy(err) => Some(err),
+            ConfigError::SharedNameReused(_) => None,
+        }
+    }
+}
+
+/// Where a limit was declared.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    Application,
+    Default,
+    Route(&'a str),
+}
+
+impl fmt::Display for Scope<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Application => f.write_str("application"),
+            Scope::Default => f.write_str("default"),
+            Scope::Route(path) => write!(f, "route {path:?}"),
+        }
+    }
+}
+
+/// Prepares declared limits, once per shared name.
+struct Preparer<'a, S: Store> {
+    store: &'a S,
+    shared: HashMap<String, (String, Arc<PreparedLimit<S>>)>,
+}
+
+impl<S: Store> Preparer<'_, S> {
+    fn all(
+        &mut self,
+        scope: Scope<'_>,
+        limits: Vec<Limit>,
+    ) -> Result<Vec<Arc<PreparedLimit<S>>>, ConfigError> {
+        limits
+            .into_iter()
+            .enumerate()
+            .map(|(index, limit)| self.one(scope, index, limit))
+            .collect()
+    }
+
+    /// Prepares the `index`th limit declared at `scope`.
+    fn one(
+        &mut self,
+        scope: Scope<'_>,
+        index: usize,
+        limit: Limit,
+    ) -> Result<Arc<PreparedLimit<S>>, ConfigError> {
+        // The name headers show, and the store's name, which keeps scopes apart.
+        let (name, store_name) = match (&limit.shared, scope) {
+            (Some(shared), _) => (shared.clone(), format!("shared:{shared}")),
+            (None, Scope::Application) => numbered("application", index),
+            (None, Scope::Default) => numbered("default", index),
+            (None, Scope::Route(path)) => {
+                let (name, _) = numbered(path, index);
+                (name.clone(), format!("route:{name}"))
+            }
+        };
+        let description = format!("{limit:?}");
+        if let Some((existing, prepared)) = self.shared.get(&name).filter(|_| limit.shared.is_some())
+        {
+            return if *existing == description {
+                Ok(Arc::clone(prepared))
+            } else {
+                Err(ConfigError::SharedNameReused(name))
+            };
+        }
+        let policies = match &limit.rates {
+            LimitRates::Fixed(rates) => {
+                let rates = rates.clone().map_err(|error| ConfigError::Rates {
+                    scope: scope.to_string(),
+                    error,
+                })?;
+                let policy = policy(limit.strategy, limit.burst, rates).map_err(|error| {
+                    ConfigError::Policy {
+                        scope: scope.to_string(),
+                        error,
+                    }
+                })?;
+                Policies::Fixed(PreparedPolicy::new(self.store, &store_name, &policy))
+            }
+            LimitRates::Dynamic(rates_for) => {
+                // Check the strategy and burst once, on a rate they must fit.
+                policy(limit.strategy, limit.burst, tollgate::Rate::per_second(1).into())
+                    .map_err(|error| ConfigError::Policy {
+                        scope: scope.to_string(),
+                        error,
+                    })?;
+                Policies::Dynamic {
+                    rates_for: Arc::clone(rates_for),
+                    strategy: limit.strategy,
+                    burst: limit.burst,
+                    prepared: RwLock::new(HashMap::new()),
+                }
+            }
+        };
+        let prepared = Arc::new(PreparedLimit {
+            name: name.as_str().into(),
+            store_name,
+            policies,
+            key: limit.key.clone(),
+            per_method: limit.per_method,
+            per_route: limit.shared.is_none() && matches!(scope, Scope::Default),
+            cost: limit.cost.clone(),
+            deduct_when: limit.deduct_when.clone(),
+        });
+        if limit.shared.is_some() {
+            self.shared
+                .insert(name, (description, Arc::clone(&prepared)));
+        }
+        Ok(prepared)
+    }
+}
+
+/// `base` for the first limit declared at a scope, `base#2`, `base#3`... for the next, as
+/// (shown name, store name).
+fn numbered(base: &str, index: usize) -> (String, String) {
+    let name = match index {
+        0 => base.to_owned(),
+        n => format!("{base}#{}", n + 1),
+    };
+    (name.clone(), name)
+}
+
+fn policy(strategy: Strategy, burst: Option<u64>, rates: Rates) -> Result<Policy, PolicyError> {
+    let policy = Policy::new(strategy, rates);
+    match burst {
+        Some(burst) => policy.with_burst(burst),
+        None => Ok(policy),
+    }
+}
+
+/// The state behind a [`RateLimiter`], shared by its clones and layers.
+pub(crate) struct Shared<S: Store> {
+    store: S,
+    clock: Arc<dyn Clock>,
+    key: Arc<dyn KeyExtractor>,
+    proxies: TrustedProxies,
+    headers: HeaderStyle,
+    application: Vec<Arc<PreparedLimit<S>>>,
+    defaults: Vec<Arc<PreparedLimit<S>>>,
+    /// Limits by route; a route listed here does not meet the defaults.
+    routes: HashMap<Box<str>, Vec<Arc<PreparedLimit<S>>>>,
+    exempt: HashSet<Box<str>>,
+    exempt_when: Vec<Predicate>,
+    on_breach: Option<BreachFn>,
+    rejection: RejectionFn,
+}
+
+/// A limit prepared over the store.
+struct PreparedLimit<S: Store> {
+    /// The name headers and breaches show.
+    name: Arc<str>,
+    /// The name its policies are prepared under: unique per limiter.
+    store_name: String,
+    policies: Policies<S>,
+    key: Option<Arc<dyn KeyExtractor>>,
+    per_method: bool,
+    /// Counts each route apart (the default limits).
+    per_route: bool,
+    cost: Option<CostFn>,
+    deduct_when: Option<DeductFn>,
+}
+
+enum Policies<S: Store> {
+    Fixed(PreparedPolicy<S>),
+    /// Prepared on first use, by the notation `rates_for` returned.
+    Dynamic {
+        rates_for: DynamicFn,
+        strategy: Strategy,
+        burst: Option<u64>,
+        prepared: RwLock<HashMap<String, Arc<PreparedPolicy<S>>>>,
+    },
+}
+
+struct PreparedPolicy<S: Store> {
+    prepared: S::Prepared,
+    max_cost: u64,
+}
+
+impl<S: Store> PreparedPolicy<S> {
+    fn new(store: &S, name: &str, policy: &Policy) -> Self {
+        Self {
+            prepared: store.prepare(name, policy),
+            max_cost: policy.max_cost(),
+        }
+    }
+}
+
+/// A prepared policy, borrowed from a fixed limit or shared from a dynamic one's cache.
+enum PolicyRef<'a, S: Store> {
+    Fixed(&'a PreparedPolicy<S>),
+    Dynamic(Arc<PreparedPolicy<S>>),
+}
+
+impl<S: Store> Deref for PolicyRef<'_, S> {
+    type Target = PreparedPolicy<S>;
+
+    fn deref(&self) -> &PreparedPolicy<S> {
+        match self {
+            PolicyRef::Fixed(policy) => policy,
+            PolicyRef::Dynamic(policy) => policy,
+        }
+    }
+}
+
+impl<S: Store> PreparedLimit<S> {
+    /// The policy applying to the request with head `parts`: `Ok(None)` when a dynamic limit
+    /// leaves it unlimited, `Err` naming a notation the dynamic limit got wrong.
+    fn policy_for(&self, store: &S, parts: &Parts) -> Result<Option<PolicyRef<'_, S>>, String> {
+        let (rates_for, strategy, burst, prepared) = match &self.policies {
+            Policies::Fixed(fixed) => return Ok(Some(PolicyRef::Fixed(fixed))),
+            Policies::Dynamic {
+                rates_for,
+                strategy,
+                burst,
+                prepared,
+            } => (rates_for, strategy, burst, prepared),
+        };
+        let Some(notation) = rates_for(parts) else {
+            return Ok(None);
+        };
+        if let Some(policy) = prepared
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&notation)
+        {
+            return Ok(Some(PolicyRef::Dynamic(Arc::clone(policy))));
+        }
+        let wrong = |error: &dyn fmt::Display| format!("dynamic limit {:?}: {error}", self.name);
+        let rates: Rates = notation.parse().map_err(|err| wrong(&err))?;
+        let policy = policy(*strategy, *burst, rates.clone()).map_err(|err| wrong(&err))?;
+        // One store name per distinct rates, so each plan keeps its own count.
+        let name = format!("{}|{rates}", self.store_name);
+        let mut cache = prepared.write().unwrap_or_else(PoisonError::into_inner);
+        let entry = cache
+            .entry(notation)
+            .or_insert_with(|| Arc::new(PreparedPolicy::new(store, &name, &policy)));
+        Ok(Some(PolicyRef::Dynamic(Arc::clone(entry))))
+    }
+}
+
+/// What the check of a request decided.
+pub(crate) enum Verdict<'a, S: Store> {
+    /// No limit applies.
+    Exempt,
+    /// Every limit allowed it; what to do once it has been answered.
+    Admitted(Admission<'a, S>),
+    /// Denied (or the store failed): the response to send.
+    Rejected(Response<Body>),
+}
+
+/// An admitted request's charges that may have to be given back, and the decision its
+/// headers describe.
+pub(crate) struct Admission<'a, S: Store> {
+    charges: Vec<Charge<'a, S>>,
+    closest: Option<(&'a str, Decision)>,
+}
+
+struct Charge<'a, S: Store> {
+    limit: &'a PreparedLimit<S>,
+    policy: PolicyRef<'a, S>,
+    key: Vec<u8>,
+    cost: u64,
+}
+
+impl<S: Store> Shared<S> {
+    /// Checks the request with head `parts` against its limits, charging them.
+    pub(crate) async fn check(&self, parts: &mut Parts) -> Verdict<'_, S> {
+        let matched = parts.extensions.get::<MatchedPath>().cloned();
+        let route = matched.as_ref().map_or(parts.uri.path(), MatchedPath::as_str);
+        if self.exempt.contains(route) || self.exempt_when.iter().any(|exempt| exempt(parts)) {
+            return Verdict::Exempt;
+        }
+        let own = self.routes.get(route).map(Vec::as_slice);
+        let meets = own.unwrap_or(&self.defaults);
+        if self.application.is_empty() && meets.is_empty() {
+            return Verdict::Exempt;
+        }
+        if let Some(peer) = client_ip::peer_addr(&parts.extensions) {
+            let client = self.proxies.resolve(peer, &parts.headers);
+            parts.extensions.insert(ClientIp(client));
+        }
+        // Only the defaults are split by route, and by matched route only: unmatched paths
+        // share one count, so inventing paths does not earn new allowances.
+        let route_key = matched.as_ref().map_or("", MatchedPath::as_str);
+        let several = self.application.len() + meets.len() > 1;
+        let now = self.clock.now();
+        let mut charges = Vec::new();
+        let mut closest: Option<(&str, Decision)> = None;
+        for limit in self.application.iter().chain(meets) {
+            let policy = match limit.policy_for(&self.store, parts) {
+                Ok(Some(policy)) => policy,
+                Ok(None) => continue,
+                Err(message) => {
+                    tracing::error!("{message}");
+                    self.give_back(charges, now).await;
+                    return Verdict::Rejected(breach::error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &message,
+                    ));
+                }
+            };
+            let cost = limit.cost.as_ref().map_or(1, |cost| cost(parts));
+            if cost > policy.max_cost {
+                self.give_back(charges, now).await;
+                return Verdict::Rejected(breach::error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!(
+                        "request cost {cost} exceeds what limit {:?} ever allows ({})",
+                        limit.name, policy.max_cost
+                    ),
+                ));
+            }
+            let key = limit
+                .key
+                .as_ref()
+                .unwrap_or(&self.key)
+                .extract(parts)
+                .unwrap_or(RequestKey::UNKNOWN);
+            let key_bytes = key.key_bytes();
+            let prefixed;
+            let store_key: &[u8] = if limit.per_method || limit.per_route {
+                prefixed = prefixed_key(limit, parts, route_key, &key_bytes);
+                &prefixed
+            } else {
+                &key_bytes
+            };
+            match self.store.hit(&policy.prepared, store_key, now, cost).await {
+                Ok(decision) if decision.allowed() => {
+                    if closest.is_none_or(|(_, d)| decision.remaining() < d.remaining()) {
+                        closest = Some((&limit.name, decision));
+                    }
+                    if cost > 0 && (several || limit.deduct_when.is_some()) {
+                        charges.push(Charge {
+                            limit,
+                            policy,
+                            key: store_key.to_vec(),
+                            cost,
+                        });
+                    }
+                }
+                Ok(decision) => {
+                    self.give_back(charges, now).await;
+                    let breach = Breach {
+                        limit_name: Arc::clone(&limit.name),
+                        key,
+                        decision,
+                    };
+                    if let Some(hook) = &self.on_breach {
+                        hook(parts, &breach);
+                    }
+                    let mut response = (self.rejection)(&breach);
+                    if response.status() == StatusCode::TOO_MANY_REQUESTS
+                        && !response.headers().contains_key(header::RETRY_AFTER)
+                    {
+                        response.headers_mut().insert(
+                            header::RETRY_AFTER,
+                            HeaderValue::from(breach.retry_after_secs()),
+                        );
+                    }
+                    headers::render(self.headers, &limit.name, &decision, response.headers_mut());
+                    return Verdict::Rejected(response);
+                }
+                Err(err) => {
+                    tracing::warn!(limit = %limit.name, "rate limit store failed: {err}");
+                    self.give_back(charges, now).await;
+                    let mut response = breach::error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "rate limit store unavailable",
+                    );
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+                    return Verdict::Rejected(response);
+                }
+            }
+        }
+        Verdict::Admitted(Admission { charges, closest })
+    }
+
+    /// Settles an admitted request once answered with `response` (`None` if the service
+    /// failed): gives back the charges that do not count, and writes the headers.
+    pub(crate) async fn settle(
+        &self,
+        admission: Admission<'_, S>,
+        response: Option<&mut http::response::Parts>,
+    ) {
+        let now = self.clock.now();
+        for charge in admission.charges {
+            let Some(counts) = &charge.limit.deduct_when else {
+                continue;
+            };
+            if response.as_deref().is_none_or(|response| !counts(response)) {
+                self.refund(charge, now).await;
+            }
+        }
+        if let (Some(response), Some((name, decision))) = (response, admission.closest) {
+            headers::render(self.headers, name, &decision, &mut response.headers);
+        }
+    }
+
+    async fn give_back(&self, charges: Vec<Charge<'_, S>>, now: Timestamp) {
+        for charge in charges {
+            self.refund(charge, now).await;
+        }
+    }
+
+    async fn refund(&self, charge: Charge<'_, S>, now: Timestamp) {
+        if let Err(err) = self
+            .store
+            .refund(&charge.policy.prepared, &charge.key, now, charge.cost)
+            .await
+        {
+            tracing::warn!(limit = %charge.limit.name, "rate limit store failed to give a charge back: {err}");
+        }
+    }
+}
+
+/// `METHOD ` and `route\0` before the key bytes, as the limit asks.
+fn prefixed_key<S: Store>(
+    limit: &PreparedLimit<S>,
+    parts: &Parts,
+    route: &str,
+    key: &[u8],
+) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(route.len() + key.len() + 10);
+    if limit.per_method {
+        bytes.extend_from_slice(parts.method.as_str().as_bytes());
+        bytes.push(b' ');
+    }
+    if limit.per_route {
+        bytes.extend_from_slice(route.as_bytes());
+        bytes.push(0);
+    }
+    bytes.extend_from_slice(key);
+    bytes
+}
