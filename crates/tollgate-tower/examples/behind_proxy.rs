@@ -23,9 +23,11 @@ fn app() -> Router {
     Router::new()
         .route(
             "/ping",
-            get(|Extension(ClientIp(client)): Extension<ClientIp>| async move {
-                format!("pong from {client}")
-            }),
+            get(
+                |Extension(ClientIp(client)): Extension<ClientIp>| async move {
+                    format!("pong from {client}")
+                },
+            ),
         )
         .layer(limiter.layer())
 }

@@ -10,7 +10,7 @@
 mod support;
 
 use axum::{Router, routing::get};
-use tollgate_tower::key::{self, KeyExtractor};
+use tollgate_tower::key;
 use tollgate_tower::{Limit, RateLimiter};
 
 /// The app: `/ping`, 3 per minute per user (`X-User-Id`), or per IP without one.

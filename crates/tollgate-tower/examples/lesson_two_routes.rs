@@ -12,7 +12,11 @@ use axum::{Router, routing::get};
 use tollgate_tower::{Builder, Limit, RateLimiter, key};
 
 /// The one limit helper: `rates` per client IP, fixed window, on the route at `path`.
-fn limited(limits: Builder<tollgate::MemoryStore>, path: &str, rates: &str) -> Builder<tollgate::MemoryStore> {
+fn limited(
+    limits: Builder<tollgate::MemoryStore>,
+    path: &str,
+    rates: &str,
+) -> Builder<tollgate::MemoryStore> {
     limits.route(path, Limit::new(rates).key(key::client_ip()))
 }
 

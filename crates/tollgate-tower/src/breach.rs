@@ -14,7 +14,7 @@ use crate::key::RequestKey;
 /// use tollgate_tower::{Breach, Limit, RateLimiter};
 ///
 /// let limiter = RateLimiter::builder()
-///     .default_limits(Limit::new("100/minute"))
+///     .default_limit(Limit::new("100/minute"))
 ///     .on_breach(|parts, breach: &Breach| {
 ///         eprintln!("{} {} denied by {}", parts.method, parts.uri, breach.limit_name());
 ///     })

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 use axum::extract::ConnectInfo;
-use http::{HeaderMap, HeaderName, Extensions};
+use http::{Extensions, HeaderMap, HeaderName};
 use ipnet::IpNet;
 
 /// The client's address as the rate limiter resolved it, inserted into the request's
@@ -172,12 +172,12 @@ impl TrustedProxies {
         if !self.contains(peer) {
             return peer;
         }
-        self.from_header(headers).unwrap_or(peer)
+        self.client_from_header(headers).unwrap_or(peer)
     }
 
     /// The rightmost address in the header that is not a trusted proxy; if every address is
     /// trusted, the leftmost. `None` when the header is absent or malformed.
-    fn from_header(&self, headers: &HeaderMap) -> Option<IpAddr> {
+    fn client_from_header(&self, headers: &HeaderMap) -> Option<IpAddr> {
         let mut values = headers.get_all(self.header.name()).iter().peekable();
         values.peek()?;
         // Several header lines form one list, in order.
@@ -303,7 +303,16 @@ mod tests {
         assert_eq!(parse_node("2001:db8::1"), Some(ip("2001:db8::1")));
         assert_eq!(parse_node("[2001:db8::1]"), Some(ip("2001:db8::1")));
         assert_eq!(parse_node("[2001:db8::1]:443"), Some(ip("2001:db8::1")));
-        for junk in ["", "unknown", "_hidden", "1.2.3", "1.2.3.4:", "1.2.3.4:x", "[::1", "[::1]x"] {
+        for junk in [
+            "",
+            "unknown",
+            "_hidden",
+            "1.2.3",
+            "1.2.3.4:",
+            "1.2.3.4:x",
+            "[::1",
+            "[::1]x",
+        ] {
             assert_eq!(parse_node(junk), None, "{junk:?}");
         }
     }
@@ -317,7 +326,10 @@ mod tests {
         let h = headers("x-forwarded-for", &["10.9.9.9, 10.1.1.1"]);
         assert_eq!(proxies.resolve(ip("10.0.0.1"), &h), ip("10.9.9.9"));
         // No header: the peer.
-        assert_eq!(proxies.resolve(ip("10.0.0.1"), &HeaderMap::new()), ip("10.0.0.1"));
+        assert_eq!(
+            proxies.resolve(ip("10.0.0.1"), &HeaderMap::new()),
+            ip("10.0.0.1")
+        );
     }
 
     #[test]
@@ -325,7 +337,11 @@ mod tests {
         let proxies = TrustedProxies::new(["10.0.0.0/8"]).expect("valid");
         for junk in ["not an ip", "1.2.3.4,,", "1.2.3.4, garbage", ""] {
             let h = headers("x-forwarded-for", &[junk]);
-            assert_eq!(proxies.resolve(ip("10.0.0.1"), &h), ip("10.0.0.1"), "{junk:?}");
+            assert_eq!(
+                proxies.resolve(ip("10.0.0.1"), &h),
+                ip("10.0.0.1"),
+                "{junk:?}"
+            );
         }
         let mut h = HeaderMap::new();
         h.insert(
@@ -340,7 +356,10 @@ mod tests {
         let proxies = TrustedProxies::new(["10.0.0.0/8"]).expect("valid");
         let h = headers("x-forwarded-for", &["1.1.1.1"]);
         assert_eq!(proxies.resolve(ip("192.0.2.50"), &h), ip("192.0.2.50"));
-        assert_eq!(TrustedProxies::none().resolve(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+        assert_eq!(
+            TrustedProxies::none().resolve(ip("10.0.0.1"), &h),
+            ip("10.0.0.1")
+        );
     }
 
     #[test]
@@ -375,7 +394,10 @@ mod tests {
     fn ipv4_mapped_peers_are_ipv4() {
         let proxies = TrustedProxies::new(["127.0.0.1/32"]).expect("valid");
         let h = headers("x-forwarded-for", &["203.0.113.1"]);
-        assert_eq!(proxies.resolve(ip("::ffff:127.0.0.1"), &h), ip("203.0.113.1"));
+        assert_eq!(
+            proxies.resolve(ip("::ffff:127.0.0.1"), &h),
+            ip("203.0.113.1")
+        );
         assert_eq!(proxies.resolve(ip("::ffff:192.0.2.1"), &h), ip("192.0.2.1"));
     }
 }

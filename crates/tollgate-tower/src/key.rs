@@ -17,7 +17,8 @@ use crate::ClientIp;
 
 /// Names the client a request is counted against.
 ///
-/// Returning `None` means "this extractor cannot tell": chain another with [`or`](Self::or).
+/// Returning `None` means "this extractor cannot tell": the built-in extractors chain a
+/// fallback with `.or(...)`.
 /// A request no extractor can name is counted under one shared key for all such requests, so
 /// leaving a header out never escapes a limit.
 ///
@@ -25,6 +26,7 @@ use crate::ClientIp;
 ///
 /// ```
 /// use tollgate_tower::key::{self, KeyExtractor, RequestKey};
+///
 ///
 /// // X-Api-Key when present, else the client IP.
 /// let by_api_key = key::header("x-api-key").or(key::client_ip());
@@ -39,12 +41,28 @@ use crate::ClientIp;
 pub trait KeyExtractor: Send + Sync + 'static {
     /// The key of the request with head `parts`, or `None` if this extractor cannot tell.
     fn extract(&self, parts: &Parts) -> Option<RequestKey>;
+}
 
-    /// This extractor, or `fallback` when it cannot tell.
-    fn or<F: KeyExtractor>(self, fallback: F) -> Or<Self, F>
-    where
-        Self: Sized,
-    {
+/// `.or(fallback)` on the extractors that may not tell.
+macro_rules! or_fallback {
+    ($($name:ident $(<$t:ident>)?),*) => {$(
+        impl$(<$t>)? $name$(<$t>)? {
+            /// This extractor, or `fallback` when it cannot tell.
+            pub fn or<F: KeyExtractor>(self, fallback: F) -> Or<Self, F> {
+                Or {
+                    first: self,
+                    fallback,
+                }
+            }
+        }
+    )*};
+}
+
+or_fallback!(ClientIpKey, HeaderKey, ExtensionKey<T>);
+
+impl<A, B> Or<A, B> {
+    /// This chain, or `fallback` when no extractor of it can tell.
+    pub fn or<F: KeyExtractor>(self, fallback: F) -> Or<Self, F> {
         Or {
             first: self,
             fallback,
@@ -304,7 +322,7 @@ impl KeyExtractor for ConstantKey {
     }
 }
 
-/// One extractor, or another when the first cannot tell: made by [`KeyExtractor::or`].
+/// One extractor, or another when the first cannot tell: made by `.or(...)`.
 #[derive(Debug, Clone)]
 pub struct Or<A, B> {
     first: A,
@@ -337,13 +355,21 @@ mod tests {
             extractor.extract(&alice),
             Some(RequestKey::from("x-user-id:alice"))
         );
-        assert_eq!(extractor.extract(&empty), Some(RequestKey::from("fallback")));
-        assert_eq!(extractor.extract(&absent), Some(RequestKey::from("fallback")));
+        assert_eq!(
+            extractor.extract(&empty),
+            Some(RequestKey::from("fallback"))
+        );
+        assert_eq!(
+            extractor.extract(&absent),
+            Some(RequestKey::from("fallback"))
+        );
     }
 
     #[test]
     fn ipv6_prefixes() {
-        let ip: Ipv6Addr = "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff".parse().expect("ip");
+        let ip: Ipv6Addr = "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff"
+            .parse()
+            .expect("ip");
         assert_eq!(mask(ip, 128), ip);
         assert_eq!(mask(ip, 64).to_string(), "2001:db8:aaaa:bbbb::");
         assert_eq!(mask(ip, 0), Ipv6Addr::UNSPECIFIED);

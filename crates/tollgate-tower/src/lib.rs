@@ -40,7 +40,7 @@
 //! - [`HeaderStyle`] (`headers.rs`): `Retry-After`, `X-RateLimit-*`, `RateLimit-Policy` and
 //!   `RateLimit`.
 //! - [`Breach`] (`breach.rs`): a denied request, for the on-breach hook and the rejection.
-//! - [`RateLimitLayer`] and [`RateLimitService`] (`layer/`): the Tower middleware.
+//! - [`RateLimitLayer`] and [`RateLimitService`] (`rate_limit/`): the Tower middleware.
 //!
 //! Requests need the peer address in their extensions for per-IP limits: axum's
 //! `ConnectInfo<SocketAddr>` (serve with `into_make_service_with_connect_info`), a
@@ -51,13 +51,13 @@ mod breach;
 mod client_ip;
 mod headers;
 pub mod key;
-mod layer;
 mod limit;
 mod limiter;
+mod rate_limit;
 
 pub use breach::Breach;
 pub use client_ip::{ClientIp, InvalidProxy, PeerAddr, ProxyHeader, TrustedProxies};
 pub use headers::HeaderStyle;
-pub use layer::{RateLimitBody, RateLimitLayer, RateLimitService};
 pub use limit::Limit;
 pub use limiter::{Builder, ConfigError, RateLimiter};
+pub use rate_limit::{RateLimitBody, RateLimitLayer, RateLimitService};

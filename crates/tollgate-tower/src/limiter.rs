@@ -472,7 +472,8 @@ impl<S: Store> Preparer<'_, S> {
             }
         };
         let description = format!("{limit:?}");
-        if let Some((existing, prepared)) = self.shared.get(&name).filter(|_| limit.shared.is_some())
+        if let Some((existing, prepared)) =
+            self.shared.get(&name).filter(|_| limit.shared.is_some())
         {
             return if *existing == description {
                 Ok(Arc::clone(prepared))
@@ -496,11 +497,15 @@ impl<S: Store> Preparer<'_, S> {
             }
             LimitRates::Dynamic(rates_for) => {
                 // Check the strategy and burst once, on a rate they must fit.
-                policy(limit.strategy, limit.burst, tollgate::Rate::per_second(1).into())
-                    .map_err(|error| ConfigError::Policy {
-                        scope: scope.to_string(),
-                        error,
-                    })?;
+                policy(
+                    limit.strategy,
+                    limit.burst,
+                    tollgate::Rate::per_second(1).into(),
+                )
+                .map_err(|error| ConfigError::Policy {
+                    scope: scope.to_string(),
+                    error,
+                })?;
                 Policies::Dynamic {
                     rates_for: Arc::clone(rates_for),
                     strategy: limit.strategy,
@@ -683,7 +688,9 @@ impl<S: Store> Shared<S> {
     /// Checks the request with head `parts` against its limits, charging them.
     pub(crate) async fn check(&self, parts: &mut Parts) -> Verdict<'_, S> {
         let matched = parts.extensions.get::<MatchedPath>().cloned();
-        let route = matched.as_ref().map_or(parts.uri.path(), MatchedPath::as_str);
+        let route = matched
+            .as_ref()
+            .map_or(parts.uri.path(), MatchedPath::as_str);
         if self.exempt.contains(route) || self.exempt_when.iter().any(|exempt| exempt(parts)) {
             return Verdict::Exempt;
         }
@@ -717,6 +724,9 @@ impl<S: Store> Shared<S> {
                 }
             };
             let cost = limit.cost.as_ref().map_or(1, |cost| cost(parts));
+            if cost == 0 {
+                continue;
+            }
             if cost > policy.max_cost {
                 self.give_back(charges, now).await;
                 return Verdict::Rejected(breach::error(
@@ -746,7 +756,7 @@ impl<S: Store> Shared<S> {
                     if closest.is_none_or(|(_, d)| decision.remaining() < d.remaining()) {
                         closest = Some((&limit.name, decision));
                     }
-                    if cost > 0 && (several || limit.deduct_when.is_some()) {
+                    if several || limit.deduct_when.is_some() {
                         charges.push(Charge {
                             limit,
                             policy,
