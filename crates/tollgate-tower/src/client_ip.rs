@@ -176,35 +176,27 @@ impl TrustedProxies {
     }
 
     /// The rightmost address in the header that is not a trusted proxy; if every address is
-    /// trusted, the leftmost. `None` when the header is absent or malformed.
+    /// trusted, the leftmost. `None` when the header is absent, or malformed at or right of
+    /// that address (what lies left of it was written by the client and is never read).
     fn client_from_header(&self, headers: &HeaderMap) -> Option<IpAddr> {
-        let mut values = headers.get_all(self.header.name()).iter().peekable();
-        values.peek()?;
-        // Several header lines form one list, in order.
-        let mut addresses = Vec::new();
-        for value in values {
-            let value = value.to_str().ok()?;
-            match self.header {
-                ProxyHeader::XRealIp => addresses.push(parse_node(value.trim())?),
-                ProxyHeader::XForwardedFor => {
-                    for node in value.split(',') {
-                        addresses.push(parse_node(node.trim())?);
-                    }
-                }
-                ProxyHeader::Forwarded => {
-                    for element in value.split(',') {
-                        addresses.push(forwarded_for(element)?);
-                    }
-                }
-            }
-        }
+        // Several header lines form one list, in order; walk it from the right.
+        let lines: Vec<_> = headers.get_all(self.header.name()).iter().collect();
         let mut leftmost = None;
-        for ip in addresses.into_iter().rev() {
-            let ip = canonical(ip);
-            if !self.contains(ip) {
-                return Some(ip);
+        for line in lines.into_iter().rev() {
+            let line = line.to_str().ok()?;
+            if self.header == ProxyHeader::XRealIp && line.contains(',') {
+                return None;
             }
-            leftmost = Some(ip);
+            for entry in line.rsplit(',') {
+                let ip = canonical(match self.header {
+                    ProxyHeader::Forwarded => forwarded_for(entry)?,
+                    _ => parse_node(entry.trim())?,
+                });
+                if !self.contains(ip) {
+                    return Some(ip);
+                }
+                leftmost = Some(ip);
+            }
         }
         leftmost
     }
@@ -335,7 +327,7 @@ mod tests {
     #[test]
     fn malformed_header_falls_back_to_the_peer() {
         let proxies = TrustedProxies::new(["10.0.0.0/8"]).expect("valid");
-        for junk in ["not an ip", "1.2.3.4,,", "1.2.3.4, garbage", ""] {
+        for junk in ["not an ip", "1.2.3.4,,", "10.1.1.1, garbage", "garbage, 10.1.1.1", ""] {
             let h = headers("x-forwarded-for", &[junk]);
             assert_eq!(
                 proxies.resolve(ip("10.0.0.1"), &h),
