@@ -36,8 +36,13 @@
 //! All rates of a (policy, key) live in that one key, so every script touches one key and one
 //! cluster slot.
 //!
-//! The scripts (`src/lua/`) are twins of the pure functions of [`tollgate::strategy`]: the
-//! same integer arithmetic, checked against them by a differential test over random hits.
+//! The scripts (`src/lua/`) are twins of the pure functions of [`tollgate::strategy`], two per
+//! strategy (a hit, [`apply`](tollgate::strategy::apply), and a
+//! [`refund`](tollgate::strategy::refund)): the same integer arithmetic, checked against them
+//! by a differential test over random hits and refunds that compares decisions and stored
+//! states. Each script is `prelude.lua` (helpers), the strategy's file (its state machine),
+//! `state.lua` (the arguments, the key's states, writing them back) and `apply.lua` or
+//! `refund.lua`. A refund of a key with no state leaves it absent.
 //! Times are counted in ticks of 1 µs (the resolution of Redis's `TIME`); a policy whose
 //! `amount × window` reaches 2^49 µs counts in 10 µs, 100 µs, ... so that every number stays
 //! exact in Lua's doubles, and amounts above [`MAX_AMOUNT`] are capped to it. So decisions

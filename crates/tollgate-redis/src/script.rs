@@ -1,5 +1,6 @@
-//! The Lua twins of the strategies: one script per strategy, each the shared prelude, the
-//! strategy's state machine and the shared `apply`.
+//! The Lua twins of the strategies: for each strategy one script that applies hits and one
+//! that refunds, each the shared prelude, the strategy's state machine, the shared arguments
+//! and state (`state.lua`) and the operation (`apply.lua` or `refund.lua`).
 
 use std::sync::LazyLock;
 
@@ -7,30 +8,48 @@ use redis::Script;
 use tollgate::Strategy;
 
 macro_rules! strategy_script {
-    ($file:literal) => {
+    ($file:literal, $operation:literal) => {
         concat!(
             include_str!("lua/prelude.lua"),
             include_str!(concat!("lua/", $file)),
-            include_str!("lua/apply.lua"),
+            include_str!("lua/state.lua"),
+            include_str!(concat!("lua/", $operation)),
         )
     };
 }
 
-/// The source of the script that applies hits for `strategy`.
-pub(crate) fn source(strategy: Strategy) -> &'static str {
-    match strategy {
-        Strategy::FixedWindow => strategy_script!("fixed_window.lua"),
-        Strategy::SlidingWindowLog => strategy_script!("sliding_window_log.lua"),
-        Strategy::SlidingWindowCounter => strategy_script!("sliding_window_counter.lua"),
-        Strategy::TokenBucket => strategy_script!("token_bucket.lua"),
-    }
+/// The source of `strategy`'s script for `$operation` (`"apply.lua"` or `"refund.lua"`).
+macro_rules! strategy_scripts {
+    ($strategy:expr, $operation:literal) => {
+        match $strategy {
+            Strategy::FixedWindow => strategy_script!("fixed_window.lua", $operation),
+            Strategy::SlidingWindowLog => strategy_script!("sliding_window_log.lua", $operation),
+            Strategy::SlidingWindowCounter => {
+                strategy_script!("sliding_window_counter.lua", $operation)
+            }
+            Strategy::TokenBucket => strategy_script!("token_bucket.lua", $operation),
+        }
+    };
 }
 
-static SCRIPTS: LazyLock<[Script; 4]> =
-    LazyLock::new(|| Strategy::ALL.map(|strategy| Script::new(source(strategy))));
+/// A strategy's scripts.
+#[derive(Debug)]
+pub(crate) struct Scripts {
+    /// Applies a hit.
+    pub(crate) apply: Script,
+    /// Gives units back.
+    pub(crate) refund: Script,
+}
 
-/// The script for `strategy`, with its SHA1 computed once per process.
-pub(crate) fn script(strategy: Strategy) -> &'static Script {
+static SCRIPTS: LazyLock<[Scripts; 4]> = LazyLock::new(|| {
+    Strategy::ALL.map(|strategy| Scripts {
+        apply: Script::new(strategy_scripts!(strategy, "apply.lua")),
+        refund: Script::new(strategy_scripts!(strategy, "refund.lua")),
+    })
+});
+
+/// The scripts for `strategy`, with their SHA1s computed once per process.
+pub(crate) fn scripts(strategy: Strategy) -> &'static Scripts {
     let [fixed_window, log, counter, bucket] = &*SCRIPTS;
     match strategy {
         Strategy::FixedWindow => fixed_window,

@@ -12,7 +12,7 @@ use redis::{Client, RedisError};
 use tollgate::strategy::{Limit, Outcome};
 use tollgate::{Decision, Policy, Store, StoreError, Timestamp};
 
-use crate::script;
+use crate::script::{self, Scripts};
 
 /// The default prefix of every key tollgate writes.
 pub const DEFAULT_PREFIX: &str = "tollgate:";
@@ -30,6 +30,8 @@ pub const MAX_AMOUNT: u64 = 1 << 40;
 /// Each hit is one `EVALSHA` of the strategy's script (loaded again by itself after a
 /// `NOSCRIPT`, as after a Redis restart), which reads the key's state, applies the hit to
 /// every rate of the policy or to none, and writes the state back with a TTL, atomically.
+/// A refund is one `EVALSHA` of the strategy's refund script, which gives the units back to
+/// every rate the same way (and leaves a key with no state alone).
 /// Connections are multiplexed: concurrent hits from many tasks are pipelined over one
 /// connection per node, which reconnects by itself.
 ///
@@ -83,10 +85,11 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-/// A policy prepared for a [`RedisStore`]: its script, key prefix, tick and arguments.
+/// A policy prepared for a [`RedisStore`]: its scripts, key prefix, tick and arguments.
 #[derive(Debug, Clone)]
 pub struct RedisPolicy {
-    script: &'static redis::Script,
+    /// The strategy's scripts, to apply hits and to refund.
+    scripts: &'static Scripts,
     /// `{prefix}{name}:{fingerprint}:`; the key follows.
     key_prefix: Vec<u8>,
     /// The tick, in microseconds, that times and windows are counted in.
@@ -190,6 +193,35 @@ impl RedisStore {
     pub fn with_client_time(mut self) -> Self {
         self.client_time = true;
         self
+    }
+
+    /// A call of `script` (the policy's apply or refund script) for `key`, with the arguments
+    /// every script takes (see `src/lua/state.lua`).
+    fn invocation<'s>(
+        &self,
+        script: &'s redis::Script,
+        policy: &RedisPolicy,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> redis::ScriptInvocation<'s> {
+        let mut invocation = script.key(policy.redis_key(key));
+        if self.client_time {
+            invocation.arg(now.as_nanos() / (policy.tick_us * 1_000));
+        } else {
+            invocation.arg("");
+        }
+        invocation
+            .arg(cost.min(MAX_AMOUNT))
+            .arg(policy.tick_us)
+            .arg(policy.limits.len());
+        for limit in &policy.limits {
+            invocation
+                .arg(limit.amount())
+                .arg(limit.capacity())
+                .arg(limit.window());
+        }
+        invocation
     }
 
     async fn call<T: redis::FromRedisValue>(
@@ -302,7 +334,7 @@ impl Store for RedisStore {
         key_prefix.extend_from_slice(fingerprint(policy).as_bytes());
         key_prefix.push(b':');
         RedisPolicy {
-            script: script::script(policy.strategy()),
+            scripts: script::scripts(policy.strategy()),
             key_prefix,
             tick_us,
             limits,
@@ -316,22 +348,7 @@ impl Store for RedisStore {
         now: Timestamp,
         cost: u64,
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
-        let mut invocation = policy.script.key(policy.redis_key(key));
-        if self.client_time {
-            invocation.arg(now.as_nanos() / (policy.tick_us * 1_000));
-        } else {
-            invocation.arg("");
-        }
-        invocation
-            .arg(cost.min(MAX_AMOUNT))
-            .arg(policy.tick_us)
-            .arg(policy.limits.len());
-        for limit in &policy.limits {
-            invocation
-                .arg(limit.amount())
-                .arg(limit.capacity())
-                .arg(limit.window());
-        }
+        let invocation = self.invocation(&policy.scripts.apply, policy, key, now, cost);
         async move {
             let reply: Vec<i64> = self
                 .call(async |c: &mut Connection| c.invoke(&invocation).await)
@@ -340,6 +357,25 @@ impl Store for RedisStore {
                 StoreError::unavailable(format!("unexpected reply from the script: {reply:?}"))
             })?;
             Ok(Decision::from_outcome(outcome, policy.tick()))
+        }
+    }
+
+    fn refund<'a>(
+        &'a self,
+        policy: &'a RedisPolicy,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a> {
+        let invocation =
+            (cost > 0).then(|| self.invocation(&policy.scripts.refund, policy, key, now, cost));
+        async move {
+            if let Some(invocation) = invocation {
+                let _refunded: i64 = self
+                    .call(async |c: &mut Connection| c.invoke(&invocation).await)
+                    .await?;
+            }
+            Ok(())
         }
     }
 

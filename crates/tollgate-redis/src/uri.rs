@@ -139,9 +139,9 @@ impl AnyStore {
     }
 }
 
-/// A hit the memory store answered at once, or one waiting for Redis.
-enum Started<F> {
-    Answered(Result<Decision, StoreError>),
+/// A call the memory store answered at once, or one waiting for Redis.
+enum Started<T, F> {
+    Answered(Result<T, StoreError>),
     Pending(F),
 }
 
@@ -172,6 +172,31 @@ impl Store for AnyStore {
             }
             (AnyStore::Redis(store), AnyPolicy::Redis(p)) => {
                 Started::Pending(store.hit(p, key, now, cost))
+            }
+            _ => Started::Answered(Err(mismatch())),
+        };
+        async move {
+            match started {
+                Started::Answered(answer) => answer,
+                Started::Pending(pending) => pending.await,
+            }
+        }
+    }
+
+    fn refund<'a>(
+        &'a self,
+        policy: &'a AnyPolicy,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a> {
+        let started = match (self, policy) {
+            (AnyStore::Memory(store), AnyPolicy::Memory(p)) => {
+                store.refund_now(p, key, now, cost);
+                Started::Answered(Ok(()))
+            }
+            (AnyStore::Redis(store), AnyPolicy::Redis(p)) => {
+                Started::Pending(store.refund(p, key, now, cost))
             }
             _ => Started::Answered(Err(mismatch())),
         };

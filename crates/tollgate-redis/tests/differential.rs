@@ -1,6 +1,7 @@
-//! The Lua scripts against the pure strategy functions: random sequences of (time, key, cost)
-//! through a RedisStore in client-time mode and through `tollgate::strategy::apply` give
-//! identical decisions, for every strategy and for policies of one to three rates.
+//! The Lua scripts against the pure strategy functions: random sequences of hits and refunds
+//! (time, key, cost) through a RedisStore in client-time mode and through
+//! `tollgate::strategy::apply` and `tollgate::strategy::refund` give identical decisions and
+//! leave identical states, for every strategy and for policies of one to three rates.
 
 mod support;
 
@@ -11,7 +12,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 use tollgate::Strategy as Algorithm;
 use tollgate::strategy::{
-    FixedWindow, RateState, SlidingWindowCounter, SlidingWindowLog, TokenBucket, apply,
+    FixedWindow, RateState, SlidingWindowCounter, SlidingWindowLog, TokenBucket, apply, refund,
 };
 use tollgate::{Decision, Policy, Rate, Rates, Store, Timestamp};
 use tollgate_redis::RedisStore;
@@ -38,21 +39,127 @@ fn policies() -> impl Strategy<Value = Policy> {
         })
 }
 
-/// Hits: milliseconds since the previous hit, which of 3 keys, a cost seed.
-fn hits() -> impl Strategy<Value = Vec<(u64, usize, u64)>> {
+/// One operation: milliseconds since the previous one, which of 3 keys, a cost seed, and
+/// whether it is a refund rather than a hit.
+type Op = (u64, usize, u64, bool);
+
+/// Hits and refunds, about one in three a refund.
+fn ops() -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(
-        (prop_oneof![0u64..=5, 0u64..=3000], 0usize..3, 0u64..=9),
+        (
+            prop_oneof![0u64..=5, 0u64..=3000],
+            0usize..3,
+            0u64..=9,
+            prop::bool::weighted(0.3),
+        ),
         1..60,
     )
 }
 
-fn twin<S: RateState>(
-    store: &RedisStore,
-    rt: &tokio::runtime::Runtime,
+/// Reads a key's states as the scripts stored them: one array per rate, or nil.
+const READ_STATES: &str = "local raw = redis.call('GET', KEYS[1]) \
+    if raw then return cmsgpack.unpack(raw) end return false";
+
+/// A state whose Lua twin the test can read back and compare.
+trait Twin: RateState + PartialEq {
+    /// How `Debug` prints the Rust state whose Lua twin holds `fields` (the script's array
+    /// for one rate, flattened).
+    fn debug_of(fields: &[i64]) -> String;
+}
+
+impl Twin for FixedWindow {
+    fn debug_of(fields: &[i64]) -> String {
+        match fields {
+            [start, count] => format!("FixedWindow {{ start: {start}, count: {count} }}"),
+            other => format!("not a fixed window: {other:?}"),
+        }
+    }
+}
+
+impl Twin for SlidingWindowLog {
+    fn debug_of(fields: &[i64]) -> String {
+        match fields {
+            [entries @ .., total] if entries.len() % 2 == 0 => {
+                let entries: Vec<String> = entries
+                    .chunks(2)
+                    .map(|e| format!("({}, {})", e[0], e[1]))
+                    .collect();
+                format!(
+                    "SlidingWindowLog {{ entries: [{}], total: {total} }}",
+                    entries.join(", ")
+                )
+            }
+            other => format!("not a log: {other:?}"),
+        }
+    }
+}
+
+impl Twin for SlidingWindowCounter {
+    fn debug_of(fields: &[i64]) -> String {
+        match fields {
+            [start, previous, current] => format!(
+                "SlidingWindowCounter {{ start: {start}, previous: {previous}, current: {current} }}"
+            ),
+            other => format!("not a counter: {other:?}"),
+        }
+    }
+}
+
+impl Twin for TokenBucket {
+    fn debug_of(fields: &[i64]) -> String {
+        match fields {
+            [tat] => format!("TokenBucket {{ tat: {tat} }}"),
+            other => format!("not a token bucket: {other:?}"),
+        }
+    }
+}
+
+/// Every integer of a reply, depth first.
+fn flatten(value: &redis::Value, into: &mut Vec<i64>) {
+    match value {
+        redis::Value::Int(n) => into.push(*n),
+        redis::Value::Array(items) => items.iter().for_each(|item| flatten(item, into)),
+        other => panic!("unexpected value in a state: {other:?}"),
+    }
+}
+
+/// The states Redis holds for `key`, printed as `Debug` prints the Rust states; `None` when
+/// it holds none.
+fn redis_states<S: Twin>(redis: &mut redis::Connection, key: &[u8]) -> Option<String> {
+    let reply: redis::Value = redis::cmd("EVAL")
+        .arg(READ_STATES)
+        .arg(1)
+        .arg(key)
+        .query(redis)
+        .expect("read states");
+    let redis::Value::Array(rates) = reply else {
+        return None;
+    };
+    let rates: Vec<String> = rates
+        .iter()
+        .map(|rate| {
+            let mut fields = Vec::new();
+            flatten(rate, &mut fields);
+            S::debug_of(&fields)
+        })
+        .collect();
+    Some(format!("[{}]", rates.join(", ")))
+}
+
+/// A store in client-time mode, a direct connection to read its keys, and a runtime.
+struct Twins {
+    store: RedisStore,
+    redis: redis::Connection,
+    rt: tokio::runtime::Runtime,
+}
+
+fn twin<S: Twin>(
+    twins: &mut Twins,
     name: &str,
     policy: &Policy,
-    hits: &[(u64, usize, u64)],
+    ops: &[Op],
 ) -> Result<(), TestCaseError> {
+    let Twins { store, redis, rt } = twins;
     let prepared = store.prepare(name, policy);
     let limits = prepared.limits().to_vec();
     let tick_ns = prepared.tick().as_nanos() as u64;
@@ -65,47 +172,76 @@ fn twin<S: RateState>(
     let mut states: HashMap<usize, Vec<S>> = HashMap::new();
     // Start at a realistic time: milliseconds since the Unix epoch.
     let mut now_ms = 1_780_000_000_000u64;
-    for &(dt, key, seed) in hits {
+    for &(dt, key, seed, is_refund) in ops {
         now_ms += dt;
-        let cost = seed % (max_cost + 1);
         let key_bytes = format!("k{key}");
         let now = Timestamp::from_nanos(now_ms * 1_000_000);
-        let redis: Decision = rt
-            .block_on(store.hit(&prepared, key_bytes.as_bytes(), now, cost))
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let ticks = now.as_nanos() / tick_ns;
         let state = states
             .entry(key)
             .or_insert_with(|| vec![S::default(); limits.len()]);
-        let rust = apply(state, &limits, now.as_nanos() / tick_ns, cost);
-        let rust = Decision::from_outcome(rust, prepared.tick());
-        prop_assert_eq!(
-            redis,
-            rust,
-            "{} at {} ms, key {}, cost {}",
-            policy,
-            now_ms,
-            key,
-            cost
-        );
+        let op = if is_refund {
+            // Refunds may give back more than any hit could have charged: both saturate.
+            let cost = seed % (max_cost + 3);
+            rt.block_on(store.refund(&prepared, key_bytes.as_bytes(), now, cost))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            refund(state, &limits, ticks, cost);
+            format!("refund of {cost}")
+        } else {
+            let cost = seed % (max_cost + 1);
+            let redis: Decision = rt
+                .block_on(store.hit(&prepared, key_bytes.as_bytes(), now, cost))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let rust = apply(state, &limits, ticks, cost);
+            let rust = Decision::from_outcome(rust, prepared.tick());
+            prop_assert_eq!(
+                redis,
+                rust,
+                "{} at {} ms, key {}, hit of {}",
+                policy,
+                now_ms,
+                key,
+                cost
+            );
+            format!("hit of {cost}")
+        };
+        let stored = redis_states::<S>(redis, &prepared.redis_key(key_bytes.as_bytes()));
+        match stored {
+            Some(lua) => prop_assert_eq!(
+                lua,
+                format!("{state:?}"),
+                "{} at {} ms, key {}, after a {}",
+                policy,
+                now_ms,
+                key,
+                op
+            ),
+            None => prop_assert!(
+                state.iter().all(|s| *s == S::default()),
+                "{} at {} ms, key {}, after a {}: redis holds nothing, rust {:?}",
+                policy,
+                now_ms,
+                key,
+                op,
+                state
+            ),
+        }
     }
     Ok(())
 }
 
-/// Runs `hits` through both twins with the state type of the policy's strategy.
-fn twins(
-    store: &RedisStore,
-    rt: &tokio::runtime::Runtime,
+/// Runs `ops` through both twins with the state type of the policy's strategy.
+fn run_twins(
+    twins: &mut Twins,
     name: &str,
     policy: &Policy,
-    hits: &[(u64, usize, u64)],
+    ops: &[Op],
 ) -> Result<(), TestCaseError> {
     match policy.strategy() {
-        Algorithm::FixedWindow => twin::<FixedWindow>(store, rt, name, policy, hits),
-        Algorithm::SlidingWindowLog => twin::<SlidingWindowLog>(store, rt, name, policy, hits),
-        Algorithm::SlidingWindowCounter => {
-            twin::<SlidingWindowCounter>(store, rt, name, policy, hits)
-        }
-        Algorithm::TokenBucket => twin::<TokenBucket>(store, rt, name, policy, hits),
+        Algorithm::FixedWindow => twin::<FixedWindow>(twins, name, policy, ops),
+        Algorithm::SlidingWindowLog => twin::<SlidingWindowLog>(twins, name, policy, ops),
+        Algorithm::SlidingWindowCounter => twin::<SlidingWindowCounter>(twins, name, policy, ops),
+        Algorithm::TokenBucket => twin::<TokenBucket>(twins, name, policy, ops),
     }
 }
 
@@ -120,10 +256,20 @@ fn client_time_store(server: &support::RedisServer) -> (RedisStore, tokio::runti
     (store, rt)
 }
 
+/// The twins on a fresh server.
+fn twins(server: &support::RedisServer) -> Twins {
+    let (store, rt) = client_time_store(server);
+    let redis = redis::Client::open(server.uri())
+        .and_then(|client| client.get_connection())
+        .expect("a direct connection");
+    Twins { store, redis, rt }
+}
+
 #[test]
 fn lua_scripts_decide_exactly_as_the_pure_functions() {
     let server = support::RedisServer::start();
-    let (store, rt) = client_time_store(&server);
+    // The runner takes a `Fn`: the connection it reads states through is borrowed per case.
+    let twins = std::cell::RefCell::new(twins(&server));
     let mut runner = TestRunner::new(Config {
         cases: 300,
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
@@ -133,27 +279,30 @@ fn lua_scripts_decide_exactly_as_the_pure_functions() {
     });
     let case = std::cell::Cell::new(0u32);
     runner
-        .run(&(policies(), hits()), |(policy, hits)| {
+        .run(&(policies(), ops()), |(policy, ops)| {
             case.set(case.get() + 1);
             // A fresh name per case: no state leaks from one case into the next.
             let name = format!("case{}", case.get());
-            twins(&store, &rt, &name, &policy, &hits)
+            run_twins(&mut twins.borrow_mut(), &name, &policy, &ops)
         })
         .expect("redis and rust agree");
 }
 
-/// Hits exactly on, just before and just after window boundaries, where an off-by-one in a
-/// twin would show.
+/// Hits and refunds exactly on, just before and just after window boundaries, where an
+/// off-by-one in a twin would show.
 #[test]
 fn lua_scripts_agree_on_window_boundaries() {
     let server = support::RedisServer::start();
-    let (store, rt) = client_time_store(&server);
-    let mut hits = Vec::new();
+    let mut twins = twins(&server);
+    let mut ops = Vec::new();
     for step in [0, 999, 1, 999, 1, 1000, 1000, 500, 500, 1999, 1, 2000, 3000] {
         for cost in [1, 1, 2] {
-            hits.push((step, 0, cost));
-            hits.push((0, 1, cost + 1));
+            ops.push((step, 0, cost, false));
+            ops.push((0, 1, cost + 1, false));
         }
+        // Give back on both keys at the same instant, one more than the last hit charged.
+        ops.push((0, 0, 3, true));
+        ops.push((0, 1, 4, true));
     }
     // The last two: a rate that refills every 100 µs, and one so large that the store counts
     // in ticks of 100 µs.
@@ -168,14 +317,14 @@ fn lua_scripts_agree_on_window_boundaries() {
         for algorithm in Algorithm::ALL {
             let policy = Policy::new(algorithm, rates.parse().expect("rates"));
             let name = format!("boundary{i}{algorithm}");
-            let result = twins(&store, &rt, &name, &policy, &hits);
+            let result = run_twins(&mut twins, &name, &policy, &ops);
             result.unwrap_or_else(|e| panic!("{policy}: {e}"));
         }
     }
 }
 
-/// The memory store (nanosecond ticks) and the Redis store (microsecond ticks) decide alike
-/// wherever the rate and the times are whole microseconds; a wait that is not a whole number
+/// The memory store (nanosecond ticks) and the Redis store (microsecond ticks) decide alike,
+/// through hits and refunds, wherever the rate and the times are whole microseconds; a wait that is not a whole number
 /// of microseconds (the counter's) is rounded up by Redis, never down.
 #[test]
 fn memory_and_redis_decide_alike_at_whole_microseconds() {
@@ -233,6 +382,12 @@ fn memory_and_redis_decide_alike_at_whole_microseconds() {
                     r_wait >= m_wait && r_wait - m_wait < Duration::from_micros(1),
                     "{what}"
                 );
+                if step % 5 == 4 {
+                    // Deduct-when: give the hit back; the next decisions must still agree.
+                    let refunded = futures_executor::block_on(memory.refund(&name, &key, cost));
+                    refunded.expect("memory");
+                    rt.block_on(redis.refund(&name, &key, cost)).expect("redis");
+                }
             }
         }
     }

@@ -85,6 +85,11 @@ impl FromStr for FailurePolicy {
 ///     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
 ///         std::future::ready(Err(StoreError::unavailable("connection refused")))
 ///     }
+///     fn refund<'a>(
+///         &'a self, _: &'a (), _: &[u8], _: Timestamp, _: u64,
+///     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a> {
+///         std::future::ready(Err(StoreError::unavailable("connection refused")))
+///     }
 ///     async fn reset(&self, _: &(), _: &[u8]) -> Result<(), StoreError> {
 ///         Err(StoreError::unavailable("connection refused"))
 ///     }
@@ -109,6 +114,8 @@ impl FromStr for FailurePolicy {
 /// assert!(local.hit(&p, b"k", now, 1).await?.allowed());
 /// assert!(!local.hit(&p, b"k", now, 1).await?.allowed()); // counted in memory
 /// assert!(local.is_falling_back());
+/// local.refund(&p, b"k", now, 1).await?; // given back in memory, where the hit went
+/// assert!(local.hit(&p, b"k", now, 1).await?.allowed());
 /// # Ok::<(), StoreError>(())
 /// # }).unwrap();
 /// ```
@@ -238,6 +245,44 @@ impl<S: Store> Store for Failover<S> {
             match local {
                 Some((local, key)) => Ok(self.fallback.hit_now(local, &key, now, cost)),
                 None => Ok(policy.uncounted),
+            }
+        }
+    }
+
+    /// Gives the units back where hits go at the moment: to the store or, while falling back,
+    /// to the local store (a refund never probes the store). When the store fails, the error
+    /// is counted and, as for a hit, [`FailurePolicy::Deny`] returns it while
+    /// [`FailurePolicy::Allow`] and [`FailurePolicy::Fallback`] swallow it: the hit to give
+    /// back was charged to the store (or, failing open, not at all), so the local store has
+    /// nothing to refund, and at worst the key keeps paying for that hit until its state
+    /// resets. Under [`FailurePolicy::Fallback`] the failure also sends later hits to memory.
+    fn refund<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a, S> {
+        let local = policy.local.as_ref().filter(|_| self.is_falling_back());
+        if let Some(local) = local {
+            self.fallback.refund_now(local, key, now, cost);
+        }
+        let attempt = local
+            .is_none()
+            .then(|| self.store.refund(&policy.prepared, key, now, cost));
+        async move {
+            let Some(attempt) = attempt else {
+                return Ok(());
+            };
+            match attempt.await {
+                Ok(()) => Ok(()),
+                Err(err) => {
+                    self.failed(now);
+                    match self.policy {
+                        FailurePolicy::Deny => Err(err),
+                        FailurePolicy::Allow | FailurePolicy::Fallback => Ok(()),
+                    }
+                }
             }
         }
     }

@@ -5,7 +5,9 @@
 //! [`Strategy`]. A [`Key`] names who pays. A [`Store`] keeps one small state per (policy,
 //! key) and applies a hit atomically, returning a [`Decision`]: allowed or not, the limit,
 //! what remains, when the state resets and, when denied, exactly how long until the same
-//! hit would succeed.
+//! hit would succeed. A [refund](Limiter::refund) gives units back, for *deduct-when*: charge
+//! a hit before a request runs, so that parallel requests count, and give it back after the
+//! response if it should not count (when only failed logins count, say).
 //!
 //! ```
 //! use std::time::Duration;
@@ -31,9 +33,10 @@
 //!
 //! - [`rate`](Rate) and the notation parser: `"5/minute"` to [`Rate`]s and back.
 //! - [`policy`](Policy): rates, a [`Strategy`], a token bucket's burst.
-//! - [`strategy`]: each strategy as a pure state machine, time passed in, and
-//!   [`strategy::apply`], which charges a hit to all of a policy's rates or none. Every
-//!   store uses these functions; nothing else decides.
+//! - [`strategy`]: each strategy as a pure state machine, time passed in;
+//!   [`strategy::apply`], which charges a hit to all of a policy's rates or none; and
+//!   [`strategy::refund`], which gives units back to all of them. Every store uses these
+//!   functions; nothing else decides.
 //! - [`Store`]: the seam between the limiter and where states live; [`MemoryStore`] keeps
 //!   them in this process, sharded and bounded.
 //! - [`Clock`]: [`MonotonicClock`] by default, [`ManualClock`] for tests, [`SystemClock`]

@@ -224,6 +224,53 @@ impl<S: Store> Limiter<S> {
         self.hit_cost(name, key, 0)
     }
 
+    /// Gives `cost` units back to `key` under the policy `name`: for *deduct-when*, a hit
+    /// charged before a request ran that should not count after all.
+    ///
+    /// Charging before the request runs means parallel requests see each other; refunding
+    /// after the response means only the ones that matter count (failed logins, say, or
+    /// responses with an error status). Refund only what a hit was allowed to charge; each
+    /// strategy gives units back its own way (see [`crate::strategy::refund`]), and a hit
+    /// refunded at once leaves every later decision as if it had never been made. A cost of
+    /// 0 does nothing. As for [`Limiter::hit_cost`], a cost larger than any hit could have
+    /// charged is refused with [`Error::CostExceedsLimit`]: it is a mistake in the caller,
+    /// not something to clamp silently.
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new())
+    ///     .with_policy("login", Policy::fixed_window(Rate::per_minute(1).into()));
+    /// // Count only failed logins: charge first, give it back if the login succeeds.
+    /// assert!(limiter.hit("login", "alice").await?.allowed());
+    /// let login_succeeded = true;
+    /// if login_succeeded {
+    ///     limiter.refund("login", "alice", 1).await?;
+    /// }
+    /// assert!(limiter.hit("login", "alice").await?.allowed()); // the refund made room
+    /// assert!(!limiter.hit("login", "alice").await?.allowed());
+    /// # Ok::<(), tollgate::Error>(())
+    /// # }).unwrap();
+    /// ```
+    #[inline]
+    pub fn refund<K: Key + ?Sized>(
+        &self,
+        name: &str,
+        key: &K,
+        cost: u64,
+    ) -> impl Future<Output = Result<(), Error>> + Send + use<'_, S, K> {
+        let started = self
+            .lookup(name)
+            .and_then(|policy| policy.start_refund(key, cost));
+        async move {
+            if let Some(refund) = started? {
+                refund.await?;
+            }
+            Ok(())
+        }
+    }
+
     /// Forgets `key`'s counts under the policy `name`.
     ///
     /// ```
@@ -306,6 +353,51 @@ impl<'a, S: Store> NamedPolicy<'a, S> {
         key: &K,
     ) -> impl Future<Output = Result<Decision, Error>> + Send + use<'a, S, K> {
         self.hit_cost(key, 0)
+    }
+
+    /// Gives `cost` units back to `key`; see [`Limiter::refund`].
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new())
+    ///     .with_policy("export", Policy::token_bucket(Rate::per_hour(10).into()));
+    /// let export = limiter.named("export").expect("defined above");
+    /// assert_eq!(export.hit_cost("u1", 10).await?.remaining(), 0);
+    /// export.refund("u1", 4).await?; // the export failed part way: 4 units back
+    /// assert!(export.hit_cost("u1", 4).await?.allowed());
+    /// assert!(!export.hit("u1").await?.allowed());
+    /// # Ok::<(), tollgate::Error>(())
+    /// # }).unwrap();
+    /// ```
+    #[inline]
+    pub fn refund<K: Key + ?Sized>(
+        &self,
+        key: &K,
+        cost: u64,
+    ) -> impl Future<Output = Result<(), Error>> + Send + use<'a, S, K> {
+        let started = self.start_refund(key, cost);
+        async move {
+            if let Some(refund) = started? {
+                refund.await?;
+            }
+            Ok(())
+        }
+    }
+
+    /// Checks the cost, reads the clock and hands the refund to the store; `None` for a cost
+    /// of 0, which has nothing to give back.
+    #[inline]
+    fn start_refund<K: Key + ?Sized>(
+        &self,
+        key: &K,
+        cost: u64,
+    ) -> Result<Option<impl Future<Output = Result<(), StoreError>> + Send + use<'a, S, K>>, Error>
+    {
+        let now = self.admit(cost)?;
+        let store: &'a S = &self.limiter.store;
+        Ok((cost > 0).then(|| store.refund(&self.named.prepared, &key.key_bytes(), now, cost)))
     }
 
     /// Checks the cost, reads the clock and hands the hit to the store: everything but the

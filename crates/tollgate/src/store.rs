@@ -6,7 +6,8 @@ use std::future::Future;
 
 use crate::{Decision, Policy, Timestamp};
 
-/// Where the state of each (policy, key) lives, and the atomic application of hits to it.
+/// Where the state of each (policy, key) lives, and the atomic application of hits (and
+/// refunds) to it.
 ///
 /// A store keeps states and applies the pure functions of [`crate::strategy`] to them
 /// atomically; it never implements a strategy of its own. [`crate::MemoryStore`] keeps them
@@ -25,6 +26,8 @@ use crate::{Decision, Policy, Timestamp};
 /// let now = Timestamp::from_nanos(0);
 /// assert!(store.hit(&login, b"alice", now, 1).await?.allowed());
 /// assert!(!store.hit(&login, b"alice", now, 1).await?.allowed());
+/// store.refund(&login, b"alice", now, 1).await?; // the hit should not have counted
+/// assert!(store.hit(&login, b"alice", now, 1).await?.allowed());
 /// store.reset(&login, b"alice").await?;
 /// assert!(store.hit(&login, b"alice", now, 1).await?.allowed());
 /// # Ok::<(), tollgate::StoreError>(())
@@ -53,6 +56,24 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         cost: u64,
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, Self>;
+
+    /// Gives `cost` units back to `key` at `now`, atomically: see
+    /// [`crate::strategy::refund`] for the semantics of each strategy. Cost 0 changes nothing.
+    ///
+    /// For *deduct-when*: a hit charged before a request ran, given back once the response
+    /// shows it should not count. A key with no state (never hit, forgotten or expired) is
+    /// left alone; a refund never creates state. `cost` may be anything, the give-back
+    /// saturates, but callers normally refund what a hit was allowed to charge. A store that
+    /// keeps its own time may use it instead of `now`, as for [`Store::hit`].
+    ///
+    /// The future does not borrow `key`, as for [`Store::hit`].
+    fn refund<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a, Self>;
 
     /// Forgets `key`'s state under `policy`: its next hit is its first.
     fn reset(

@@ -41,6 +41,21 @@ impl Store for Flaky {
         })
     }
 
+    fn refund<'a>(
+        &'a self,
+        policy: &'a MemoryPolicy,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a> {
+        std::future::ready(if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::timeout("flaky store is down"))
+        } else {
+            self.store.refund_now(policy, key, now, cost);
+            Ok(())
+        })
+    }
+
     async fn reset(&self, policy: &MemoryPolicy, key: &[u8]) -> Result<(), StoreError> {
         self.store.reset(policy, key).await
     }
@@ -57,6 +72,10 @@ fn limiter(policy: FailurePolicy) -> (Limiter<Failover<Flaky>>, Flaky, ManualClo
 
 fn hit(limiter: &Limiter<Failover<Flaky>>) -> Result<Decision, Error> {
     block_on(limiter.hit("p", "k"))
+}
+
+fn refund(limiter: &Limiter<Failover<Flaky>>) -> Result<(), Error> {
+    block_on(limiter.refund("p", "k", 1))
 }
 
 #[test]
@@ -147,4 +166,84 @@ fn failing_open_reports_the_tightest_rate_and_keeps_kill_switches() {
         "a kill switch denies even while the store is down"
     );
     assert_eq!(d.retry_after(), Some(Duration::from_secs(3600)));
+}
+
+#[test]
+fn refunds_reach_the_store_while_it_answers() {
+    for policy in [
+        FailurePolicy::Allow,
+        FailurePolicy::Deny,
+        FailurePolicy::Fallback,
+    ] {
+        let (limiter, _flaky, _clock) = limiter(policy);
+        assert!(hit(&limiter).expect("answer").allowed());
+        assert!(hit(&limiter).expect("answer").allowed());
+        refund(&limiter).expect("refunded");
+        assert!(hit(&limiter).expect("answer").allowed(), "{policy}");
+        assert!(!hit(&limiter).expect("answer").allowed(), "{policy}");
+        assert_eq!(limiter.store().errors(), 0);
+    }
+}
+
+#[test]
+fn a_failed_refund_is_counted_and_swallowed_failing_open() {
+    let (limiter, flaky, _clock) = limiter(FailurePolicy::Allow);
+    hit(&limiter).expect("answer");
+    hit(&limiter).expect("answer");
+    flaky.down.store(true, Ordering::SeqCst);
+    refund(&limiter).expect("swallowed");
+    assert_eq!(limiter.store().errors(), 1);
+    flaky.down.store(false, Ordering::SeqCst);
+    assert!(
+        !hit(&limiter).expect("answer").allowed(),
+        "the refund was lost, not applied later"
+    );
+}
+
+#[test]
+fn a_failed_refund_is_returned_failing_closed() {
+    let (limiter, flaky, _clock) = limiter(FailurePolicy::Deny);
+    hit(&limiter).expect("answer");
+    flaky.down.store(true, Ordering::SeqCst);
+    let err = refund(&limiter).expect_err("store down");
+    assert!(matches!(&err, Error::Store(e) if e.is_timeout()), "{err}");
+    assert_eq!(limiter.store().errors(), 1);
+}
+
+#[test]
+fn falling_back_refunds_in_memory_where_the_hits_went() {
+    let (limiter, flaky, clock) = limiter(FailurePolicy::Fallback);
+    // A hit charged to the store, then the store fails as the refund comes: the refund is
+    // swallowed, and the failure sends later hits to memory.
+    hit(&limiter).expect("answer");
+    flaky.down.store(true, Ordering::SeqCst);
+    refund(&limiter).expect("swallowed");
+    assert_eq!(limiter.store().errors(), 1);
+    assert!(limiter.store().is_falling_back());
+    // Hits and refunds now both go to memory, without probing the store.
+    assert!(hit(&limiter).expect("answer").allowed());
+    assert!(hit(&limiter).expect("answer").allowed());
+    assert!(!hit(&limiter).expect("answer").allowed());
+    refund(&limiter).expect("refunded in memory");
+    assert!(
+        hit(&limiter).expect("answer").allowed(),
+        "memory gave it back"
+    );
+    assert!(!hit(&limiter).expect("answer").allowed());
+    flaky.down.store(false, Ordering::SeqCst);
+    let served = flaky.served.load(Ordering::SeqCst);
+    clock.advance(Failover::<Flaky>::PROBE_INTERVAL * 2);
+    refund(&limiter).expect("refunded in memory");
+    assert!(
+        limiter.store().is_falling_back(),
+        "a refund does not probe the store"
+    );
+    assert_eq!(flaky.served.load(Ordering::SeqCst), served);
+    // The next hit probes; the store answers with its own count (the first hit: 1 of 2).
+    assert!(hit(&limiter).expect("answer").allowed());
+    assert!(!limiter.store().is_falling_back());
+    assert!(
+        !hit(&limiter).expect("answer").allowed(),
+        "the store is full"
+    );
 }

@@ -217,3 +217,63 @@ fn keys_compare_by_canonical_bytes() {
     assert!(block_on(limiter.hit("p", long_b)).expect("hit").allowed());
     assert!(!block_on(limiter.hit("p", long_a)).expect("hit").allowed());
 }
+
+fn refund(limiter: &Limiter, cost: u64) {
+    block_on(limiter.refund("p", "k", cost)).expect("refund");
+}
+
+/// Deduct-when: charge before the request, give it back after when it should not count.
+/// A hit refunded at once is as if it had never been made, for every strategy, including
+/// after the window has moved on.
+#[test]
+fn a_refunded_hit_lets_the_next_one_through() {
+    for strategy in Strategy::ALL {
+        let (limiter, clock) = limiter(Policy::new(strategy, Rate::per_minute(3).into()));
+        clock.advance(Duration::from_secs(90));
+        assert!(hit(&limiter, 2).allowed(), "{strategy}");
+        assert!(hit(&limiter, 1).allowed(), "{strategy}");
+        assert!(!hit(&limiter, 1).allowed(), "{strategy}");
+        refund(&limiter, 1);
+        let d = hit(&limiter, 1);
+        assert!(d.allowed(), "{strategy}: the refund made room");
+        assert_eq!(d.remaining(), 0, "{strategy}");
+        refund(&limiter, 3);
+        assert_eq!(hit(&limiter, 0).remaining(), 3, "{strategy}: fresh again");
+        // Refunding more, or with nothing charged, never makes room beyond the limit.
+        refund(&limiter, 3);
+        assert!(hit(&limiter, 3).allowed(), "{strategy}");
+        assert!(!hit(&limiter, 1).allowed(), "{strategy}");
+    }
+}
+
+#[test]
+fn refund_checks_the_policy_and_the_cost_like_a_hit() {
+    let (limiter, _clock) = limiter(Policy::fixed_window(
+        "10/second; 5/minute".parse().expect("rates"),
+    ));
+    let store = limiter.store().clone();
+    let err = block_on(limiter.refund("nope", "k", 1)).expect_err("unknown");
+    assert!(matches!(err, Error::UnknownPolicy(ref name) if name == "nope"));
+    let err = block_on(limiter.refund("p", "k", 6)).expect_err("cost 6 > 5");
+    assert!(
+        matches!(
+            err,
+            Error::CostExceedsLimit {
+                cost: 6,
+                max_cost: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // A refund of a key never hit, or of cost 0, stores nothing.
+    refund(&limiter, 5);
+    refund(&limiter, 0);
+    assert_eq!(store.stats().keys, 0);
+    let named = limiter.named("p").expect("defined");
+    assert!(hit(&limiter, 5).allowed());
+    block_on(named.refund("k", 0)).expect("cost 0");
+    assert!(!hit(&limiter, 1).allowed(), "cost 0 gave nothing back");
+    block_on(named.refund("k", 5)).expect("refund");
+    assert!(hit(&limiter, 5).allowed());
+}

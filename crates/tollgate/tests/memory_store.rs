@@ -1,9 +1,12 @@
-//! The memory store's bookkeeping: idle keys are dropped, the cap holds, a reload keeps counts.
+//! The memory store's bookkeeping: idle keys are dropped, the cap holds, a reload keeps counts,
+//! refunds touch only keys it tracks and stay exact under concurrency.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use futures_executor::block_on;
-use tollgate::{Limiter, ManualClock, MemoryStore, Policy, Rate, Store, Timestamp};
+use tollgate::{Limiter, ManualClock, MemoryStore, Policy, Rate, Store, Strategy, Timestamp};
 
 #[test]
 fn idle_keys_are_dropped_once_fresh_without_a_thread() {
@@ -129,4 +132,76 @@ fn at_the_cap_fresh_states_go_before_live_ones() {
     assert_eq!(stats.evicted, 0, "{stats:?}");
     assert!(stats.expired >= 200, "{stats:?}");
     assert_eq!(stats.keys as u64 + stats.expired, 1_200, "{stats:?}");
+}
+
+#[test]
+fn a_refund_never_creates_state_and_drops_a_key_it_leaves_fresh() {
+    for strategy in Strategy::ALL {
+        let store = MemoryStore::new();
+        let policy = store.prepare("login", &Policy::new(strategy, Rate::per_minute(2).into()));
+        let now = Timestamp::from_nanos(1_000);
+        block_on(store.refund(&policy, b"alice", now, 1)).expect("refund");
+        assert_eq!(store.stats().keys, 0, "{strategy}: nothing to give back to");
+        assert!(store.hit_now(&policy, b"alice", now, 2).allowed());
+        store.refund_now(&policy, b"alice", now, 1);
+        assert_eq!(store.stats().keys, 1, "{strategy}: one unit still counts");
+        assert_eq!(store.hit_now(&policy, b"alice", now, 0).remaining(), 1);
+        block_on(store.refund(&policy, b"alice", now, 1)).expect("refund");
+        let stats = store.stats();
+        assert_eq!(
+            (stats.keys, stats.expired),
+            (0, 1),
+            "{strategy}: fresh, dropped"
+        );
+        assert_eq!(store.hit_now(&policy, b"alice", now, 0).remaining(), 2);
+    }
+}
+
+/// Deduct-when from many threads on one key: each request is charged before it runs and
+/// every other one is refunded after. Exactly the limit's worth of requests keep their charge,
+/// however the hits and refunds interleave; a lost update would keep more or fewer.
+#[test]
+fn concurrent_hits_and_refunds_keep_exactly_the_limit() {
+    const THREADS: u64 = 8;
+    const REQUESTS: u64 = 1_000;
+    const LIMIT: u64 = 300;
+    for strategy in Strategy::ALL {
+        // Per day, so the bucket refills by a negligible 0.004 units per second of test.
+        let limiter = Arc::new(
+            Limiter::new(MemoryStore::new())
+                .with_policy("login", Policy::new(strategy, Rate::per_day(LIMIT).into())),
+        );
+        let kept = Arc::new(AtomicU64::new(0));
+        let start = Arc::new(Barrier::new(THREADS as usize));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (limiter, kept, start) =
+                    (Arc::clone(&limiter), Arc::clone(&kept), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    for request in 0..REQUESTS {
+                        let login = limiter.named("login").expect("defined");
+                        if !block_on(login.hit("one-key")).expect("decision").allowed() {
+                            continue;
+                        }
+                        if request % 2 == 0 {
+                            block_on(login.refund("one-key", 1)).expect("refund");
+                        } else {
+                            kept.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("thread");
+        }
+        assert_eq!(kept.load(Ordering::Relaxed), LIMIT, "{strategy}");
+        let peek = block_on(limiter.peek("login", "one-key")).expect("peek");
+        assert_eq!(
+            peek.remaining(),
+            0,
+            "{strategy}: the refunds gave back only theirs"
+        );
+    }
 }

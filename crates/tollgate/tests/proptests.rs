@@ -1,6 +1,7 @@
 //! Property tests: each strategy against a naive model of its defining invariant, written
-//! from the history of allowed hits rather than from the strategy's own state; the notation
-//! parser against arbitrary input.
+//! from the history of allowed hits rather than from the strategy's own state; refunds
+//! against never having hit and against the capacity; the notation parser against arbitrary
+//! input.
 //!
 //! Failing cases are kept in `proptests.proptest-regressions` and replayed first.
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use tollgate::strategy::{
     FixedWindow, Limit, Outcome, RateState, SlidingWindowCounter, SlidingWindowLog, TokenBucket,
-    apply,
+    apply, refund,
 };
 use tollgate::{Rate, Rates};
 
@@ -35,6 +36,51 @@ fn limits(bucket: bool) -> impl Strategy<Value = Limit> {
 /// Hits as (ticks since the previous one, cost seed); the cost is taken modulo capacity + 1.
 fn hits() -> impl Strategy<Value = Vec<(u64, u64)>> {
     prop::collection::vec((prop_oneof![0u64..=3, 0u64..=130], 0u64..=16), 1..120)
+}
+
+/// Hits and refunds as (ticks since the previous one, cost seed, whether it is a refund).
+fn operations() -> impl Strategy<Value = Vec<(u64, u64, bool)>> {
+    prop::collection::vec(
+        (
+            prop_oneof![0u64..=3, 0u64..=130],
+            0u64..=16,
+            prop::bool::weighted(0.3),
+        ),
+        0..80,
+    )
+}
+
+/// The limit without its burst: what the strategies other than the token bucket are given.
+fn without_burst(l: Limit) -> Limit {
+    limit(l.amount(), l.amount(), l.window())
+}
+
+/// One or two rates for `strategy` (0 to 3, the order of [`tollgate::Strategy::ALL`]).
+fn rates_for(strategy: usize, a: Limit, b: Option<Limit>) -> Vec<Limit> {
+    let bucket = strategy == 3;
+    [Some(a), b]
+        .into_iter()
+        .flatten()
+        .map(|l| if bucket { l } else { without_burst(l) })
+        .collect()
+}
+
+/// Applies one operation: a hit, whose outcome is returned, or a refund, after which a peek's
+/// outcome is returned. Refunds may ask for more than any hit could charge.
+fn operate<S: RateState>(
+    states: &mut [S],
+    limits: &[Limit],
+    now: u64,
+    seed: u64,
+    is_refund: bool,
+) -> Outcome {
+    let max_cost = limits.iter().map(Limit::capacity).min().unwrap_or(1);
+    if is_refund {
+        refund(states, limits, now, seed % (max_cost + 3));
+        apply(states, limits, now, 0)
+    } else {
+        apply(states, limits, now, seed % (max_cost + 1))
+    }
 }
 
 /// Drives `hits` through one state of `S`, checking what every strategy owes, and the
@@ -322,19 +368,67 @@ proptest! {
         }
     }
 
-    /// Any times (even going backwards), any costs, any limits: no panic, and an answer
-    /// that is either allowed or carries a positive wait.
+    /// A hit of `c` refunded by `c` at the same instant leaves every later decision (of hits,
+    /// peeks and further refunds) as if it had never been made, for every strategy and for
+    /// policies of one or two rates.
+    #[test]
+    fn a_hit_refunded_at_once_is_as_if_never_made(
+        strategy in 0usize..4,
+        a in limits(true),
+        b in prop::option::of(limits(true)),
+        before in operations(),
+        (dt, seed) in (0u64..=130, 0u64..=16),
+        after in operations(),
+    ) {
+        let limits = rates_for(strategy, a, b);
+        match strategy {
+            0 => refunded_hit_is_no_hit::<FixedWindow>(&limits, &before, dt, seed, &after)?,
+            1 => refunded_hit_is_no_hit::<SlidingWindowLog>(&limits, &before, dt, seed, &after)?,
+            2 => refunded_hit_is_no_hit::<SlidingWindowCounter>(&limits, &before, dt, seed, &after)?,
+            _ => refunded_hit_is_no_hit::<TokenBucket>(&limits, &before, dt, seed, &after)?,
+        }
+    }
+
+    /// A refund, of any cost and whatever came before, gives back at most its cost, never
+    /// makes room beyond the capacity (at most the capacity fits at one instant afterwards),
+    /// and changes nothing where there is nothing to give back (a full token bucket, an
+    /// expired window, an empty log).
+    #[test]
+    fn a_refund_never_makes_room_beyond_the_capacity(
+        strategy in 0usize..4,
+        a in limits(true),
+        b in prop::option::of(limits(true)),
+        operations in operations(),
+    ) {
+        let limits = rates_for(strategy, a, b);
+        match strategy {
+            0 => refunds_stay_within_capacity::<FixedWindow>(&limits, &operations)?,
+            1 => refunds_stay_within_capacity::<SlidingWindowLog>(&limits, &operations)?,
+            2 => refunds_stay_within_capacity::<SlidingWindowCounter>(&limits, &operations)?,
+            _ => refunds_stay_within_capacity::<TokenBucket>(&limits, &operations)?,
+        }
+    }
+
+    /// Any times (even going backwards), any costs, any limits, hits and refunds: no panic,
+    /// and an answer that is either allowed or carries a positive wait.
     #[test]
     fn strategies_are_total(
         amount in prop_oneof![Just(0u64), 1u64..10, Just(u64::MAX)],
         capacity in prop_oneof![1u64..10, Just(u64::MAX)],
         window in prop_oneof![1u64..100, Just(u64::MAX)],
-        hits in prop::collection::vec((any::<u64>(), any::<u64>()), 1..20),
+        hits in prop::collection::vec((any::<u64>(), any::<u64>(), any::<bool>()), 1..20),
     ) {
         let limit = limit(amount, capacity, window);
-        fn total<S: RateState>(limit: &Limit, hits: &[(u64, u64)]) -> Result<(), TestCaseError> {
+        fn total<S: RateState>(
+            limit: &Limit,
+            hits: &[(u64, u64, bool)],
+        ) -> Result<(), TestCaseError> {
             let mut state = [S::default()];
-            for &(now, cost) in hits {
+            for &(now, cost, is_refund) in hits {
+                if is_refund {
+                    refund(&mut state, std::slice::from_ref(limit), now, cost);
+                    continue;
+                }
                 let out: Outcome = apply(&mut state, std::slice::from_ref(limit), now, cost);
                 prop_assert_eq!(out.allowed, out.retry_after.is_none());
                 prop_assert!(out.retry_after.is_none_or(|r| r >= 1));
@@ -414,6 +508,89 @@ fn all_or_nothing<S: RateState + PartialEq>(
                 .min();
             prop_assert_eq!(Some(out.remaining), fewest);
         }
+    }
+    Ok(())
+}
+
+/// Runs `before` through a policy's states, then a hit of cost `1 + seed % max_cost` that,
+/// when allowed, is refunded at once; then `after` through those states and through a copy
+/// taken before the hit. Every outcome must match.
+fn refunded_hit_is_no_hit<S: RateState>(
+    limits: &[Limit],
+    before: &[(u64, u64, bool)],
+    dt: u64,
+    seed: u64,
+    after: &[(u64, u64, bool)],
+) -> Result<(), TestCaseError> {
+    let max_cost = limits.iter().map(Limit::capacity).min().unwrap_or(1);
+    let mut charged = vec![S::default(); limits.len()];
+    let mut now = 0;
+    for &(step, seed, is_refund) in before {
+        now += step;
+        operate(&mut charged, limits, now, seed, is_refund);
+    }
+    let mut untouched = charged.clone();
+    now += dt;
+    let cost = 1 + seed % max_cost;
+    if apply(&mut charged, limits, now, cost).allowed {
+        refund(&mut charged, limits, now, cost);
+    }
+    prop_assert_eq!(
+        apply(&mut charged, limits, now, 0),
+        apply(&mut untouched, limits, now, 0),
+        "a peek right after the refund at {}",
+        now
+    );
+    for &(step, seed, is_refund) in after {
+        now += step;
+        let with = operate(&mut charged, limits, now, seed, is_refund);
+        let without = operate(&mut untouched, limits, now, seed, is_refund);
+        prop_assert_eq!(with, without, "at {} (refund: {})", now, is_refund);
+    }
+    Ok(())
+}
+
+/// Runs `operations` through a policy's states, checking every refund: each rate's room
+/// grows by at most the refund's cost and never beyond its capacity, a rate with its whole
+/// capacity free is left exactly as it was, and a burst of single units right after the
+/// refund gets at most the smallest capacity through.
+fn refunds_stay_within_capacity<S: RateState + PartialEq>(
+    limits: &[Limit],
+    operations: &[(u64, u64, bool)],
+) -> Result<(), TestCaseError> {
+    let max_cost = limits.iter().map(Limit::capacity).min().unwrap_or(1);
+    let mut states = vec![S::default(); limits.len()];
+    let mut now = 0;
+    for &(step, seed, is_refund) in operations {
+        now += step;
+        if !is_refund {
+            apply(&mut states, limits, now, seed % (max_cost + 1));
+            continue;
+        }
+        let cost = seed % (max_cost + 3);
+        let before = states.clone();
+        refund(&mut states, limits, now, cost);
+        for ((old, new), l) in before.iter().zip(&states).zip(limits) {
+            let (was, is) = (old.remaining(l, now), new.remaining(l, now));
+            prop_assert!(
+                was <= is && is <= l.capacity(),
+                "{} -> {} of {}",
+                was,
+                is,
+                l.capacity()
+            );
+            prop_assert!(is - was <= cost, "{} -> {} refunding {}", was, is, cost);
+            if was == l.capacity() {
+                // Nothing to give back: a full bucket, an expired window, an empty log.
+                prop_assert_eq!(old, new);
+            }
+        }
+        let mut drained = states.clone();
+        let mut through = 0u64;
+        while through <= max_cost && apply(&mut drained, limits, now, 1).allowed {
+            through += 1;
+        }
+        prop_assert!(through <= max_cost, "{} units through at {}", through, now);
     }
     Ok(())
 }

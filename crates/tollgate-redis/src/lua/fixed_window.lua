@@ -25,6 +25,10 @@ function S.consume(s, l, now, cost)
   end
 end
 
+function S.refund(s, l, now, cost)
+  if live_count(s, l, now) > 0 then s[2] = sat_sub(s[2], cost) end
+end
+
 function S.remaining(s, l, now)
   return sat_sub(l.capacity, live_count(s, l, now))
 end

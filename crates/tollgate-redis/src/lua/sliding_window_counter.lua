@@ -44,6 +44,13 @@ function S.consume(s, l, now, cost)
   s[1], s[2], s[3] = start, previous, current + cost
 end
 
+function S.refund(s, l, now, cost)
+  local start, previous, current = roll(s, l, now)
+  if previous == 0 and current == 0 then return end
+  local from_current = math.min(current, cost)
+  s[1], s[2], s[3] = start, sat_sub(previous, cost - from_current), current - from_current
+end
+
 function S.remaining(s, l, now)
   local elapsed, previous, current = view(s, l, now)
   local room = sat_sub(l.capacity * l.window, previous * (l.window - elapsed))

@@ -40,6 +40,21 @@ function S.consume(s, l, now, cost)
   s[1] = kept
 end
 
+-- Removes the cost most recent units still inside the window, newest entry first.
+function S.refund(s, l, now, cost)
+  local e, left = s[1], cost
+  while left > 0 and #e > 0 and e[#e - 1] + l.window > now do
+    local taken = math.min(e[#e], left)
+    e[#e] = e[#e] - taken
+    s[2] = sat_sub(s[2], taken)
+    left = left - taken
+    if e[#e] == 0 then
+      e[#e] = nil
+      e[#e] = nil
+    end
+  end
+end
+
 function S.remaining(s, l, now)
   local _, units = live(s, l, now)
   return sat_sub(l.capacity, units)

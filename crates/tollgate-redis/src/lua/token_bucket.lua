@@ -20,6 +20,10 @@ function S.consume(s, l, now, cost)
   s[1] = math.max(s[1], now) + cost * interval(l)
 end
 
+function S.refund(s, l, now, cost)
+  if s[1] > now then s[1] = math.max(s[1] - cost * interval(l), now) end
+end
+
 function S.remaining(s, l, now)
   local i = interval(l)
   local slack = sat_sub(l.capacity * i, sat_sub(s[1], now))

@@ -190,6 +190,24 @@ impl MemoryStore {
         Decision::from_outcome(outcome, Duration::from_nanos(1))
     }
 
+    /// Gives units back synchronously: what [`Store::refund`] does, without the future.
+    ///
+    /// ```
+    /// use tollgate::{MemoryStore, Policy, Rate, Store, Timestamp};
+    ///
+    /// let store = MemoryStore::new();
+    /// let api = store.prepare("api", &Policy::fixed_window(Rate::per_second(1).into()));
+    /// let now = Timestamp::from_nanos(0);
+    /// assert!(store.hit_now(&api, b"k", now, 1).allowed());
+    /// store.refund_now(&api, b"k", now, 1);
+    /// assert!(store.hit_now(&api, b"k", now, 1).allowed());
+    /// ```
+    #[inline]
+    pub fn refund_now(&self, policy: &MemoryPolicy, key: &[u8], now: Timestamp, cost: u64) {
+        let key = StoredKey::new(key, &self.inner.digest_key);
+        policy.table.refund(key, now.as_nanos(), cost);
+    }
+
     fn new_table(&self, policy: &Policy) -> Arc<dyn PolicyTable> {
         let limits = policy.limits(Duration::from_nanos(1));
         let max_keys = self.inner.max_keys;
@@ -280,6 +298,20 @@ impl Store for MemoryStore {
         cost: u64,
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
         ready(Ok(self.hit_now(policy, key, now, cost)))
+    }
+
+    /// A key the store does not track (never hit, or already fresh) is left alone: a refund
+    /// never creates state. A refund that leaves a key fresh drops it at once.
+    #[inline]
+    fn refund<'a>(
+        &'a self,
+        policy: &'a MemoryPolicy,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a> {
+        self.refund_now(policy, key, now, cost);
+        ready(Ok(()))
     }
 
     fn reset(

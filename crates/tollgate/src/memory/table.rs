@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use hashbrown::HashTable;
 
 use super::stored_key::StoredKey;
-use crate::strategy::{Limit, Outcome, RateState, apply};
+use crate::strategy::{Limit, Outcome, RateState, apply, refund};
 
 /// The states of one key, one per rate: inline for the common single rate, boxed for more.
 pub(crate) trait Slots: Send + 'static {
@@ -59,6 +59,9 @@ impl<S: RateState> Slots for Box<[S]> {
 pub(crate) trait PolicyTable: Send + Sync + fmt::Debug {
     /// Applies a hit; see [`apply`].
     fn hit(&self, key: StoredKey, now: u64, cost: u64) -> Outcome;
+
+    /// Gives units back to a key; see [`refund`]. A key not tracked is left untracked.
+    fn refund(&self, key: StoredKey, now: u64, cost: u64);
 
     /// Forgets a key.
     fn reset(&self, key: StoredKey);
@@ -165,6 +168,16 @@ impl<C: Slots> Table<C> {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether a key's states are all indistinguishable from fresh at `now`, so that it may
+    /// be forgotten.
+    fn is_fresh(&self, slots: &C, now: u64) -> bool {
+        !slots
+            .states()
+            .iter()
+            .zip(&*self.limits)
+            .any(|(state, limit)| state.reset_after(limit, now) > 0)
+    }
+
     /// Drops the states that are fresh at `now` and, when `evict` is set, a randomly chosen
     /// eighth of the others (which eighth turns with each eviction).
     fn sweep(&self, shard: &mut Shard<C>, now: u64, evict: bool) {
@@ -172,12 +185,7 @@ impl<C: Slots> Table<C> {
         shard.evictions += u64::from(evict);
         let (mut expired, mut evicted) = (0u64, 0u64);
         shard.entries.retain(|(key, slots)| {
-            let fresh = !slots
-                .states()
-                .iter()
-                .zip(&*self.limits)
-                .any(|(state, limit)| state.reset_after(limit, now) > 0);
-            if fresh {
+            if self.is_fresh(slots, now) {
                 expired += 1;
                 false
             } else if evict && self.hash(key) >> 61 == round {
@@ -243,6 +251,25 @@ impl<C: Slots> PolicyTable for Table<C> {
                 .insert_unique(hash, (key, slots), |(k, _)| self.hash(k));
         }
         outcome
+    }
+
+    fn refund(&self, key: StoredKey, now: u64, cost: u64) {
+        if cost == 0 {
+            return;
+        }
+        let hash = self.hash(&key);
+        let mut shard = self.lock(hash);
+        let Ok(mut entry) = shard.entries.find_entry(hash, |(k, _)| *k == key) else {
+            return;
+        };
+        let slots = &mut entry.get_mut().1;
+        refund(slots.states_mut(), &self.limits, now, cost);
+        // A refund that leaves the key fresh (the usual deduct-when case: its only hit given
+        // back) drops it at once rather than at the next sweep.
+        if self.is_fresh(slots, now) {
+            entry.remove();
+            self.counters.expired.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn reset(&self, key: StoredKey) {

@@ -54,6 +54,28 @@ impl RateState for FixedWindow {
         }
     }
 
+    /// The count drops by `cost`, saturating at 0, while the window live at `now` lasts; an
+    /// expired window is left alone. A count back at 0 is a fresh state: the next hit starts a
+    /// new window.
+    ///
+    /// ```
+    /// use tollgate::strategy::{FixedWindow, Limit, RateState};
+    /// use std::time::Duration;
+    ///
+    /// let limit = Limit::new(3, 3, Duration::from_secs(60), Duration::from_secs(1));
+    /// let mut state = FixedWindow::default();
+    /// state.consume(&limit, 10, 3);
+    /// state.refund(&limit, 20, 1);
+    /// assert_eq!(state.remaining(&limit, 20), 1);
+    /// state.refund(&limit, 20, 5); // saturates: the window is empty, hence fresh
+    /// assert_eq!(state.reset_after(&limit, 20), 0);
+    /// ```
+    fn refund(&mut self, limit: &Limit, now: u64, cost: u64) {
+        if self.live_count(limit, now) > 0 {
+            self.count = self.count.saturating_sub(cost);
+        }
+    }
+
     fn remaining(&self, limit: &Limit, now: u64) -> u64 {
         limit.capacity.saturating_sub(self.live_count(limit, now))
     }

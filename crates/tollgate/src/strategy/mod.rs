@@ -1,5 +1,5 @@
-//! The four strategies as pure state machines, and [`apply`], which charges a hit to every
-//! rate of a policy or to none.
+//! The four strategies as pure state machines; [`apply`], which charges a hit to every rate of
+//! a policy or to none; and [`refund`], which gives units back to every rate.
 //!
 //! Every function here takes the time as an argument and does no I/O. Times and windows are
 //! counted in *ticks*, whose length the caller chooses ([`crate::MemoryStore`] uses
@@ -140,6 +140,13 @@ pub trait RateState: Default + Clone + fmt::Debug + Send + Sync + 'static {
     /// hit fits.
     fn consume(&mut self, limit: &Limit, now: u64, cost: u64);
 
+    /// Gives back up to `cost` units at `now`, as if the most recent ones had never been
+    /// charged; see [`refund`]. Never leaves the state with more room than a fresh one, and
+    /// leaves a state that is fresh at `now` (nothing to give back) as it is.
+    ///
+    /// `cost` is at least 1; any amount is accepted (the give-back saturates).
+    fn refund(&mut self, limit: &Limit, now: u64, cost: u64);
+
     /// Units a hit could still take at `now`.
     fn remaining(&self, limit: &Limit, now: u64) -> u64;
 
@@ -262,6 +269,58 @@ pub fn apply<S: RateState>(states: &mut [S], limits: &[Limit], now: u64, cost: u
         }
     }
     binding
+}
+
+/// Gives `cost` units back at `now` to the states of a policy's rates, one state per limit:
+/// the twin of [`apply`] for a hit that should not have counted.
+///
+/// This is what *deduct-when* needs: charge a hit before a request runs, so that parallel
+/// requests see each other, and refund it once the response shows it should not count (a
+/// login that succeeded, when only failures count). A hit of `c` units refunded by `c` at the
+/// same instant leaves every later decision as if the hit had never been made. Each rate gets
+/// the units back its strategy's way:
+///
+/// - fixed window ([`FixedWindow`]): the count drops by `cost`, saturating at 0, while the
+///   window that is live at `now` lasts; an expired window is left alone (there is nothing to
+///   give back, and a refund never reaches into the next window);
+/// - token bucket ([`TokenBucket`]): the theoretical arrival time moves back by `cost` units'
+///   worth of ticks, never below `now`, so the bucket never holds more than its capacity (a
+///   full bucket stays as it is);
+/// - sliding window log ([`SlidingWindowLog`]): the `cost` most recent units still inside the
+///   trailing window are removed;
+/// - sliding window counter ([`SlidingWindowCounter`]): `cost` comes off the current window's
+///   count, saturating at 0, and whatever is left of it off the previous window's count,
+///   saturating too.
+///
+/// A cost of 0 changes nothing. A refund never leaves a rate with more room than a fresh
+/// state (at most the capacity fits at once), whatever the cost. A refund that was never
+/// charged still gives units back when it finds some: it is the caller's to refund only the
+/// hits it was allowed. `states` and `limits` pair up one to one, as for [`apply`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::strategy::{apply, refund, SlidingWindowLog};
+/// use tollgate::Policy;
+///
+/// let policy = Policy::sliding_window_log("3/minute".parse()?);
+/// let limits = policy.limits(Duration::from_secs(1)); // ticks of one second
+/// let mut state = [SlidingWindowLog::default()];
+/// assert!(apply(&mut state, &limits, 0, 2).allowed);
+/// assert!(apply(&mut state, &limits, 10, 1).allowed);
+/// assert!(!apply(&mut state, &limits, 20, 1).allowed);
+/// refund(&mut state, &limits, 20, 1); // the unit charged at 10 is given back
+/// let again = apply(&mut state, &limits, 20, 1);
+/// assert_eq!((again.allowed, again.remaining), (true, 0));
+/// # Ok::<(), tollgate::ParseError>(())
+/// ```
+pub fn refund<S: RateState>(states: &mut [S], limits: &[Limit], now: u64, cost: u64) {
+    debug_assert_eq!(states.len(), limits.len());
+    if cost == 0 {
+        return;
+    }
+    for (state, limit) in states.iter_mut().zip(limits) {
+        state.refund(limit, now, cost);
+    }
 }
 
 /// `a * b / c`, rounded down, computed without overflow; saturates at `u64::MAX`.

@@ -110,6 +110,34 @@ impl RateState for SlidingWindowCounter {
         };
     }
 
+    /// With the state rolled forward to the window containing `now`, `cost` comes off the
+    /// current window's count, saturating at 0, and what is left of it off the previous
+    /// window's count, saturating too. A state that is fresh at `now` is left as it is.
+    ///
+    /// ```
+    /// use tollgate::strategy::{Limit, RateState, SlidingWindowCounter};
+    /// use std::time::Duration;
+    ///
+    /// let limit = Limit::new(4, 4, Duration::from_secs(60), Duration::from_secs(1));
+    /// let mut state = SlidingWindowCounter::default();
+    /// state.consume(&limit, 0, 4);
+    /// state.consume(&limit, 75, 1); // previous 4 (weighing 3 at 75), current 1
+    /// state.refund(&limit, 75, 2); // current 0, previous 3 (weighing 2.25)
+    /// assert_eq!(state.remaining(&limit, 75), 1);
+    /// ```
+    fn refund(&mut self, limit: &Limit, now: u64, cost: u64) {
+        let (start, previous, current) = self.roll(limit, now);
+        if previous == 0 && current == 0 {
+            return;
+        }
+        let from_current = current.min(cost);
+        *self = Self {
+            start,
+            previous: previous.saturating_sub(cost - from_current),
+            current: current - from_current,
+        };
+    }
+
     fn remaining(&self, limit: &Limit, now: u64) -> u64 {
         let v = self.view(limit, now);
         let room = (u128::from(limit.capacity) * u128::from(limit.window))

@@ -79,6 +79,42 @@ impl RateState for SlidingWindowLog {
         }
     }
 
+    /// Removes the `cost` most recent units still inside the trailing window at `now` (the
+    /// newest entry first, and an entry only partly when it holds more than what is left to
+    /// give back); entries that have left the window are not touched.
+    ///
+    /// ```
+    /// use tollgate::strategy::{Limit, RateState, SlidingWindowLog};
+    /// use std::time::Duration;
+    ///
+    /// let limit = Limit::new(3, 3, Duration::from_secs(60), Duration::from_secs(1));
+    /// let mut state = SlidingWindowLog::default();
+    /// state.consume(&limit, 0, 1);
+    /// state.consume(&limit, 30, 2);
+    /// state.refund(&limit, 40, 2); // the two units at 30
+    /// assert_eq!(state.remaining(&limit, 40), 2);
+    /// assert_eq!(state.reset_after(&limit, 40), 20); // what is left leaves at 60
+    /// ```
+    fn refund(&mut self, limit: &Limit, now: u64, cost: u64) {
+        let mut left = cost;
+        while left > 0 {
+            let Some((at, units)) = self.entries.back_mut() else {
+                break;
+            };
+            // Instants increase: once the newest entry has left the window, all have.
+            if at.saturating_add(limit.window) <= now {
+                break;
+            }
+            let taken = (*units).min(left);
+            *units -= taken;
+            left -= taken;
+            self.total = self.total.saturating_sub(taken);
+            if *units == 0 {
+                self.entries.pop_back();
+            }
+        }
+    }
+
     fn remaining(&self, limit: &Limit, now: u64) -> u64 {
         limit.capacity.saturating_sub(self.live(limit, now).1)
     }

@@ -48,6 +48,30 @@ impl RateState for TokenBucket {
             .saturating_add(cost.saturating_mul(interval));
     }
 
+    /// The theoretical arrival time moves back by `cost × I` ticks, never below `now`: the
+    /// bucket gets `cost` tokens back and never holds more than its capacity, so a full
+    /// bucket stays as it is.
+    ///
+    /// ```
+    /// use tollgate::strategy::{Limit, RateState, TokenBucket};
+    /// use std::time::Duration;
+    ///
+    /// let limit = Limit::new(1, 2, Duration::from_secs(1), Duration::from_millis(1));
+    /// let mut bucket = TokenBucket::default();
+    /// bucket.consume(&limit, 0, 2);
+    /// bucket.refund(&limit, 0, 1);
+    /// assert_eq!(bucket.remaining(&limit, 0), 1);
+    /// bucket.refund(&limit, 0, 5); // full again, and no fuller
+    /// assert_eq!(bucket.remaining(&limit, 0), 2);
+    /// assert_eq!(bucket.reset_after(&limit, 0), 0);
+    /// ```
+    fn refund(&mut self, limit: &Limit, now: u64, cost: u64) {
+        if self.tat > now {
+            let back = cost.saturating_mul(limit.unit_ticks);
+            self.tat = self.tat.saturating_sub(back).max(now);
+        }
+    }
+
     fn remaining(&self, limit: &Limit, now: u64) -> u64 {
         let interval = limit.unit_ticks;
         let depth = limit.capacity.saturating_mul(interval);
