@@ -327,7 +327,13 @@ mod tests {
     #[test]
     fn malformed_header_falls_back_to_the_peer() {
         let proxies = TrustedProxies::new(["10.0.0.0/8"]).expect("valid");
-        for junk in ["not an ip", "1.2.3.4,,", "10.1.1.1, garbage", "garbage, 10.1.1.1", ""] {
+        for junk in [
+            "not an ip",
+            "1.2.3.4,,",
+            "10.1.1.1, garbage",
+            "garbage, 10.1.1.1",
+            "",
+        ] {
             let h = headers("x-forwarded-for", &[junk]);
             assert_eq!(
                 proxies.resolve(ip("10.0.0.1"), &h),

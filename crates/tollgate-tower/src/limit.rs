@@ -43,6 +43,7 @@ pub struct Limit {
     pub(crate) burst: Option<u64>,
     pub(crate) shared: Option<String>,
     pub(crate) per_method: bool,
+    pub(crate) methods: Option<Arc<[http::Method]>>,
     pub(crate) key: Option<Arc<dyn KeyExtractor>>,
     pub(crate) cost: Option<CostFn>,
     pub(crate) deduct_when: Option<DeductFn>,
@@ -102,6 +103,7 @@ impl Limit {
             burst: None,
             shared: None,
             per_method: false,
+            methods: None,
             key: None,
             cost: None,
             deduct_when: None,
@@ -142,6 +144,25 @@ impl Limit {
     /// Counts each HTTP method apart (`GET /items` and `POST /items` get a count each).
     pub fn per_method(mut self) -> Self {
         self.per_method = true;
+        self
+    }
+
+    /// Applies this limit to requests with one of `methods` only. On a route, a request whose
+    /// method none of the route's limits applies to meets the default limits instead.
+    ///
+    /// ```
+    /// use http::Method;
+    /// use tollgate_tower::{Limit, RateLimiter};
+    ///
+    /// // Writes are limited; reads of /items meet the defaults.
+    /// let limiter = RateLimiter::builder()
+    ///     .default_limit("100/minute")
+    ///     .route("/items", Limit::new("10/minute").methods([Method::POST, Method::PUT]))
+    ///     .build()?;
+    /// # Ok::<(), tollgate_tower::ConfigError>(())
+    /// ```
+    pub fn methods(mut self, methods: impl IntoIterator<Item = http::Method>) -> Self {
+        self.methods = Some(methods.into_iter().collect());
         self
     }
 
@@ -201,6 +222,7 @@ impl fmt::Debug for Limit {
             .field("burst", &self.burst)
             .field("shared", &self.shared)
             .field("per_method", &self.per_method)
+            .field("methods", &self.methods)
             .field("key", &self.key.as_ref().map(|_| "custom"))
             .field("cost", &self.cost.as_ref().map(|_| "custom"))
             .field("deduct_when", &self.deduct_when.as_ref().map(|_| "custom"))

@@ -3,16 +3,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::ops::Deref;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::MatchedPath;
 use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode, header};
 use tollgate::{
-    Clock, Decision, Key, MemoryStore, MonotonicClock, ParseError, Policy, PolicyError, Rates,
-    Store, Strategy, Timestamp,
+    Clock, Decision, Error, Key, Limiter, MemoryStore, MonotonicClock, ParseError, Policy,
+    PolicyError, Rates, Store, Strategy,
 };
 
 use crate::breach::{self, Breach};
@@ -74,7 +73,7 @@ impl<S: Store> Clone for RateLimiter<S> {
 impl<S: Store> fmt::Debug for RateLimiter<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shared = &*self.shared;
-        let names = |limits: &[Arc<PreparedLimit<S>>]| -> Vec<String> {
+        let names = |limits: &[Arc<PreparedLimit>]| -> Vec<String> {
             limits.iter().map(|limit| limit.name.to_string()).collect()
         };
         let mut routes: Vec<_> = shared
@@ -124,7 +123,7 @@ impl<S: Store> RateLimiter<S> {
 
     /// The store the counts live in.
     pub fn store(&self) -> &S {
-        &self.shared.store
+        self.shared.limiter.store()
     }
 
     pub(crate) fn shared(&self) -> &Shared<S> {
@@ -337,21 +336,24 @@ impl<S: Store> Builder<S> {
             return Err(self.errors.swap_remove(0));
         }
         let mut preparer = Preparer {
-            store: &self.store,
+            fixed: Vec::new(),
             shared: HashMap::new(),
         };
         let application = preparer.all(Scope::Application, self.application)?;
         let defaults = preparer.all(Scope::Default, self.defaults)?;
-        let mut routes: HashMap<Box<str>, Vec<Arc<PreparedLimit<S>>>> = HashMap::new();
+        let mut routes: HashMap<Box<str>, Vec<Arc<PreparedLimit>>> = HashMap::new();
         for (path, limit) in self.routes {
             let on_route = routes.entry(path.clone().into_boxed_str()).or_default();
             let limit = preparer.one(Scope::Route(&path), on_route.len(), limit)?;
             on_route.push(limit);
         }
+        let limiter = preparer.fixed.into_iter().fold(
+            Limiter::new(self.store).with_clock(self.clock),
+            |limiter, (name, policy)| limiter.with_policy(name, policy),
+        );
         Ok(RateLimiter {
             shared: Arc::new(Shared {
-                store: self.store,
-                clock: self.clock,
+                limiter,
                 key: self.key,
                 proxies: self.proxies,
                 headers: self.headers,
@@ -435,18 +437,19 @@ impl fmt::Display for Scope<'_> {
     }
 }
 
-/// Prepares declared limits, once per shared name.
-struct Preparer<'a, S: Store> {
-    store: &'a S,
-    shared: HashMap<String, (String, Arc<PreparedLimit<S>>)>,
+/// Turns declared limits into prepared ones, once per shared name, collecting the fixed
+/// policies for the [`Limiter`].
+struct Preparer {
+    fixed: Vec<(String, Policy)>,
+    shared: HashMap<String, (String, Arc<PreparedLimit>)>,
 }
 
-impl<S: Store> Preparer<'_, S> {
+impl Preparer {
     fn all(
         &mut self,
         scope: Scope<'_>,
         limits: Vec<Limit>,
-    ) -> Result<Vec<Arc<PreparedLimit<S>>>, ConfigError> {
+    ) -> Result<Vec<Arc<PreparedLimit>>, ConfigError> {
         limits
             .into_iter()
             .enumerate()
@@ -460,8 +463,8 @@ impl<S: Store> Preparer<'_, S> {
         scope: Scope<'_>,
         index: usize,
         limit: Limit,
-    ) -> Result<Arc<PreparedLimit<S>>, ConfigError> {
-        // The name headers show, and the store's name, which keeps scopes apart.
+    ) -> Result<Arc<PreparedLimit>, ConfigError> {
+        // The name headers show, and the limiter's name, which keeps scopes apart.
         let (name, store_name) = match (&limit.shared, scope) {
             (Some(shared), _) => (shared.clone(), format!("shared:{shared}")),
             (None, Scope::Application) => numbered("application", index),
@@ -481,19 +484,19 @@ impl<S: Store> Preparer<'_, S> {
                 Err(ConfigError::SharedNameReused(name))
             };
         }
-        let policies = match &limit.rates {
+        let invalid = |error| ConfigError::Policy {
+            scope: scope.to_string(),
+            error,
+        };
+        let policy = match &limit.rates {
             LimitRates::Fixed(rates) => {
                 let rates = rates.clone().map_err(|error| ConfigError::Rates {
                     scope: scope.to_string(),
                     error,
                 })?;
-                let policy = policy(limit.strategy, limit.burst, rates).map_err(|error| {
-                    ConfigError::Policy {
-                        scope: scope.to_string(),
-                        error,
-                    }
-                })?;
-                Policies::Fixed(PreparedPolicy::new(self.store, &store_name, &policy))
+                let policy = policy(limit.strategy, limit.burst, rates).map_err(invalid)?;
+                self.fixed.push((store_name.clone(), policy));
+                LimitPolicy::Fixed
             }
             LimitRates::Dynamic(rates_for) => {
                 // Check the strategy and burst once, on a rate they must fit.
@@ -502,24 +505,21 @@ impl<S: Store> Preparer<'_, S> {
                     limit.burst,
                     tollgate::Rate::per_second(1).into(),
                 )
-                .map_err(|error| ConfigError::Policy {
-                    scope: scope.to_string(),
-                    error,
-                })?;
-                Policies::Dynamic {
+                .map_err(invalid)?;
+                LimitPolicy::Dynamic {
                     rates_for: Arc::clone(rates_for),
                     strategy: limit.strategy,
                     burst: limit.burst,
-                    prepared: RwLock::new(HashMap::new()),
                 }
             }
         };
         let prepared = Arc::new(PreparedLimit {
             name: name.as_str().into(),
             store_name,
-            policies,
+            policy,
             key: limit.key.clone(),
             per_method: limit.per_method,
+            methods: limit.methods.clone(),
             per_route: limit.shared.is_none() && matches!(scope, Scope::Default),
             cost: limit.cost.clone(),
             deduct_when: limit.deduct_when.clone(),
@@ -552,141 +552,113 @@ fn policy(strategy: Strategy, burst: Option<u64>, rates: Rates) -> Result<Policy
 
 /// The state behind a [`RateLimiter`], shared by its clones and layers.
 pub(crate) struct Shared<S: Store> {
-    store: S,
-    clock: Arc<dyn Clock>,
+    /// The store, the clock and the fixed policies, by store name.
+    limiter: Limiter<S>,
     key: Arc<dyn KeyExtractor>,
     proxies: TrustedProxies,
     headers: HeaderStyle,
-    application: Vec<Arc<PreparedLimit<S>>>,
-    defaults: Vec<Arc<PreparedLimit<S>>>,
+    application: Vec<Arc<PreparedLimit>>,
+    defaults: Vec<Arc<PreparedLimit>>,
     /// Limits by route; a route listed here does not meet the defaults.
-    routes: HashMap<Box<str>, Vec<Arc<PreparedLimit<S>>>>,
+    routes: HashMap<Box<str>, Vec<Arc<PreparedLimit>>>,
     exempt: HashSet<Box<str>>,
     exempt_when: Vec<Predicate>,
     on_breach: Option<BreachFn>,
     rejection: RejectionFn,
 }
 
-/// A limit prepared over the store.
-struct PreparedLimit<S: Store> {
+/// A declared limit, ready to check requests.
+struct PreparedLimit {
     /// The name headers and breaches show.
     name: Arc<str>,
-    /// The name its policies are prepared under: unique per limiter.
+    /// The name of its policy in the [`Limiter`] (or the scope of its inline policies):
+    /// unique per rate limiter.
     store_name: String,
-    policies: Policies<S>,
+    policy: LimitPolicy,
     key: Option<Arc<dyn KeyExtractor>>,
     per_method: bool,
+    /// The methods it applies to; all if `None`.
+    methods: Option<Arc<[http::Method]>>,
     /// Counts each route apart (the default limits).
     per_route: bool,
     cost: Option<CostFn>,
     deduct_when: Option<DeductFn>,
 }
 
-enum Policies<S: Store> {
-    Fixed(PreparedPolicy<S>),
-    /// Prepared on first use, by the notation `rates_for` returned.
+enum LimitPolicy {
+    /// The limiter's policy named `store_name`.
+    Fixed,
+    /// Chosen per request, by the notation `rates_for` returns.
     Dynamic {
         rates_for: DynamicFn,
         strategy: Strategy,
         burst: Option<u64>,
-        prepared: RwLock<HashMap<String, Arc<PreparedPolicy<S>>>>,
     },
 }
 
-struct PreparedPolicy<S: Store> {
-    prepared: S::Prepared,
-    max_cost: u64,
+/// The policy a request meets under a limit.
+enum Chosen {
+    /// The limit's fixed policy.
+    Fixed,
+    /// A dynamic limit's policy for this request.
+    Inline(Policy),
 }
 
-impl<S: Store> PreparedPolicy<S> {
-    fn new(store: &S, name: &str, policy: &Policy) -> Self {
-        Self {
-            prepared: store.prepare(name, policy),
-            max_cost: policy.max_cost(),
-        }
+impl PreparedLimit {
+    fn applies_to(&self, method: &http::Method) -> bool {
+        self.methods
+            .as_ref()
+            .is_none_or(|methods| methods.contains(method))
     }
-}
 
-/// A prepared policy, borrowed from a fixed limit or shared from a dynamic one's cache.
-enum PolicyRef<'a, S: Store> {
-    Fixed(&'a PreparedPolicy<S>),
-    Dynamic(Arc<PreparedPolicy<S>>),
-}
-
-impl<S: Store> Deref for PolicyRef<'_, S> {
-    type Target = PreparedPolicy<S>;
-
-    fn deref(&self) -> &PreparedPolicy<S> {
-        match self {
-            PolicyRef::Fixed(policy) => policy,
-            PolicyRef::Dynamic(policy) => policy,
-        }
-    }
-}
-
-impl<S: Store> PreparedLimit<S> {
     /// The policy applying to the request with head `parts`: `Ok(None)` when a dynamic limit
     /// leaves it unlimited, `Err` naming a notation the dynamic limit got wrong.
-    fn policy_for(&self, store: &S, parts: &Parts) -> Result<Option<PolicyRef<'_, S>>, String> {
-        let (rates_for, strategy, burst, prepared) = match &self.policies {
-            Policies::Fixed(fixed) => return Ok(Some(PolicyRef::Fixed(fixed))),
-            Policies::Dynamic {
-                rates_for,
-                strategy,
-                burst,
-                prepared,
-            } => (rates_for, strategy, burst, prepared),
+    fn policy_for(&self, parts: &Parts) -> Result<Option<Chosen>, String> {
+        let LimitPolicy::Dynamic {
+            rates_for,
+            strategy,
+            burst,
+        } = &self.policy
+        else {
+            return Ok(Some(Chosen::Fixed));
         };
         let Some(notation) = rates_for(parts) else {
             return Ok(None);
         };
-        if let Some(policy) = prepared
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&notation)
-        {
-            return Ok(Some(PolicyRef::Dynamic(Arc::clone(policy))));
-        }
         let wrong = |error: &dyn fmt::Display| format!("dynamic limit {:?}: {error}", self.name);
         let rates: Rates = notation.parse().map_err(|err| wrong(&err))?;
-        let policy = policy(*strategy, *burst, rates.clone()).map_err(|err| wrong(&err))?;
-        // One store name per distinct rates, so each plan keeps its own count.
-        let name = format!("{}|{rates}", self.store_name);
-        let mut cache = prepared.write().unwrap_or_else(PoisonError::into_inner);
-        let entry = cache
-            .entry(notation)
-            .or_insert_with(|| Arc::new(PreparedPolicy::new(store, &name, &policy)));
-        Ok(Some(PolicyRef::Dynamic(Arc::clone(entry))))
+        let policy = policy(*strategy, *burst, rates).map_err(|err| wrong(&err))?;
+        Ok(Some(Chosen::Inline(policy)))
     }
 }
 
 /// What the check of a request decided.
-pub(crate) enum Verdict<'a, S: Store> {
+pub(crate) enum Verdict<'a> {
     /// No limit applies.
     Exempt,
     /// Every limit allowed it; what to do once it has been answered.
-    Admitted(Admission<'a, S>),
+    Admitted(Admission<'a>),
     /// Denied (or the store failed): the response to send.
     Rejected(Response<Body>),
 }
 
 /// An admitted request's charges that may have to be given back, and the decision its
 /// headers describe.
-pub(crate) struct Admission<'a, S: Store> {
-    charges: Vec<Charge<'a, S>>,
+pub(crate) struct Admission<'a> {
+    charges: Vec<Charge<'a>>,
     closest: Option<(&'a str, Decision)>,
 }
 
-struct Charge<'a, S: Store> {
-    limit: &'a PreparedLimit<S>,
-    policy: PolicyRef<'a, S>,
+struct Charge<'a> {
+    limit: &'a PreparedLimit,
+    policy: Chosen,
     key: Vec<u8>,
     cost: u64,
 }
 
 impl<S: Store> Shared<S> {
     /// Checks the request with head `parts` against its limits, charging them.
-    pub(crate) async fn check(&self, parts: &mut Parts) -> Verdict<'_, S> {
+    pub(crate) async fn check(&self, parts: &mut Parts) -> Verdict<'_> {
         let matched = parts.extensions.get::<MatchedPath>().cloned();
         let route = matched
             .as_ref()
@@ -694,8 +666,12 @@ impl<S: Store> Shared<S> {
         if self.exempt.contains(route) || self.exempt_when.iter().any(|exempt| exempt(parts)) {
             return Verdict::Exempt;
         }
-        let own = self.routes.get(route).map(Vec::as_slice);
-        let meets = own.unwrap_or(&self.defaults);
+        let method = &parts.method;
+        let own = self
+            .routes
+            .get(route)
+            .filter(|limits| limits.iter().any(|limit| limit.applies_to(method)));
+        let meets = own.map_or(&self.defaults, |limits| limits);
         if self.application.is_empty() && meets.is_empty() {
             return Verdict::Exempt;
         }
@@ -707,16 +683,16 @@ impl<S: Store> Shared<S> {
         // share one count, so inventing paths does not earn new allowances.
         let route_key = matched.as_ref().map_or("", MatchedPath::as_str);
         let several = self.application.len() + meets.len() > 1;
-        let now = self.clock.now();
         let mut charges = Vec::new();
         let mut closest: Option<(&str, Decision)> = None;
-        for limit in self.application.iter().chain(meets) {
-            let policy = match limit.policy_for(&self.store, parts) {
+        let limits = self.application.iter().chain(meets);
+        for limit in limits.filter(|limit| limit.applies_to(&parts.method)) {
+            let policy = match limit.policy_for(parts) {
                 Ok(Some(policy)) => policy,
                 Ok(None) => continue,
                 Err(message) => {
                     tracing::error!("{message}");
-                    self.give_back(charges, now).await;
+                    self.give_back(charges).await;
                     return Verdict::Rejected(breach::error(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         &message,
@@ -726,16 +702,6 @@ impl<S: Store> Shared<S> {
             let cost = limit.cost.as_ref().map_or(1, |cost| cost(parts));
             if cost == 0 {
                 continue;
-            }
-            if cost > policy.max_cost {
-                self.give_back(charges, now).await;
-                return Verdict::Rejected(breach::error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    &format!(
-                        "request cost {cost} exceeds what limit {:?} ever allows ({})",
-                        limit.name, policy.max_cost
-                    ),
-                ));
             }
             let key = limit
                 .key
@@ -751,54 +717,57 @@ impl<S: Store> Shared<S> {
             } else {
                 &key_bytes
             };
-            match self.store.hit(&policy.prepared, store_key, now, cost).await {
-                Ok(decision) if decision.allowed() => {
-                    if closest.is_none_or(|(_, d)| decision.remaining() < d.remaining()) {
-                        closest = Some((&limit.name, decision));
-                    }
-                    if several || limit.deduct_when.is_some() {
-                        charges.push(Charge {
-                            limit,
-                            policy,
-                            key: store_key.to_vec(),
-                            cost,
-                        });
-                    }
+            let hit = match &policy {
+                Chosen::Fixed => {
+                    self.limiter
+                        .hit_cost(&limit.store_name, store_key, cost)
+                        .await
                 }
-                Ok(decision) => {
-                    self.give_back(charges, now).await;
-                    let breach = Breach {
-                        limit_name: Arc::clone(&limit.name),
-                        key,
-                        decision,
-                    };
-                    if let Some(hook) = &self.on_breach {
-                        hook(parts, &breach);
-                    }
-                    let mut response = (self.rejection)(&breach);
-                    if response.status() == StatusCode::TOO_MANY_REQUESTS
-                        && !response.headers().contains_key(header::RETRY_AFTER)
-                    {
-                        response.headers_mut().insert(
-                            header::RETRY_AFTER,
-                            HeaderValue::from(breach.retry_after_secs()),
-                        );
-                    }
-                    headers::render(self.headers, &limit.name, &decision, response.headers_mut());
-                    return Verdict::Rejected(response);
+                Chosen::Inline(inline) => {
+                    self.limiter
+                        .hit_with(&limit.store_name, inline, store_key, cost)
+                        .await
                 }
+            };
+            let decision = match hit {
+                Ok(decision) => decision,
                 Err(err) => {
-                    tracing::warn!(limit = %limit.name, "rate limit store failed: {err}");
-                    self.give_back(charges, now).await;
-                    let mut response = breach::error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "rate limit store unavailable",
-                    );
-                    response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
-                    return Verdict::Rejected(response);
+                    self.give_back(charges).await;
+                    return Verdict::Rejected(failure(&limit.name, &err));
                 }
+            };
+            if !decision.allowed() {
+                self.give_back(charges).await;
+                let breach = Breach {
+                    limit_name: Arc::clone(&limit.name),
+                    key,
+                    decision,
+                };
+                if let Some(hook) = &self.on_breach {
+                    hook(parts, &breach);
+                }
+                let mut response = (self.rejection)(&breach);
+                if response.status() == StatusCode::TOO_MANY_REQUESTS
+                    && !response.headers().contains_key(header::RETRY_AFTER)
+                {
+                    response.headers_mut().insert(
+                        header::RETRY_AFTER,
+                        HeaderValue::from(breach.retry_after_secs()),
+                    );
+                }
+                headers::render(self.headers, &limit.name, &decision, response.headers_mut());
+                return Verdict::Rejected(response);
+            }
+            if closest.is_none_or(|(_, d)| decision.remaining() < d.remaining()) {
+                closest = Some((&limit.name, decision));
+            }
+            if several || limit.deduct_when.is_some() {
+                charges.push(Charge {
+                    limit,
+                    policy,
+                    key: store_key.to_vec(),
+                    cost,
+                });
             }
         }
         Verdict::Admitted(Admission { charges, closest })
@@ -808,16 +777,15 @@ impl<S: Store> Shared<S> {
     /// failed): gives back the charges that do not count, and writes the headers.
     pub(crate) async fn settle(
         &self,
-        admission: Admission<'_, S>,
+        admission: Admission<'_>,
         response: Option<&mut http::response::Parts>,
     ) {
-        let now = self.clock.now();
         for charge in admission.charges {
             let Some(counts) = &charge.limit.deduct_when else {
                 continue;
             };
             if response.as_deref().is_none_or(|response| !counts(response)) {
-                self.refund(charge, now).await;
+                self.refund(charge).await;
             }
         }
         if let (Some(response), Some((name, decision))) = (response, admission.closest) {
@@ -825,30 +793,58 @@ impl<S: Store> Shared<S> {
         }
     }
 
-    async fn give_back(&self, charges: Vec<Charge<'_, S>>, now: Timestamp) {
+    async fn give_back(&self, charges: Vec<Charge<'_>>) {
         for charge in charges {
-            self.refund(charge, now).await;
+            self.refund(charge).await;
         }
     }
 
-    async fn refund(&self, charge: Charge<'_, S>, now: Timestamp) {
-        if let Err(err) = self
-            .store
-            .refund(&charge.policy.prepared, &charge.key, now, charge.cost)
-            .await
-        {
+    async fn refund(&self, charge: Charge<'_>) {
+        let name = &charge.limit.store_name;
+        let key: &[u8] = &charge.key;
+        let refunded = match &charge.policy {
+            Chosen::Fixed => self.limiter.refund(name, key, charge.cost).await,
+            Chosen::Inline(policy) => {
+                self.limiter
+                    .refund_with(name, policy, key, charge.cost)
+                    .await
+            }
+        };
+        if let Err(err) = refunded {
             tracing::warn!(limit = %charge.limit.name, "rate limit store failed to give a charge back: {err}");
         }
     }
 }
 
+/// The answer to a hit that gave no decision: a cost the limit never allows (429 without
+/// `Retry-After`: waiting will not help), a store failure (503), or too many distinct dynamic
+/// policies (500).
+fn failure(limit: &str, err: &Error) -> Response<Body> {
+    match err {
+        Error::CostExceedsLimit { cost, max_cost, .. } => breach::error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("request cost {cost} exceeds what limit {limit:?} ever allows ({max_cost})"),
+        ),
+        Error::Store(err) => {
+            tracing::warn!(limit, "rate limit store failed: {err}");
+            let mut response = breach::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "rate limit store unavailable",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+            response
+        }
+        err => {
+            tracing::error!(limit, "rate limit failed: {err}");
+            breach::error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string())
+        }
+    }
+}
+
 /// `METHOD ` and `route\0` before the key bytes, as the limit asks.
-fn prefixed_key<S: Store>(
-    limit: &PreparedLimit<S>,
-    parts: &Parts,
-    route: &str,
-    key: &[u8],
-) -> Vec<u8> {
+fn prefixed_key(limit: &PreparedLimit, parts: &Parts, route: &str, key: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(route.len() + key.len() + 10);
     if limit.per_method {
         bytes.extend_from_slice(parts.method.as_str().as_bytes());

@@ -309,6 +309,21 @@ async fn per_method_counts_methods_apart() {
 }
 
 #[tokio::test]
+async fn limits_for_some_methods_leave_the_others_to_the_defaults() {
+    let clock = ManualClock::new();
+    let limiter = builder(&clock)
+        .default_limit("2/minute")
+        .route("/a", Limit::new("1/minute").methods([Method::POST]))
+        .build()
+        .expect("valid");
+    let app = routes(&limiter);
+    assert_eq!(status(&app, Method::POST, "/a", ALICE, &[]).await, 200);
+    assert_eq!(status(&app, Method::POST, "/a", ALICE, &[]).await, 429);
+    // GET /a meets the default limit, counted apart from POST's.
+    assert_eq!(statuses(&app, "/a", ALICE, 3).await, [200, 200, 429]);
+}
+
+#[tokio::test]
 async fn dynamic_limits_by_plan() {
     let clock = ManualClock::new();
     let by_plan = Limit::dynamic(|parts| match parts.headers.get("x-plan") {

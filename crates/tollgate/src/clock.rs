@@ -117,6 +117,13 @@ impl Default for MonotonicClock {
     }
 }
 
+/// A shared clock, such as one a test keeps a handle on.
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}
+
 impl Clock for MonotonicClock {
     fn now(&self) -> Timestamp {
         Timestamp(nanos(

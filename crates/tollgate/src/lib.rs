@@ -64,7 +64,7 @@ pub use clock::{Clock, ManualClock, MonotonicClock, SystemClock, Timestamp};
 pub use decision::Decision;
 pub use failover::{Failover, FailurePolicy, PreparedFailover};
 pub use key::{Key, KeyBytes};
-pub use limiter::{Error, Limiter, NamedPolicy};
+pub use limiter::{Error, Limiter, MAX_INLINE_POLICIES, NamedPolicy};
 pub use memory::{DEFAULT_MAX_KEYS, MemoryPolicy, MemoryStats, MemoryStore};
 pub use notation::ParseError;
 pub use policy::{Policy, PolicyError, Strategy};

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::{
     Clock, Decision, Key, MemoryStore, MonotonicClock, Policy, Store, StoreError, Timestamp,
@@ -39,13 +39,45 @@ pub struct Limiter<S: Store = MemoryStore> {
     store: S,
     clock: Arc<dyn Clock>,
     policies: HashMap<Box<str>, PolicyEntry<S>, foldhash::fast::RandomState>,
+    /// Policies not named in advance, by scope and policy: see [`Limiter::hit_with`].
+    inline: RwLock<InlinePolicies<S>>,
 }
+
+/// Inline policies by scope and policy.
+type InlinePolicies<S> =
+    HashMap<(Box<str>, Policy), Arc<PolicyEntry<S>>, foldhash::fast::RandomState>;
+
+/// The most distinct policies a [`Limiter`] prepares for [`Limiter::hit_with`]; more are
+/// refused with [`Error::TooManyInlinePolicies`], so requests choosing policies cannot grow
+/// memory without bound.
+pub const MAX_INLINE_POLICIES: usize = 1024;
 
 /// A policy with its prepared form and its largest cost.
 struct PolicyEntry<S: Store> {
     policy: Policy,
     prepared: S::Prepared,
     max_cost: u64,
+}
+
+impl<S: Store> PolicyEntry<S> {
+    /// Refuses a cost the policy could never allow (naming it `name()`); otherwise the time
+    /// of the hit, read from `clock`.
+    #[inline]
+    fn admit(
+        &self,
+        cost: u64,
+        name: impl FnOnce() -> String,
+        clock: &dyn Clock,
+    ) -> Result<Timestamp, Error> {
+        if cost > self.max_cost {
+            return Err(Error::CostExceedsLimit {
+                policy: name(),
+                cost,
+                max_cost: self.max_cost,
+            });
+        }
+        Ok(clock.now())
+    }
 }
 
 impl<S: Store + fmt::Debug> fmt::Debug for Limiter<S> {
@@ -71,6 +103,7 @@ impl<S: Store> Limiter<S> {
             store,
             clock: Arc::new(MonotonicClock::new()),
             policies: HashMap::default(),
+            inline: RwLock::default(),
         }
     }
 
@@ -290,6 +323,103 @@ impl<S: Store> Limiter<S> {
     }
 }
 
+impl<S: Store> Limiter<S> {
+    /// Charges `cost` units to `key` under `policy`, a policy not named in advance: one
+    /// chosen per request (a plan), or sent inline to a check API.
+    ///
+    /// The policy is prepared on first use under the name `{scope}|{policy}` and kept, so the
+    /// same scope and policy find the same counts; `scope` keeps the counts of unrelated
+    /// callers apart. At most [`MAX_INLINE_POLICIES`] distinct policies are kept.
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// let free: Policy = Policy::fixed_window("2/minute".parse()?);
+    /// assert!(limiter.hit_with("plans", &free, "alice", 1).await?.allowed());
+    /// assert!(limiter.hit_with("plans", &free, "alice", 1).await?.allowed());
+    /// assert!(!limiter.hit_with("plans", &free, "alice", 1).await?.allowed());
+    /// // Another scope, another count.
+    /// assert!(limiter.hit_with("other", &free, "alice", 1).await?.allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn hit_with<K: Key + ?Sized>(
+        &self,
+        scope: &str,
+        policy: &Policy,
+        key: &K,
+        cost: u64,
+    ) -> Result<Decision, Error> {
+        let entry = self.inline_entry(scope, policy)?;
+        let now = entry.admit(cost, || format!("{scope}|{policy}"), &*self.clock)?;
+        Ok(self
+            .store
+            .hit(&entry.prepared, &key.key_bytes(), now, cost)
+            .await?)
+    }
+
+    /// Gives `cost` units back to `key` under the inline `policy` of `scope`; see
+    /// [`Limiter::hit_with`] and [`Limiter::refund`].
+    pub async fn refund_with<K: Key + ?Sized>(
+        &self,
+        scope: &str,
+        policy: &Policy,
+        key: &K,
+        cost: u64,
+    ) -> Result<(), Error> {
+        let entry = self.inline_entry(scope, policy)?;
+        let now = entry.admit(cost, || format!("{scope}|{policy}"), &*self.clock)?;
+        if cost > 0 {
+            self.store
+                .refund(&entry.prepared, &key.key_bytes(), now, cost)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets `key`'s counts under the inline `policy` of `scope`; see [`Limiter::hit_with`].
+    pub async fn reset_with<K: Key + ?Sized>(
+        &self,
+        scope: &str,
+        policy: &Policy,
+        key: &K,
+    ) -> Result<(), Error> {
+        let entry = self.inline_entry(scope, policy)?;
+        Ok(self.store.reset(&entry.prepared, &key.key_bytes()).await?)
+    }
+
+    /// The prepared entry of an inline policy, prepared on first use.
+    fn inline_entry(&self, scope: &str, policy: &Policy) -> Result<Arc<PolicyEntry<S>>, Error> {
+        let id = (Box::<str>::from(scope), policy.clone());
+        if let Some(entry) = self
+            .inline
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+        {
+            return Ok(Arc::clone(entry));
+        }
+        let mut inline = self.inline.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = inline.get(&id) {
+            return Ok(Arc::clone(entry));
+        }
+        if inline.len() >= MAX_INLINE_POLICIES {
+            return Err(Error::TooManyInlinePolicies {
+                max: MAX_INLINE_POLICIES,
+            });
+        }
+        let entry = Arc::new(PolicyEntry {
+            prepared: self.store.prepare(&format!("{scope}|{policy}"), policy),
+            max_cost: policy.max_cost(),
+            policy: policy.clone(),
+        });
+        inline.insert(id, Arc::clone(&entry));
+        Ok(entry)
+    }
+}
+
 /// One of a [`Limiter`]'s policies, looked up by [`Limiter::named`]; its methods are the
 /// limiter's, without the name.
 pub struct NamedPolicy<'a, S: Store> {
@@ -417,15 +547,8 @@ impl<'a, S: Store> NamedPolicy<'a, S> {
     /// Refuses a cost the policy could never allow; otherwise the time of the hit.
     #[inline]
     fn admit(&self, cost: u64) -> Result<Timestamp, Error> {
-        let max_cost = self.named.max_cost;
-        if cost > max_cost {
-            return Err(Error::CostExceedsLimit {
-                policy: self.name.to_owned(),
-                cost,
-                max_cost,
-            });
-        }
-        Ok(self.limiter.clock.now())
+        self.named
+            .admit(cost, || self.name.to_owned(), &*self.limiter.clock)
     }
 
     /// Forgets `key`'s counts; see [`Limiter::reset`].
@@ -508,6 +631,11 @@ pub enum Error {
     },
     /// The store failed.
     Store(StoreError),
+    /// [`Limiter::hit_with`] was asked for more distinct policies than it keeps.
+    TooManyInlinePolicies {
+        /// [`MAX_INLINE_POLICIES`].
+        max: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -523,6 +651,10 @@ impl fmt::Display for Error {
                 "a hit of cost {cost} can never fit policy {policy:?}, which allows at most {max_cost} at once"
             ),
             Error::Store(err) => err.fmt(f),
+            Error::TooManyInlinePolicies { max } => write!(
+                f,
+                "too many distinct inline policies: at most {max} are kept"
+            ),
         }
     }
 }

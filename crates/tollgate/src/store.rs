@@ -3,6 +3,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::{Decision, Policy, Timestamp};
 
@@ -81,6 +82,59 @@ pub trait Store: Send + Sync + 'static {
         policy: &Self::Prepared,
         key: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A shared store: limiters rebuilt on a configuration reload, and several front ends (an
+/// HTTP API, a gRPC service) keep one set of counts.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+///
+/// # futures_executor::block_on(async {
+/// let store = Arc::new(MemoryStore::new());
+/// let policy = Policy::fixed_window(Rate::per_minute(1).into());
+/// let first = Limiter::new(Arc::clone(&store)).with_policy("p", policy.clone());
+/// let second = Limiter::new(Arc::clone(&store)).with_policy("p", policy);
+/// assert!(first.hit("p", "k").await?.allowed());
+/// assert!(!second.hit("p", "k").await?.allowed());
+/// # Ok::<(), tollgate::Error>(())
+/// # }).unwrap();
+/// ```
+impl<S: Store> Store for Arc<S> {
+    type Prepared = S::Prepared;
+
+    fn prepare(&self, name: &str, policy: &Policy) -> Self::Prepared {
+        (**self).prepare(name, policy)
+    }
+
+    fn hit<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, S> {
+        (**self).hit(policy, key, now, cost)
+    }
+
+    fn refund<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a, S> {
+        (**self).refund(policy, key, now, cost)
+    }
+
+    fn reset(
+        &self,
+        policy: &Self::Prepared,
+        key: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).reset(policy, key)
+    }
 }
 
 /// A store could not answer: its backend is unreachable, timed out, or failed.

@@ -277,3 +277,41 @@ fn refund_checks_the_policy_and_the_cost_like_a_hit() {
     block_on(named.refund("k", 5)).expect("refund");
     assert!(hit(&limiter, 5).allowed());
 }
+
+#[test]
+fn inline_policies_are_prepared_once_per_scope_and_bounded() {
+    use tollgate::MAX_INLINE_POLICIES;
+    let limiter = Limiter::new(MemoryStore::new());
+    let two = Policy::fixed_window(Rate::per_minute(2).into());
+    block_on(async {
+        assert_eq!(limiter.hit_with("s", &two, "k", 2).await?.remaining(), 0);
+        assert!(!limiter.hit_with("s", &two, "k", 1).await?.allowed());
+        limiter.refund_with("s", &two, "k", 1).await?;
+        assert!(limiter.hit_with("s", &two, "k", 1).await?.allowed());
+        limiter.reset_with("s", &two, "k").await?;
+        assert_eq!(limiter.hit_with("s", &two, "k", 1).await?.remaining(), 1);
+        assert!(matches!(
+            limiter.hit_with("s", &two, "k", 3).await,
+            Err(Error::CostExceedsLimit {
+                cost: 3,
+                max_cost: 2,
+                ..
+            })
+        ));
+        // Distinct policies up to the bound, then a refusal; known ones still work.
+        for n in 1..MAX_INLINE_POLICIES as u64 {
+            let policy = Policy::fixed_window(Rate::per_minute(n).into());
+            limiter.hit_with("bound", &policy, "k", 0).await?;
+        }
+        let one_more = Policy::fixed_window(Rate::per_hour(7).into());
+        assert!(matches!(
+            limiter.hit_with("bound", &one_more, "k", 1).await,
+            Err(Error::TooManyInlinePolicies {
+                max: MAX_INLINE_POLICIES
+            })
+        ));
+        assert!(limiter.hit_with("s", &two, "k", 1).await?.allowed());
+        Ok::<(), Error>(())
+    })
+    .expect("no store errors");
+}
