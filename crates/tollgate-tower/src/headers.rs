@@ -38,36 +38,67 @@ pub(crate) fn ceil_secs(duration: Duration) -> u64 {
 }
 
 /// `Retry-After` for a denied decision: whole seconds, rounded up, at least 1.
-pub(crate) fn retry_after_secs(decision: &Decision) -> u64 {
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::{Decision, strategy::Outcome};
+///
+/// let denied = Decision::from_outcome(
+///     Outcome { allowed: false, limit: 3, remaining: 0, reset_after: 1500, retry_after: Some(1500), window: 60_000 },
+///     Duration::from_millis(1),
+/// );
+/// assert_eq!(tollgate_tower::retry_after_secs(&denied), 2);
+/// ```
+pub fn retry_after_secs(decision: &Decision) -> u64 {
     ceil_secs(decision.retry_after().unwrap_or(Duration::ZERO)).max(1)
 }
 
-/// Writes the `style` fields describing `decision` of the limit called `name`.
-pub(crate) fn render(style: HeaderStyle, name: &str, decision: &Decision, headers: &mut HeaderMap) {
-    if matches!(style, HeaderStyle::Legacy | HeaderStyle::Both) {
-        let reset = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .saturating_add(decision.reset_after());
-        headers.insert(X_RATELIMIT_LIMIT.clone(), decision.limit().into());
-        headers.insert(X_RATELIMIT_REMAINING.clone(), decision.remaining().into());
-        headers.insert(X_RATELIMIT_RESET.clone(), ceil_secs(reset).into());
-    }
-    if matches!(style, HeaderStyle::Ietf | HeaderStyle::Both) {
-        let name = sf_string(name);
-        let policy = format!(
-            "{name};q={};w={}",
-            decision.limit(),
-            ceil_secs(decision.window()).max(1)
-        );
-        let state = format!(
-            "{name};r={};t={}",
-            decision.remaining(),
-            ceil_secs(decision.reset_after())
-        );
-        for (field, value) in [(&RATELIMIT_POLICY, policy), (&RATELIMIT, state)] {
-            if let Ok(value) = HeaderValue::try_from(value) {
-                headers.insert(field.clone(), value);
+impl HeaderStyle {
+    /// Writes this style's fields describing `decision` of the limit called `name` (not
+    /// `Retry-After`: see [`retry_after_secs`]).
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+    /// use tollgate_tower::HeaderStyle;
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new())
+    ///     .with_policy("login", Policy::fixed_window(Rate::per_minute(5).into()));
+    /// let decision = limiter.hit("login", "alice").await?;
+    /// let mut headers = http::HeaderMap::new();
+    /// HeaderStyle::Ietf.render("login", &decision, &mut headers);
+    /// assert_eq!(headers["ratelimit-policy"], r#""login";q=5;w=60"#);
+    /// assert_eq!(headers["ratelimit"], r#""login";r=4;t=60"#);
+    /// # Ok::<(), tollgate::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn render(self, name: &str, decision: &Decision, headers: &mut HeaderMap) {
+        let style = self;
+        if matches!(style, HeaderStyle::Legacy | HeaderStyle::Both) {
+            let reset = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or(Duration::ZERO)
+                .saturating_add(decision.reset_after());
+            headers.insert(X_RATELIMIT_LIMIT.clone(), decision.limit().into());
+            headers.insert(X_RATELIMIT_REMAINING.clone(), decision.remaining().into());
+            headers.insert(X_RATELIMIT_RESET.clone(), ceil_secs(reset).into());
+        }
+        if matches!(style, HeaderStyle::Ietf | HeaderStyle::Both) {
+            let name = sf_string(name);
+            let policy = format!(
+                "{name};q={};w={}",
+                decision.limit(),
+                ceil_secs(decision.window()).max(1)
+            );
+            let state = format!(
+                "{name};r={};t={}",
+                decision.remaining(),
+                ceil_secs(decision.reset_after())
+            );
+            for (field, value) in [(&RATELIMIT_POLICY, policy), (&RATELIMIT, state)] {
+                if let Ok(value) = HeaderValue::try_from(value) {
+                    headers.insert(field.clone(), value);
+                }
             }
         }
     }

@@ -16,7 +16,7 @@ use tollgate::{
 
 use crate::breach::{self, Breach};
 use crate::client_ip::{self, InvalidProxy, ProxyHeader, TrustedProxies};
-use crate::headers::{self, HeaderStyle};
+use crate::headers::HeaderStyle;
 use crate::key::{self, KeyExtractor, RequestKey};
 use crate::limit::{CostFn, DeductFn, DynamicFn, Limit, LimitRates};
 use crate::{ClientIp, RateLimitLayer};
@@ -755,7 +755,8 @@ impl<S: Store> Shared<S> {
                         HeaderValue::from(breach.retry_after_secs()),
                     );
                 }
-                headers::render(self.headers, &limit.name, &decision, response.headers_mut());
+                self.headers
+                    .render(&limit.name, &decision, response.headers_mut());
                 return Verdict::Rejected(response);
             }
             if closest.is_none_or(|(_, d)| decision.remaining() < d.remaining()) {
@@ -789,7 +790,7 @@ impl<S: Store> Shared<S> {
             }
         }
         if let (Some(response), Some((name, decision))) = (response, admission.closest) {
-            headers::render(self.headers, name, &decision, &mut response.headers);
+            self.headers.render(name, &decision, &mut response.headers);
         }
     }
 
