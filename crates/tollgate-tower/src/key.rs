@@ -218,7 +218,26 @@ pub fn header(name: &'static str) -> HeaderKey {
     }
 }
 
-/// The extractor made by [`header`].
+/// The value of the header `name`, like [`header`], for a name known only at run time (read
+/// from a configuration file).
+///
+/// ```
+/// use http::HeaderName;
+/// use tollgate::Key;
+/// use tollgate_tower::key::{self, KeyExtractor};
+///
+/// let name = HeaderName::from_bytes(b"X-Api-Key")?; // from a config file, say
+/// let request = http::Request::builder().header("x-api-key", "k1").body(())?;
+/// let (parts, _) = request.into_parts();
+/// let key = key::header_named(name).extract(&parts).expect("present");
+/// assert_eq!(&*key.key_bytes(), b"x-api-key:k1");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn header_named(name: HeaderName) -> HeaderKey {
+    HeaderKey { name }
+}
+
+/// The extractor made by [`header`] and [`header_named`].
 #[derive(Debug, Clone)]
 pub struct HeaderKey {
     name: HeaderName,

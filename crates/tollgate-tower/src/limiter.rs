@@ -110,6 +110,7 @@ impl RateLimiter<MemoryStore> {
             exempt_when: Vec::new(),
             on_breach: None,
             rejection: Arc::new(breach::too_many_requests),
+            namespace: String::new(),
             errors: Vec::new(),
         }
     }
@@ -149,6 +150,7 @@ pub struct Builder<S: Store> {
     exempt_when: Vec<Predicate>,
     on_breach: Option<BreachFn>,
     rejection: RejectionFn,
+    namespace: String,
     errors: Vec<ConfigError>,
 }
 
@@ -195,8 +197,28 @@ impl<S: Store> Builder<S> {
             exempt_when: self.exempt_when,
             on_breach: self.on_breach,
             rejection: self.rejection,
+            namespace: self.namespace,
             errors: self.errors,
         }
+    }
+
+    /// Stores this rate limiter's counts under names starting with `namespace`, so that
+    /// rate limiters sharing one store (or other users of it) never share a count.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tollgate::MemoryStore;
+    /// use tollgate_tower::RateLimiter;
+    ///
+    /// let store = Arc::new(MemoryStore::new());
+    /// let public = RateLimiter::builder().store(Arc::clone(&store)).namespace("public:");
+    /// let admin = RateLimiter::builder().store(store).namespace("admin:");
+    /// # let _ = (public.default_limit("1/second").build()?, admin.build()?);
+    /// # Ok::<(), tollgate_tower::ConfigError>(())
+    /// ```
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
     }
 
     /// Reads time from `clock` (a [`tollgate::ManualClock`] in tests).
@@ -336,6 +358,7 @@ impl<S: Store> Builder<S> {
             return Err(self.errors.swap_remove(0));
         }
         let mut preparer = Preparer {
+            namespace: self.namespace,
             fixed: Vec::new(),
             shared: HashMap::new(),
         };
@@ -440,6 +463,7 @@ impl fmt::Display for Scope<'_> {
 /// Turns declared limits into prepared ones, once per shared name, collecting the fixed
 /// policies for the [`Limiter`].
 struct Preparer {
+    namespace: String,
     fixed: Vec<(String, Policy)>,
     shared: HashMap<String, (String, Arc<PreparedLimit>)>,
 }
@@ -465,7 +489,7 @@ impl Preparer {
         limit: Limit,
     ) -> Result<Arc<PreparedLimit>, ConfigError> {
         // The name headers show, and the limiter's name, which keeps scopes apart.
-        let (name, store_name) = match (&limit.shared, scope) {
+        let (name, unspaced) = match (&limit.shared, scope) {
             (Some(shared), _) => (shared.clone(), format!("shared:{shared}")),
             (None, Scope::Application) => numbered("application", index),
             (None, Scope::Default) => numbered("default", index),
@@ -474,6 +498,7 @@ impl Preparer {
                 (name.clone(), format!("route:{name}"))
             }
         };
+        let store_name = format!("{}{unspaced}", self.namespace);
         let description = format!("{limit:?}");
         if let Some((existing, prepared)) =
             self.shared.get(&name).filter(|_| limit.shared.is_some())

@@ -1,0 +1,145 @@
+//! `tollgate`: rate limiting as a service.
+//!
+//! ```text
+//! tollgate serve [--config FILE] [--listen ADDR] [--storage URI]
+//! tollgate check-config FILE
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tollgate_server::config::Config;
+use tollgate_server::proxy::proxy_app;
+use tollgate_server::server::{self, Settings};
+
+/// Rate limiting as a service: an HTTP check API, a reverse proxy and Envoy's rate limit
+/// service, over memory or Redis.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serves the check API (and the proxy and gRPC service if configured). SIGHUP reloads
+    /// the configuration; SIGTERM or Ctrl-C stops after requests in flight finish.
+    Serve {
+        /// The TOML configuration file; without one, the check API on 127.0.0.1:8080 in memory.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Where the check API listens (overrides [server] listen).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// The storage URI: memory://, redis://HOST:PORT/DB, redis+cluster://H1:P1,H2:P2
+        /// (overrides [server] storage).
+        #[arg(long, value_name = "URI")]
+        storage: Option<String>,
+    },
+    /// Checks a configuration file and prints the policies it defines.
+    CheckConfig {
+        /// The TOML configuration file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Serve {
+            config,
+            listen,
+            storage,
+        } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init();
+            let settings = Settings {
+                config,
+                listen,
+                storage,
+            };
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    eprintln!("tollgate: cannot start the runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("tollgate: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            // A reload already pending covers this one too.
+            let _ = reload_tx.try_send(());
+        }
+    });
+    let shutdown = async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    server::serve(settings, reload_rx, shutdown).await?;
+    Ok(())
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(config) => {
+            println!("{}: ok", file.display());
+            for (name, policy) in &config.policies {
+                println!("policy {name}: {policy}");
+            }
+            if let Some(proxy) = &config.proxy {
+                let headers = config.headers;
+                let store = tollgate::MemoryStore::new();
+                if let Err(err) = proxy_app(proxy, &config.policies, headers, store) {
+                    eprintln!("{}: proxy: {err}", file.display());
+                    return ExitCode::FAILURE;
+                }
+                println!("proxy {} -> {}", proxy.listen, proxy.upstream);
+                for route in &proxy.routes {
+                    match &route.policy {
+                        Some(policy) => println!("  route {} -> policy {policy}", route.path),
+                        None => println!("  route {} exempt", route.path),
+                    }
+                }
+            }
+            if let Some(envoy) = &config.envoy {
+                println!("envoy {}:", envoy.file());
+                for limit in envoy.limits() {
+                    println!("  {limit}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Three `tollgate serve` processes over one Redis let exactly the limit through, under
+//! concurrent load; a dead Redis is answered by the failure policy.
+
+#[path = "../../tollgate-redis/tests/support/mod.rs"]
+mod redis_support;
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redis_support::RedisServer;
+use support::{Tollgate, post, request, write_config};
+
+const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+
+[policies.shared]
+limits = "50/minute"
+
+[policies.bucket]
+limits = "10/minute"
+strategy = "token-bucket"
+"#;
+
+#[test]
+fn three_servers_share_one_count_under_load() {
+    let redis = RedisServer::start();
+    let path = write_config("tollgate.toml", CONFIG);
+    let args = [
+        "--config",
+        path.to_str().expect("utf-8"),
+        "--storage",
+        &redis.uri(),
+    ];
+    let servers: Vec<Tollgate> = (0..3).map(|_| Tollgate::serve(&args, &[])).collect();
+    let addrs: Arc<Vec<_>> = Arc::new(servers.iter().map(Tollgate::api).collect());
+    for (policy, limit) in [("shared", 50), ("bucket", 10)] {
+        let allowed = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..6)
+            .map(|t| {
+                let (addrs, allowed) = (Arc::clone(&addrs), Arc::clone(&allowed));
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        let addr = addrs[(t + i) % addrs.len()];
+                        let body = format!(r#"{{"policy": "{policy}", "key": "tenant-1"}}"#);
+                        let reply = post(addr, "/v1/check", &body);
+                        assert!([200, 429].contains(&reply.status), "{reply:?}");
+                        if reply.status == 200 {
+                            allowed.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("no thread panicked");
+        }
+        assert_eq!(
+            allowed.load(Ordering::SeqCst),
+            limit,
+            "{policy}: 150 tries over 3 servers"
+        );
+    }
+}
+
+#[test]
+fn dead_redis_follows_on_storage_error() {
+    let mut redis = RedisServer::start();
+    let mut servers = Vec::new();
+    for policy in ["deny", "allow", "fallback"] {
+        let config = format!("{CONFIG}\n").replace(
+            "[server]\n",
+            &format!("[server]\non_storage_error = \"{policy}\"\n"),
+        );
+        let path = write_config("tollgate.toml", &config);
+        let args = [
+            "--config",
+            path.to_str().expect("utf-8"),
+            "--storage",
+            &redis.uri(),
+        ];
+        servers.push((policy, Tollgate::serve(&args, &[])));
+    }
+    let health = request(servers[0].1.api(), "GET", "/healthz", &[], "");
+    assert_eq!(health.status, 200);
+    redis.kill();
+    let check = r#"{"policy": "bucket", "key": "k"}"#;
+    for (policy, server) in &servers {
+        let started = std::time::Instant::now();
+        let reply = post(server.api(), "/v1/check", check);
+        assert!(started.elapsed().as_secs() < 3, "{policy}: a bounded wait");
+        match *policy {
+            "deny" => {
+                assert_eq!(reply.status, 503, "{reply:?}");
+                assert!(
+                    reply.json()["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("storage"))
+                );
+            }
+            _ => assert_eq!(reply.status, 200, "{policy}: {reply:?}"),
+        }
+        let health = request(server.api(), "GET", "/healthz", &[], "");
+        assert_eq!(
+            health.status, 503,
+            "{policy}: healthz reports the dead storage"
+        );
+        let metrics = request(server.api(), "GET", "/metrics", &[], "");
+        assert!(
+            !metrics.body.contains("tollgate_storage_errors_total 0"),
+            "{}",
+            metrics.body
+        );
+        if *policy == "fallback" {
+            assert!(
+                metrics.body.contains("tollgate_storage_fallback 1"),
+                "{}",
+                metrics.body
+            );
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! What the end-to-end tests share: the `tollgate` binary as a process on ephemeral ports,
+//! and a minimal HTTP/1.1 client over a plain socket.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+/// A `tollgate serve` process, stopped with SIGTERM (then killed) when dropped.
+pub struct Tollgate {
+    child: Child,
+    /// Where each listener said it listens: ("check API", address), ...
+    pub listening: Vec<(String, SocketAddr)>,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Tollgate {
+    /// Runs `tollgate serve` with `args`, and waits until the check API listens (and the
+    /// listeners named in `also`).
+    pub fn serve(args: &[&str], also: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .arg("serve")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the tollgate binary runs");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut listening = Vec::new();
+        let wanted = 1 + also.len();
+        while listening.len() < wanted {
+            let mut line = String::new();
+            let read = stdout.read_line(&mut line).expect("read stdout");
+            assert!(
+                read > 0,
+                "tollgate exited before listening: {:?}",
+                child.wait()
+            );
+            if let Some((what, addr)) = line.trim().split_once(" listening on http://") {
+                listening.push((what.to_owned(), addr.parse().expect("an address")));
+            }
+        }
+        Self {
+            child,
+            listening,
+            _stdout: stdout,
+        }
+    }
+
+    /// The address the listener `what` bound.
+    pub fn addr(&self, what: &str) -> SocketAddr {
+        self.listening
+            .iter()
+            .find(|(name, _)| name == what)
+            .map(|(_, addr)| *addr)
+            .unwrap_or_else(|| panic!("no {what} listener in {:?}", self.listening))
+    }
+
+    /// The check API's address.
+    pub fn api(&self) -> SocketAddr {
+        self.addr("check API")
+    }
+
+    /// Sends `signal` (`HUP`, `TERM`).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Sends SIGTERM and waits (at most 10 s) for the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tollgate did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Tollgate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `tollgate check-config file`: (success, stdout, stderr).
+pub fn check_config(file: &Path) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("check-config")
+        .arg(file)
+        .output()
+        .expect("the tollgate binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Writes `text` to a fresh file called `name` in a directory of its own.
+pub fn write_config(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tollgate-server-test-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A response: status, headers (names lowercased) and body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    /// The first value of the header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|err| panic!("body is not JSON ({err}): {:?}", self.body))
+    }
+}
+
+/// Sends `method path` with `headers` and `body` to `addr` over a fresh connection.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("send head");
+    stream.write_all(body.as_bytes()).expect("send body");
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).expect("status line");
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("header line");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':').expect("header");
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let mut body = Vec::new();
+    reader.read_to_end(&mut body).expect("body");
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// `POST path` with a JSON `body`.
+pub fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
+    request(
+        addr,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        body,
+    )
+}

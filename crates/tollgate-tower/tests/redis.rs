@@ -1,0 +1,121 @@
+//! The layer over a real Redis: workers share one count, a deduct-when refund reaches Redis,
+//! and a dead Redis is answered by the failure policy.
+
+#[path = "../../tollgate-redis/tests/support/mod.rs"]
+mod redis_support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::StatusCode;
+use axum::routing::get;
+use redis_support::RedisServer;
+use tollgate::{Failover, FailurePolicy, Store};
+use tollgate_redis::RedisStore;
+use tollgate_tower::{Limit, RateLimiter};
+use tower::ServiceExt;
+
+/// A worker: its own connection to Redis, its own limiter, the same declared limits.
+async fn worker(uri: &str) -> Router {
+    let store = RedisStore::connect(uri).await.expect("redis is up");
+    app(store)
+}
+
+fn app(store: impl Store) -> Router {
+    let limiter = RateLimiter::builder()
+        .store(store)
+        .route("/a", "3/minute")
+        .route(
+            "/login",
+            Limit::new("2/minute").deduct_when(|r| r.status == StatusCode::UNAUTHORIZED),
+        )
+        .build()
+        .expect("valid");
+    Router::new()
+        .route("/a", get(|| async { "a" }))
+        .route(
+            "/login",
+            get(|request: Request| async move {
+                match request.uri().query() {
+                    Some("ok") => StatusCode::OK,
+                    _ => StatusCode::UNAUTHORIZED,
+                }
+            }),
+        )
+        .layer(limiter.layer())
+}
+
+async fn status(app: &Router, path: &str) -> u16 {
+    let mut request = Request::builder()
+        .uri(path)
+        .body(Body::empty())
+        .expect("valid request");
+    let peer: SocketAddr = "203.0.113.7:4000".parse().expect("address");
+    request.extensions_mut().insert(ConnectInfo(peer));
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    response.status().as_u16()
+}
+
+#[tokio::test]
+async fn four_workers_share_one_count() {
+    let redis = RedisServer::start();
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        workers.push(worker(&redis.uri()).await);
+    }
+    let mut codes = Vec::new();
+    for round in 0..3 {
+        for worker in &workers {
+            codes.push((round, status(worker, "/a").await));
+        }
+    }
+    let allowed = codes.iter().filter(|(_, code)| *code == 200).count();
+    assert_eq!(allowed, 3, "{codes:?}");
+    assert!(codes.iter().all(|(_, code)| [200, 429].contains(code)));
+}
+
+#[tokio::test]
+async fn deduct_when_gives_back_in_redis() {
+    let redis = RedisServer::start();
+    let (one, two) = (worker(&redis.uri()).await, worker(&redis.uri()).await);
+    for _ in 0..4 {
+        assert_eq!(status(&one, "/login?ok").await, 200);
+        assert_eq!(status(&two, "/login?ok").await, 200);
+    }
+    assert_eq!(status(&one, "/login").await, 401);
+    assert_eq!(status(&two, "/login").await, 401);
+    assert_eq!(status(&one, "/login?ok").await, 429);
+}
+
+#[tokio::test]
+async fn dead_redis_is_answered_by_the_failure_policy() {
+    let mut redis = RedisServer::start();
+    let connect = || async {
+        RedisStore::connect(&redis.uri())
+            .await
+            .expect("redis is up")
+            .with_timeout(Duration::from_millis(100))
+    };
+    let deny = app(connect().await);
+    let fallback = app(Failover::new(connect().await, FailurePolicy::Fallback));
+    assert_eq!(status(&deny, "/a").await, 200);
+    redis.kill();
+    let started = std::time::Instant::now();
+    assert_eq!(status(&deny, "/a").await, 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered in bounded time"
+    );
+    // Fallback counts in memory meanwhile: the limit still holds.
+    let codes: Vec<u16> = {
+        let mut codes = Vec::new();
+        for _ in 0..4 {
+            codes.push(status(&fallback, "/a").await);
+        }
+        codes
+    };
+    assert_eq!(codes, [200, 200, 200, 429]);
+}
