@@ -57,9 +57,3 @@ mod uri;
 
 pub use store::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, MAX_AMOUNT, RedisPolicy, RedisStore, redacted};
 pub use uri::{AnyPolicy, AnyStore, UriError};
-
-/// The workspace README's examples, compiled and run as doctests (here, where both crates
-/// are at hand).
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeDoctests;

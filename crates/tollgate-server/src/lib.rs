@@ -19,3 +19,9 @@ pub mod envoy;
 pub mod metrics;
 pub mod proxy;
 pub mod server;
+
+/// The workspace README's examples, compiled and run as doctests (here, where every crate is
+/// at hand).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -1,8 +1,6 @@
 //! Envoy's rate limit service end to end: a tonic server on `127.0.0.1:0` and a client built
 //! from Envoy's proto (envoy-types), plus the descriptor configuration's errors.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,9 +15,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::R
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use envoy_types::pb::google::protobuf::UInt64Value;
 use tokio::net::TcpListener;
-use tollgate::{
-    Decision, ManualClock, MemoryPolicy, MemoryStore, Policy, Store, StoreError, Timestamp,
-};
+use tollgate::{FlakyStore, ManualClock, MemoryStore, Store};
 use tollgate_server::envoy::{EnvoyConfig, EnvoyConfigError, EnvoyRateLimiter, Unit, Verdict};
 use tonic::transport::Channel;
 use tonic::transport::server::TcpIncoming;
@@ -666,57 +662,9 @@ async fn malformed_requests_are_invalid_arguments() {
 // ---------------------------------------------------------------------------------------------
 // A failing store
 
-/// A memory store that fails while `down` is set.
-#[derive(Debug, Clone, Default)]
-struct Flaky {
-    store: Arc<MemoryStore>,
-    down: Arc<AtomicBool>,
-}
-
-impl Store for Flaky {
-    type Prepared = MemoryPolicy;
-
-    fn prepare(&self, name: &str, policy: &Policy) -> MemoryPolicy {
-        self.store.prepare(name, policy)
-    }
-
-    fn hit<'a>(
-        &'a self,
-        policy: &'a MemoryPolicy,
-        key: &[u8],
-        now: Timestamp,
-        cost: u64,
-    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
-        std::future::ready(if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::unavailable("connection refused"))
-        } else {
-            Ok(self.store.hit_now(policy, key, now, cost))
-        })
-    }
-
-    fn refund<'a>(
-        &'a self,
-        policy: &'a MemoryPolicy,
-        key: &[u8],
-        now: Timestamp,
-        cost: u64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a> {
-        std::future::ready(if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::unavailable("connection refused"))
-        } else {
-            self.store.refund_now(policy, key, now, cost);
-            Ok(())
-        })
-    }
-
-    async fn reset(&self, policy: &MemoryPolicy, key: &[u8]) -> Result<(), StoreError> {
-        self.store.reset(policy, key).await
-    }
-}
-
 #[tokio::test]
 async fn a_failing_store_is_unavailable_so_failure_mode_deny_decides() {
-    let flaky = Flaky::default();
+    let flaky = FlakyStore::new();
     let (mut client, _, observed) = start_on(flaky.clone(), HUNDRED).await;
     let alice = || request("edge", vec![descriptor(&[("user", "alice")])]);
     assert_eq!(
@@ -724,14 +672,14 @@ async fn a_failing_store_is_unavailable_so_failure_mode_deny_decides() {
         9
     );
 
-    flaky.down.store(true, Ordering::SeqCst);
+    flaky.set_down(true);
     let err = client
         .should_rate_limit(alice())
         .await
         .expect_err("store down");
     assert_eq!(err.code(), tonic::Code::Unavailable);
     assert!(
-        err.message().contains("connection refused"),
+        err.message().contains("flaky store is down"),
         "{}",
         err.message()
     );
@@ -743,7 +691,7 @@ async fn a_failing_store_is_unavailable_so_failure_mode_deny_decides() {
     .await;
     assert_eq!(response.overall_code, OK);
 
-    flaky.down.store(false, Ordering::SeqCst);
+    flaky.set_down(false);
     assert_eq!(
         ask(&mut client, alice()).await.statuses[0].limit_remaining,
         8

@@ -107,7 +107,9 @@ fn get(server: &Tollgate, path: &str, client: &str, headers: &[(&str, &str)]) ->
 }
 
 fn statuses(server: &Tollgate, path: &str, client: &str, n: usize) -> Vec<u16> {
-    (0..n).map(|_| get(server, path, client, &[]).status).collect()
+    (0..n)
+        .map(|_| get(server, path, client, &[]).status)
+        .collect()
 }
 
 #[test]
@@ -121,7 +123,10 @@ fn fixed_window_three_per_minute() {
     for _ in 0..2 {
         let reply = get(&server, "/ping", "203.0.113.1", &[]);
         assert_eq!(reply.status, 429);
-        let wait: u64 = reply.header("retry-after").and_then(|v| v.parse().ok()).expect("Retry-After");
+        let wait: u64 = reply
+            .header("retry-after")
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
         assert!((1..=60).contains(&wait));
     }
 }
@@ -129,7 +134,10 @@ fn fixed_window_three_per_minute() {
 #[test]
 fn token_bucket_of_two_refilled_each_second() {
     let server = proxy(upstream());
-    assert_eq!(statuses(&server, "/bucket", "203.0.113.2", 4), [200, 200, 429, 429]);
+    assert_eq!(
+        statuses(&server, "/bucket", "203.0.113.2", 4),
+        [200, 200, 429, 429]
+    );
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(statuses(&server, "/bucket", "203.0.113.2", 1), [200]);
 }
@@ -138,26 +146,47 @@ fn token_bucket_of_two_refilled_each_second() {
 fn per_user_with_ip_fallback() {
     let server = proxy(upstream());
     let alice = [("X-User-Id", "alice")];
-    let codes: Vec<u16> = (0..4).map(|_| get(&server, "/user", "203.0.113.3", &alice).status).collect();
+    let codes: Vec<u16> = (0..4)
+        .map(|_| get(&server, "/user", "203.0.113.3", &alice).status)
+        .collect();
     assert_eq!(codes, [200, 200, 200, 429]);
-    assert_eq!(get(&server, "/user", "203.0.113.3", &[("X-User-Id", "bob")]).status, 200);
+    assert_eq!(
+        get(&server, "/user", "203.0.113.3", &[("X-User-Id", "bob")]).status,
+        200
+    );
 }
 
 #[test]
 fn two_routes_and_an_exempt_health_check() {
     let server = proxy(upstream());
-    assert_eq!(statuses(&server, "/search", "203.0.113.4", 3), [200, 200, 429]);
+    assert_eq!(
+        statuses(&server, "/search", "203.0.113.4", 3),
+        [200, 200, 429]
+    );
     assert_eq!(statuses(&server, "/report", "203.0.113.4", 2), [200, 429]);
-    assert!(statuses(&server, "/health", "203.0.113.4", 20).iter().all(|&s| s == 200));
+    assert!(
+        statuses(&server, "/health", "203.0.113.4", 20)
+            .iter()
+            .all(|&s| s == 200)
+    );
     // POST /search is outside the route's methods: it meets the default policy.
-    let post = request(server.addr("proxy"), "POST", "/search", &[("X-Forwarded-For", "203.0.113.4")], "");
+    let post = request(
+        server.addr("proxy"),
+        "POST",
+        "/search",
+        &[("X-Forwarded-For", "203.0.113.4")],
+        "",
+    );
     assert_eq!(post.status, 200);
 }
 
 #[test]
 fn clients_behind_the_trusted_proxy_are_limited_apart() {
     let server = proxy(upstream());
-    assert_eq!(statuses(&server, "/ping", "198.51.100.1", 4), [200, 200, 200, 429]);
+    assert_eq!(
+        statuses(&server, "/ping", "198.51.100.1", 4),
+        [200, 200, 200, 429]
+    );
     assert_eq!(statuses(&server, "/ping", "198.51.100.2", 1), [200]);
 }
 
@@ -169,7 +198,11 @@ fn unreachable_upstream_is_a_502() {
     let server = proxy(addr);
     let reply = get(&server, "/ping", "203.0.113.9", &[]);
     assert_eq!(reply.status, 502);
-    assert!(reply.body.contains("upstream unreachable"), "{}", reply.body);
+    assert!(
+        reply.body.contains("upstream unreachable"),
+        "{}",
+        reply.body
+    );
 }
 
 #[test]

@@ -309,3 +309,17 @@ fn check_config_prints_policies_or_says_where_the_mistake_is() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_readme_config_is_valid() {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("```toml\n")
+        .expect("a TOML block in the README")
+        + "```toml\n".len();
+    let end = start + readme[start..].find("```").expect("the block's end");
+    let config = tollgate_server::config::Config::parse(&readme[start..end], "README.md")
+        .expect("the README's configuration is valid");
+    assert!(config.policies.contains_key("login"));
+    assert!(config.proxy.is_some() && config.envoy_config.is_some());
+}

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,10 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use tollgate::{
-    Decision, Failover, FailurePolicy, ManualClock, MemoryPolicy, MemoryStore, Policy, Store,
-    StoreError, Strategy, Timestamp,
-};
+use tollgate::{Failover, FailurePolicy, FlakyStore, ManualClock, MemoryStore, Store, Strategy};
 use tollgate_tower::key::{self, KeyExtractor, RequestKey};
 use tollgate_tower::{
     Breach, Builder, ClientIp, ConfigError, HeaderStyle, Limit, PeerAddr, ProxyHeader, RateLimiter,
@@ -947,57 +944,9 @@ async fn futures_poll_once<F: Future>(future: F) -> Option<F::Output> {
     .await
 }
 
-/// A memory store that fails while `down` is set.
-#[derive(Debug, Clone, Default)]
-struct Flaky {
-    store: MemoryStore,
-    down: Arc<AtomicBool>,
-}
-
-impl Store for Flaky {
-    type Prepared = MemoryPolicy;
-
-    fn prepare(&self, name: &str, policy: &Policy) -> MemoryPolicy {
-        self.store.prepare(name, policy)
-    }
-
-    fn hit<'a>(
-        &'a self,
-        policy: &'a MemoryPolicy,
-        key: &[u8],
-        now: Timestamp,
-        cost: u64,
-    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
-        std::future::ready(if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::unavailable("flaky store is down"))
-        } else {
-            Ok(self.store.hit_now(policy, key, now, cost))
-        })
-    }
-
-    fn refund<'a>(
-        &'a self,
-        policy: &'a MemoryPolicy,
-        key: &[u8],
-        now: Timestamp,
-        cost: u64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a> {
-        std::future::ready(if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::unavailable("flaky store is down"))
-        } else {
-            self.store.refund_now(policy, key, now, cost);
-            Ok(())
-        })
-    }
-
-    async fn reset(&self, policy: &MemoryPolicy, key: &[u8]) -> Result<(), StoreError> {
-        self.store.reset(policy, key).await
-    }
-}
-
 async fn with_failing_store(policy: Option<FailurePolicy>) -> (Vec<u16>, Vec<u16>, Vec<u16>) {
     let clock = ManualClock::new();
-    let flaky = Flaky::default();
+    let flaky = FlakyStore::new();
     let builder = builder(&clock).route("/a", "2/minute");
     let app = match policy {
         Some(policy) => routes(
@@ -1009,10 +958,10 @@ async fn with_failing_store(policy: Option<FailurePolicy>) -> (Vec<u16>, Vec<u16
         None => routes(&builder.store(flaky.clone()).build().expect("valid")),
     };
     let before = statuses(&app, "/a", ALICE, 1).await;
-    flaky.down.store(true, Ordering::SeqCst);
+    flaky.set_down(true);
     let during = statuses(&app, "/a", ALICE, 3).await;
-    flaky.down.store(false, Ordering::SeqCst);
-    clock.advance(Failover::<Flaky>::PROBE_INTERVAL);
+    flaky.set_down(false);
+    clock.advance(Failover::<FlakyStore>::PROBE_INTERVAL);
     let after = statuses(&app, "/a", ALICE, 2).await;
     (before, during, after)
 }
@@ -1043,8 +992,8 @@ async fn store_failure_policies() {
 #[tokio::test]
 async fn store_failure_answer_is_a_503_with_a_body() {
     let clock = ManualClock::new();
-    let flaky = Flaky::default();
-    flaky.down.store(true, Ordering::SeqCst);
+    let flaky = FlakyStore::new();
+    flaky.set_down(true);
     let limiter = builder(&clock)
         .store(flaky)
         .route("/a", "2/minute")

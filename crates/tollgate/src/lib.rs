@@ -51,6 +51,7 @@
 mod clock;
 mod decision;
 mod failover;
+mod flaky;
 mod key;
 mod limiter;
 mod memory;
@@ -63,6 +64,7 @@ pub mod strategy;
 pub use clock::{Clock, ManualClock, MonotonicClock, SystemClock, Timestamp};
 pub use decision::Decision;
 pub use failover::{Failover, FailurePolicy, PreparedFailover};
+pub use flaky::FlakyStore;
 pub use key::{Key, KeyBytes};
 pub use limiter::{Error, Limiter, MAX_INLINE_POLICIES, NamedPolicy};
 pub use memory::{DEFAULT_MAX_KEYS, MemoryPolicy, MemoryStats, MemoryStore};

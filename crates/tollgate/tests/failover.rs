@@ -1,68 +1,14 @@
 //! The failure policies against a store that fails on command.
 
-use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_executor::block_on;
 use tollgate::{
-    Decision, Error, Failover, FailurePolicy, Limiter, ManualClock, MemoryPolicy, MemoryStore,
-    Policy, Rate, Store, StoreError, Timestamp,
+    Decision, Error, Failover, FailurePolicy, FlakyStore, Limiter, ManualClock, Policy, Rate,
 };
 
-/// A memory store that fails while `down` is set, and counts the hits it served.
-#[derive(Debug, Clone, Default)]
-struct Flaky {
-    store: MemoryStore,
-    down: Arc<AtomicBool>,
-    served: Arc<AtomicU64>,
-}
-
-impl Store for Flaky {
-    type Prepared = MemoryPolicy;
-
-    fn prepare(&self, name: &str, policy: &Policy) -> MemoryPolicy {
-        self.store.prepare(name, policy)
-    }
-
-    fn hit<'a>(
-        &'a self,
-        policy: &'a MemoryPolicy,
-        key: &[u8],
-        now: Timestamp,
-        cost: u64,
-    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
-        std::future::ready(if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::timeout("flaky store is down"))
-        } else {
-            self.served.fetch_add(1, Ordering::SeqCst);
-            Ok(self.store.hit_now(policy, key, now, cost))
-        })
-    }
-
-    fn refund<'a>(
-        &'a self,
-        policy: &'a MemoryPolicy,
-        key: &[u8],
-        now: Timestamp,
-        cost: u64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a> {
-        std::future::ready(if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::timeout("flaky store is down"))
-        } else {
-            self.store.refund_now(policy, key, now, cost);
-            Ok(())
-        })
-    }
-
-    async fn reset(&self, policy: &MemoryPolicy, key: &[u8]) -> Result<(), StoreError> {
-        self.store.reset(policy, key).await
-    }
-}
-
-fn limiter(policy: FailurePolicy) -> (Limiter<Failover<Flaky>>, Flaky, ManualClock) {
-    let flaky = Flaky::default();
+fn limiter(policy: FailurePolicy) -> (Limiter<Failover<FlakyStore>>, FlakyStore, ManualClock) {
+    let flaky = FlakyStore::new();
     let clock = ManualClock::new();
     let limiter = Limiter::new(Failover::new(flaky.clone(), policy))
         .with_clock(clock.clone())
@@ -70,18 +16,18 @@ fn limiter(policy: FailurePolicy) -> (Limiter<Failover<Flaky>>, Flaky, ManualClo
     (limiter, flaky, clock)
 }
 
-fn hit(limiter: &Limiter<Failover<Flaky>>) -> Result<Decision, Error> {
+fn hit(limiter: &Limiter<Failover<FlakyStore>>) -> Result<Decision, Error> {
     block_on(limiter.hit("p", "k"))
 }
 
-fn refund(limiter: &Limiter<Failover<Flaky>>) -> Result<(), Error> {
+fn refund(limiter: &Limiter<Failover<FlakyStore>>) -> Result<(), Error> {
     block_on(limiter.refund("p", "k", 1))
 }
 
 #[test]
 fn allow_fails_open_and_counts_errors() {
     let (limiter, flaky, _clock) = limiter(FailurePolicy::Allow);
-    flaky.down.store(true, Ordering::SeqCst);
+    flaky.set_down(true);
     for _ in 0..5 {
         let d = hit(&limiter).expect("answer");
         assert!(d.allowed());
@@ -93,7 +39,7 @@ fn allow_fails_open_and_counts_errors() {
         assert_eq!(d.window(), Duration::from_secs(3600));
     }
     assert_eq!(limiter.store().errors(), 5);
-    flaky.down.store(false, Ordering::SeqCst);
+    flaky.set_down(false);
     assert!(hit(&limiter).expect("answer").allowed());
     assert!(hit(&limiter).expect("answer").allowed());
     assert!(!hit(&limiter).expect("answer").allowed(), "counted again");
@@ -102,7 +48,7 @@ fn allow_fails_open_and_counts_errors() {
 #[test]
 fn deny_returns_the_store_error() {
     let (limiter, flaky, _clock) = limiter(FailurePolicy::Deny);
-    flaky.down.store(true, Ordering::SeqCst);
+    flaky.set_down(true);
     let err = hit(&limiter).expect_err("store down");
     assert!(matches!(&err, Error::Store(e) if e.is_timeout()), "{err}");
     assert_eq!(err.to_string(), "store timed out: flaky store is down");
@@ -111,7 +57,7 @@ fn deny_returns_the_store_error() {
 #[test]
 fn fallback_counts_locally_then_switches_back_after_a_probe() {
     let (limiter, flaky, clock) = limiter(FailurePolicy::Fallback);
-    flaky.down.store(true, Ordering::SeqCst);
+    flaky.set_down(true);
     assert!(hit(&limiter).expect("answer").allowed());
     assert!(limiter.store().is_falling_back());
     assert!(hit(&limiter).expect("answer").allowed());
@@ -120,20 +66,20 @@ fn fallback_counts_locally_then_switches_back_after_a_probe() {
         "the fallback counts"
     );
     // The store comes back; hits stay local until the next probe is due.
-    flaky.down.store(false, Ordering::SeqCst);
-    let served = flaky.served.load(Ordering::SeqCst);
-    clock.advance(Failover::<Flaky>::PROBE_INTERVAL / 2);
+    flaky.set_down(false);
+    let served = flaky.served();
+    clock.advance(Failover::<FlakyStore>::PROBE_INTERVAL / 2);
     hit(&limiter).expect("answer");
-    assert_eq!(flaky.served.load(Ordering::SeqCst), served);
-    clock.advance(Failover::<Flaky>::PROBE_INTERVAL);
+    assert_eq!(flaky.served(), served);
+    clock.advance(Failover::<FlakyStore>::PROBE_INTERVAL);
     assert!(
         hit(&limiter).expect("answer").allowed(),
         "the store's own count"
     );
     assert!(!limiter.store().is_falling_back());
-    assert_eq!(flaky.served.load(Ordering::SeqCst), served + 1);
+    assert_eq!(flaky.served(), served + 1);
     // A store that fails again sends hits back to memory at once.
-    flaky.down.store(true, Ordering::SeqCst);
+    flaky.set_down(true);
     clock.advance(Duration::from_secs(1));
     assert!(
         !hit(&limiter).expect("answer").allowed(),
@@ -143,8 +89,8 @@ fn fallback_counts_locally_then_switches_back_after_a_probe() {
 
 #[test]
 fn failing_open_reports_the_tightest_rate_and_keeps_kill_switches() {
-    let flaky = Flaky::default();
-    flaky.down.store(true, Ordering::SeqCst);
+    let flaky = FlakyStore::new();
+    flaky.set_down(true);
     let limiter = Limiter::new(Failover::new(flaky, FailurePolicy::Allow))
         .with_policy(
             "two",
@@ -190,10 +136,10 @@ fn a_failed_refund_is_counted_and_swallowed_failing_open() {
     let (limiter, flaky, _clock) = limiter(FailurePolicy::Allow);
     hit(&limiter).expect("answer");
     hit(&limiter).expect("answer");
-    flaky.down.store(true, Ordering::SeqCst);
+    flaky.set_down(true);
     refund(&limiter).expect("swallowed");
     assert_eq!(limiter.store().errors(), 1);
-    flaky.down.store(false, Ordering::SeqCst);
+    flaky.set_down(false);
     assert!(
         !hit(&limiter).expect("answer").allowed(),
         "the refund was lost, not applied later"
@@ -204,7 +150,7 @@ fn a_failed_refund_is_counted_and_swallowed_failing_open() {
 fn a_failed_refund_is_returned_failing_closed() {
     let (limiter, flaky, _clock) = limiter(FailurePolicy::Deny);
     hit(&limiter).expect("answer");
-    flaky.down.store(true, Ordering::SeqCst);
+    flaky.set_down(true);
     let err = refund(&limiter).expect_err("store down");
     assert!(matches!(&err, Error::Store(e) if e.is_timeout()), "{err}");
     assert_eq!(limiter.store().errors(), 1);
@@ -216,7 +162,7 @@ fn falling_back_refunds_in_memory_where_the_hits_went() {
     // A hit charged to the store, then the store fails as the refund comes: the refund is
     // swallowed, and the failure sends later hits to memory.
     hit(&limiter).expect("answer");
-    flaky.down.store(true, Ordering::SeqCst);
+    flaky.set_down(true);
     refund(&limiter).expect("swallowed");
     assert_eq!(limiter.store().errors(), 1);
     assert!(limiter.store().is_falling_back());
@@ -230,15 +176,15 @@ fn falling_back_refunds_in_memory_where_the_hits_went() {
         "memory gave it back"
     );
     assert!(!hit(&limiter).expect("answer").allowed());
-    flaky.down.store(false, Ordering::SeqCst);
-    let served = flaky.served.load(Ordering::SeqCst);
-    clock.advance(Failover::<Flaky>::PROBE_INTERVAL * 2);
+    flaky.set_down(false);
+    let served = flaky.served();
+    clock.advance(Failover::<FlakyStore>::PROBE_INTERVAL * 2);
     refund(&limiter).expect("refunded in memory");
     assert!(
         limiter.store().is_falling_back(),
         "a refund does not probe the store"
     );
-    assert_eq!(flaky.served.load(Ordering::SeqCst), served);
+    assert_eq!(flaky.served(), served);
     // The next hit probes; the store answers with its own count (the first hit: 1 of 2).
     assert!(hit(&limiter).expect("answer").allowed());
     assert!(!limiter.store().is_falling_back());
