@@ -216,3 +216,13 @@ fn sigterm_lets_a_request_in_flight_finish() {
     assert_eq!((reply.status, reply.body.as_str()), (200, "slow pong"));
     assert!(status.success());
 }
+
+#[test]
+fn encoded_or_dotted_paths_meet_the_route_they_name() {
+    let server = proxy(upstream());
+    let client = "203.0.113.10";
+    for path in ["/ping", "/p%69ng", "/x/../ping"] {
+        assert_eq!(get(&server, path, client, &[]).status, 200, "{path}");
+    }
+    assert_eq!(get(&server, "//ping", client, &[]).status, 429);
+}
