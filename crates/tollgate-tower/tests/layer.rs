@@ -1014,3 +1014,29 @@ fn request_key_extractor_trait_objects_compose() {
     let (parts, _) = http::Request::new(()).into_parts();
     assert_eq!(extractor.extract(&parts), Some(RequestKey::from("c")));
 }
+
+#[tokio::test]
+async fn route_layer_and_handler_layer() {
+    use axum::handler::Handler;
+
+    let clock = ManualClock::new();
+    let limiter = builder(&clock)
+        .route("/a", "1/minute")
+        .route("/b", "1/minute")
+        .route("/items/{id}", "1/minute")
+        .build()
+        .expect("valid");
+    let app = Router::new()
+        .route("/items/{id}", get(|| async { "item" }))
+        .route("/free", get(|| async { "free" }))
+        // On the routes added so far (not on the 404 fallback).
+        .route_layer(limiter.layer())
+        // On one method router.
+        .route("/a", get(|| async { "a" }).route_layer(limiter.layer()))
+        // On one handler.
+        .route("/b", get((|| async { "b" }).layer(limiter.layer())));
+    assert_eq!(statuses(&app, "/a", ALICE, 2).await, [200, 429]);
+    assert_eq!(statuses(&app, "/b", ALICE, 2).await, [200, 429]);
+    assert_eq!(statuses(&app, "/items/7", ALICE, 2).await, [200, 429]);
+    assert_eq!(statuses(&app, "/free", ALICE, 3).await, [200; 3]);
+}
