@@ -74,6 +74,39 @@ pub(crate) fn too_many_requests(breach: &Breach) -> Response<Body> {
     response
 }
 
+/// A rejection for gRPC services (tonic): a trailers-only gRPC response with status
+/// `RESOURCE_EXHAUSTED` (8), a `grpc-message` saying when to retry, and `Retry-After`.
+///
+/// gRPC clients read the status from `grpc-status`, not from the HTTP status, which is 200.
+///
+/// ```
+/// use tollgate_tower::{RateLimiter, grpc_rejection};
+///
+/// let limiter = RateLimiter::builder()
+///     .route("/helloworld.Greeter/SayHello", "10/minute")
+///     .rejection(grpc_rejection)
+///     .build()?;
+/// // tonic::transport::Server::builder().layer(limiter.layer()).add_service(...)
+/// # Ok::<(), tollgate_tower::ConfigError>(())
+/// ```
+pub fn grpc_rejection(breach: &Breach) -> Response<Body> {
+    let retry_after = breach.retry_after_secs();
+    let mut response = Response::new(Body::empty());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("grpc-status", HeaderValue::from_static("8"));
+    headers.insert(
+        "grpc-message",
+        HeaderValue::from_str(&format!("rate limit exceeded; retry after {retry_after} s"))
+            .unwrap_or_else(|_| HeaderValue::from_static("rate limit exceeded")),
+    );
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
+}
+
 /// A response with a JSON body `{"error": message}`, the message escaped.
 pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
     let mut escaped = String::with_capacity(message.len());

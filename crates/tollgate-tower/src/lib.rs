@@ -55,7 +55,7 @@ mod limit;
 mod limiter;
 mod rate_limit;
 
-pub use breach::Breach;
+pub use breach::{Breach, grpc_rejection};
 pub use client_ip::{ClientIp, InvalidProxy, PeerAddr, ProxyHeader, TrustedProxies};
 pub use headers::{HeaderStyle, retry_after_secs};
 pub use limit::Limit;

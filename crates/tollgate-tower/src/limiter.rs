@@ -24,6 +24,7 @@ use crate::{ClientIp, RateLimitLayer};
 type Predicate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
 type BreachFn = Arc<dyn Fn(&Parts, &Breach) + Send + Sync>;
 type RejectionFn = Arc<dyn Fn(&Breach) -> Response<Body> + Send + Sync>;
+type PeerFn = Arc<dyn Fn(&http::Extensions) -> Option<std::net::IpAddr> + Send + Sync>;
 
 /// Declared limits prepared over a store: build one with [`RateLimiter::builder`], then put
 /// [`RateLimiter::layer`] in front of a router or service. Cloning is cheap and shares the
@@ -110,6 +111,7 @@ impl RateLimiter<MemoryStore> {
             exempt_when: Vec::new(),
             on_breach: None,
             rejection: Arc::new(breach::too_many_requests),
+            peer: Arc::new(client_ip::peer_addr),
             namespace: String::new(),
             errors: Vec::new(),
         }
@@ -150,6 +152,7 @@ pub struct Builder<S: Store> {
     exempt_when: Vec<Predicate>,
     on_breach: Option<BreachFn>,
     rejection: RejectionFn,
+    peer: PeerFn,
     namespace: String,
     errors: Vec<ConfigError>,
 }
@@ -197,6 +200,7 @@ impl<S: Store> Builder<S> {
             exempt_when: self.exempt_when,
             on_breach: self.on_breach,
             rejection: self.rejection,
+            peer: self.peer,
             namespace: self.namespace,
             errors: self.errors,
         }
@@ -257,6 +261,32 @@ impl<S: Store> Builder<S> {
             Ok(proxies) => self.proxies = proxies.with_header(self.proxies.header()),
             Err(err) => self.errors.push(ConfigError::Proxy(err)),
         }
+        self
+    }
+
+    /// Finds the peer address with `peer` instead of in axum's `ConnectInfo<SocketAddr>`, a
+    /// [`crate::PeerAddr`] or a `SocketAddr`: for servers that record it under a type of their
+    /// own, such as tonic's `TcpConnectInfo`.
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use tollgate_tower::RateLimiter;
+    ///
+    /// /// What some server puts in each request's extensions.
+    /// #[derive(Clone)]
+    /// struct Remote(IpAddr);
+    ///
+    /// let limiter = RateLimiter::builder()
+    ///     .peer_addr_from(|extensions| extensions.get::<Remote>().map(|remote| remote.0))
+    ///     .default_limit("10/second")
+    ///     .build()?;
+    /// # Ok::<(), tollgate_tower::ConfigError>(())
+    /// ```
+    pub fn peer_addr_from<F>(mut self, peer: F) -> Self
+    where
+        F: Fn(&http::Extensions) -> Option<std::net::IpAddr> + Send + Sync + 'static,
+    {
+        self.peer = Arc::new(peer);
         self
     }
 
@@ -387,6 +417,7 @@ impl<S: Store> Builder<S> {
                 exempt_when: self.exempt_when,
                 on_breach: self.on_breach,
                 rejection: self.rejection,
+                peer: self.peer,
             }),
         })
     }
@@ -590,6 +621,7 @@ pub(crate) struct Shared<S: Store> {
     exempt_when: Vec<Predicate>,
     on_breach: Option<BreachFn>,
     rejection: RejectionFn,
+    peer: PeerFn,
 }
 
 /// A declared limit, ready to check requests.
@@ -700,7 +732,7 @@ impl<S: Store> Shared<S> {
         if self.application.is_empty() && meets.is_empty() {
             return Verdict::Exempt;
         }
-        if let Some(peer) = client_ip::peer_addr(&parts.extensions) {
+        if let Some(peer) = (self.peer)(&parts.extensions) {
             let client = self.proxies.resolve(peer, &parts.headers);
             parts.extensions.insert(ClientIp(client));
         }
