@@ -6,7 +6,12 @@ use std::time::Duration;
 
 use support::{get, start_example};
 
-fn statuses(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)], n: usize) -> Vec<u16> {
+fn statuses(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    n: usize,
+) -> Vec<u16> {
     (0..n).map(|_| get(addr, path, headers).status).collect()
 }
 
@@ -28,7 +33,10 @@ fn lesson_fixed_window_allows_three_per_minute() {
         let reply = get(server.addr, "/ping", &[]);
         assert_eq!(reply.status, 429);
         assert!((1..=60).contains(&retry_after(&reply)), "{reply:?}");
-        assert!(reply.body.contains(r#""error":"rate limit exceeded""#), "{reply:?}");
+        assert!(
+            reply.body.contains(r#""error":"rate limit exceeded""#),
+            "{reply:?}"
+        );
     }
 }
 
@@ -50,7 +58,10 @@ fn lesson_per_user_counts_users_apart() {
     let denied = get(server.addr, "/ping", &alice);
     assert_eq!(denied.status, 429);
     assert!(retry_after(&denied) >= 1);
-    assert_eq!(get(server.addr, "/ping", &[("X-User-Id", "bob")]).status, 200);
+    assert_eq!(
+        get(server.addr, "/ping", &[("X-User-Id", "bob")]).status,
+        200
+    );
     // Without the header, the client IP is the key: its own count.
     assert_eq!(statuses(server.addr, "/ping", &[], 3), [200, 200, 200]);
     assert_eq!(get(server.addr, "/ping", &[]).status, 429);
@@ -61,7 +72,11 @@ fn lesson_two_routes_limits_each_route_and_exempts_health() {
     let server = start_example("lesson_two_routes");
     assert_eq!(statuses(server.addr, "/search", &[], 3), [200, 200, 429]);
     assert_eq!(statuses(server.addr, "/report", &[], 2), [200, 429]);
-    assert!(statuses(server.addr, "/health", &[], 20).iter().all(|&s| s == 200));
+    assert!(
+        statuses(server.addr, "/health", &[], 20)
+            .iter()
+            .all(|&s| s == 200)
+    );
 }
 
 #[test]
@@ -70,7 +85,10 @@ fn behind_proxy_limits_the_forwarded_client() {
     let server = start_example("behind_proxy");
     let client = [("X-Forwarded-For", "203.0.113.7")];
     let first = get(server.addr, "/ping", &client);
-    assert_eq!((first.status, first.body.as_str()), (200, "pong from 203.0.113.7"));
+    assert_eq!(
+        (first.status, first.body.as_str()),
+        (200, "pong from 203.0.113.7")
+    );
     assert_eq!(statuses(server.addr, "/ping", &client, 2), [200, 429]);
     // Another client behind the same proxy has its own count.
     let other = [("X-Forwarded-For", "198.51.100.9")];

@@ -4,10 +4,13 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -40,20 +43,42 @@ impl Drop for Process {
     }
 }
 
-/// Runs the example `name` with a free listen address as its argument, and waits until it
-/// accepts connections.
+/// Runs the example `name` listening on `127.0.0.1:0`, and waits (at most 10 s) until it
+/// prints the address it listens on (`listening on http://ADDR`).
+///
+/// The example binds the port itself, so no other process can take it between choosing and
+/// binding it (as with a port from [`free_port`], when tests run in parallel).
 pub fn start_example(name: &str) -> Process {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
-        .parse()
-        .expect("address");
-    let child = Command::new(example(name))
-        .arg(addr.to_string())
-        .stdout(Stdio::null())
+    let mut child = Command::new(example(name))
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap_or_else(|err| panic!("cannot run example {name}: {err}"));
-    let process = Process { child, addr };
-    wait_for_port(addr);
+    let stdout = child.stdout.take().expect("piped stdout");
+    // Killed on drop from here on, even if it never says where it listens.
+    let mut process = Process {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let (listening, address) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref().map_while(Result::ok) {
+            if let Some((_, addr)) = line.split_once("listening on http://") {
+                let _ = listening.send(addr.trim().to_owned());
+                break;
+            }
+        }
+        // Keep reading, so that the example never blocks on a full pipe.
+        lines.for_each(drop);
+    });
+    let addr = address
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("example {name} did not say where it listens within 10 s"));
+    process.addr = addr
+        .parse()
+        .unwrap_or_else(|err| panic!("example {name} listens on {addr:?}: {err}"));
     process
 }
 
@@ -86,7 +111,32 @@ impl Reply {
 
 /// `GET path` on `addr` with extra `headers`, over a fresh connection.
 pub fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut stream = TcpStream::connect(addr).expect("connect");
+    let stream = TcpStream::connect(addr).expect("connect");
+    exchange(stream, addr, path, headers)
+}
+
+/// `GET path` on `addr` with extra `headers`, over a fresh connection whose source address
+/// is `source` (any port). On Linux every address of `127.0.0.0/8` is local, so
+/// `127.0.0.2`, `127.0.0.3`... make distinct clients of a server on `127.0.0.1`.
+pub fn get_from(source: IpAddr, addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    socket
+        .bind(&SocketAddr::new(source, 0).into())
+        .unwrap_or_else(|err| panic!("cannot bind the client socket to {source}: {err}"));
+    socket
+        .connect_timeout(&addr.into(), Duration::from_secs(10))
+        .unwrap_or_else(|err| panic!("cannot connect from {source} to {addr}: {err}"));
+    exchange(socket.into(), addr, path, headers)
+}
+
+/// Sends `GET path` with `headers` over `stream` (to `addr`) and reads the whole response.
+fn exchange(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
