@@ -152,6 +152,10 @@ fn mismatch() -> StoreError {
 impl Store for AnyStore {
     type Prepared = AnyPolicy;
 
+    fn answers_immediately(&self) -> bool {
+        matches!(self, AnyStore::Memory(_))
+    }
+
     fn prepare(&self, name: &str, policy: &Policy) -> AnyPolicy {
         match self {
             AnyStore::Memory(store) => AnyPolicy::Memory(store.prepare(name, policy)),

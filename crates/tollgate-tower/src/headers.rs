@@ -1,6 +1,7 @@
 //! Rate-limit response headers: `Retry-After`, the legacy `X-RateLimit-*` fields and the
 //! IETF draft's `RateLimit-Policy` and `RateLimit`.
 
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -73,32 +74,93 @@ impl HeaderStyle {
     /// # }).unwrap();
     /// ```
     pub fn render(self, name: &str, decision: &Decision, headers: &mut HeaderMap) {
-        let style = self;
+        LimitHeaders::new(name).render(self, decision, headers);
+    }
+}
+
+/// The rate-limit fields of one limit, rendered in advance where they do not change from one
+/// response to the next (the quoted name, and `RateLimit-Policy` for a policy's usual rate).
+#[derive(Debug)]
+pub(crate) struct LimitHeaders {
+    /// The name as a structured-field string, quotes included.
+    quoted: Box<str>,
+    /// The fields of the first (limit, window) seen, reused while they stay the same.
+    fixed: OnceLock<Fixed>,
+}
+
+/// Fields that depend only on a decision's limit and window.
+#[derive(Debug)]
+struct Fixed {
+    limit: u64,
+    window_secs: u64,
+    policy: HeaderValue,
+    limit_value: HeaderValue,
+}
+
+impl LimitHeaders {
+    /// The fields of the limit called `name`.
+    pub(crate) fn new(name: &str) -> Self {
+        Self {
+            quoted: sf_string(name).into_boxed_str(),
+            fixed: OnceLock::new(),
+        }
+    }
+
+    fn fixed_for(&self, limit: u64, window_secs: u64) -> Fixed {
+        let mut policy = String::with_capacity(self.quoted.len() + 24);
+        policy.push_str(&self.quoted);
+        policy.push_str(";q=");
+        policy.push_str(itoa::Buffer::new().format(limit));
+        policy.push_str(";w=");
+        policy.push_str(itoa::Buffer::new().format(window_secs));
+        Fixed {
+            limit,
+            window_secs,
+            policy: HeaderValue::try_from(policy)
+                .unwrap_or_else(|_| HeaderValue::from_static("\"?\"")),
+            limit_value: HeaderValue::from(limit),
+        }
+    }
+
+    /// Writes the `style` fields describing `decision`.
+    pub(crate) fn render(&self, style: HeaderStyle, decision: &Decision, headers: &mut HeaderMap) {
+        if style == HeaderStyle::None {
+            return;
+        }
+        let limit = decision.limit();
+        let window_secs = ceil_secs(decision.window()).max(1);
+        let first = self
+            .fixed
+            .get_or_init(|| self.fixed_for(limit, window_secs));
+        let other;
+        let fixed = if first.limit == limit && first.window_secs == window_secs {
+            first
+        } else {
+            other = self.fixed_for(limit, window_secs);
+            &other
+        };
+        let reset_secs = ceil_secs(decision.reset_after());
         if matches!(style, HeaderStyle::Legacy | HeaderStyle::Both) {
-            let reset = SystemTime::now()
+            let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
-                .unwrap_or(Duration::ZERO)
-                .saturating_add(decision.reset_after());
-            headers.insert(X_RATELIMIT_LIMIT.clone(), decision.limit().into());
+                .unwrap_or(Duration::ZERO);
+            headers.insert(X_RATELIMIT_LIMIT.clone(), fixed.limit_value.clone());
             headers.insert(X_RATELIMIT_REMAINING.clone(), decision.remaining().into());
-            headers.insert(X_RATELIMIT_RESET.clone(), ceil_secs(reset).into());
+            headers.insert(
+                X_RATELIMIT_RESET.clone(),
+                ceil_secs(now.saturating_add(decision.reset_after())).into(),
+            );
         }
         if matches!(style, HeaderStyle::Ietf | HeaderStyle::Both) {
-            let name = sf_string(name);
-            let policy = format!(
-                "{name};q={};w={}",
-                decision.limit(),
-                ceil_secs(decision.window()).max(1)
-            );
-            let state = format!(
-                "{name};r={};t={}",
-                decision.remaining(),
-                ceil_secs(decision.reset_after())
-            );
-            for (field, value) in [(&RATELIMIT_POLICY, policy), (&RATELIMIT, state)] {
-                if let Ok(value) = HeaderValue::try_from(value) {
-                    headers.insert(field.clone(), value);
-                }
+            let mut state = String::with_capacity(self.quoted.len() + 24);
+            state.push_str(&self.quoted);
+            state.push_str(";r=");
+            state.push_str(itoa::Buffer::new().format(decision.remaining()));
+            state.push_str(";t=");
+            state.push_str(itoa::Buffer::new().format(reset_secs));
+            headers.insert(RATELIMIT_POLICY.clone(), fixed.policy.clone());
+            if let Ok(state) = HeaderValue::try_from(state) {
+                headers.insert(RATELIMIT.clone(), state);
             }
         }
     }

@@ -60,4 +60,4 @@ pub use client_ip::{ClientIp, InvalidProxy, PeerAddr, ProxyHeader, TrustedProxie
 pub use headers::{HeaderStyle, retry_after_secs};
 pub use limit::Limit;
 pub use limiter::{Builder, ConfigError, RateLimiter};
-pub use rate_limit::{RateLimitBody, RateLimitLayer, RateLimitService};
+pub use rate_limit::{RateLimitBody, RateLimitLayer, RateLimitService, ResponseFuture};

@@ -2,6 +2,8 @@
 //! goes through.
 
 use std::collections::{HashMap, HashSet};
+
+use foldhash::fast::RandomState;
 use std::fmt;
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use tollgate::{
 
 use crate::breach::{self, Breach};
 use crate::client_ip::{self, InvalidProxy, ProxyHeader, TrustedProxies};
-use crate::headers::HeaderStyle;
+use crate::headers::{HeaderStyle, LimitHeaders};
 use crate::key::{self, KeyExtractor, RequestKey};
 use crate::limit::{CostFn, DeductFn, DynamicFn, Limit, LimitRates};
 use crate::{ClientIp, RateLimitLayer};
@@ -107,7 +109,7 @@ impl RateLimiter<MemoryStore> {
             application: Vec::new(),
             defaults: Vec::new(),
             routes: Vec::new(),
-            exempt: HashSet::new(),
+            exempt: HashSet::default(),
             exempt_when: Vec::new(),
             on_breach: None,
             rejection: Arc::new(breach::too_many_requests),
@@ -129,7 +131,7 @@ impl<S: Store> RateLimiter<S> {
         self.shared.limiter.store()
     }
 
-    pub(crate) fn shared(&self) -> &Shared<S> {
+    pub(crate) fn shared(&self) -> &Arc<Shared<S>> {
         &self.shared
     }
 }
@@ -148,7 +150,7 @@ pub struct Builder<S: Store> {
     application: Vec<Limit>,
     defaults: Vec<Limit>,
     routes: Vec<(String, Limit)>,
-    exempt: HashSet<Box<str>>,
+    exempt: HashSet<Box<str>, RandomState>,
     exempt_when: Vec<Predicate>,
     on_breach: Option<BreachFn>,
     rejection: RejectionFn,
@@ -394,7 +396,8 @@ impl<S: Store> Builder<S> {
         };
         let application = preparer.all(Scope::Application, self.application)?;
         let defaults = preparer.all(Scope::Default, self.defaults)?;
-        let mut routes: HashMap<Box<str>, Vec<Arc<PreparedLimit>>> = HashMap::new();
+        let mut routes: HashMap<Box<str>, Vec<Arc<PreparedLimit>>, RandomState> =
+            HashMap::default();
         for (path, limit) in self.routes {
             let on_route = routes.entry(path.clone().into_boxed_str()).or_default();
             let limit = preparer.one(Scope::Route(&path), on_route.len(), limit)?;
@@ -571,6 +574,7 @@ impl Preparer {
         };
         let prepared = Arc::new(PreparedLimit {
             name: name.as_str().into(),
+            headers: LimitHeaders::new(&name),
             store_name,
             policy,
             key: limit.key.clone(),
@@ -616,8 +620,8 @@ pub(crate) struct Shared<S: Store> {
     application: Vec<Arc<PreparedLimit>>,
     defaults: Vec<Arc<PreparedLimit>>,
     /// Limits by route; a route listed here does not meet the defaults.
-    routes: HashMap<Box<str>, Vec<Arc<PreparedLimit>>>,
-    exempt: HashSet<Box<str>>,
+    routes: HashMap<Box<str>, Vec<Arc<PreparedLimit>>, RandomState>,
+    exempt: HashSet<Box<str>, RandomState>,
     exempt_when: Vec<Predicate>,
     on_breach: Option<BreachFn>,
     rejection: RejectionFn,
@@ -628,6 +632,8 @@ pub(crate) struct Shared<S: Store> {
 struct PreparedLimit {
     /// The name headers and breaches show.
     name: Arc<str>,
+    /// Its rate-limit fields, partly rendered.
+    headers: LimitHeaders,
     /// The name of its policy in the [`Limiter`] (or the scope of its inline policies):
     /// unique per rate limiter.
     store_name: String,
@@ -690,32 +696,37 @@ impl PreparedLimit {
 }
 
 /// What the check of a request decided.
-pub(crate) enum Verdict<'a> {
+pub(crate) enum Verdict {
     /// No limit applies.
     Exempt,
     /// Every limit allowed it; what to do once it has been answered.
-    Admitted(Admission<'a>),
+    Admitted(Admission),
     /// Denied (or the store failed): the response to send.
     Rejected(Response<Body>),
 }
 
 /// An admitted request's charges that may have to be given back, and the decision its
 /// headers describe.
-pub(crate) struct Admission<'a> {
-    charges: Vec<Charge<'a>>,
-    closest: Option<(&'a str, Decision)>,
+pub(crate) struct Admission {
+    charges: Vec<Charge>,
+    closest: Option<(Arc<PreparedLimit>, Decision)>,
 }
 
-struct Charge<'a> {
-    limit: &'a PreparedLimit,
+struct Charge {
+    limit: Arc<PreparedLimit>,
     policy: Chosen,
     key: Vec<u8>,
     cost: u64,
 }
 
 impl<S: Store> Shared<S> {
+    /// Whether checks and settlements complete when first polled (the store never waits).
+    pub(crate) fn answers_immediately(&self) -> bool {
+        self.limiter.store().answers_immediately()
+    }
+
     /// Checks the request with head `parts` against its limits, charging them.
-    pub(crate) async fn check(&self, parts: &mut Parts) -> Verdict<'_> {
+    pub(crate) async fn check(&self, parts: &mut Parts) -> Verdict {
         let matched = parts.extensions.get::<MatchedPath>().cloned();
         let route = matched
             .as_ref()
@@ -741,7 +752,7 @@ impl<S: Store> Shared<S> {
         let route_key = matched.as_ref().map_or("", MatchedPath::as_str);
         let several = self.application.len() + meets.len() > 1;
         let mut charges = Vec::new();
-        let mut closest: Option<(&str, Decision)> = None;
+        let mut closest: Option<(Arc<PreparedLimit>, Decision)> = None;
         let limits = self.application.iter().chain(meets);
         for limit in limits.filter(|limit| limit.applies_to(&parts.method)) {
             let policy = match limit.policy_for(parts) {
@@ -767,10 +778,9 @@ impl<S: Store> Shared<S> {
                 .extract(parts)
                 .unwrap_or(RequestKey::UNKNOWN);
             let key_bytes = key.key_bytes();
-            let prefixed;
+            let (mut buffer, mut spill) = ([0u8; KEY_BUFFER], Vec::new());
             let store_key: &[u8] = if limit.per_method || limit.per_route {
-                prefixed = prefixed_key(limit, parts, route_key, &key_bytes);
-                &prefixed
+                prefixed_key(limit, parts, route_key, &key_bytes, &mut buffer, &mut spill)
             } else {
                 &key_bytes
             };
@@ -812,16 +822,20 @@ impl<S: Store> Shared<S> {
                         HeaderValue::from(breach.retry_after_secs()),
                     );
                 }
-                self.headers
-                    .render(&limit.name, &decision, response.headers_mut());
+                limit
+                    .headers
+                    .render(self.headers, &decision, response.headers_mut());
                 return Verdict::Rejected(response);
             }
-            if closest.is_none_or(|(_, d)| decision.remaining() < d.remaining()) {
-                closest = Some((&limit.name, decision));
+            if closest
+                .as_ref()
+                .is_none_or(|(_, d)| decision.remaining() < d.remaining())
+            {
+                closest = Some((Arc::clone(limit), decision));
             }
             if several || limit.deduct_when.is_some() {
                 charges.push(Charge {
-                    limit,
+                    limit: Arc::clone(limit),
                     policy,
                     key: store_key.to_vec(),
                     cost,
@@ -835,7 +849,7 @@ impl<S: Store> Shared<S> {
     /// failed): gives back the charges that do not count, and writes the headers.
     pub(crate) async fn settle(
         &self,
-        admission: Admission<'_>,
+        admission: Admission,
         response: Option<&mut http::response::Parts>,
     ) {
         for charge in admission.charges {
@@ -846,18 +860,20 @@ impl<S: Store> Shared<S> {
                 self.refund(charge).await;
             }
         }
-        if let (Some(response), Some((name, decision))) = (response, admission.closest) {
-            self.headers.render(name, &decision, &mut response.headers);
+        if let (Some(response), Some((fields, decision))) = (response, admission.closest) {
+            fields
+                .headers
+                .render(self.headers, &decision, &mut response.headers);
         }
     }
 
-    async fn give_back(&self, charges: Vec<Charge<'_>>) {
+    async fn give_back(&self, charges: Vec<Charge>) {
         for charge in charges {
             self.refund(charge).await;
         }
     }
 
-    async fn refund(&self, charge: Charge<'_>) {
+    async fn refund(&self, charge: Charge) {
         let name = &charge.limit.store_name;
         let key: &[u8] = &charge.key;
         let refunded = match &charge.policy {
@@ -901,17 +917,45 @@ fn failure(limit: &str, err: &Error) -> Response<Body> {
     }
 }
 
-/// `METHOD ` and `route\0` before the key bytes, as the limit asks.
-fn prefixed_key(limit: &PreparedLimit, parts: &Parts, route: &str, key: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(route.len() + key.len() + 10);
-    if limit.per_method {
-        bytes.extend_from_slice(parts.method.as_str().as_bytes());
-        bytes.push(b' ');
+/// Room for most prefixed keys on the stack.
+const KEY_BUFFER: usize = 128;
+
+/// `METHOD ` and `route\0` before the key bytes, as the limit asks: written into `buffer`, or
+/// into `spill` if it does not fit.
+fn prefixed_key<'b>(
+    limit: &PreparedLimit,
+    parts: &Parts,
+    route: &str,
+    key: &[u8],
+    buffer: &'b mut [u8; KEY_BUFFER],
+    spill: &'b mut Vec<u8>,
+) -> &'b [u8] {
+    let method: &[u8] = if limit.per_method {
+        parts.method.as_str().as_bytes()
+    } else {
+        b""
+    };
+    let route: &[u8] = if limit.per_route {
+        route.as_bytes()
+    } else {
+        b""
+    };
+    let pieces: [&[u8]; 5] = [
+        method,
+        if limit.per_method { b" " } else { b"" },
+        route,
+        if limit.per_route { b"\0" } else { b"" },
+        key,
+    ];
+    let len: usize = pieces.iter().map(|piece| piece.len()).sum();
+    if len > KEY_BUFFER {
+        *spill = pieces.concat();
+        return spill;
     }
-    if limit.per_route {
-        bytes.extend_from_slice(route.as_bytes());
-        bytes.push(0);
+    let mut at = 0;
+    for piece in pieces {
+        buffer[at..at + piece.len()].copy_from_slice(piece);
+        at += piece.len();
     }
-    bytes.extend_from_slice(key);
-    bytes
+    &buffer[..len]
 }

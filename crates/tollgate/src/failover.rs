@@ -204,6 +204,11 @@ impl<S: Store> Failover<S> {
 impl<S: Store> Store for Failover<S> {
     type Prepared = PreparedFailover<S::Prepared>;
 
+    /// As the wrapped store: the fallback is a memory store.
+    fn answers_immediately(&self) -> bool {
+        self.store.answers_immediately()
+    }
+
     fn prepare(&self, name: &str, policy: &Policy) -> Self::Prepared {
         PreparedFailover {
             prepared: self.store.prepare(name, policy),

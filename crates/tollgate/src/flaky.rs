@@ -64,6 +64,10 @@ impl FlakyStore {
 impl Store for FlakyStore {
     type Prepared = MemoryPolicy;
 
+    fn answers_immediately(&self) -> bool {
+        true
+    }
+
     fn prepare(&self, name: &str, policy: &Policy) -> MemoryPolicy {
         self.store.prepare(name, policy)
     }

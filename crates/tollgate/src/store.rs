@@ -82,6 +82,13 @@ pub trait Store: Send + Sync + 'static {
         policy: &Self::Prepared,
         key: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether every future this store returns is ready when first polled (it never waits
+    /// on I/O, like [`crate::MemoryStore`]). Callers may then drive a hit to completion in
+    /// place instead of allocating for a wait. `false` unless a store says otherwise.
+    fn answers_immediately(&self) -> bool {
+        false
+    }
 }
 
 /// A shared store: limiters rebuilt on a configuration reload, and several front ends (an
@@ -134,6 +141,10 @@ impl<S: Store> Store for Arc<S> {
         key: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).reset(policy, key)
+    }
+
+    fn answers_immediately(&self) -> bool {
+        (**self).answers_immediately()
     }
 }
 

@@ -1,6 +1,5 @@
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -9,8 +8,9 @@ use http_body_util::Either;
 use tollgate::{MemoryStore, Store};
 use tower_service::Service;
 
-use crate::RateLimiter;
+use super::future::{ResponseFuture, now_or_never};
 use crate::limiter::Verdict;
+use crate::{RateLimiter, breach};
 
 /// The body of a [`RateLimitService`]'s responses: the inner service's, or the rate
 /// limiter's own (a 429, a 503).
@@ -90,7 +90,7 @@ where
 {
     type Response = Response<RateLimitBody<ResBody>>;
     type Error = Inner::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = ResponseFuture<Inner::Future, S, ResBody, Inner::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -101,9 +101,29 @@ where
         // request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let limiter = self.limiter.clone();
-        Box::pin(async move {
-            let shared = limiter.shared();
+        let shared = Arc::clone(self.limiter.shared());
+        if shared.answers_immediately() {
+            // The memory store: check in place, and allocate nothing for waiting.
+            let (mut parts, body) = request.into_parts();
+            return match now_or_never(shared.check(&mut parts)) {
+                Some(Verdict::Exempt) => {
+                    ResponseFuture::inner(inner.call(Request::from_parts(parts, body)), None)
+                }
+                Some(Verdict::Rejected(response)) => ResponseFuture::answered(response),
+                Some(Verdict::Admitted(admission)) => ResponseFuture::inner(
+                    inner.call(Request::from_parts(parts, body)),
+                    Some((shared, admission)),
+                ),
+                None => {
+                    tracing::error!("a store that answers at once kept a check waiting");
+                    ResponseFuture::answered(breach::error(
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        "rate limit store unavailable",
+                    ))
+                }
+            };
+        }
+        ResponseFuture::boxed(Box::pin(async move {
             let (mut parts, body) = request.into_parts();
             match shared.check(&mut parts).await {
                 Verdict::Exempt => {
@@ -125,6 +145,6 @@ where
                     }
                 }
             }
-        })
+        }))
     }
 }
