@@ -3,7 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -11,6 +11,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
+
+mod http;
+
+pub use http::{Reply, exchange};
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -91,28 +95,10 @@ pub fn wait_for_port(addr: SocketAddr) {
     }
 }
 
-/// A response: status, headers (names lowercased) and body.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl Reply {
-    /// The first value of the header `name` (lowercase).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 /// `GET path` on `addr` with extra `headers`, over a fresh connection.
 pub fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
     let stream = TcpStream::connect(addr).expect("connect");
-    exchange(stream, addr, path, headers)
+    exchange(stream, addr, "GET", path, headers, "")
 }
 
 /// `GET path` on `addr` with extra `headers`, over a fresh connection whose source address
@@ -127,69 +113,5 @@ pub fn get_from(source: IpAddr, addr: SocketAddr, path: &str, headers: &[(&str, 
     socket
         .connect_timeout(&addr.into(), Duration::from_secs(10))
         .unwrap_or_else(|err| panic!("cannot connect from {source} to {addr}: {err}"));
-    exchange(socket.into(), addr, path, headers)
-}
-
-/// Sends `GET path` with `headers` over `stream` (to `addr`) and reads the whole response.
-fn exchange(
-    mut stream: TcpStream,
-    addr: SocketAddr,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> Reply {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut reader = BufReader::new(stream);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line).expect("status line");
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("header line");
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':').expect("header");
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-    }
-    let mut body = Vec::new();
-    reader.read_to_end(&mut body).expect("body");
-    let mut body = String::from_utf8_lossy(&body).into_owned();
-    if headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"))
-    {
-        body = dechunk(&body);
-    }
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut chunked: &str) -> String {
-    let mut body = String::new();
-    while let Some((size, rest)) = chunked.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        body.push_str(&rest[..size]);
-        chunked = rest[size..].trim_start_matches("\r\n");
-    }
-    body
+    exchange(socket.into(), addr, "GET", path, headers, "")
 }
