@@ -1,16 +1,19 @@
 //! [`App`]: what the running server shares between its listeners: the storage, the metrics,
 //! and the configuration in force, swapped whole on reload.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use tollgate::{Failover, Limiter, Policy, Rate, Store, Timestamp};
 use tollgate_redis::AnyStore;
-use tollgate_tower::HeaderStyle;
+use tollgate_tower::{HeaderStyle, LimitHeaders};
 
 use crate::config::Config;
 use crate::envoy::{EnvoyRateLimiter, Verdict};
 use crate::metrics::{Metrics, Outcome};
+
+/// The scope inline policies of the check API are counted under, apart from the named ones.
+pub const INLINE: &str = "inline";
 
 /// The storage every listener counts in, behind the configured failure policy.
 pub type SharedStore = Arc<Failover<AnyStore>>;
@@ -38,6 +41,8 @@ pub struct Live {
     pub admin_token: Option<String>,
     /// Envoy's rate limit service, when `[envoy] config` is set.
     pub envoy: Option<EnvoyRateLimiter<SharedStore>>,
+    /// The rate-limit fields of each named policy and of `inline`, partly rendered.
+    pub fields: HashMap<String, LimitHeaders>,
 }
 
 impl App {
@@ -112,11 +117,19 @@ impl Live {
                 },
             ))
         });
+        let fields = config
+            .policies
+            .keys()
+            .map(String::as_str)
+            .chain([INLINE])
+            .map(|name| (name.to_owned(), LimitHeaders::new(name)))
+            .collect();
         Self {
             limiter: policies(store, &config.policies),
             headers: config.headers,
             admin_token: config.admin_token.clone(),
             envoy,
+            fields,
         }
     }
 }

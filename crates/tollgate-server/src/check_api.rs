@@ -23,14 +23,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tollgate::{Decision, Error, Policy, Rates, Strategy};
 
-use crate::app::App;
+use crate::app::{App, INLINE};
 use crate::metrics::Outcome;
-
-/// The scope inline policies are counted under, apart from the named ones.
-const INLINE: &str = "inline";
 
 /// The check API's router over `app`.
 ///
@@ -214,7 +211,7 @@ async fn decide(app: &App, body: &[u8], cost: Option<u64>) -> Response {
     };
     app.metrics().hit(label, outcome);
     app.metrics().took(started.elapsed());
-    let mut response = axum::Json(body_of(&decision)).into_response();
+    let mut response = axum::Json(Answer::of(&decision)).into_response();
     if !decision.allowed() {
         *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
         response.headers_mut().insert(
@@ -222,19 +219,35 @@ async fn decide(app: &App, body: &[u8], cost: Option<u64>) -> Response {
             HeaderValue::from(tollgate_tower::retry_after_secs(&decision)),
         );
     }
-    live.headers
-        .render(label, &decision, response.headers_mut());
+    match live.fields.get(label) {
+        Some(fields) => fields.render(live.headers, &decision, response.headers_mut()),
+        None => live
+            .headers
+            .render(label, &decision, response.headers_mut()),
+    }
     response
 }
 
-fn body_of(decision: &Decision) -> serde_json::Value {
-    serde_json::json!({
-        "allowed": decision.allowed(),
-        "limit": decision.limit(),
-        "remaining": decision.remaining(),
-        "reset_after_ms": ceil_ms(decision.reset_after()),
-        "retry_after_ms": decision.retry_after().map(ceil_ms),
-    })
+/// The body of a check's answer.
+#[derive(Serialize)]
+struct Answer {
+    allowed: bool,
+    limit: u64,
+    remaining: u64,
+    reset_after_ms: u64,
+    retry_after_ms: Option<u64>,
+}
+
+impl Answer {
+    fn of(decision: &Decision) -> Self {
+        Self {
+            allowed: decision.allowed(),
+            limit: decision.limit(),
+            remaining: decision.remaining(),
+            reset_after_ms: ceil_ms(decision.reset_after()),
+            retry_after_ms: decision.retry_after().map(ceil_ms),
+        }
+    }
 }
 
 /// Whole milliseconds, rounded up.

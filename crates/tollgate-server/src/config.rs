@@ -345,6 +345,13 @@ impl Checker<'_> {
         let mut policies = BTreeMap::new();
         for (name, section) in raw.policies {
             let field = format!("policies.{name}");
+            if name == crate::app::INLINE {
+                return Err(self.error(
+                    section.span(),
+                    field,
+                    "the name \"inline\" is kept for inline policies of the check API; choose another",
+                ));
+            }
             let policy = self.policy(section.get_ref(), &field)?;
             policies.insert(name, policy);
         }

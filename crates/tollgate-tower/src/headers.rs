@@ -80,8 +80,26 @@ impl HeaderStyle {
 
 /// The rate-limit fields of one limit, rendered in advance where they do not change from one
 /// response to the next (the quoted name, and `RateLimit-Policy` for a policy's usual rate).
+/// Keep one per limit; [`HeaderStyle::render`] is the same without the reuse.
+///
+/// ```
+/// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+/// use tollgate_tower::{HeaderStyle, LimitHeaders};
+///
+/// # futures_executor::block_on(async {
+/// let limiter = Limiter::new(MemoryStore::new())
+///     .with_policy("login", Policy::fixed_window(Rate::per_minute(5).into()));
+/// let login = LimitHeaders::new("login");
+/// let decision = limiter.hit("login", "alice").await?;
+/// let mut headers = http::HeaderMap::new();
+/// login.render(HeaderStyle::Both, &decision, &mut headers);
+/// assert_eq!(headers["ratelimit"], r#""login";r=4;t=60"#);
+/// assert_eq!(headers["x-ratelimit-remaining"], "4");
+/// # Ok::<(), tollgate::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug)]
-pub(crate) struct LimitHeaders {
+pub struct LimitHeaders {
     /// The name as a structured-field string, quotes included.
     quoted: Box<str>,
     /// The fields of the first (limit, window) seen, reused while they stay the same.
@@ -99,7 +117,7 @@ struct Fixed {
 
 impl LimitHeaders {
     /// The fields of the limit called `name`.
-    pub(crate) fn new(name: &str) -> Self {
+    pub fn new(name: &str) -> Self {
         Self {
             quoted: sf_string(name).into_boxed_str(),
             fixed: OnceLock::new(),
@@ -122,8 +140,9 @@ impl LimitHeaders {
         }
     }
 
-    /// Writes the `style` fields describing `decision`.
-    pub(crate) fn render(&self, style: HeaderStyle, decision: &Decision, headers: &mut HeaderMap) {
+    /// Writes the `style` fields describing `decision` (not `Retry-After`: see
+    /// [`retry_after_secs`]).
+    pub fn render(&self, style: HeaderStyle, decision: &Decision, headers: &mut HeaderMap) {
         if style == HeaderStyle::None {
             return;
         }

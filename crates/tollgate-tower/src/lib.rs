@@ -57,7 +57,7 @@ mod rate_limit;
 
 pub use breach::{Breach, grpc_rejection};
 pub use client_ip::{ClientIp, InvalidProxy, PeerAddr, ProxyHeader, TrustedProxies};
-pub use headers::{HeaderStyle, retry_after_secs};
+pub use headers::{HeaderStyle, LimitHeaders, retry_after_secs};
 pub use limit::Limit;
 pub use limiter::{Builder, ConfigError, RateLimiter};
 pub use rate_limit::{RateLimitBody, RateLimitLayer, RateLimitService, ResponseFuture};
