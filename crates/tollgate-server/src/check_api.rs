@@ -26,7 +26,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tollgate::{Decision, Error, Policy, Rates, Strategy};
 
-use crate::app::{App, INLINE};
+use crate::app::{App, INLINE, Live};
 use crate::metrics::Outcome;
 
 /// The check API's router over `app`.
@@ -102,7 +102,7 @@ impl CheckRequest {
         })
     }
 
-    fn target(&self, app: &App) -> Result<Target, Refusal> {
+    fn target(&self, live: &Live) -> Result<Target, Refusal> {
         let bad = |message: String| Refusal(StatusCode::BAD_REQUEST, message);
         match (&self.policy, &self.limits) {
             (Some(name), None) => {
@@ -111,8 +111,7 @@ impl CheckRequest {
                         "strategy and burst go with inline limits, not a named policy".to_owned(),
                     ));
                 }
-                if app.live().limiter.policy(name).is_none() {
-                    let live = app.live();
+                if live.limiter.policy(name).is_none() {
                     let mut names: Vec<&str> = live.limiter.policy_names().collect();
                     names.sort_unstable();
                     return Err(Refusal(
@@ -167,12 +166,12 @@ async fn decide(app: &App, body: &[u8], cost: Option<u64>) -> Response {
         Ok(request) => request,
         Err(refusal) => return refusal.into_response(),
     };
-    let target = match request.target(app) {
+    let live = app.live();
+    let target = match request.target(&live) {
         Ok(target) => target,
         Err(refusal) => return refusal.into_response(),
     };
     let cost = cost.unwrap_or(request.cost);
-    let live = app.live();
     let (label, hit) = match &target {
         Target::Named(name) => (
             name.as_str(),
@@ -190,7 +189,7 @@ async fn decide(app: &App, body: &[u8], cost: Option<u64>) -> Response {
     let decision = match hit {
         Ok(decision) => decision,
         Err(err) => {
-            app.metrics().hit(label, Outcome::Error);
+            live.count(app.metrics(), label, Outcome::Error);
             app.metrics().took(started.elapsed());
             return match err {
                 Error::Store(err) => {
@@ -209,7 +208,7 @@ async fn decide(app: &App, body: &[u8], cost: Option<u64>) -> Response {
     } else {
         Outcome::Denied
     };
-    app.metrics().hit(label, outcome);
+    live.count(app.metrics(), label, outcome);
     app.metrics().took(started.elapsed());
     let mut response = axum::Json(Answer::of(&decision)).into_response();
     if !decision.allowed() {
@@ -219,8 +218,10 @@ async fn decide(app: &App, body: &[u8], cost: Option<u64>) -> Response {
             HeaderValue::from(tollgate_tower::retry_after_secs(&decision)),
         );
     }
-    match live.fields.get(label) {
-        Some(fields) => fields.render(live.headers, &decision, response.headers_mut()),
+    match live.outputs.get(label) {
+        Some(outputs) => outputs
+            .headers
+            .render(live.headers, &decision, response.headers_mut()),
         None => live
             .headers
             .render(label, &decision, response.headers_mut()),
@@ -282,7 +283,7 @@ async fn reset(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> 
         Ok(request) => request,
         Err(refusal) => return refusal.into_response(),
     };
-    let reset = match request.target(&app) {
+    let reset = match request.target(&live) {
         Ok(Target::Named(name)) => live.limiter.reset(&name, request.key.as_str()).await,
         Ok(Target::Inline(policy)) => {
             live.limiter

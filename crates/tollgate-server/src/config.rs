@@ -46,7 +46,7 @@ pub struct Config {
     pub storage: String,
     /// What a storage error means for a hit.
     pub on_storage_error: FailurePolicy,
-    /// Which rate-limit headers responses carry.
+    /// Which rate-limit headers responses carry (`ietf` unless set, as in the Tower layer).
     pub headers: HeaderStyle,
     /// The bearer token `POST /v1/reset` requires; reset is disabled without one.
     pub admin_token: Option<String>,
@@ -330,7 +330,7 @@ impl Checker<'_> {
                     ),
                 )
             })?,
-            None => HeaderStyle::Both,
+            None => HeaderStyle::default(),
         };
         let admin_token = match server.admin_token {
             Some(token) if token.get_ref().is_empty() => {

@@ -36,6 +36,28 @@ impl EncodeLabelValue for Outcome {
     }
 }
 
+/// One policy's hit counters, by outcome: see [`Metrics::counters`].
+#[derive(Debug, Clone)]
+pub struct PolicyCounters {
+    allowed: Counter,
+    denied: Counter,
+    shadow_denied: Counter,
+    error: Counter,
+}
+
+impl PolicyCounters {
+    /// Counts a hit that ended as `outcome`.
+    pub fn count(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Allowed => &self.allowed,
+            Outcome::Denied => &self.denied,
+            Outcome::ShadowDenied => &self.shadow_denied,
+            Outcome::Error => &self.error,
+        }
+        .inc();
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct HitLabels {
     policy: String,
@@ -117,6 +139,24 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    /// The counters of `policy`, to count its hits without looking them up each time.
+    pub fn counters(&self, policy: &str) -> PolicyCounters {
+        let counter = |outcome| {
+            self.hits
+                .get_or_create(&HitLabels {
+                    policy: policy.to_owned(),
+                    outcome,
+                })
+                .clone()
+        };
+        PolicyCounters {
+            allowed: counter(Outcome::Allowed),
+            denied: counter(Outcome::Denied),
+            shadow_denied: counter(Outcome::ShadowDenied),
+            error: counter(Outcome::Error),
+        }
     }
 
     /// Records that deciding a check (of one or several hits) took `took`.
