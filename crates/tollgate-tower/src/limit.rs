@@ -197,6 +197,35 @@ impl Limit {
     }
 }
 
+impl Limit {
+    /// Whether `other` is this limit declared again: the same rates and options, and the
+    /// same closures (clones of one `Limit` share them; two closures are never compared by
+    /// what they do).
+    pub(crate) fn same_as(&self, other: &Limit) -> bool {
+        fn same<T: ?Sized>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+        }
+        let rates = match (&self.rates, &other.rates) {
+            (LimitRates::Fixed(a), LimitRates::Fixed(b)) => a == b,
+            (LimitRates::Dynamic(a), LimitRates::Dynamic(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        rates
+            && self.strategy == other.strategy
+            && self.burst == other.burst
+            && self.shared == other.shared
+            && self.per_method == other.per_method
+            && self.methods == other.methods
+            && same(&self.key, &other.key)
+            && same(&self.cost, &other.cost)
+            && same(&self.deduct_when, &other.deduct_when)
+    }
+}
+
 impl From<&str> for Limit {
     fn from(rates: &str) -> Self {
         Limit::new(rates)

@@ -499,7 +499,8 @@ impl fmt::Display for Scope<'_> {
 struct Preparer {
     namespace: String,
     fixed: Vec<(String, Policy)>,
-    shared: HashMap<String, (String, Arc<PreparedLimit>)>,
+    /// Shared limits by name, as first declared.
+    shared: HashMap<String, (Limit, Arc<PreparedLimit>)>,
 }
 
 impl Preparer {
@@ -533,11 +534,10 @@ impl Preparer {
             }
         };
         let store_name = format!("{}{unspaced}", self.namespace);
-        let description = format!("{limit:?}");
         if let Some((existing, prepared)) =
             self.shared.get(&name).filter(|_| limit.shared.is_some())
         {
-            return if *existing == description {
+            return if existing.same_as(&limit) {
                 Ok(Arc::clone(prepared))
             } else {
                 Err(ConfigError::SharedNameReused(name))
@@ -585,8 +585,7 @@ impl Preparer {
             deduct_when: limit.deduct_when.clone(),
         });
         if limit.shared.is_some() {
-            self.shared
-                .insert(name, (description, Arc::clone(&prepared)));
+            self.shared.insert(name, (limit, Arc::clone(&prepared)));
         }
         Ok(prepared)
     }

@@ -260,6 +260,13 @@ async fn shared_limit_is_one_count_for_its_routes() {
         .build()
         .expect_err("a name reused with other rates");
     assert_eq!(err, ConfigError::SharedNameReused("x".to_owned()));
+    // Same rates, different closures: not the same limit either.
+    let err = RateLimiter::builder()
+        .route("/a", Limit::new("3/minute").shared("y").cost(|_| 1))
+        .route("/b", Limit::new("3/minute").shared("y").cost(|_| 2))
+        .build()
+        .expect_err("a name reused with another cost");
+    assert_eq!(err, ConfigError::SharedNameReused("y".to_owned()));
 }
 
 #[tokio::test]
