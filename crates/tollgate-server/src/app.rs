@@ -10,7 +10,7 @@ use tollgate_tower::{HeaderStyle, LimitHeaders};
 
 use crate::config::Config;
 use crate::envoy::{EnvoyRateLimiter, Verdict};
-use crate::metrics::{Metrics, Outcome, PolicyCounters};
+use crate::metrics::{Counters, Metrics, Outcome};
 
 /// The scope inline policies of the check API are counted under, apart from the named ones.
 pub const INLINE: &str = "inline";
@@ -41,19 +41,10 @@ pub struct Live {
     pub admin_token: Option<String>,
     /// Envoy's rate limit service, when `[envoy] config` is set.
     pub envoy: Option<EnvoyRateLimiter<SharedStore>>,
-    /// What a check on each named policy (and on `inline`) writes: its rate-limit fields,
-    /// partly rendered, and its counters.
-    pub outputs: HashMap<String, PolicyOutputs>,
-}
-
-/// The rate-limit fields and hit counters of one policy, made once per configuration so that
-/// a check renders and counts without a lookup by label.
-#[derive(Debug)]
-pub struct PolicyOutputs {
-    /// Its rate-limit fields.
-    pub headers: LimitHeaders,
-    /// Its counters by outcome.
-    pub counters: PolicyCounters,
+    /// The rate-limit fields of each named policy and of `inline`, partly rendered.
+    pub fields: HashMap<String, LimitHeaders>,
+    /// The hit counters of each named policy and of `inline`.
+    pub counters: Counters,
 }
 
 impl App {
@@ -113,17 +104,9 @@ impl App {
 }
 
 impl Live {
-    /// Counts a check on `policy` that ended as `outcome`.
-    pub fn count(&self, metrics: &Metrics, policy: &str, outcome: Outcome) {
-        match self.outputs.get(policy) {
-            Some(outputs) => outputs.counters.count(outcome),
-            None => metrics.hit(policy, outcome),
-        }
-    }
-
     fn new(store: &SharedStore, metrics: &Arc<Metrics>, config: &Config) -> Self {
         let envoy = config.envoy.as_ref().map(|envoy| {
-            let metrics = Arc::clone(metrics);
+            let counters = Counters::new(metrics, envoy.policies().map(|(name, _)| name));
             EnvoyRateLimiter::new(Arc::clone(store), envoy).with_observer(Arc::new(
                 move |policy: &str, verdict: Verdict| {
                     let outcome = match verdict {
@@ -132,29 +115,21 @@ impl Live {
                         Verdict::ShadowOverLimit => Outcome::ShadowDenied,
                         _ => return,
                     };
-                    metrics.hit(policy, outcome);
+                    counters.count(policy, outcome);
                 },
             ))
         });
-        let outputs = config
-            .policies
-            .keys()
-            .map(String::as_str)
-            .chain([INLINE])
-            .map(|name| {
-                let outputs = PolicyOutputs {
-                    headers: LimitHeaders::new(name),
-                    counters: metrics.counters(name),
-                };
-                (name.to_owned(), outputs)
-            })
+        let names = || config.policies.keys().map(String::as_str).chain([INLINE]);
+        let fields = names()
+            .map(|name| (name.to_owned(), LimitHeaders::new(name)))
             .collect();
         Self {
             limiter: policies(store, &config.policies),
             headers: config.headers,
             admin_token: config.admin_token.clone(),
             envoy,
-            outputs,
+            fields,
+            counters: Counters::new(metrics, names()),
         }
     }
 }

@@ -73,8 +73,8 @@ fn one() -> u64 {
 }
 
 /// What a check is about: a named or an inline policy, and the key.
-enum Target {
-    Named(String),
+enum Target<'a> {
+    Named(&'a str),
     Inline(Policy),
 }
 
@@ -102,7 +102,7 @@ impl CheckRequest {
         })
     }
 
-    fn target(&self, live: &Live) -> Result<Target, Refusal> {
+    fn target(&self, live: &Live) -> Result<Target<'_>, Refusal> {
         let bad = |message: String| Refusal(StatusCode::BAD_REQUEST, message);
         match (&self.policy, &self.limits) {
             (Some(name), None) => {
@@ -122,7 +122,7 @@ impl CheckRequest {
                         ),
                     ));
                 }
-                Ok(Target::Named(name.clone()))
+                Ok(Target::Named(name))
             }
             (None, Some(limits)) => {
                 let rates: Rates = limits.parse().map_err(|err| bad(format!("limits: {err}")))?;
@@ -174,7 +174,7 @@ async fn decide(app: &App, body: &[u8], cost: Option<u64>) -> Response {
     let cost = cost.unwrap_or(request.cost);
     let (label, hit) = match &target {
         Target::Named(name) => (
-            name.as_str(),
+            *name,
             live.limiter
                 .hit_cost(name, request.key.as_str(), cost)
                 .await,
@@ -189,7 +189,7 @@ async fn decide(app: &App, body: &[u8], cost: Option<u64>) -> Response {
     let decision = match hit {
         Ok(decision) => decision,
         Err(err) => {
-            live.count(app.metrics(), label, Outcome::Error);
+            live.counters.count(label, Outcome::Error);
             app.metrics().took(started.elapsed());
             return match err {
                 Error::Store(err) => {
@@ -208,7 +208,7 @@ async fn decide(app: &App, body: &[u8], cost: Option<u64>) -> Response {
     } else {
         Outcome::Denied
     };
-    live.count(app.metrics(), label, outcome);
+    live.counters.count(label, outcome);
     app.metrics().took(started.elapsed());
     let mut response = axum::Json(Answer::of(&decision)).into_response();
     if !decision.allowed() {
@@ -218,10 +218,8 @@ async fn decide(app: &App, body: &[u8], cost: Option<u64>) -> Response {
             HeaderValue::from(tollgate_tower::retry_after_secs(&decision)),
         );
     }
-    match live.outputs.get(label) {
-        Some(outputs) => outputs
-            .headers
-            .render(live.headers, &decision, response.headers_mut()),
+    match live.fields.get(label) {
+        Some(fields) => fields.render(live.headers, &decision, response.headers_mut()),
         None => live
             .headers
             .render(label, &decision, response.headers_mut()),
@@ -284,7 +282,7 @@ async fn reset(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> 
         Err(refusal) => return refusal.into_response(),
     };
     let reset = match request.target(&live) {
-        Ok(Target::Named(name)) => live.limiter.reset(&name, request.key.as_str()).await,
+        Ok(Target::Named(name)) => live.limiter.reset(name, request.key.as_str()).await,
         Ok(Target::Inline(policy)) => {
             live.limiter
                 .reset_with(INLINE, &policy, request.key.as_str())

@@ -3,7 +3,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -25,6 +27,16 @@ pub enum Outcome {
     Error,
 }
 
+impl Outcome {
+    /// Every outcome, in declaration order (their discriminants index this array).
+    const ALL: [Outcome; 4] = [
+        Outcome::Allowed,
+        Outcome::Denied,
+        Outcome::ShadowDenied,
+        Outcome::Error,
+    ];
+}
+
 impl EncodeLabelValue for Outcome {
     fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
         encoder.write_str(match self {
@@ -36,25 +48,61 @@ impl EncodeLabelValue for Outcome {
     }
 }
 
-/// One policy's hit counters, by outcome: see [`Metrics::counters`].
-#[derive(Debug, Clone)]
-pub struct PolicyCounters {
-    allowed: Counter,
-    denied: Counter,
-    shadow_denied: Counter,
-    error: Counter,
+/// The hit counters of the policies a configuration names, made once, so that counting a hit
+/// takes no lock and no allocation; any other name is counted through [`Metrics::hit`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use tollgate_server::metrics::{Counters, Metrics, Outcome};
+///
+/// let metrics = Arc::new(Metrics::new());
+/// let counters = Counters::new(&metrics, ["login"]);
+/// counters.count("login", Outcome::Allowed);
+/// counters.count("other", Outcome::Denied);
+/// let text = metrics.render(0, false);
+/// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="allowed"} 1"#));
+/// assert!(text.contains(r#"tollgate_hits_total{policy="other",outcome="denied"} 1"#));
+/// ```
+#[derive(Debug)]
+pub struct Counters {
+    /// By policy: allowed, denied, shadow-denied, error.
+    known: HashMap<String, [Counter; 4]>,
+    metrics: Arc<Metrics>,
 }
 
-impl PolicyCounters {
-    /// Counts a hit that ended as `outcome`.
-    pub fn count(&self, outcome: Outcome) {
-        match outcome {
-            Outcome::Allowed => &self.allowed,
-            Outcome::Denied => &self.denied,
-            Outcome::ShadowDenied => &self.shadow_denied,
-            Outcome::Error => &self.error,
+impl Counters {
+    /// Counters for `policies`, in `metrics`.
+    pub fn new<'a>(metrics: &Arc<Metrics>, policies: impl IntoIterator<Item = &'a str>) -> Self {
+        let known = policies
+            .into_iter()
+            .map(|policy| {
+                let counter = |outcome| {
+                    metrics
+                        .hits
+                        .get_or_create(&HitLabels {
+                            policy: policy.to_owned(),
+                            outcome,
+                        })
+                        .clone()
+                };
+                let counters = Outcome::ALL.map(counter);
+                (policy.to_owned(), counters)
+            })
+            .collect();
+        Self {
+            known,
+            metrics: Arc::clone(metrics),
         }
-        .inc();
+    }
+
+    /// Counts a hit on `policy` that ended as `outcome`.
+    pub fn count(&self, policy: &str, outcome: Outcome) {
+        match self.known.get(policy) {
+            Some(counters) => {
+                counters[outcome as usize].inc();
+            }
+            None => self.metrics.hit(policy, outcome),
+        }
     }
 }
 
@@ -139,24 +187,6 @@ impl Metrics {
                 outcome,
             })
             .inc();
-    }
-
-    /// The counters of `policy`, to count its hits without looking them up each time.
-    pub fn counters(&self, policy: &str) -> PolicyCounters {
-        let counter = |outcome| {
-            self.hits
-                .get_or_create(&HitLabels {
-                    policy: policy.to_owned(),
-                    outcome,
-                })
-                .clone()
-        };
-        PolicyCounters {
-            allowed: counter(Outcome::Allowed),
-            denied: counter(Outcome::Denied),
-            shadow_denied: counter(Outcome::ShadowDenied),
-            error: counter(Outcome::Error),
-        }
     }
 
     /// Records that deciding a check (of one or several hits) took `took`.
