@@ -12,7 +12,6 @@
 //! The exactness tests run it as four processes against one Redis.
 
 use std::error::Error;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tollgate::{Limiter, Policy, Strategy};
@@ -31,13 +30,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         AnyStore::Redis(store) => AnyStore::Redis(store.with_timeout(Duration::from_secs(2))),
         memory => memory,
     };
-    let limiter =
-        Arc::new(Limiter::new(store).with_policy("load", Policy::new(strategy, limits.parse()?)));
+    let load = Limiter::new(store).policy("load", Policy::new(strategy, limits.parse()?));
 
     let started = Instant::now();
     let workers: Vec<_> = (0..tasks)
         .map(|task| {
-            let limiter = Arc::clone(&limiter);
+            let load = load.clone();
             tokio::spawn(async move {
                 let mut seed = (task as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
                 let mut allowed = 0u64;
@@ -49,7 +47,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
                     seed ^= seed << 17;
                     let key = seed % keys;
                     let t = Instant::now();
-                    let decision = limiter.hit("load", &key).await?;
+                    let decision = load.hit(&key).await?;
                     latencies.push(t.elapsed());
                     allowed += u64::from(decision.allowed());
                 }

@@ -6,8 +6,8 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
-//! let limiter = Limiter::new(store).with_policy("api", Policy::token_bucket("100/second".parse()?));
-//! if !limiter.hit("api", "203.0.113.7").await?.allowed() {
+//! let api = Limiter::new(store).policy("api", Policy::token_bucket("100/second".parse()?));
+//! if !api.hit("203.0.113.7").await?.allowed() {
 //!     // answer 429
 //! }
 //! # Ok(())
@@ -29,7 +29,7 @@
 //!   the strategy's state in [`tollgate::strategy`] (fixed window `[start, count]`, sliding
 //!   window log `[[at, units, ...], total]`, sliding window counter
 //!   `[start, previous, current]`, token bucket `[tat]`), times in ticks of
-//!   [`RedisPolicy::tick`];
+//!   [`PreparedRedis::tick`];
 //! - the TTL is the time until every rate's state is fresh again, so idle keys vanish by
 //!   themselves.
 //!
@@ -55,5 +55,5 @@ mod script;
 mod store;
 mod uri;
 
-pub use store::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, MAX_AMOUNT, RedisPolicy, RedisStore, redacted};
-pub use uri::{AnyPolicy, AnyStore, UriError};
+pub use store::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, MAX_AMOUNT, PreparedRedis, RedisStore, redacted};
+pub use uri::{AnyStore, PreparedAny, StorageUri, UriError};

@@ -9,7 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Client, RedisError};
-use tollgate::strategy::{Limit, Outcome};
+use tollgate::strategy::{TickDecision, TickRate};
 use tollgate::{Decision, Policy, Store, StoreError, Timestamp};
 
 use crate::script::{self, Scripts};
@@ -49,8 +49,8 @@ pub const MAX_AMOUNT: u64 = 1 << 40;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = RedisStore::connect("redis://127.0.0.1:6379/0").await?;
-/// let limiter = Limiter::new(store).with_policy("login", Policy::fixed_window("5/minute".parse()?));
-/// let decision = limiter.hit("login", "user:42").await?;
+/// let login = Limiter::new(store).policy("login", Policy::fixed_window("5/minute".parse()?));
+/// let decision = login.hit("user:42").await?;
 /// # Ok(())
 /// # }
 /// ```
@@ -87,25 +87,25 @@ impl fmt::Debug for RedisStore {
 
 /// A policy prepared for a [`RedisStore`]: its scripts, key prefix, tick and arguments.
 #[derive(Debug, Clone)]
-pub struct RedisPolicy {
+pub struct PreparedRedis {
     /// The strategy's scripts, to apply hits and to refund.
     scripts: &'static Scripts,
     /// `{prefix}{name}:{fingerprint}:`; the key follows.
     key_prefix: Vec<u8>,
     /// The tick, in microseconds, that times and windows are counted in.
     tick_us: u64,
-    limits: Box<[Limit]>,
+    limits: Box<[TickRate]>,
 }
 
-impl RedisPolicy {
+impl PreparedRedis {
     /// The length of the ticks the script counts time in.
     pub fn tick(&self) -> Duration {
         Duration::from_micros(self.tick_us)
     }
 
-    /// The limits as the script applies them, in ticks of [`RedisPolicy::tick`]: what
+    /// The limits as the script applies them, in ticks of [`PreparedRedis::tick`]: what
     /// [`tollgate::strategy::apply`] must be given to make the same decisions.
-    pub fn limits(&self) -> &[Limit] {
+    pub fn limits(&self) -> &[TickRate] {
         &self.limits
     }
 
@@ -200,7 +200,7 @@ impl RedisStore {
     fn invocation<'s>(
         &self,
         script: &'s redis::Script,
-        policy: &RedisPolicy,
+        policy: &PreparedRedis,
         key: &[u8],
         now: Timestamp,
         cost: u64,
@@ -319,9 +319,9 @@ fn fingerprint(policy: &Policy) -> String {
 }
 
 impl Store for RedisStore {
-    type Prepared = RedisPolicy;
+    type Prepared = PreparedRedis;
 
-    fn prepare(&self, name: &str, policy: &Policy) -> RedisPolicy {
+    fn prepare(&self, name: &str, policy: &Policy) -> PreparedRedis {
         let tick_us = tick_us(policy);
         let limits = policy
             .limits(Duration::from_micros(tick_us))
@@ -333,7 +333,7 @@ impl Store for RedisStore {
         key_prefix.push(b':');
         key_prefix.extend_from_slice(fingerprint(policy).as_bytes());
         key_prefix.push(b':');
-        RedisPolicy {
+        PreparedRedis {
             scripts: script::scripts(policy.strategy()),
             key_prefix,
             tick_us,
@@ -343,7 +343,7 @@ impl Store for RedisStore {
 
     fn hit<'a>(
         &'a self,
-        policy: &'a RedisPolicy,
+        policy: &'a PreparedRedis,
         key: &[u8],
         now: Timestamp,
         cost: u64,
@@ -356,13 +356,13 @@ impl Store for RedisStore {
             let outcome = outcome(&reply).ok_or_else(|| {
                 StoreError::unavailable(format!("unexpected reply from the script: {reply:?}"))
             })?;
-            Ok(Decision::from_outcome(outcome, policy.tick()))
+            Ok(outcome.into_decision(policy.tick()))
         }
     }
 
     fn refund<'a>(
         &'a self,
-        policy: &'a RedisPolicy,
+        policy: &'a PreparedRedis,
         key: &[u8],
         now: Timestamp,
         cost: u64,
@@ -379,7 +379,7 @@ impl Store for RedisStore {
         }
     }
 
-    async fn reset(&self, policy: &RedisPolicy, key: &[u8]) -> Result<(), StoreError> {
+    async fn reset(&self, policy: &PreparedRedis, key: &[u8]) -> Result<(), StoreError> {
         let key = policy.redis_key(key);
         self.call(async |c: &mut Connection| c.del(&key).await)
             .await
@@ -387,12 +387,12 @@ impl Store for RedisStore {
 }
 
 /// Reads the script's reply: `{allowed, limit, remaining, reset_after, retry_after, window}`.
-fn outcome(reply: &[i64]) -> Option<Outcome> {
+fn outcome(reply: &[i64]) -> Option<TickDecision> {
     let &[allowed, limit, remaining, reset_after, retry_after, window] = reply else {
         return None;
     };
     let count = |n: i64| u64::try_from(n).ok();
-    Some(Outcome {
+    Some(TickDecision {
         allowed: allowed == 1,
         limit: count(limit)?,
         remaining: count(remaining)?,

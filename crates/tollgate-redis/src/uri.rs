@@ -3,9 +3,9 @@
 use std::fmt;
 use std::future::Future;
 
-use tollgate::{Decision, MemoryPolicy, MemoryStore, Policy, Store, StoreError, Timestamp};
+use tollgate::{Decision, MemoryStore, Policy, PreparedMemory, Store, StoreError, Timestamp};
 
-use crate::{RedisPolicy, RedisStore};
+use crate::store::{PreparedRedis, RedisStore};
 
 /// A store chosen at run time from a URI:
 ///
@@ -43,11 +43,11 @@ pub enum AnyStore {
 
 /// A policy prepared for an [`AnyStore`].
 #[derive(Debug, Clone)]
-pub enum AnyPolicy {
+pub enum PreparedAny {
     /// Prepared for [`AnyStore::Memory`].
-    Memory(MemoryPolicy),
+    Memory(PreparedMemory),
     /// Prepared for [`AnyStore::Redis`].
-    Redis(RedisPolicy),
+    Redis(PreparedRedis),
 }
 
 /// A storage URI that could not be opened: what is wrong with it, or why connecting failed.
@@ -81,68 +81,143 @@ impl fmt::Display for UriError {
 
 impl std::error::Error for UriError {}
 
-impl AnyStore {
-    /// Opens the store `uri` names, connecting to Redis if it names Redis.
-    pub async fn open(uri: &str) -> Result<Self, UriError> {
+/// A storage URI, checked: what [`AnyStore::open`] will open, without connecting yet.
+///
+/// ```
+/// use tollgate_redis::StorageUri;
+///
+/// let uri: StorageUri = "redis://:secret@127.0.0.1:6379/0".parse()?;
+/// assert_eq!(uri.to_string(), "redis://***@127.0.0.1:6379/0");
+/// assert!("redis+cluster://".parse::<StorageUri>().is_err());
+/// # Ok::<(), tollgate_redis::UriError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageUri {
+    /// As written (it may hold a password).
+    uri: String,
+    kind: StorageKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StorageKind {
+    Memory,
+    Redis,
+    /// The node URIs, each `redis://host:port` or `rediss://host:port`.
+    Cluster(Vec<String>),
+}
+
+impl std::str::FromStr for StorageUri {
+    type Err = UriError;
+
+    fn from_str(uri: &str) -> Result<Self, UriError> {
         let error = |reason: String| UriError {
             uri: crate::redacted(uri),
             reason,
             unreachable: false,
-        };
-        let unreachable = |err: StoreError| UriError {
-            uri: crate::redacted(uri),
-            reason: err.to_string(),
-            unreachable: true,
         };
         let Some((scheme, rest)) = uri.split_once("://") else {
             return Err(error(
                 "expected a scheme such as memory:// or redis://host:port".to_owned(),
             ));
         };
-        match scheme {
-            "memory" if rest.is_empty() => Ok(AnyStore::Memory(MemoryStore::new())),
-            "memory" => Err(error(format!(
-                "memory:// takes nothing after the scheme, found {rest:?}"
-            ))),
+        let kind = match scheme {
+            "memory" if rest.is_empty() => StorageKind::Memory,
+            "memory" => {
+                return Err(error(format!(
+                    "memory:// takes nothing after the scheme, found {rest:?}"
+                )));
+            }
             "redis" | "rediss" => {
-                // Parse first so that a malformed URI is told apart from an unreachable server.
                 redis::Client::open(uri).map_err(|e| error(e.to_string()))?;
-                let store = RedisStore::connect(uri).await.map_err(unreachable)?;
-                Ok(AnyStore::Redis(store))
+                StorageKind::Redis
             }
             "redis+cluster" | "rediss+cluster" => {
+                if rest.trim().trim_end_matches('/').is_empty() {
+                    return Err(error(
+                        "expected at least one host:port after the scheme".to_owned(),
+                    ));
+                }
                 let node_scheme = scheme.trim_end_matches("+cluster");
                 let nodes: Vec<String> = rest
                     .trim_end_matches('/')
                     .split(',')
                     .map(|node| format!("{node_scheme}://{}", node.trim()))
                     .collect();
-                if rest.trim().is_empty() {
-                    return Err(error(
-                        "expected at least one host:port after the scheme".to_owned(),
-                    ));
-                }
                 for node in &nodes {
                     redis::Client::open(node.as_str())
                         .map_err(|e| error(format!("node {:?}: {e}", crate::redacted(node))))?;
                 }
-                let store = RedisStore::connect_cluster(&nodes)
-                    .await
-                    .map_err(unreachable)?;
-                Ok(AnyStore::Redis(store))
+                StorageKind::Cluster(nodes)
             }
-            other => Err(error(format!(
-                "unknown scheme {other:?}; expected memory://, redis://, rediss://, \
-                 redis+cluster:// or rediss+cluster://"
-            ))),
-        }
+            other => {
+                return Err(error(format!(
+                    "unknown scheme {other:?}; expected memory://, redis://, rediss://, \
+                     redis+cluster:// or rediss+cluster://"
+                )));
+            }
+        };
+        Ok(Self {
+            uri: uri.to_owned(),
+            kind,
+        })
     }
 }
 
-/// A call the memory store answered at once, or one waiting for Redis.
-enum Started<T, F> {
-    Answered(Result<T, StoreError>),
-    Pending(F),
+impl fmt::Display for StorageUri {
+    /// The URI with any password replaced by `***`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::redacted(&self.uri))
+    }
+}
+
+impl StorageUri {
+    /// `memory://`.
+    pub fn memory() -> Self {
+        Self {
+            uri: "memory://".to_owned(),
+            kind: StorageKind::Memory,
+        }
+    }
+
+    /// Whether this is `memory://`.
+    pub fn is_memory(&self) -> bool {
+        self.kind == StorageKind::Memory
+    }
+
+    /// Opens the store, connecting to Redis if the URI names Redis.
+    pub async fn open(&self) -> Result<AnyStore, UriError> {
+        let unreachable = |err: StoreError| UriError {
+            uri: crate::redacted(&self.uri),
+            reason: err.to_string(),
+            unreachable: true,
+        };
+        Ok(match &self.kind {
+            StorageKind::Memory => AnyStore::Memory(MemoryStore::new()),
+            StorageKind::Redis => {
+                AnyStore::Redis(RedisStore::connect(&self.uri).await.map_err(unreachable)?)
+            }
+            StorageKind::Cluster(nodes) => AnyStore::Redis(
+                RedisStore::connect_cluster(nodes)
+                    .await
+                    .map_err(unreachable)?,
+            ),
+        })
+    }
+}
+
+impl AnyStore {
+    /// Opens the store `uri` names, connecting to Redis if it names Redis: see
+    /// [`StorageUri`].
+    pub async fn open(uri: &str) -> Result<Self, UriError> {
+        uri.parse::<StorageUri>()?.open().await
+    }
+}
+
+/// A call handed to the store it was prepared for.
+enum Started<M, R> {
+    Memory(M),
+    Redis(R),
+    Mismatch,
 }
 
 fn mismatch() -> StoreError {
@@ -150,72 +225,73 @@ fn mismatch() -> StoreError {
 }
 
 impl Store for AnyStore {
-    type Prepared = AnyPolicy;
+    type Prepared = PreparedAny;
 
     fn answers_immediately(&self) -> bool {
         matches!(self, AnyStore::Memory(_))
     }
 
-    fn prepare(&self, name: &str, policy: &Policy) -> AnyPolicy {
+    fn prepare(&self, name: &str, policy: &Policy) -> PreparedAny {
         match self {
-            AnyStore::Memory(store) => AnyPolicy::Memory(store.prepare(name, policy)),
-            AnyStore::Redis(store) => AnyPolicy::Redis(store.prepare(name, policy)),
+            AnyStore::Memory(store) => PreparedAny::Memory(store.prepare(name, policy)),
+            AnyStore::Redis(store) => PreparedAny::Redis(store.prepare(name, policy)),
         }
     }
 
     fn hit<'a>(
         &'a self,
-        policy: &'a AnyPolicy,
+        policy: &'a PreparedAny,
         key: &[u8],
         now: Timestamp,
         cost: u64,
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
         let started = match (self, policy) {
-            (AnyStore::Memory(store), AnyPolicy::Memory(p)) => {
-                Started::Answered(Ok(store.hit_now(p, key, now, cost)))
+            (AnyStore::Memory(store), PreparedAny::Memory(p)) => {
+                Started::Memory(store.hit(p, key, now, cost))
             }
-            (AnyStore::Redis(store), AnyPolicy::Redis(p)) => {
-                Started::Pending(store.hit(p, key, now, cost))
+            (AnyStore::Redis(store), PreparedAny::Redis(p)) => {
+                Started::Redis(store.hit(p, key, now, cost))
             }
-            _ => Started::Answered(Err(mismatch())),
+            _ => Started::Mismatch,
         };
         async move {
             match started {
-                Started::Answered(answer) => answer,
-                Started::Pending(pending) => pending.await,
+                Started::Memory(memory) => memory.await,
+                Started::Redis(redis) => redis.await,
+                Started::Mismatch => Err(mismatch()),
             }
         }
     }
 
     fn refund<'a>(
         &'a self,
-        policy: &'a AnyPolicy,
+        policy: &'a PreparedAny,
         key: &[u8],
         now: Timestamp,
         cost: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a> {
         let started = match (self, policy) {
-            (AnyStore::Memory(store), AnyPolicy::Memory(p)) => {
-                store.refund_now(p, key, now, cost);
-                Started::Answered(Ok(()))
+            (AnyStore::Memory(store), PreparedAny::Memory(p)) => {
+                Started::Memory(store.refund(p, key, now, cost))
             }
-            (AnyStore::Redis(store), AnyPolicy::Redis(p)) => {
-                Started::Pending(store.refund(p, key, now, cost))
+            (AnyStore::Redis(store), PreparedAny::Redis(p)) => {
+                Started::Redis(store.refund(p, key, now, cost))
             }
-            _ => Started::Answered(Err(mismatch())),
+            _ => Started::Mismatch,
         };
         async move {
             match started {
-                Started::Answered(answer) => answer,
-                Started::Pending(pending) => pending.await,
+                Started::Memory(memory) => memory.await,
+                Started::Redis(redis) => redis.await,
+                Started::Mismatch => Err(mismatch()),
             }
         }
     }
 
-    async fn reset(&self, policy: &AnyPolicy, key: &[u8]) -> Result<(), StoreError> {
+    async fn reset(&self, policy: &PreparedAny, key: &[u8]) -> Result<(), StoreError> {
         match (self, policy) {
-            (AnyStore::Memory(store), AnyPolicy::Memory(p)) => store.reset(p, key).await,
-            (AnyStore::Redis(store), AnyPolicy::Redis(p)) => store.reset(p, key).await,
+            (AnyStore::Memory(store), PreparedAny::Memory(p)) => store.reset(p, key).await,
+            (AnyStore::Redis(store), PreparedAny::Redis(p)) => store.reset(p, key).await,
             _ => Err(mismatch()),
         }
     }

@@ -193,7 +193,7 @@ fn twin<S: Twin>(
                 .block_on(store.hit(&prepared, key_bytes.as_bytes(), now, cost))
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             let rust = apply(state, &limits, ticks, cost);
-            let rust = Decision::from_outcome(rust, prepared.tick());
+            let rust = rust.into_decision(prepared.tick());
             prop_assert_eq!(
                 redis,
                 rust,
@@ -348,20 +348,18 @@ fn memory_and_redis_decide_alike_at_whole_microseconds() {
             let name = format!("alike{i}{algorithm}");
             let memory = Limiter::new(MemoryStore::new())
                 .with_clock(clock.clone())
-                .with_policy(&name, policy.clone());
+                .policy(&name, policy.clone());
             let redis = Limiter::new(store.clone())
                 .with_clock(clock.clone())
-                .with_policy(&name, policy.clone());
+                .policy(&name, policy.clone());
             for step in 0..400u64 {
                 // Steps of 0.1 ms to 1.2 s, in a pattern that lands on window edges.
                 clock.advance(Duration::from_micros(
                     [100, 0, 250_000, 1_000, 999_900, 1_200_000][step as usize % 6],
                 ));
                 let (key, cost) = (step % 2, step % 3);
-                let m = memory.hit_now(&name, &key, cost).expect("memory");
-                let r = rt
-                    .block_on(redis.hit_cost(&name, &key, cost))
-                    .expect("redis");
+                let m = memory.hit_sync(&key, cost).expect("memory");
+                let r = rt.block_on(redis.hit_cost(&key, cost)).expect("redis");
                 let what = format!("{policy}, step {step}: {m:?} {r:?}");
                 assert_eq!(m.allowed(), r.allowed(), "{what}");
                 assert_eq!(
@@ -384,9 +382,9 @@ fn memory_and_redis_decide_alike_at_whole_microseconds() {
                 );
                 if step % 5 == 4 {
                     // Deduct-when: give the hit back; the next decisions must still agree.
-                    let refunded = futures_executor::block_on(memory.refund(&name, &key, cost));
+                    let refunded = futures_executor::block_on(memory.refund(&key, cost));
                     refunded.expect("memory");
-                    rt.block_on(redis.refund(&name, &key, cost)).expect("redis");
+                    rt.block_on(redis.refund(&key, cost)).expect("redis");
                 }
             }
         }

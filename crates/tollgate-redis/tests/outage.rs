@@ -1,5 +1,5 @@
 //! Redis is killed (`kill -9`) in the middle of a load and started again: every call answers
-//! within the timeout, per the failure policy; nothing panics; and within a second of Redis
+//! within the timeout, per the failure mode; nothing panics; and within a second of Redis
 //! being back, hits are counted in Redis again.
 
 mod support;
@@ -8,45 +8,43 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tollgate::{Error, Failover, FailurePolicy, Limiter, Policy, Rate};
+use tollgate::{Error, Failover, FailureMode, Limiter, Policy, Rate};
 use tollgate_redis::{DEFAULT_TIMEOUT, RedisStore};
 
 /// Scheduling slack on a shared 2-core machine, on top of the store's timeout.
 const SLACK: Duration = Duration::from_millis(100);
 
-async fn survive_an_outage(policy: FailurePolicy) {
+async fn survive_an_outage(mode: FailureMode) {
     let mut server = support::RedisServer::start();
     let store = RedisStore::connect(&server.uri()).await.expect("connect");
-    let limiter = Arc::new(
-        Limiter::new(Failover::new(store, policy))
-            .with_policy(
-                "api",
-                Policy::token_bucket(Rate::per_second(1_000_000).into()),
-            )
-            // Keys that live an hour, to see where hits are counted.
-            .with_policy(
-                "probe",
-                Policy::fixed_window(Rate::per_hour(1_000_000).into()),
-            ),
+    let limiter = Limiter::new(Failover::new(store, mode));
+    let api = limiter.policy(
+        "api",
+        Policy::token_bucket(Rate::per_second(1_000_000).into()),
+    );
+    // Keys that live an hour, to see where hits are counted.
+    let probe = limiter.policy(
+        "probe",
+        Policy::fixed_window(Rate::per_hour(1_000_000).into()),
     );
     let stop = Arc::new(AtomicBool::new(false));
     let (errors, slowest_us) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let workers: Vec<_> = (0..16)
         .map(|task| {
-            let (limiter, stop) = (Arc::clone(&limiter), Arc::clone(&stop));
+            let (api, stop) = (api.clone(), Arc::clone(&stop));
             let (errors, slowest_us) = (Arc::clone(&errors), Arc::clone(&slowest_us));
             tokio::spawn(async move {
                 let mut calls = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
-                    let result = limiter.hit("api", &(task * 1000 + calls % 100)).await;
+                    let result = api.hit(&(task * 1000 + calls % 100)).await;
                     slowest_us.fetch_max(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                     match result {
-                        Ok(decision) => assert!(decision.allowed(), "{policy}: under the limit"),
-                        Err(Error::Store(_)) if policy == FailurePolicy::Deny => {
+                        Ok(decision) => assert!(decision.allowed(), "{mode}: under the limit"),
+                        Err(Error::Store(_)) if mode == FailureMode::Deny => {
                             errors.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(err) => panic!("{policy}: {err}"),
+                        Err(err) => panic!("{mode}: {err}"),
                     }
                     calls += 1;
                     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -61,21 +59,21 @@ async fn survive_an_outage(policy: FailurePolicy) {
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(
         limiter.store().errors() > 0,
-        "{policy}: the outage was noticed"
+        "{mode}: the outage was noticed"
     );
     server.restart();
     let back = Instant::now();
 
     // Within a second of Redis being back, hits are counted in Redis again.
     loop {
-        let _ = limiter.hit("probe", "k").await;
+        let _ = probe.hit("k").await;
         let in_redis = server.cli(&["--scan", "--pattern", "tollgate:probe:*"]);
         if !in_redis.trim().is_empty() && !limiter.store().is_falling_back() {
             break;
         }
         assert!(
             back.elapsed() < Duration::from_secs(1),
-            "{policy}: not counting in redis again"
+            "{mode}: not counting in redis again"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -84,13 +82,13 @@ async fn survive_an_outage(policy: FailurePolicy) {
     for worker in workers {
         calls += worker.await.expect("no worker panicked");
     }
-    assert!(calls > 1000, "{policy}: load kept going ({calls} calls)");
+    assert!(calls > 1000, "{mode}: load kept going ({calls} calls)");
     let slowest = Duration::from_micros(slowest_us.load(Ordering::Relaxed));
     assert!(
         slowest <= DEFAULT_TIMEOUT + SLACK,
-        "{policy}: a call took {slowest:?}"
+        "{mode}: a call took {slowest:?}"
     );
-    if policy == FailurePolicy::Deny {
+    if mode == FailureMode::Deny {
         assert!(
             errors.load(Ordering::Relaxed) > 0,
             "deny surfaced the errors"
@@ -100,15 +98,15 @@ async fn survive_an_outage(policy: FailurePolicy) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_open_through_an_outage() {
-    survive_an_outage(FailurePolicy::Allow).await;
+    survive_an_outage(FailureMode::Allow).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_closed_through_an_outage() {
-    survive_an_outage(FailurePolicy::Deny).await;
+    survive_an_outage(FailureMode::Deny).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fall_back_to_memory_through_an_outage() {
-    survive_an_outage(FailurePolicy::Fallback).await;
+    survive_an_outage(FailureMode::Fallback).await;
 }

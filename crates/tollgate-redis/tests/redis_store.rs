@@ -12,17 +12,15 @@ use tollgate_redis::{AnyStore, RedisStore};
 async fn keys_expire_once_the_longest_window_has_passed() {
     let server = support::RedisServer::start();
     let store = RedisStore::connect(&server.uri()).await.expect("connect");
-    let mut limiter = Limiter::new(store);
+    let limiter = Limiter::new(store);
     for strategy in Strategy::ALL {
-        limiter = limiter.with_policy(
+        let policy = limiter.policy(
             strategy.name(),
             Policy::new(strategy, "5/second; 10/2 seconds".parse().expect("rates")),
         );
-    }
-    for strategy in Strategy::ALL {
         for key in 0..20u32 {
             for _ in 0..3 {
-                limiter.hit(strategy.name(), &key).await.expect("hit");
+                policy.hit(&key).await.expect("hit");
             }
         }
     }
@@ -49,18 +47,11 @@ async fn keys_expire_once_the_longest_window_has_passed() {
 async fn scripts_are_reloaded_after_noscript() {
     let server = support::RedisServer::start();
     let store = RedisStore::connect(&server.uri()).await.expect("connect");
-    let limiter =
-        Limiter::new(store).with_policy("p", Policy::fixed_window(Rate::per_minute(2).into()));
-    assert!(limiter.hit("p", "k").await.expect("hit").allowed());
+    let p = Limiter::new(store).policy("p", Policy::fixed_window(Rate::per_minute(2).into()));
+    assert!(p.hit("k").await.expect("hit").allowed());
     server.cli(&["SCRIPT", "FLUSH"]);
-    assert!(
-        limiter
-            .hit("p", "k")
-            .await
-            .expect("hit after flush")
-            .allowed()
-    );
-    assert!(!limiter.hit("p", "k").await.expect("hit").allowed());
+    assert!(p.hit("k").await.expect("hit after flush").allowed());
+    assert!(!p.hit("k").await.expect("hit").allowed());
 }
 
 #[tokio::test]
@@ -70,14 +61,14 @@ async fn reset_forgets_and_prefix_scopes_the_keys() {
         .await
         .expect("connect")
         .with_prefix("app1:");
-    let limiter =
-        Limiter::new(store).with_policy("login", Policy::fixed_window(Rate::per_minute(1).into()));
-    assert!(limiter.hit("login", "alice").await.expect("hit").allowed());
-    assert!(!limiter.hit("login", "alice").await.expect("hit").allowed());
+    let login =
+        Limiter::new(store).policy("login", Policy::fixed_window(Rate::per_minute(1).into()));
+    assert!(login.hit("alice").await.expect("hit").allowed());
+    assert!(!login.hit("alice").await.expect("hit").allowed());
     let keys = server.cli(&["--scan", "--pattern", "app1:login:*:alice"]);
     assert_eq!(keys.lines().count(), 1, "{keys}");
-    limiter.reset("login", "alice").await.expect("reset");
-    assert!(limiter.hit("login", "alice").await.expect("hit").allowed());
+    login.reset("alice").await.expect("reset");
+    assert!(login.hit("alice").await.expect("hit").allowed());
 }
 
 /// Deduct-when against Redis's own clock, for every strategy and through `AnyStore` too: a
@@ -88,23 +79,20 @@ async fn refunds_give_hits_back_in_redis() {
     let server = support::RedisServer::start();
     for uri in ["memory://".to_owned(), server.uri()] {
         let store = AnyStore::open(&uri).await.expect("open");
-        let mut limiter = Limiter::new(store);
+        let limiter = Limiter::new(store);
         for strategy in Strategy::ALL {
             let policy = Policy::new(strategy, "2/minute; 5/hour".parse().expect("rates"));
-            limiter = limiter.with_policy(strategy.name(), policy);
-        }
-        for strategy in Strategy::ALL {
-            let name = strategy.name();
-            limiter.refund(name, "never-hit", 2).await.expect("refund");
-            assert!(limiter.hit(name, "k").await.expect("hit").allowed());
-            assert!(limiter.hit(name, "k").await.expect("hit").allowed());
-            assert!(!limiter.hit(name, "k").await.expect("hit").allowed());
-            limiter.refund(name, "k", 1).await.expect("refund");
-            let again = limiter.hit(name, "k").await.expect("hit");
+            let policy = limiter.policy(strategy.name(), policy);
+            policy.refund("never-hit", 2).await.expect("refund");
+            assert!(policy.hit("k").await.expect("hit").allowed());
+            assert!(policy.hit("k").await.expect("hit").allowed());
+            assert!(!policy.hit("k").await.expect("hit").allowed());
+            policy.refund("k", 1).await.expect("refund");
+            let again = policy.hit("k").await.expect("hit");
             assert!(again.allowed(), "{uri} {strategy}: the refund made room");
             assert_eq!(again.remaining(), 0, "{uri} {strategy}");
-            limiter.refund(name, "k", 2).await.expect("refund");
-            let peek = limiter.peek(name, "k").await.expect("peek");
+            policy.refund("k", 2).await.expect("refund");
+            let peek = policy.peek("k").await.expect("peek");
             assert_eq!(peek.remaining(), 2, "{uri} {strategy}: fresh again");
         }
     }
@@ -119,10 +107,9 @@ async fn refunds_give_hits_back_in_redis() {
 async fn server_time_gives_exact_waits() {
     let server = support::RedisServer::start();
     let store = RedisStore::connect(&server.uri()).await.expect("connect");
-    let limiter =
-        Limiter::new(store).with_policy("p", Policy::fixed_window(Rate::per_minute(1).into()));
-    limiter.hit("p", "k").await.expect("hit");
-    let denied = limiter.hit("p", "k").await.expect("hit");
+    let p = Limiter::new(store).policy("p", Policy::fixed_window(Rate::per_minute(1).into()));
+    p.hit("k").await.expect("hit");
+    let denied = p.hit("k").await.expect("hit");
     let wait = denied.retry_after().expect("denied");
     assert!(
         wait > Duration::from_secs(59) && wait <= Duration::from_secs(60),
@@ -189,19 +176,12 @@ async fn any_store_counts_like_the_store_it_names() {
     let server = support::RedisServer::start();
     for uri in ["memory://".to_owned(), server.uri()] {
         let store = AnyStore::open(&uri).await.expect("open");
-        let limiter = Limiter::new(store)
-            .with_policy("p", Policy::sliding_window_log(Rate::per_minute(2).into()));
-        assert!(limiter.hit("p", "k").await.expect("hit").allowed());
-        assert_eq!(
-            limiter.peek("p", "k").await.expect("peek").remaining(),
-            1,
-            "{uri}"
-        );
-        assert!(limiter.hit("p", "k").await.expect("hit").allowed());
-        assert!(
-            !limiter.hit("p", "k").await.expect("hit").allowed(),
-            "{uri}"
-        );
+        let p =
+            Limiter::new(store).policy("p", Policy::sliding_window_log(Rate::per_minute(2).into()));
+        assert!(p.hit("k").await.expect("hit").allowed());
+        assert_eq!(p.peek("k").await.expect("peek").remaining(), 1, "{uri}");
+        assert!(p.hit("k").await.expect("hit").allowed());
+        assert!(!p.hit("k").await.expect("hit").allowed(), "{uri}");
     }
 }
 
@@ -209,16 +189,16 @@ async fn any_store_counts_like_the_store_it_names() {
 async fn concurrent_hits_share_one_multiplexed_connection() {
     let server = support::RedisServer::start();
     let store = RedisStore::connect(&server.uri()).await.expect("connect");
-    let limiter = std::sync::Arc::new(Limiter::new(store).with_policy(
+    let p = Limiter::new(store).policy(
         "p",
         Policy::token_bucket(Rate::per_second(1_000_000).into()),
-    ));
+    );
     let tasks: Vec<_> = (0..64u32)
         .map(|task| {
-            let limiter = std::sync::Arc::clone(&limiter);
+            let p = p.clone();
             tokio::spawn(async move {
                 for i in 0..200u32 {
-                    limiter.hit("p", &(task * 1000 + i)).await.expect("hit");
+                    p.hit(&(task * 1000 + i)).await.expect("hit");
                 }
             })
         })

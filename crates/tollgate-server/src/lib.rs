@@ -3,22 +3,37 @@
 //!
 //! # Layout
 //!
-//! - `config.rs`: the TOML configuration, checked with file and line in every error.
-//! - `app.rs`: what the listeners share: storage, metrics, the configuration in force.
-//! - `check_api.rs`: `POST /v1/check`, `/v1/peek`, `/v1/reset`, `/healthz`, `/metrics`.
-//! - `metrics.rs`: the Prometheus counters.
-//! - `proxy.rs`: the reverse proxy: `[proxy]` routes limited, allowed ones streamed upstream.
-//! - `server.rs`: `tollgate serve`: listeners, reload, graceful shutdown.
-//! - `envoy/`: Envoy's rate limit service (`envoy.service.ratelimit.v3`) over gRPC, with the
+//! - `config/`: the TOML configuration, read and checked once into typed values, with file
+//!   and line in every error.
+//! - `state.rs`: what the listeners share (the limiter, the metrics) and the configuration
+//!   in force, swapped whole by a reload.
+//! - `http/`: the check API (`check_api.rs`: `/v1/check`, `/v1/peek`, `/v1/reset`,
+//!   `/healthz`, `/metrics`) and the reverse proxy (`proxy/`).
+//! - `grpc/envoy/`: Envoy's rate limit service (`envoy.service.ratelimit.v3`) with the
 //!   descriptor configuration of envoyproxy/ratelimit.
+//! - `metrics.rs`: the Prometheus counters every front end records its decisions in.
+//! - `server.rs`: `tollgate serve` (listeners, reload, graceful shutdown) and
+//!   `tollgate check-config`.
+//!
+//! Every front end turns its request into one [`tollgate::Admission`] over the policy handles
+//! in force and renders the verdict.
 
-pub mod app;
-pub mod check_api;
-pub mod config;
-pub mod envoy;
-pub mod metrics;
-pub mod proxy;
-pub mod server;
+mod config;
+mod grpc;
+mod http;
+mod metrics;
+mod server;
+mod state;
+
+pub use config::{
+    Config, ConfigError, DEFAULT_LISTEN, KeySpec, Overrides, ProxyConfig, RouteConfig,
+    RoutePattern, UpstreamUri,
+};
+pub use grpc::envoy::{DescriptorVerdict, EnvoyConfig, EnvoyLimit, EnvoyService, Observer, Unit};
+pub use http::check_api::router as check_api;
+pub use metrics::{Metrics, PolicyCounters};
+pub use server::{SHUTDOWN_GRACE, ServeError, Settings, check, serve};
+pub use state::{InForce, ServerState, ServerStore};
 
 /// The workspace README's examples, compiled and run as doctests (here, where every crate is
 /// at hand).

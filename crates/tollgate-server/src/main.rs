@@ -10,9 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tollgate_server::config::Config;
-use tollgate_server::proxy::proxy_app;
-use tollgate_server::server::{self, Settings};
+use tollgate_server::{Overrides, Settings};
 
 /// Rate limiting as a service: an HTTP check API, a reverse proxy and Envoy's rate limit
 /// service, over memory or Redis.
@@ -65,8 +63,7 @@ fn main() -> ExitCode {
                 .init();
             let settings = Settings {
                 config,
-                listen,
-                storage,
+                overrides: Overrides { listen, storage },
             };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(runtime) => runtime,
@@ -103,43 +100,41 @@ async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
             _ = tokio::signal::ctrl_c() => {}
         }
     };
-    server::serve(settings, reload_rx, shutdown).await?;
+    tollgate_server::serve(settings, reload_rx, shutdown).await?;
     Ok(())
 }
 
+/// Checks `file` as `serve` would, then prints what it puts in force.
 fn check_config(file: &std::path::Path) -> ExitCode {
-    match Config::load(file) {
-        Ok(config) => {
-            println!("{}: ok", file.display());
-            for (name, policy) in &config.policies {
-                println!("policy {name}: {policy}");
-            }
-            if let Some(proxy) = &config.proxy {
-                let headers = config.headers;
-                let store = tollgate::MemoryStore::new();
-                if let Err(err) = proxy_app(proxy, &config.policies, headers, store) {
-                    eprintln!("{}: proxy: {err}", file.display());
-                    return ExitCode::FAILURE;
-                }
-                println!("proxy {} -> {}", proxy.listen, proxy.upstream);
-                for route in &proxy.routes {
-                    match &route.policy {
-                        Some(policy) => println!("  route {} -> policy {policy}", route.path),
-                        None => println!("  route {} exempt", route.path),
-                    }
-                }
-            }
-            if let Some(envoy) = &config.envoy {
-                println!("envoy {}:", envoy.file());
-                for limit in envoy.limits() {
-                    println!("  {limit}");
-                }
-            }
-            ExitCode::SUCCESS
-        }
+    let settings = Settings {
+        config: Some(file.to_owned()),
+        ..Settings::default()
+    };
+    let config = match tollgate_server::check(&settings) {
+        Ok(config) => config,
         Err(err) => {
             eprintln!("{err}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}: ok", file.display());
+    for (name, policy) in &config.policies {
+        println!("policy {name}: {policy}");
+    }
+    if let Some(proxy) = &config.proxy {
+        println!("proxy {} -> {}", proxy.listen, proxy.upstream);
+        for route in &proxy.routes {
+            match &route.policy {
+                Some(policy) => println!("  route {} -> policy {policy}", route.path),
+                None => println!("  route {} exempt", route.path),
+            }
         }
     }
+    if let Some(envoy) = &config.envoy {
+        println!("envoy {}:", envoy.file());
+        for limit in envoy.limits() {
+            println!("  {limit}");
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -1,11 +1,10 @@
-//! [`Metrics`]: what `GET /metrics` reports, in Prometheus's text format.
+//! [`Metrics`]: what `GET /metrics` reports, in Prometheus's text format, and the
+//! [`PolicyCounters`] every front end records its decisions in.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -13,10 +12,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use tollgate::ChargeResult;
 
-/// How a hit ended.
+use crate::grpc::envoy::DescriptorVerdict;
+
+/// How a hit ended, as metrics label it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
+enum HitOutcome {
     /// Allowed.
     Allowed,
     /// Denied: over the limit.
@@ -27,89 +29,92 @@ pub enum Outcome {
     Error,
 }
 
-impl Outcome {
+impl HitOutcome {
     /// Every outcome, in declaration order (their discriminants index this array).
-    const ALL: [Outcome; 4] = [
-        Outcome::Allowed,
-        Outcome::Denied,
-        Outcome::ShadowDenied,
-        Outcome::Error,
+    const ALL: [HitOutcome; 4] = [
+        HitOutcome::Allowed,
+        HitOutcome::Denied,
+        HitOutcome::ShadowDenied,
+        HitOutcome::Error,
     ];
 }
 
-impl EncodeLabelValue for Outcome {
+impl EncodeLabelValue for HitOutcome {
     fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
         encoder.write_str(match self {
-            Outcome::Allowed => "allowed",
-            Outcome::Denied => "denied",
-            Outcome::ShadowDenied => "shadow_denied",
-            Outcome::Error => "error",
+            HitOutcome::Allowed => "allowed",
+            HitOutcome::Denied => "denied",
+            HitOutcome::ShadowDenied => "shadow_denied",
+            HitOutcome::Error => "error",
         })
-    }
-}
-
-/// The hit counters of the policies a configuration names, made once, so that counting a hit
-/// takes no lock and no allocation; any other name is counted through [`Metrics::hit`].
-///
-/// ```
-/// use std::sync::Arc;
-/// use tollgate_server::metrics::{Counters, Metrics, Outcome};
-///
-/// let metrics = Arc::new(Metrics::new());
-/// let counters = Counters::new(&metrics, ["login"]);
-/// counters.count("login", Outcome::Allowed);
-/// counters.count("other", Outcome::Denied);
-/// let text = metrics.render(0, false);
-/// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="allowed"} 1"#));
-/// assert!(text.contains(r#"tollgate_hits_total{policy="other",outcome="denied"} 1"#));
-/// ```
-#[derive(Debug)]
-pub struct Counters {
-    /// By policy: allowed, denied, shadow-denied, error.
-    known: HashMap<String, [Counter; 4]>,
-    metrics: Arc<Metrics>,
-}
-
-impl Counters {
-    /// Counters for `policies`, in `metrics`.
-    pub fn new<'a>(metrics: &Arc<Metrics>, policies: impl IntoIterator<Item = &'a str>) -> Self {
-        let known = policies
-            .into_iter()
-            .map(|policy| {
-                let counter = |outcome| {
-                    metrics
-                        .hits
-                        .get_or_create(&HitLabels {
-                            policy: policy.to_owned(),
-                            outcome,
-                        })
-                        .clone()
-                };
-                let counters = Outcome::ALL.map(counter);
-                (policy.to_owned(), counters)
-            })
-            .collect();
-        Self {
-            known,
-            metrics: Arc::clone(metrics),
-        }
-    }
-
-    /// Counts a hit on `policy` that ended as `outcome`.
-    pub fn count(&self, policy: &str, outcome: Outcome) {
-        match self.known.get(policy) {
-            Some(counters) => {
-                counters[outcome as usize].inc();
-            }
-            None => self.metrics.hit(policy, outcome),
-        }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct HitLabels {
     policy: String,
-    outcome: Outcome,
+    outcome: HitOutcome,
+}
+
+/// The hit counters of one policy (`tollgate_hits_total{policy, outcome}`), made once so
+/// that recording a decision takes no lock, no lookup and no allocation. Clones count into
+/// the same counters.
+///
+/// ```
+/// use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate};
+/// use tollgate_server::Metrics;
+///
+/// # futures_executor::block_on(async {
+/// let metrics = Metrics::new();
+/// let counters = metrics.counters("login");
+/// let login = Limiter::new(MemoryStore::new()).policy("login", Policy::fixed_window(Rate::per_hour(1).into()));
+/// for _ in 0..2 {
+///     let verdict = Admission::new().charge(Charge::new(login.clone(), "k", 1)).decide().await;
+///     counters.record(&verdict.results()[0]);
+/// }
+/// let text = metrics.render(0, false);
+/// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="allowed"} 1"#));
+/// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="denied"} 1"#));
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct PolicyCounters {
+    /// By [`HitOutcome`]: allowed, denied, shadow-denied, error.
+    counters: Arc<[Counter; 4]>,
+}
+
+impl PolicyCounters {
+    /// Counts what a charge came to (nothing for one that was never tried).
+    pub fn record(&self, result: &ChargeResult) {
+        let outcome = match result {
+            ChargeResult::Allowed(_) => HitOutcome::Allowed,
+            ChargeResult::Denied(_) => HitOutcome::Denied,
+            ChargeResult::ShadowDenied(_) => HitOutcome::ShadowDenied,
+            ChargeResult::Skipped => return,
+            _ => HitOutcome::Error,
+        };
+        self.count(outcome);
+    }
+
+    /// Counts what an Envoy descriptor came to (unlimited ones and refunds are not hits).
+    pub fn record_descriptor(&self, verdict: DescriptorVerdict) {
+        let outcome = match verdict {
+            DescriptorVerdict::Allowed => HitOutcome::Allowed,
+            DescriptorVerdict::OverLimit => HitOutcome::Denied,
+            DescriptorVerdict::ShadowOverLimit => HitOutcome::ShadowDenied,
+            _ => return,
+        };
+        self.count(outcome);
+    }
+
+    /// Counts a request that got no decision (a mistake in it).
+    pub fn record_error(&self) {
+        self.count(HitOutcome::Error);
+    }
+
+    fn count(&self, outcome: HitOutcome) {
+        self.counters[outcome as usize].inc();
+    }
 }
 
 /// The server's counters: hits by policy and outcome, storage errors, whether hits are
@@ -117,13 +122,13 @@ struct HitLabels {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tollgate_server::metrics::{Metrics, Outcome};
+/// use tollgate_server::Metrics;
 ///
 /// let metrics = Metrics::new();
-/// metrics.hit("login", Outcome::Denied);
+/// metrics.counters("login").record_error();
 /// metrics.took(Duration::from_micros(40));
 /// let text = metrics.render(3, false);
-/// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="denied"} 1"#));
+/// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="error"} 1"#));
 /// assert!(text.contains("tollgate_storage_errors_total 3"));
 /// assert!(text.contains("tollgate_storage_fallback 0"));
 /// ```
@@ -161,7 +166,7 @@ impl Metrics {
         );
         registry.register(
             "tollgate_storage_errors",
-            "Storage errors seen by the failure policy",
+            "Storage errors seen by the failure mode",
             storage_errors.clone(),
         );
         registry.register(
@@ -179,14 +184,19 @@ impl Metrics {
         }
     }
 
-    /// Counts a hit on `policy` that ended as `outcome`.
-    pub fn hit(&self, policy: &str, outcome: Outcome) {
-        self.hits
-            .get_or_create(&HitLabels {
-                policy: policy.to_owned(),
-                outcome,
-            })
-            .inc();
+    /// The counters of `policy` (the same ones each time for the same name).
+    pub fn counters(&self, policy: &str) -> PolicyCounters {
+        let counter = |outcome| {
+            self.hits
+                .get_or_create(&HitLabels {
+                    policy: policy.to_owned(),
+                    outcome,
+                })
+                .clone()
+        };
+        PolicyCounters {
+            counters: Arc::new(HitOutcome::ALL.map(counter)),
+        }
     }
 
     /// Records that deciding a check (of one or several hits) took `took`.

@@ -1,12 +1,11 @@
-//! `tollgate serve`: opens the storage, binds the listeners, serves until shut down, and
-//! reloads the configuration when asked.
+//! `tollgate serve` and `tollgate check-config`: the configuration read once, the storage
+//! opened, the listeners bound; serving until shut down, and reloading when asked.
 
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
-
+use std::sync::Arc;
 use std::time::Instant;
 
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
@@ -15,12 +14,13 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tollgate::{Failover, Limiter, MemoryStore};
 use tollgate_redis::AnyStore;
 
-use crate::app::App;
-use crate::check_api;
-use crate::config::{Config, ConfigError};
-use crate::proxy::{ProxyError, proxy_app};
+use crate::config::{Config, ConfigError, Overrides};
+use crate::http::check_api;
+use crate::metrics::Metrics;
+use crate::state::{InForce, ServerState};
 
 /// How long a shutdown waits for requests in flight (and idle keep-alive connections, such as
 /// Envoy's) before closing what is left.
@@ -31,38 +31,29 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5
 pub struct Settings {
     /// The config file; none means the defaults.
     pub config: Option<PathBuf>,
-    /// `--listen`: overrides `[server] listen`.
-    pub listen: Option<SocketAddr>,
-    /// `--storage`: overrides `[server] storage`.
-    pub storage: Option<String>,
+    /// The flags that override the file.
+    pub overrides: Overrides,
 }
 
 impl Settings {
-    /// Reads the configuration and applies the flags.
+    /// Reads and checks the configuration, with the flags applied.
     pub fn load(&self) -> Result<Config, ConfigError> {
-        let mut config = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::empty(),
-        };
-        if let Some(listen) = self.listen {
-            config.listen = listen;
+        match &self.config {
+            Some(path) => Config::load(path, &self.overrides),
+            None => Config::parse_with("", "(defaults)", &self.overrides),
         }
-        if let Some(storage) = &self.storage {
-            config.storage.clone_from(storage);
-        }
-        Ok(config)
     }
 }
 
-/// Why the server could not start.
+/// Why the server could not start, or a configuration was not put in force.
 #[derive(Debug)]
 pub enum ServeError {
     /// The configuration is wrong.
     Config(ConfigError),
     /// The storage could not be opened.
     Storage(String),
-    /// The proxy's routes do not fit together.
-    Proxy(ProxyError),
+    /// The proxy's limits do not compile.
+    Proxy(tollgate_tower::BuildError),
     /// A listener could not be bound.
     Listen {
         /// What listens there.
@@ -89,6 +80,28 @@ impl fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
+/// Everything `serve` checks before it opens the storage or binds a port, for `check-config`:
+/// the configuration read as `serve` reads it, and put in force over a memory store.
+///
+/// ```
+/// use tollgate_server::{Settings, check};
+///
+/// let path = std::env::temp_dir().join(format!("tollgate-check-{}.toml", std::process::id()));
+/// std::fs::write(&path, "[policies.login]\nlimits = \"5/minute\"\n")?;
+/// let config = check(&Settings { config: Some(path), ..Settings::default() })?;
+/// assert!(config.policies.contains_key("login"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn check(settings: &Settings) -> Result<Config, ServeError> {
+    let config = settings.load().map_err(ServeError::Config)?;
+    let limiter = Limiter::new(Failover::new(
+        AnyStore::Memory(MemoryStore::new()),
+        config.on_storage_error,
+    ));
+    InForce::new(&limiter, &Metrics::new(), &config).map_err(ServeError::Proxy)?;
+    Ok(config)
+}
+
 /// Serves until `shutdown` completes, then lets in-flight requests finish. Each time
 /// `reload` yields, the configuration is read again: a valid one is put in force (counts of
 /// unchanged policies survive), an invalid one is logged and the old one stays.
@@ -101,10 +114,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let mut config = settings.load().map_err(ServeError::Config)?;
-    let store = AnyStore::open(&config.storage)
+    let store = config
+        .storage
+        .open()
         .await
         .map_err(|err| ServeError::Storage(err.to_string()))?;
-    let app = Arc::new(App::new(&config, store));
+    let state = Arc::new(ServerState::new(&config, store).map_err(ServeError::Proxy)?);
     let check_listener = bind("check API", config.listen).await?;
     announce("check API", &check_listener);
 
@@ -114,7 +129,7 @@ pub async fn serve(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let mut tasks = tokio::task::JoinSet::new();
-    let router = check_api::router(Arc::clone(&app));
+    let router = check_api::router(Arc::clone(&state));
     tasks.spawn(
         axum::serve(
             check_listener,
@@ -123,44 +138,30 @@ pub async fn serve(
         .with_graceful_shutdown(stopped(stop_rx.clone()))
         .into_future(),
     );
-    let proxy = match &config.proxy {
-        Some(proxy) => {
-            let router = proxy_app(
-                proxy,
-                &config.policies,
-                config.headers,
-                Arc::clone(app.store()),
+    if let Some(proxy) = &config.proxy {
+        let listener = bind("proxy", proxy.listen).await?;
+        announce("proxy", &listener);
+        // The router in force at each request: a reload swaps it with the rest.
+        let front = axum::Router::new().fallback_service(tower::service_fn({
+            let state = Arc::clone(&state);
+            move |request: axum::extract::Request| {
+                let router = state.in_force().proxy().cloned().unwrap_or_default();
+                tower::ServiceExt::oneshot(router, request)
+            }
+        }));
+        tasks.spawn(
+            axum::serve(
+                listener,
+                front.into_make_service_with_connect_info::<SocketAddr>(),
             )
-            .map_err(ServeError::Proxy)?;
-            let current = Arc::new(RwLock::new(router));
-            let listener = bind("proxy", proxy.listen).await?;
-            announce("proxy", &listener);
-            let front = axum::Router::new().fallback_service(tower::service_fn({
-                let current = Arc::clone(&current);
-                move |request: axum::extract::Request| {
-                    let router = current
-                        .read()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .clone();
-                    tower::ServiceExt::oneshot(router, request)
-                }
-            }));
-            tasks.spawn(
-                axum::serve(
-                    listener,
-                    front.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(stopped(stop_rx.clone()))
-                .into_future(),
-            );
-            Some(current)
-        }
-        None => None,
-    };
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+        );
+    }
     if let Some(addr) = config.grpc_listen {
         let listener = bind("Envoy rate limit service", addr).await?;
         announce("Envoy rate limit service", &listener);
-        let service = RateLimitServiceServer::new(EnvoyFront(Arc::clone(&app)));
+        let service = RateLimitServiceServer::new(EnvoyFront(Arc::clone(&state)));
         tasks.spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(service)
@@ -173,7 +174,7 @@ pub async fn serve(
         });
     }
     tracing::info!(
-        storage = app.storage(),
+        storage = state.storage(),
         policies = config.policies.len(),
         "tollgate serving"
     );
@@ -188,21 +189,13 @@ pub async fn serve(
                     (&mut shutdown).await;
                     break;
                 }
-                match settings.load() {
+                let reloaded = settings
+                    .load()
+                    .map_err(ServeError::Config)
+                    .and_then(|new| state.reload(&new).map(|()| new).map_err(ServeError::Proxy));
+                match reloaded {
                     Ok(new) => {
                         warn_about_restart_only_changes(&config, &new);
-                        if let (Some(current), Some(routes)) = (&proxy, &new.proxy) {
-                            match proxy_app(routes, &new.policies, new.headers, Arc::clone(app.store())) {
-                                Ok(router) => {
-                                    *current.write().unwrap_or_else(PoisonError::into_inner) = router;
-                                }
-                                Err(err) => {
-                                    tracing::error!("configuration not reloaded, the old one stays: proxy: {err}");
-                                    continue;
-                                }
-                            }
-                        }
-                        app.reload(&new);
                         tracing::info!(policies = new.policies.len(), "configuration reloaded");
                         config = new;
                     }
@@ -243,7 +236,7 @@ fn announce(what: &str, listener: &TcpListener) {
 }
 
 /// Envoy's rate limit service over the configuration in force.
-struct EnvoyFront(Arc<App>);
+struct EnvoyFront(Arc<ServerState>);
 
 #[tonic::async_trait]
 impl RateLimitService for EnvoyFront {
@@ -252,8 +245,8 @@ impl RateLimitService for EnvoyFront {
         request: tonic::Request<RateLimitRequest>,
     ) -> Result<tonic::Response<RateLimitResponse>, tonic::Status> {
         let started = Instant::now();
-        let live = self.0.live();
-        let envoy = live.envoy.as_ref().ok_or_else(|| {
+        let in_force = self.0.in_force();
+        let envoy = in_force.envoy().ok_or_else(|| {
             tonic::Status::unavailable("no Envoy descriptor configuration is in force")
         })?;
         let answer = envoy.check(request.get_ref()).await;

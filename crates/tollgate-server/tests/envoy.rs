@@ -15,8 +15,9 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::R
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use envoy_types::pb::google::protobuf::UInt64Value;
 use tokio::net::TcpListener;
-use tollgate::{FlakyStore, ManualClock, MemoryStore, Store};
-use tollgate_server::envoy::{EnvoyConfig, EnvoyConfigError, EnvoyRateLimiter, Unit, Verdict};
+use tollgate::testing::FlakyStore;
+use tollgate::{Limiter, ManualClock, MemoryStore, Store};
+use tollgate_server::{ConfigError, DescriptorVerdict as Verdict, EnvoyConfig, EnvoyService, Unit};
 use tonic::transport::Channel;
 use tonic::transport::server::TcpIncoming;
 
@@ -26,7 +27,7 @@ use tonic::transport::server::TcpIncoming;
 type Client = RateLimitServiceClient<Channel>;
 
 /// Serves `limiter` on a fresh port and connects a client to it.
-async fn serve<S: Store>(limiter: EnvoyRateLimiter<S>) -> Client {
+async fn serve<S: Store>(limiter: EnvoyService<S>) -> Client {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(
@@ -49,8 +50,7 @@ async fn start_on<S: Store>(store: S, yaml: &str) -> (Client, ManualClock, Obser
     let clock = ManualClock::new();
     let observed = Observed::default();
     let log = observed.clone();
-    let limiter = EnvoyRateLimiter::new(store, &config)
-        .with_clock(clock.clone())
+    let limiter = EnvoyService::new(&Limiter::new(store).with_clock(clock.clone()), &config)
         .with_observer(Arc::new(move |policy: &str, verdict| {
             log.push(policy, verdict)
         }));
@@ -702,7 +702,7 @@ async fn a_failing_store_is_unavailable_so_failure_mode_deny_decides() {
 // ---------------------------------------------------------------------------------------------
 // Configuration errors
 
-fn error(yaml: &str) -> EnvoyConfigError {
+fn error(yaml: &str) -> ConfigError {
     match EnvoyConfig::from_yaml(yaml, "ratelimit.yaml") {
         Ok(_) => panic!("expected an error for:\n{yaml}"),
         Err(err) => err,

@@ -129,6 +129,14 @@ fn fixed_window_three_per_minute() {
             .expect("Retry-After");
         assert!((1..=60).contains(&wait));
     }
+    // The proxy's decisions are counted under the policy that made them.
+    let metrics = request(server.api(), "GET", "/metrics", &[], "").body;
+    for expected in [
+        r#"tollgate_hits_total{policy="ping",outcome="allowed"} 3"#,
+        r#"tollgate_hits_total{policy="ping",outcome="denied"} 2"#,
+    ] {
+        assert!(metrics.contains(expected), "{expected} in\n{metrics}");
+    }
 }
 
 #[test]

@@ -24,9 +24,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
-use tollgate::{Failover, FailurePolicy, MemoryStore};
-use tollgate_server::config::Config;
-use tollgate_server::proxy::{ProxyError, proxy_app};
+use tollgate::MemoryStore;
+use tollgate_redis::AnyStore;
+use tollgate_server::{Config, ServerState};
 use tollgate_tower::HeaderStyle;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -159,13 +159,18 @@ fn channel_body(rx: mpsc::Receiver<Bytes>) -> Body {
 // ---- the proxy ----------------------------------------------------------------------------
 
 /// Serves the proxy of the configuration `text` (`UPSTREAM` replaced by `upstream`) with
-/// `headers`.
+/// `headers`, as the server puts it in force over a memory store.
 async fn proxy_with(text: &str, upstream: &str, headers: HeaderStyle) -> SocketAddr {
     let text = text.replace("UPSTREAM", upstream);
-    let config = Config::parse(&text, "test.toml").expect("a valid configuration");
-    let proxy = config.proxy.as_ref().expect("a [proxy] section");
-    let store = Arc::new(Failover::new(MemoryStore::new(), FailurePolicy::Allow));
-    let app = proxy_app(proxy, &config.policies, headers, store).expect("a valid proxy");
+    let mut config = Config::parse(&text, "test.toml").expect("a valid configuration");
+    config.headers = headers;
+    let state =
+        ServerState::new(&config, AnyStore::Memory(MemoryStore::new())).expect("a valid proxy");
+    let app = state
+        .in_force()
+        .proxy()
+        .cloned()
+        .expect("a [proxy] section");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
     let addr = listener.local_addr().expect("proxy address");
     tokio::spawn(async move {
@@ -977,56 +982,4 @@ async fn an_unreachable_upstream_is_a_502_and_limits_still_hold() {
         get_from(&client, proxy, "/once", &[]).await.status,
         StatusCode::TOO_MANY_REQUESTS
     );
-}
-
-#[tokio::test]
-async fn contradictory_or_dangling_routes_are_refused() {
-    let store = || Arc::new(MemoryStore::new());
-    let conflict = Config::parse(
-        r#"
-        [policies.api]
-        limits = "1/minute"
-
-        [proxy]
-        listen = "127.0.0.1:0"
-        upstream = "http://127.0.0.1:9"
-
-        [[proxy.routes]]
-        path = "/x"
-        exempt = true
-
-        [[proxy.routes]]
-        path = "/x"
-        methods = ["POST"]
-        policy = "api"
-        "#,
-        "test.toml",
-    )
-    .expect("a valid configuration");
-    let proxy = conflict.proxy.as_ref().expect("a proxy");
-    let err = proxy_app(proxy, &conflict.policies, HeaderStyle::Both, store())
-        .expect_err("exempt and limited");
-    assert_eq!(err, ProxyError::ExemptAndLimited { path: "/x".into() });
-    assert!(
-        err.to_string()
-            .contains("\"/x\" is both exempt and limited"),
-        "{err}"
-    );
-
-    let mut proxy = proxy.clone();
-    proxy.routes.truncate(1);
-    proxy.routes[0].exempt = false;
-    proxy.routes[0].policy = Some("nope".into());
-    let err = proxy_app(&proxy, &conflict.policies, HeaderStyle::Both, store())
-        .expect_err("unknown policy");
-    assert_eq!(
-        err.to_string(),
-        "proxy.routes[0].policy: unknown policy \"nope\""
-    );
-
-    proxy.routes[0].policy = Some("api".into());
-    proxy.routes[0].path = "/files/*/raw".into();
-    let err = proxy_app(&proxy, &conflict.policies, HeaderStyle::Both, store())
-        .expect_err("a star inside");
-    assert!(matches!(err, ProxyError::InvalidPath { .. }), "{err}");
 }

@@ -1,5 +1,6 @@
 //! Three `tollgate serve` processes over one Redis let exactly the limit through, under
-//! concurrent load; a dead Redis is answered by the failure policy.
+//! concurrent load; a reload keeps the counts in Redis, inline ones included; a dead Redis
+//! is answered by the failure mode.
 
 #[path = "../../tollgate-redis/tests/support/mod.rs"]
 mod redis_support;
@@ -93,11 +94,8 @@ fn dead_redis_follows_on_storage_error() {
         match *policy {
             "deny" => {
                 assert_eq!(reply.status, 503, "{reply:?}");
-                assert!(
-                    reply.json()["error"]
-                        .as_str()
-                        .is_some_and(|e| e.contains("storage"))
-                );
+                assert_eq!(reply.json()["error"], "rate limit store unavailable");
+                assert_eq!(reply.header("retry-after"), Some("1"), "{reply:?}");
             }
             _ => assert_eq!(reply.status, 200, "{policy}: {reply:?}"),
         }
@@ -120,4 +118,38 @@ fn dead_redis_follows_on_storage_error() {
             );
         }
     }
+}
+
+#[test]
+fn a_reload_keeps_named_and_inline_counts_in_redis() {
+    let redis = RedisServer::start();
+    let path = write_config("tollgate.toml", CONFIG);
+    let args = [
+        "--config",
+        path.to_str().expect("utf-8"),
+        "--storage",
+        &redis.uri(),
+    ];
+    let server = Tollgate::serve(&args, &[]);
+    let inline = r#"{"limits": "1/hour", "strategy": "token-bucket", "key": "k"}"#;
+    let bucket = r#"{"policy": "bucket", "key": "k", "cost": 10}"#;
+    assert_eq!(post(server.api(), "/v1/check", inline).status, 200);
+    assert_eq!(post(server.api(), "/v1/check", bucket).status, 200);
+    std::fs::write(
+        &path,
+        format!("{CONFIG}\n[policies.new]\nlimits = \"1/minute\"\n"),
+    )
+    .expect("rewrite config");
+    server.signal("HUP");
+    let new = r#"{"policy": "new", "key": "k"}"#;
+    let reloaded = (0..100).any(|_| {
+        let found = post(server.api(), "/v1/peek", new).status == 200;
+        if !found {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        found
+    });
+    assert!(reloaded, "the new policy appeared");
+    assert_eq!(post(server.api(), "/v1/check", inline).status, 429);
+    assert_eq!(post(server.api(), "/v1/check", bucket).status, 429);
 }

@@ -215,6 +215,8 @@ fn sighup_reloads_and_keeps_counts_of_unchanged_policies() {
     let (server, path) = serve(CONFIG);
     let login = r#"{"policy": "login", "key": "k"}"#;
     assert_eq!(post(server.api(), "/v1/check", login).status, 200);
+    let inline = r#"{"limits": "1/hour", "strategy": "sliding-window", "key": "k"}"#;
+    assert_eq!(post(server.api(), "/v1/check", inline).status, 200);
     // A new policy, login unchanged.
     std::fs::write(
         &path,
@@ -238,6 +240,8 @@ fn sighup_reloads_and_keeps_counts_of_unchanged_policies() {
         json!(0)
     );
     assert_eq!(post(server.api(), "/v1/check", login).status, 429);
+    // So did the inline policy's.
+    assert_eq!(post(server.api(), "/v1/check", inline).status, 429);
     // An invalid config is refused and the old one stays.
     std::fs::write(&path, "[policies.login]\nlimits = \"5/minit\"\n").expect("rewrite config");
     server.signal("HUP");
@@ -284,7 +288,7 @@ fn check_config_prints_policies_or_says_where_the_mistake_is() {
         ),
         (
             "[server]\non_storage_error = \"ignore\"\n",
-            ":2: server.on_storage_error: unknown failure policy \"ignore\"",
+            ":2: server.on_storage_error: unknown failure mode \"ignore\"",
         ),
         (
             "[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://127.0.0.1:9\"\n\n[[proxy.routes]]\npath = \"/ping\"\npolicy = \"nope\"\n",
@@ -310,16 +314,28 @@ fn check_config_prints_policies_or_says_where_the_mistake_is() {
     );
 }
 
+/// The README's `tollgate.toml` and `ratelimit.yaml`, saved side by side, are what
+/// `check-config` accepts as written.
 #[test]
 fn the_readme_config_is_valid() {
     let readme = include_str!("../../../README.md");
-    let start = readme
-        .find("```toml\n")
-        .expect("a TOML block in the README")
-        + "```toml\n".len();
-    let end = start + readme[start..].find("```").expect("the block's end");
-    let config = tollgate_server::config::Config::parse(&readme[start..end], "README.md")
-        .expect("the README's configuration is valid");
-    assert!(config.policies.contains_key("login"));
-    assert!(config.proxy.is_some() && config.envoy_config.is_some());
+    let block = |fence: &str| {
+        let start = readme.find(fence).expect("the block in the README") + fence.len();
+        let end = start + readme[start..].find("```").expect("the block's end");
+        &readme[start..end]
+    };
+    let toml = write_config("tollgate.toml", block("```toml\n"));
+    std::fs::write(toml.with_file_name("ratelimit.yaml"), block("```yaml\n"))
+        .expect("write the descriptors");
+    let (ok, stdout, stderr) = check_config(&toml);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("policy login: 5/minute (fixed-window)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("route /health exempt"), "{stdout}");
+    assert!(
+        stdout.contains("envoy:edge:user: 10/second (token-bucket, burst 20)"),
+        "{stdout}"
+    );
 }

@@ -11,11 +11,11 @@
 mod support;
 
 use axum::{Extension, Router, routing::get};
-use tollgate_tower::{ClientIp, Limit, RateLimiter};
+use tollgate_tower::{ClientIp, HttpLimiter, Limit};
 
 /// The app: `/ping` answers `pong from <client>`, 2 per minute per client behind the proxy.
 fn app() -> Router {
-    let limiter = RateLimiter::builder()
+    let limiter = HttpLimiter::builder()
         .trusted_proxies(["127.0.0.1/32"])
         .route("/ping", Limit::new("2/minute"))
         .build()

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use axum::{Router, routing::get};
 use tollgate::Strategy;
-use tollgate_tower::{HeaderStyle, Limit, RateLimiter};
+use tollgate_tower::{HeaderStyle, HttpLimiter, Limit};
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 
@@ -48,7 +48,7 @@ fn hello() -> Router {
 
 /// tollgate with one default limit, `rate` as a token bucket, and `headers`.
 fn tollgate(rate: &str, headers: HeaderStyle) -> Router {
-    let limiter = RateLimiter::builder()
+    let limiter = HttpLimiter::builder()
         .default_limit(Limit::new(rate).strategy(Strategy::TokenBucket))
         .headers(headers)
         .build()

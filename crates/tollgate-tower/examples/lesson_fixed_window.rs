@@ -9,11 +9,11 @@
 mod support;
 
 use axum::{Router, routing::get};
-use tollgate_tower::{Limit, RateLimiter};
+use tollgate_tower::{HttpLimiter, Limit};
 
 /// The app: `/ping`, 3 per minute per client IP, in a window starting at the first request.
 fn app() -> Router {
-    let limiter = RateLimiter::builder()
+    let limiter = HttpLimiter::builder()
         .route("/ping", Limit::new("3/minute"))
         .build()
         .expect("a valid limit");

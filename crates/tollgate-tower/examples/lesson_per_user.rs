@@ -11,11 +11,11 @@ mod support;
 
 use axum::{Router, routing::get};
 use tollgate_tower::key;
-use tollgate_tower::{Limit, RateLimiter};
+use tollgate_tower::{HttpLimiter, Limit};
 
 /// The app: `/ping`, 3 per minute per user (`X-User-Id`), or per IP without one.
 fn app() -> Router {
-    let limiter = RateLimiter::builder()
+    let limiter = HttpLimiter::builder()
         .key(key::header("x-user-id").or(key::client_ip()))
         .route("/ping", Limit::new("3/minute"))
         .build()

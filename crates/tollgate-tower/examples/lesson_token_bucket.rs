@@ -11,11 +11,11 @@ mod support;
 
 use axum::{Router, routing::get};
 use tollgate::Strategy;
-use tollgate_tower::{Limit, RateLimiter};
+use tollgate_tower::{HttpLimiter, Limit};
 
 /// The app: `/ping` behind a token bucket of capacity 2, refilled 1 per second, per IP.
 fn app() -> Router {
-    let limiter = RateLimiter::builder()
+    let limiter = HttpLimiter::builder()
         .route(
             "/ping",
             Limit::new("1/second")

@@ -9,7 +9,7 @@
 mod support;
 
 use axum::{Router, routing::get};
-use tollgate_tower::{Builder, Limit, RateLimiter, key};
+use tollgate_tower::{Builder, HttpLimiter, Limit, key};
 
 /// The one limit helper: `rates` per client IP, fixed window, on the route at `path`.
 fn limited(
@@ -22,7 +22,7 @@ fn limited(
 
 /// The app: two limited routes and an exempt health check.
 fn app() -> Router {
-    let limits = RateLimiter::builder();
+    let limits = HttpLimiter::builder();
     let limits = limited(limits, "/search", "2/minute");
     let limits = limited(limits, "/report", "1/minute");
     let limiter = limits.exempt("/health").build().expect("valid limits");

@@ -97,6 +97,18 @@ pub struct InvalidProxy {
     input: String,
 }
 
+impl InvalidProxy {
+    /// The entry that is not a CIDR or an address, as given.
+    ///
+    /// ```
+    /// let err = tollgate_tower::TrustedProxies::new(["10.0.0.0/8", "10.0.0.0/40"]).unwrap_err();
+    /// assert_eq!(err.input(), "10.0.0.0/40");
+    /// ```
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+}
+
 impl fmt::Display for InvalidProxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

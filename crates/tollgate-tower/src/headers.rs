@@ -33,39 +33,18 @@ static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-rese
 static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
-/// Whole seconds, rounded up.
-pub(crate) fn ceil_secs(duration: Duration) -> u64 {
-    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
-}
-
-/// `Retry-After` for a denied decision: whole seconds, rounded up, at least 1.
-///
-/// ```
-/// use std::time::Duration;
-/// use tollgate::{Decision, strategy::Outcome};
-///
-/// let denied = Decision::from_outcome(
-///     Outcome { allowed: false, limit: 3, remaining: 0, reset_after: 1500, retry_after: Some(1500), window: 60_000 },
-///     Duration::from_millis(1),
-/// );
-/// assert_eq!(tollgate_tower::retry_after_secs(&denied), 2);
-/// ```
-pub fn retry_after_secs(decision: &Decision) -> u64 {
-    ceil_secs(decision.retry_after().unwrap_or(Duration::ZERO)).max(1)
-}
-
 impl HeaderStyle {
     /// Writes this style's fields describing `decision` of the limit called `name` (not
-    /// `Retry-After`: see [`retry_after_secs`]).
+    /// `Retry-After`: see [`Decision::retry_after_secs`]).
     ///
     /// ```
     /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
     /// use tollgate_tower::HeaderStyle;
     ///
     /// # futures_executor::block_on(async {
-    /// let limiter = Limiter::new(MemoryStore::new())
-    ///     .with_policy("login", Policy::fixed_window(Rate::per_minute(5).into()));
-    /// let decision = limiter.hit("login", "alice").await?;
+    /// let login = Limiter::new(MemoryStore::new())
+    ///     .policy("login", Policy::fixed_window(Rate::per_minute(5).into()));
+    /// let decision = login.hit("alice").await?;
     /// let mut headers = http::HeaderMap::new();
     /// HeaderStyle::Ietf.render("login", &decision, &mut headers);
     /// assert_eq!(headers["ratelimit-policy"], r#""login";q=5;w=60"#);
@@ -87,10 +66,10 @@ impl HeaderStyle {
 /// use tollgate_tower::{HeaderStyle, LimitHeaders};
 ///
 /// # futures_executor::block_on(async {
-/// let limiter = Limiter::new(MemoryStore::new())
-///     .with_policy("login", Policy::fixed_window(Rate::per_minute(5).into()));
+/// let policy = Limiter::new(MemoryStore::new())
+///     .policy("login", Policy::fixed_window(Rate::per_minute(5).into()));
 /// let login = LimitHeaders::new("login");
-/// let decision = limiter.hit("login", "alice").await?;
+/// let decision = policy.hit("alice").await?;
 /// let mut headers = http::HeaderMap::new();
 /// login.render(HeaderStyle::Both, &decision, &mut headers);
 /// assert_eq!(headers["ratelimit"], r#""login";r=4;t=60"#);
@@ -141,13 +120,13 @@ impl LimitHeaders {
     }
 
     /// Writes the `style` fields describing `decision` (not `Retry-After`: see
-    /// [`retry_after_secs`]).
+    /// [`Decision::retry_after_secs`]).
     pub fn render(&self, style: HeaderStyle, decision: &Decision, headers: &mut HeaderMap) {
         if style == HeaderStyle::None {
             return;
         }
         let limit = decision.limit();
-        let window_secs = ceil_secs(decision.window()).max(1);
+        let window_secs = decision.window_secs();
         let first = self
             .fixed
             .get_or_init(|| self.fixed_for(limit, window_secs));
@@ -158,17 +137,17 @@ impl LimitHeaders {
             other = self.fixed_for(limit, window_secs);
             &other
         };
-        let reset_secs = ceil_secs(decision.reset_after());
+        let reset_secs = decision.reset_after_secs();
         if matches!(style, HeaderStyle::Legacy | HeaderStyle::Both) {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or(Duration::ZERO);
             headers.insert(X_RATELIMIT_LIMIT.clone(), fixed.limit_value.clone());
             headers.insert(X_RATELIMIT_REMAINING.clone(), decision.remaining().into());
-            headers.insert(
-                X_RATELIMIT_RESET.clone(),
-                ceil_secs(now.saturating_add(decision.reset_after())).into(),
-            );
+            // The Unix time of the reset, rounded up to the second.
+            let reset_at = now.saturating_add(decision.reset_after());
+            let reset_at = reset_at.as_secs() + u64::from(reset_at.subsec_nanos() > 0);
+            headers.insert(X_RATELIMIT_RESET.clone(), reset_at.into());
         }
         if matches!(style, HeaderStyle::Ietf | HeaderStyle::Both) {
             let mut state = String::with_capacity(self.quoted.len() + 24);
@@ -213,13 +192,5 @@ mod tests {
         assert_eq!(sf_string("/search"), r#""/search""#);
         assert_eq!(sf_string(r#"a"b\c"#), r#""a\"b\\c""#);
         assert_eq!(sf_string("tab\there é"), r#""tab?here ?""#);
-    }
-
-    #[test]
-    fn seconds_round_up() {
-        assert_eq!(ceil_secs(Duration::ZERO), 0);
-        assert_eq!(ceil_secs(Duration::from_nanos(1)), 1);
-        assert_eq!(ceil_secs(Duration::from_millis(59_001)), 60);
-        assert_eq!(ceil_secs(Duration::from_secs(60)), 60);
     }
 }

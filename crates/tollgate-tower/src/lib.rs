@@ -5,9 +5,9 @@
 //! ```
 //! use axum::{Router, routing::get};
 //! use tollgate::Strategy;
-//! use tollgate_tower::{HeaderStyle, Limit, RateLimiter, key};
+//! use tollgate_tower::{HeaderStyle, HttpLimiter, Limit, key};
 //!
-//! let limiter = RateLimiter::builder()
+//! let limiter = HttpLimiter::builder()
 //!     // Every route without limits of its own: 100 a minute per client IP, per route.
 //!     .default_limit("100/minute")
 //!     // Across all routes, per client IP.
@@ -27,37 +27,41 @@
 //!     .route("/health", get(|| async { "ok" }))
 //!     .layer(limiter.layer());
 //! // axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-//! # Ok::<(), tollgate_tower::ConfigError>(())
+//! # Ok::<(), tollgate_tower::BuildError>(())
 //! ```
 //!
 //! # Layout
 //!
-//! - [`RateLimiter`] and its [`Builder`] (`limiter.rs`): the declared limits, prepared over a
-//!   [`tollgate::Store`], and the check every request goes through.
-//! - [`Limit`] (`limit.rs`): one declared limit: rates, strategy, key, cost, deduct-when.
+//! - `builder/`: the declarations: [`Builder`], [`Limit`], and their compilation into the
+//!   limits requests are checked against ([`BuildError`] lists every mistake).
+//! - `check/`: [`HttpLimiter`], the compiled limits, and the check each request goes through:
+//!   one [`tollgate::Admission`] over the limits it meets, rendered as a response.
 //! - [`key`]: key extractors (client IP, header, extension, constant, closures).
-//! - [`TrustedProxies`] (`client_ip.rs`): the client's address behind trusted proxies.
-//! - [`HeaderStyle`] (`headers.rs`): `Retry-After`, `X-RateLimit-*`, `RateLimit-Policy` and
-//!   `RateLimit`.
-//! - [`Breach`] (`breach.rs`): a denied request, for the on-breach hook and the rejection.
-//! - [`RateLimitLayer`] and [`RateLimitService`] (`rate_limit/`): the Tower middleware.
+//! - `client_ip.rs`: [`TrustedProxies`], the client's address behind trusted proxies.
+//! - `headers.rs`: [`HeaderStyle`]: `X-RateLimit-*`, `RateLimit-Policy` and `RateLimit`.
+//! - `respond.rs`: the limiter's own answers: [`Breach`] (a denied request, for the
+//!   on-breach hook and the rejection), the default 429, [`grpc_rejection`], [`json_error`]
+//!   and [`store_unavailable`].
+//! - `middleware/`: the Tower middleware, [`HttpLimitLayer`] and [`HttpLimitService`], and
+//!   its response future in [`future`].
 //!
 //! Requests need the peer address in their extensions for per-IP limits: axum's
 //! `ConnectInfo<SocketAddr>` (serve with `into_make_service_with_connect_info`), a
 //! [`PeerAddr`], or a `SocketAddr`. Without one, the client IP is unknown and such requests
 //! share one count.
 
-mod breach;
+mod builder;
+mod check;
 mod client_ip;
 mod headers;
 pub mod key;
-mod limit;
-mod limiter;
-mod rate_limit;
+mod middleware;
+mod respond;
 
-pub use breach::{Breach, grpc_rejection};
+pub use builder::{BuildError, Builder, DeclarationError, Limit};
+pub use check::HttpLimiter;
 pub use client_ip::{ClientIp, InvalidProxy, PeerAddr, ProxyHeader, TrustedProxies};
-pub use headers::{HeaderStyle, LimitHeaders, retry_after_secs};
-pub use limit::Limit;
-pub use limiter::{Builder, ConfigError, RateLimiter};
-pub use rate_limit::{RateLimitBody, RateLimitLayer, RateLimitService, ResponseFuture};
+pub use headers::{HeaderStyle, LimitHeaders};
+pub use middleware::future;
+pub use middleware::{HttpLimitBody, HttpLimitLayer, HttpLimitService};
+pub use respond::{Breach, grpc_rejection, json_error, store_unavailable};

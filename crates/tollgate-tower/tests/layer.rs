@@ -15,10 +15,12 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use tollgate::{Failover, FailurePolicy, FlakyStore, ManualClock, MemoryStore, Store, Strategy};
+use tollgate::testing::FlakyStore;
+use tollgate::{Failover, FailureMode, ManualClock, MemoryStore, Store, Strategy};
 use tollgate_tower::key::{self, KeyExtractor, RequestKey};
 use tollgate_tower::{
-    Breach, Builder, ClientIp, ConfigError, HeaderStyle, Limit, PeerAddr, ProxyHeader, RateLimiter,
+    Breach, Builder, ClientIp, DeclarationError, HeaderStyle, HttpLimiter, Limit, PeerAddr,
+    ProxyHeader,
 };
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -27,13 +29,13 @@ const BOB: &str = "198.51.100.9";
 
 /// A builder with a manual clock, IETF and legacy headers.
 fn builder(clock: &ManualClock) -> Builder<MemoryStore> {
-    RateLimiter::builder()
+    HttpLimiter::builder()
         .clock(clock.clone())
         .headers(HeaderStyle::Both)
 }
 
 /// `/a`, `/b` and `/health` answering 200 (or `/login` answering 401 unless `?ok`).
-fn routes(limiter: &RateLimiter<impl Store>) -> Router {
+fn routes(limiter: &HttpLimiter<impl Store>) -> Router {
     Router::new()
         .route("/a", get(|| async { "a" }).post(|| async { "posted" }))
         .route("/b", get(|| async { "b" }))
@@ -254,19 +256,25 @@ async fn shared_limit_is_one_count_for_its_routes() {
     // Routes with limits of their own never share a count by accident.
     assert_eq!(statuses(&app, "/items/1", ALICE, 3).await, [200; 3]);
 
-    let err = RateLimiter::builder()
+    let err = HttpLimiter::builder()
         .route("/a", Limit::new("3/minute").shared("x"))
         .route("/b", Limit::new("4/minute").shared("x"))
         .build()
         .expect_err("a name reused with other rates");
-    assert_eq!(err, ConfigError::SharedNameReused("x".to_owned()));
+    assert_eq!(
+        err.mistakes(),
+        [DeclarationError::SharedNameReused("x".to_owned())]
+    );
     // Same rates, different closures: not the same limit either.
-    let err = RateLimiter::builder()
+    let err = HttpLimiter::builder()
         .route("/a", Limit::new("3/minute").shared("y").cost(|_| 1))
         .route("/b", Limit::new("3/minute").shared("y").cost(|_| 2))
         .build()
         .expect_err("a name reused with another cost");
-    assert_eq!(err, ConfigError::SharedNameReused("y".to_owned()));
+    assert_eq!(
+        err.mistakes(),
+        [DeclarationError::SharedNameReused("y".to_owned())]
+    );
 }
 
 #[tokio::test]
@@ -544,7 +552,7 @@ async fn headers_in_every_style_on_allowed_and_denied_responses() {
         HeaderStyle::Both,
     ];
     for style in styles {
-        let limiter = RateLimiter::builder()
+        let limiter = HttpLimiter::builder()
             .clock(clock.clone())
             .headers(style)
             .route("/a", "2/minute")
@@ -856,15 +864,15 @@ async fn requests_without_a_peer_address_share_one_count() {
 async fn bad_configuration_is_an_error_that_says_where() {
     let cases: [(Builder<MemoryStore>, &str); 4] = [
         (
-            RateLimiter::builder().default_limit("5 per fortnight"),
+            HttpLimiter::builder().default_limit("5 per fortnight"),
             "limit on default: invalid rate",
         ),
         (
-            RateLimiter::builder().route("/a", Limit::new("5/minute").burst(3)),
+            HttpLimiter::builder().route("/a", Limit::new("5/minute").burst(3)),
             "limit on route \"/a\": burst applies to token-bucket only",
         ),
         (
-            RateLimiter::builder().application_limit(
+            HttpLimiter::builder().application_limit(
                 Limit::dynamic(|_| None)
                     .burst(0)
                     .strategy(Strategy::TokenBucket),
@@ -872,7 +880,7 @@ async fn bad_configuration_is_an_error_that_says_where() {
             "limit on application: burst must be at least 1",
         ),
         (
-            RateLimiter::builder().trusted_proxies(["10.0.0.0/8", "example.com"]),
+            HttpLimiter::builder().trusted_proxies(["10.0.0.0/8", "example.com"]),
             "invalid trusted proxy \"example.com\"",
         ),
     ];
@@ -951,7 +959,7 @@ async fn futures_poll_once<F: Future>(future: F) -> Option<F::Output> {
     .await
 }
 
-async fn with_failing_store(policy: Option<FailurePolicy>) -> (Vec<u16>, Vec<u16>, Vec<u16>) {
+async fn with_failing_store(policy: Option<FailureMode>) -> (Vec<u16>, Vec<u16>, Vec<u16>) {
     let clock = ManualClock::new();
     let flaky = FlakyStore::new();
     let builder = builder(&clock).route("/a", "2/minute");
@@ -981,17 +989,17 @@ async fn store_failure_policies() {
         (vec![200], vec![503; 3], vec![200, 429])
     );
     assert_eq!(
-        with_failing_store(Some(FailurePolicy::Deny)).await,
+        with_failing_store(Some(FailureMode::Deny)).await,
         (vec![200], vec![503; 3], vec![200, 429])
     );
     // Allow: fail open, uncounted.
     assert_eq!(
-        with_failing_store(Some(FailurePolicy::Allow)).await,
+        with_failing_store(Some(FailureMode::Allow)).await,
         (vec![200], vec![200; 3], vec![200, 429])
     );
     // Fallback: counted in memory while down (a fresh count), back to the store after.
     assert_eq!(
-        with_failing_store(Some(FailurePolicy::Fallback)).await,
+        with_failing_store(Some(FailureMode::Fallback)).await,
         (vec![200], vec![200, 200, 429], vec![200, 429])
     );
 }

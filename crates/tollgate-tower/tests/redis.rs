@@ -13,9 +13,9 @@ use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
 use axum::routing::get;
 use redis_support::RedisServer;
-use tollgate::{Failover, FailurePolicy, Store};
+use tollgate::{Failover, FailureMode, Store};
 use tollgate_redis::RedisStore;
-use tollgate_tower::{Limit, RateLimiter};
+use tollgate_tower::{HttpLimiter, Limit};
 use tower::ServiceExt;
 
 /// A worker: its own connection to Redis, its own limiter, the same declared limits.
@@ -25,7 +25,7 @@ async fn worker(uri: &str) -> Router {
 }
 
 fn app(store: impl Store) -> Router {
-    let limiter = RateLimiter::builder()
+    let limiter = HttpLimiter::builder()
         .store(store)
         .route("/a", "3/minute")
         .route(
@@ -100,7 +100,7 @@ async fn dead_redis_is_answered_by_the_failure_policy() {
             .with_timeout(Duration::from_millis(100))
     };
     let deny = app(connect().await);
-    let fallback = app(Failover::new(connect().await, FailurePolicy::Fallback));
+    let fallback = app(Failover::new(connect().await, FailureMode::Fallback));
     assert_eq!(status(&deny, "/a").await, 200);
     redis.kill();
     let started = std::time::Instant::now();

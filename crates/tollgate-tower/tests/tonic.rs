@@ -8,7 +8,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use tokio::net::TcpListener;
-use tollgate_tower::{RateLimiter, grpc_rejection};
+use tollgate_tower::{HttpLimiter, grpc_rejection};
 use tonic::transport::server::{TcpConnectInfo, TcpIncoming};
 
 /// Any gRPC service will do: this one answers OK.
@@ -29,7 +29,7 @@ impl RateLimitService for AlwaysOk {
 
 #[tokio::test]
 async fn tonic_service_behind_the_layer() {
-    let limiter = RateLimiter::builder()
+    let limiter = HttpLimiter::builder()
         .peer_addr_from(|extensions| {
             extensions
                 .get::<TcpConnectInfo>()

@@ -22,11 +22,10 @@
 //!
 //! Benchmarks per group: `governor` (`check_key`, synchronous), `tollgate/token-bucket`,
 //! `tollgate/fixed-window`, `tollgate/sliding-window-counter`, `tollgate/sliding-window` (the
-//! log), all through the synchronous in-memory API, `NamedPolicy::hit_now` (the policy looked
-//! up once with `Limiter::named`, the clock read per hit), and
-//! `tollgate/token-bucket/async-hit`: the async `Limiter::hit(name, key)` (lookup by name per
-//! hit, the future polled once with a no-op waker; the memory store's futures are ready at
-//! once), which is what an async caller pays.
+//! log), all through the synchronous path, `PolicyHandle::hit_sync` (the handle prepared once
+//! with `Limiter::policy`, the clock read per hit), and `tollgate/token-bucket/async-hit`:
+//! the async `PolicyHandle::hit` through the same handle (the future polled once with a no-op
+//! waker; the memory store's futures are ready at once), which is what an async caller pays.
 //!
 //! Run with `cargo bench -p tollgate --bench hit`; criterion reports time per hit (one
 //! iteration is one hit) and hits per second (`Throughput::Elements(1)`).
@@ -198,8 +197,8 @@ fn bench_governor<K>(
 /// The id of the extra token-bucket benchmark that calls the store directly.
 const ASYNC_PATH: &str = "tollgate/token-bucket/async-hit";
 
-/// Benchmarks `NamedPolicy::hit_now` under `policy` as `id`; for the token bucket also
-/// [`ASYNC_PATH`]: the async `Limiter::hit` by name on the same table.
+/// Benchmarks `PolicyHandle::hit_sync` under `policy` as `id`; for the token bucket also
+/// [`ASYNC_PATH`]: the async `PolicyHandle::hit` on the same table.
 #[allow(clippy::too_many_arguments)]
 fn bench_tollgate<K>(
     group: &mut BenchmarkGroup<'_, WallTime>,
@@ -221,10 +220,10 @@ fn bench_tollgate<K>(
     }
     let started = Instant::now();
     let store = MemoryStore::with_max_keys(DEFAULT_MAX_KEYS.max(2 * keys.len()));
-    let limiter = Limiter::new(store.clone()).with_policy(POLICY, policy.clone());
+    let limiter = Limiter::new(store.clone()).policy(POLICY, policy.clone());
     for key in keys {
         for _ in 0..mode.prefill_hits() {
-            let decision = now(limiter.hit(POLICY, key)).expect("a known policy");
+            let decision = now(limiter.hit(key)).expect("cost 1 fits");
             assert!(decision.allowed(), "pre-fill hit denied");
         }
     }
@@ -234,11 +233,10 @@ fn bench_tollgate<K>(
 
     let mut i = 0;
     if run_sync {
-        let named = limiter.named(POLICY).expect("a known policy");
         group.bench_function(id, |b| {
             b.iter(|| {
-                let decision = named
-                    .hit_now(next(sequence, &mut i), 1)
+                let decision = limiter
+                    .hit_sync(next(sequence, &mut i), 1)
                     .expect("cost 1 fits");
                 debug_assert_eq!(decision.allowed(), mode == Mode::Allowed);
                 decision
@@ -249,7 +247,7 @@ fn bench_tollgate<K>(
         group.bench_function(path, |b| {
             b.iter(|| {
                 let key = next(sequence, &mut i);
-                let decision = now(limiter.hit(POLICY, key)).expect("a known policy");
+                let decision = now(limiter.hit(key)).expect("cost 1 fits");
                 debug_assert_eq!(decision.allowed(), mode == Mode::Allowed);
                 decision
             })

@@ -21,11 +21,8 @@ mod keys;
 
 use std::fmt::Write as _;
 use std::fs;
-use std::future::Future;
 use std::num::NonZeroU32;
-use std::pin::pin;
 use std::process::{Command, ExitCode};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -44,14 +41,6 @@ const COUNTS: [usize; 2] = [1_000_000, 10_000_000];
 
 /// The policy name used for every tollgate limiter.
 const POLICY: &str = "api";
-
-/// Polls a future that is ready at once (the memory store's are).
-fn now<F: Future>(future: F) -> F::Output {
-    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("the memory store's futures are always ready"),
-    }
-}
 
 /// A field of `/proc/self/status`, in bytes (the file gives kB).
 fn status_bytes(field: &str) -> u64 {
@@ -129,11 +118,9 @@ where
         measured
     } else {
         let store = MemoryStore::with_max_keys(DEFAULT_MAX_KEYS.max(2 * keys.len()));
-        let tollgate = Limiter::new(store.clone()).with_policy(POLICY, tollgate_policy(limiter));
+        let tollgate = Limiter::new(store.clone()).policy(POLICY, tollgate_policy(limiter));
         let measured = measure(keys, |key| {
-            now(tollgate.hit(POLICY, key))
-                .expect("a known policy")
-                .allowed()
+            tollgate.hit_sync(key, 1).expect("cost 1 fits").allowed()
         });
         let stats = store.stats();
         assert_eq!(

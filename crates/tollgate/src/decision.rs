@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::strategy::Outcome;
+use crate::strategy::TickDecision;
 
 /// The answer to a hit: allowed or not, and the numbers rate-limit headers render.
 ///
@@ -14,13 +14,13 @@ use crate::strategy::Outcome;
 /// use tollgate::{Decision, Limiter, MemoryStore, Policy, Rate};
 ///
 /// # futures_executor::block_on(async {
-/// let limiter = Limiter::new(MemoryStore::new())
-///     .with_policy("api", Policy::fixed_window(Rate::per_minute(1).into()));
-/// let first: Decision = limiter.hit("api", "alice").await?;
+/// let limiter = Limiter::new(MemoryStore::new());
+/// let api = limiter.policy("api", Policy::fixed_window(Rate::per_minute(1).into()));
+/// let first: Decision = api.hit("alice").await?;
 /// assert!(first.allowed());
 /// assert_eq!((first.limit(), first.remaining()), (1, 0));
 /// assert_eq!(first.window(), Duration::from_secs(60));
-/// let second = limiter.hit("api", "alice").await?;
+/// let second = api.hit("alice").await?;
 /// assert!(!second.allowed());
 /// assert!(second.retry_after().is_some());
 /// # Ok::<(), tollgate::Error>(())
@@ -40,21 +40,10 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// Converts an [`Outcome`] counted in ticks of length `tick`.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tollgate::Decision;
-    /// use tollgate::strategy::Outcome;
-    ///
-    /// let outcome = Outcome {
-    ///     allowed: false, limit: 3, remaining: 0, reset_after: 57, retry_after: Some(57), window: 60,
-    /// };
-    /// let d = Decision::from_outcome(outcome, Duration::from_secs(1));
-    /// assert_eq!(d.retry_after(), Some(Duration::from_secs(57)));
-    /// ```
+    /// The decision `outcome` describes, its times counted in ticks of length `tick`: what
+    /// [`TickDecision::into_decision`] does.
     #[inline]
-    pub fn from_outcome(outcome: Outcome, tick: Duration) -> Self {
+    pub(crate) fn from_ticks(outcome: TickDecision, tick: Duration) -> Self {
         let tick = u64::try_from(tick.as_nanos()).unwrap_or(u64::MAX);
         Self {
             allowed: outcome.allowed,
@@ -100,4 +89,40 @@ impl Decision {
     pub fn window(&self) -> Duration {
         Duration::from_nanos(self.window_ns)
     }
+
+    /// For a denied hit, [`Decision::retry_after`] in whole seconds, rounded up and at least
+    /// 1: what `Retry-After` says (a wait of 0 would invite an immediate retry that fails).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Limiter, ManualClock, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let clock = ManualClock::new();
+    /// let limiter = Limiter::new(MemoryStore::new()).with_clock(clock.clone());
+    /// let api = limiter.policy("api", Policy::fixed_window(Rate::per_minute(1).into()));
+    /// assert_eq!(api.hit("k").await?.retry_after_secs(), None);
+    /// clock.advance(Duration::from_millis(59_500));
+    /// assert_eq!(api.hit("k").await?.retry_after_secs(), Some(1)); // 0.5 s, rounded up
+    /// # Ok::<(), tollgate::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after().map(|wait| ceil_secs(wait).max(1))
+    }
+
+    /// [`Decision::reset_after`] in whole seconds, rounded up (0 when the state is fresh).
+    pub fn reset_after_secs(&self) -> u64 {
+        ceil_secs(self.reset_after())
+    }
+
+    /// [`Decision::window`] in whole seconds, rounded up and at least 1.
+    pub fn window_secs(&self) -> u64 {
+        ceil_secs(self.window()).max(1)
+    }
+}
+
+/// Whole seconds, rounded up.
+fn ceil_secs(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }

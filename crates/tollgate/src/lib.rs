@@ -5,9 +5,11 @@
 //! [`Strategy`]. A [`Key`] names who pays. A [`Store`] keeps one small state per (policy,
 //! key) and applies a hit atomically, returning a [`Decision`]: allowed or not, the limit,
 //! what remains, when the state resets and, when denied, exactly how long until the same
-//! hit would succeed. A [refund](Limiter::refund) gives units back, for *deduct-when*: charge
-//! a hit before a request runs, so that parallel requests count, and give it back after the
-//! response if it should not count (when only failed logins count, say).
+//! hit would succeed. A [`Limiter`] prepares policies over a store as [`PolicyHandle`]s,
+//! which are what hits go through. An [`Admission`] is one request meeting several policies:
+//! it charges all of them or none, and may give charges back after the response
+//! (*deduct-when*: charge before a request runs, so that parallel requests count, and give
+//! it back if it should not count, when only failed logins count, say).
 //!
 //! ```
 //! use std::time::Duration;
@@ -15,47 +17,44 @@
 //!
 //! # futures_executor::block_on(async {
 //! let clock = ManualClock::new();
-//! let limiter = Limiter::new(MemoryStore::new())
-//!     .with_clock(clock.clone())
-//!     .with_policy("ping", Policy::token_bucket("1/second".parse()?).with_burst(2)?);
+//! let limiter = Limiter::new(MemoryStore::new()).with_clock(clock.clone());
+//! let ping = limiter.policy("ping", Policy::token_bucket("1/second".parse()?).with_burst(2)?);
 //!
-//! assert!(limiter.hit("ping", "alice").await?.allowed());
-//! assert!(limiter.hit("ping", "alice").await?.allowed());
-//! let denied = limiter.hit("ping", "alice").await?;
+//! assert!(ping.hit("alice").await?.allowed());
+//! assert!(ping.hit("alice").await?.allowed());
+//! let denied = ping.hit("alice").await?;
 //! assert_eq!(denied.retry_after(), Some(Duration::from_secs(1)));
 //! clock.advance(Duration::from_millis(1050));
-//! assert!(limiter.hit("ping", "alice").await?.allowed());
+//! assert!(ping.hit("alice").await?.allowed());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
 //!
 //! # Layout
 //!
-//! - [`rate`](Rate) and the notation parser: `"5/minute"` to [`Rate`]s and back.
-//! - [`policy`](Policy): rates, a [`Strategy`], a token bucket's burst.
+//! - `rate/`: [`Rate`], [`Rates`] and the notation parser: `"5/minute"` to rates and back.
+//! - `policy.rs`: [`Policy`] (rates, a [`Strategy`], a token bucket's burst).
 //! - [`strategy`]: each strategy as a pure state machine, time passed in;
 //!   [`strategy::apply`], which charges a hit to all of a policy's rates or none; and
 //!   [`strategy::refund`], which gives units back to all of them. Every store uses these
-//!   functions; nothing else decides.
-//! - [`Store`]: the seam between the limiter and where states live; [`MemoryStore`] keeps
-//!   them in this process, sharded and bounded.
-//! - [`Clock`]: [`MonotonicClock`] by default, [`ManualClock`] for tests, [`SystemClock`]
-//!   where processes must agree.
-//! - [`Failover`]: a store around another that applies a [`FailurePolicy`] (allow, deny or
-//!   fall back to memory) when it fails.
-//! - [`Limiter`]: named policies over a store and a clock; what users call.
+//!   functions; nothing else decides. This module is for store implementors.
+//! - `decision.rs`: [`Decision`], what a hit is told.
+//! - `key.rs`: [`Key`], who pays.
+//! - `clock.rs`: [`Clock`]; [`MonotonicClock`] by default, [`ManualClock`] for tests,
+//!   [`SystemClock`] where processes must agree.
+//! - `limiter/`: [`Limiter`], [`PolicyHandle`] (hits), the inline policies, [`Admission`]
+//!   (a request meeting several policies) and [`Error`].
+//! - `store/`: the [`Store`] seam; [`MemoryStore`], sharded and bounded; [`Failover`], a
+//!   store around another that applies a [`FailureMode`] (allow, deny or fall back to
+//!   memory) when it fails; and, behind the `test-util` feature, [`testing::FlakyStore`].
 //!
 //! Nothing here knows about HTTP or Redis: those live in `tollgate-tower`, `tollgate-redis`
 //! and `tollgate-server`.
 
 mod clock;
 mod decision;
-mod failover;
-mod flaky;
 mod key;
 mod limiter;
-mod memory;
-mod notation;
 mod policy;
 mod rate;
 mod store;
@@ -63,12 +62,15 @@ pub mod strategy;
 
 pub use clock::{Clock, ManualClock, MonotonicClock, SystemClock, Timestamp};
 pub use decision::Decision;
-pub use failover::{Failover, FailurePolicy, PreparedFailover};
-pub use flaky::FlakyStore;
 pub use key::{Key, KeyBytes};
-pub use limiter::{Error, Limiter, MAX_INLINE_POLICIES, NamedPolicy};
-pub use memory::{DEFAULT_MAX_KEYS, MemoryPolicy, MemoryStats, MemoryStore};
-pub use notation::ParseError;
+pub use limiter::{
+    Admission, Charge, ChargeResult, Error, Limiter, MAX_INLINE_POLICIES, PolicyHandle, Settlement,
+    Verdict,
+};
 pub use policy::{Policy, PolicyError, Strategy};
-pub use rate::{InvalidWindow, MAX_WINDOW_SECS, Rate, Rates};
-pub use store::{Store, StoreError};
+pub use rate::{InvalidWindow, MAX_WINDOW_SECS, ParseError, Rate, Rates};
+pub use store::failover::{Failover, FailureMode, PreparedFailover};
+pub use store::memory::{DEFAULT_MAX_KEYS, MemoryStats, MemoryStore, PreparedMemory};
+#[cfg(feature = "test-util")]
+pub use store::testing;
+pub use store::{Store, StoreError, SyncStore};

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::rate::Rates;
-use crate::strategy::Limit;
+use crate::strategy::TickRate;
 
 /// How a policy counts hits. Each is written once, as a pure state machine in
 /// [`crate::strategy`]; every store applies the same functions.
@@ -109,6 +109,35 @@ impl Policy {
         }
     }
 
+    /// `rates` applied with `strategy`, and a token bucket's size when `burst` is given: the
+    /// one constructor for policies read from configuration (a file, a request body, an Envoy
+    /// descriptor), so that each front end only says where a mistake is.
+    ///
+    /// Fails as [`Policy::with_burst`] does when a burst cannot apply.
+    ///
+    /// ```
+    /// use tollgate::{Policy, PolicyError, Strategy};
+    ///
+    /// let bucket = Policy::from_parts(Strategy::TokenBucket, "1/second".parse()?, Some(5))?;
+    /// assert_eq!(bucket.to_string(), "1/second (token-bucket, burst 5)");
+    /// assert_eq!(
+    ///     Policy::from_parts(Strategy::FixedWindow, "1/second".parse()?, Some(5)),
+    ///     Err(PolicyError::BurstWithoutTokenBucket(Strategy::FixedWindow)),
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_parts(
+        strategy: Strategy,
+        rates: Rates,
+        burst: Option<u64>,
+    ) -> Result<Self, PolicyError> {
+        let policy = Self::new(strategy, rates);
+        match burst {
+            Some(burst) => policy.with_burst(burst),
+            None => Ok(policy),
+        }
+    }
+
     /// A [`Strategy::FixedWindow`] policy.
     ///
     /// ```
@@ -204,12 +233,12 @@ impl Policy {
         self.limits(Duration::from_nanos(1))
             .iter()
             .filter(|limit| limit.amount() > 0)
-            .map(Limit::capacity)
+            .map(TickRate::capacity)
             .min()
             .unwrap_or(u64::MAX)
     }
 
-    /// The policy's rates as [`Limit`]s, with windows counted in ticks of length `tick`
+    /// The policy's rates as [`TickRate`]s, with windows counted in ticks of length `tick`
     /// (stores that keep time in nanoseconds pass 1 ns).
     ///
     /// ```
@@ -220,12 +249,12 @@ impl Policy {
     /// assert_eq!((limits[0].amount(), limits[0].capacity(), limits[0].window()), (3, 6, 60_000));
     /// # Ok::<(), tollgate::PolicyError>(())
     /// ```
-    pub fn limits(&self, tick: Duration) -> Box<[Limit]> {
+    pub fn limits(&self, tick: Duration) -> Box<[TickRate]> {
         self.rates
             .iter()
             .map(|rate| {
                 let capacity = self.burst.unwrap_or(rate.amount());
-                Limit::new(rate.amount(), capacity, rate.window(), tick)
+                TickRate::new(rate.amount(), capacity, rate.window(), tick)
             })
             .collect()
     }
@@ -242,7 +271,7 @@ impl fmt::Display for Policy {
     }
 }
 
-/// An invalid policy: an unknown strategy or failure policy name, or a burst that cannot
+/// An invalid policy: an unknown strategy or failure mode name, or a burst that cannot
 /// apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -255,8 +284,8 @@ pub enum PolicyError {
     BurstWithSeveralRates(usize),
     /// A burst of 0 was given.
     ZeroBurst,
-    /// The failure policy name is not `allow`, `deny` or `fallback`.
-    UnknownFailurePolicy(String),
+    /// The failure mode name is not `allow`, `deny` or `fallback`.
+    UnknownFailureMode(String),
 }
 
 impl fmt::Display for PolicyError {
@@ -276,9 +305,9 @@ impl fmt::Display for PolicyError {
                     "burst needs a token bucket with exactly one rate, not {n}"
                 )
             }
-            PolicyError::UnknownFailurePolicy(name) => write!(
+            PolicyError::UnknownFailureMode(name) => write!(
                 f,
-                "unknown failure policy {name:?}; expected allow, deny or fallback"
+                "unknown failure mode {name:?}; expected allow, deny or fallback"
             ),
             PolicyError::ZeroBurst => f.write_str(
                 "burst must be at least 1 (use a rate of 0, such as 0/second, to deny everything)",

@@ -1,6 +1,7 @@
 //! Many OS threads hammer one key: exactly the limit gets through, for every strategy. A lost
 //! update (two threads charging the same state without seeing each other) would let more
-//! through.
+//! through. And admissions over two policies from many threads: never more than either limit,
+//! and every charge of a refused request given back exactly.
 
 use std::sync::Arc;
 use std::sync::Barrier;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
 use futures_executor::block_on;
-use tollgate::{Limiter, MemoryStore, Policy, Rate, Strategy};
+use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate, Strategy};
 
 const THREADS: u64 = 8;
 const HITS_PER_THREAD: u64 = 2_000;
@@ -18,23 +19,17 @@ const LIMIT: u64 = 5_000;
 fn exactly_the_limit_gets_through_one_key() {
     for strategy in Strategy::ALL {
         // Per day, so the bucket refills by a negligible 0.06 units per second of test.
-        let limiter = Arc::new(
-            Limiter::new(MemoryStore::new())
-                .with_policy("hot", Policy::new(strategy, Rate::per_day(LIMIT).into())),
-        );
+        let hot = Limiter::new(MemoryStore::new())
+            .policy("hot", Policy::new(strategy, Rate::per_day(LIMIT).into()));
         let allowed = Arc::new(AtomicU64::new(0));
         let start = Arc::new(Barrier::new(THREADS as usize));
         let threads: Vec<_> = (0..THREADS)
             .map(|_| {
-                let (limiter, allowed, start) = (
-                    Arc::clone(&limiter),
-                    Arc::clone(&allowed),
-                    Arc::clone(&start),
-                );
+                let (hot, allowed, start) = (hot.clone(), Arc::clone(&allowed), Arc::clone(&start));
                 thread::spawn(move || {
                     start.wait();
                     for _ in 0..HITS_PER_THREAD {
-                        let d = block_on(limiter.hit("hot", "one-key")).expect("decision");
+                        let d = hot.hit_sync("one-key", 1).expect("decision");
                         if d.allowed() {
                             allowed.fetch_add(1, Ordering::Relaxed);
                         }
@@ -51,18 +46,17 @@ fn exactly_the_limit_gets_through_one_key() {
 
 #[test]
 fn many_keys_from_many_threads_each_get_their_limit() {
-    let limiter = Arc::new(
-        Limiter::new(MemoryStore::new())
-            .with_policy("api", Policy::token_bucket(Rate::per_day(10).into())),
-    );
+    let store = MemoryStore::new();
+    let api =
+        Limiter::new(store.clone()).policy("api", Policy::token_bucket(Rate::per_day(10).into()));
     let allowed = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..4)
         .map(|_| {
-            let (limiter, allowed) = (Arc::clone(&limiter), Arc::clone(&allowed));
+            let (api, allowed) = (api.clone(), Arc::clone(&allowed));
             thread::spawn(move || {
                 for _ in 0..20 {
                     for key in 0..500u32 {
-                        let d = block_on(limiter.hit("api", &key)).expect("decision");
+                        let d = block_on(api.hit(&key)).expect("decision");
                         if d.allowed() {
                             allowed.fetch_add(1, Ordering::Relaxed);
                         }
@@ -75,5 +69,76 @@ fn many_keys_from_many_threads_each_get_their_limit() {
         t.join().expect("thread");
     }
     assert_eq!(allowed.load(Ordering::Relaxed), 500 * 10);
-    assert_eq!(limiter.store().stats().keys, 500);
+    assert_eq!(store.stats().keys, 500);
+}
+
+#[test]
+fn admissions_from_many_threads_never_exceed_a_limit_and_give_back_exactly() {
+    const USERS: u64 = 4;
+    const PER_USER: u64 = 1_000;
+    const GLOBAL: u64 = 3_000;
+    for strategy in Strategy::ALL {
+        let limiter = Limiter::new(MemoryStore::new());
+        let user = limiter.policy(
+            "user",
+            Policy::new(strategy, Rate::per_day(PER_USER).into()),
+        );
+        let global = limiter.policy(
+            "global",
+            Policy::new(strategy, Rate::per_day(GLOBAL).into()),
+        );
+        let admitted: Arc<Vec<AtomicU64>> =
+            Arc::new((0..USERS).map(|_| AtomicU64::new(0)).collect());
+        let start = Arc::new(Barrier::new(THREADS as usize));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let (user, global, admitted, start) = (
+                    user.clone(),
+                    global.clone(),
+                    Arc::clone(&admitted),
+                    Arc::clone(&start),
+                );
+                thread::spawn(move || {
+                    let who = thread % USERS;
+                    start.wait();
+                    for _ in 0..HITS_PER_THREAD {
+                        // Half the threads charge the user first, half the global limit first.
+                        let (first, second) = if thread % 2 == 0 {
+                            (
+                                Charge::new(user.clone(), &who, 1),
+                                Charge::new(global.clone(), "all", 1),
+                            )
+                        } else {
+                            (
+                                Charge::new(global.clone(), "all", 1),
+                                Charge::new(user.clone(), &who, 1),
+                            )
+                        };
+                        let verdict =
+                            block_on(Admission::new().charge(first).charge(second).decide());
+                        assert!(verdict.give_back_error().is_none());
+                        if verdict.is_admitted() {
+                            admitted[who as usize].fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let mut total = 0;
+        for who in 0..USERS {
+            let count = admitted[who as usize].load(Ordering::Relaxed);
+            assert!(count <= PER_USER, "{strategy}: user {who} got {count}");
+            // What the user's count holds is exactly what was admitted: every refused
+            // request's charge came back.
+            let left = user.hit_sync(&who, 0).expect("peek").remaining();
+            assert_eq!(left, PER_USER - count, "{strategy}: user {who}");
+            total += count;
+        }
+        assert!(total <= GLOBAL, "{strategy}: {total} admitted");
+        let left = global.hit_sync("all", 0).expect("peek").remaining();
+        assert_eq!(left, GLOBAL - total, "{strategy}");
+    }
 }

@@ -1,35 +1,44 @@
-//! The failure policies against a store that fails on command.
+//! The failure modes against a store that fails on command.
 
 use std::time::Duration;
 
 use futures_executor::block_on;
+use tollgate::testing::FlakyStore;
 use tollgate::{
-    Decision, Error, Failover, FailurePolicy, FlakyStore, Limiter, ManualClock, Policy, Rate,
+    Decision, Error, Failover, FailureMode, Limiter, ManualClock, Policy, PolicyHandle, Rate,
 };
 
-fn limiter(policy: FailurePolicy) -> (Limiter<Failover<FlakyStore>>, FlakyStore, ManualClock) {
+type Handle = PolicyHandle<Failover<FlakyStore>>;
+
+fn limiter(
+    mode: FailureMode,
+) -> (
+    Limiter<Failover<FlakyStore>>,
+    Handle,
+    FlakyStore,
+    ManualClock,
+) {
     let flaky = FlakyStore::new();
     let clock = ManualClock::new();
-    let limiter = Limiter::new(Failover::new(flaky.clone(), policy))
-        .with_clock(clock.clone())
-        .with_policy("p", Policy::fixed_window(Rate::per_hour(2).into()));
-    (limiter, flaky, clock)
+    let limiter = Limiter::new(Failover::new(flaky.clone(), mode)).with_clock(clock.clone());
+    let p = limiter.policy("p", Policy::fixed_window(Rate::per_hour(2).into()));
+    (limiter, p, flaky, clock)
 }
 
-fn hit(limiter: &Limiter<Failover<FlakyStore>>) -> Result<Decision, Error> {
-    block_on(limiter.hit("p", "k"))
+fn hit(p: &Handle) -> Result<Decision, Error> {
+    block_on(p.hit("k"))
 }
 
-fn refund(limiter: &Limiter<Failover<FlakyStore>>) -> Result<(), Error> {
-    block_on(limiter.refund("p", "k", 1))
+fn refund(p: &Handle) -> Result<(), Error> {
+    block_on(p.refund("k", 1))
 }
 
 #[test]
 fn allow_fails_open_and_counts_errors() {
-    let (limiter, flaky, _clock) = limiter(FailurePolicy::Allow);
+    let (limiter, p, flaky, _clock) = limiter(FailureMode::Allow);
     flaky.set_down(true);
     for _ in 0..5 {
-        let d = hit(&limiter).expect("answer");
+        let d = hit(&p).expect("answer");
         assert!(d.allowed());
         assert_eq!(
             (d.limit(), d.remaining()),
@@ -40,73 +49,64 @@ fn allow_fails_open_and_counts_errors() {
     }
     assert_eq!(limiter.store().errors(), 5);
     flaky.set_down(false);
-    assert!(hit(&limiter).expect("answer").allowed());
-    assert!(hit(&limiter).expect("answer").allowed());
-    assert!(!hit(&limiter).expect("answer").allowed(), "counted again");
+    assert!(hit(&p).expect("answer").allowed());
+    assert!(hit(&p).expect("answer").allowed());
+    assert!(!hit(&p).expect("answer").allowed(), "counted again");
 }
 
 #[test]
 fn deny_returns_the_store_error() {
-    let (limiter, flaky, _clock) = limiter(FailurePolicy::Deny);
+    let (_limiter, p, flaky, _clock) = limiter(FailureMode::Deny);
     flaky.set_down(true);
-    let err = hit(&limiter).expect_err("store down");
+    let err = hit(&p).expect_err("store down");
     assert!(matches!(&err, Error::Store(e) if e.is_timeout()), "{err}");
     assert_eq!(err.to_string(), "store timed out: flaky store is down");
 }
 
 #[test]
 fn fallback_counts_locally_then_switches_back_after_a_probe() {
-    let (limiter, flaky, clock) = limiter(FailurePolicy::Fallback);
+    let (limiter, p, flaky, clock) = limiter(FailureMode::Fallback);
     flaky.set_down(true);
-    assert!(hit(&limiter).expect("answer").allowed());
+    assert!(hit(&p).expect("answer").allowed());
     assert!(limiter.store().is_falling_back());
-    assert!(hit(&limiter).expect("answer").allowed());
-    assert!(
-        !hit(&limiter).expect("answer").allowed(),
-        "the fallback counts"
-    );
+    assert!(hit(&p).expect("answer").allowed());
+    assert!(!hit(&p).expect("answer").allowed(), "the fallback counts");
     // The store comes back; hits stay local until the next probe is due.
     flaky.set_down(false);
     let served = flaky.served();
     clock.advance(Failover::<FlakyStore>::PROBE_INTERVAL / 2);
-    hit(&limiter).expect("answer");
+    hit(&p).expect("answer");
     assert_eq!(flaky.served(), served);
     clock.advance(Failover::<FlakyStore>::PROBE_INTERVAL);
-    assert!(
-        hit(&limiter).expect("answer").allowed(),
-        "the store's own count"
-    );
+    assert!(hit(&p).expect("answer").allowed(), "the store's own count");
     assert!(!limiter.store().is_falling_back());
     assert_eq!(flaky.served(), served + 1);
     // A store that fails again sends hits back to memory at once.
     flaky.set_down(true);
     clock.advance(Duration::from_secs(1));
-    assert!(
-        !hit(&limiter).expect("answer").allowed(),
-        "memory still counts 2"
-    );
+    assert!(!hit(&p).expect("answer").allowed(), "memory still counts 2");
 }
 
 #[test]
 fn failing_open_reports_the_tightest_rate_and_keeps_kill_switches() {
     let flaky = FlakyStore::new();
     flaky.set_down(true);
-    let limiter = Limiter::new(Failover::new(flaky, FailurePolicy::Allow))
-        .with_policy(
-            "two",
-            Policy::fixed_window("10/second; 5/minute".parse().expect("rates")),
-        )
-        .with_policy(
-            "off",
-            Policy::fixed_window("0/hour".parse().expect("rates")),
-        );
-    let d = block_on(limiter.hit("two", "k")).expect("answer");
+    let limiter = Limiter::new(Failover::new(flaky, FailureMode::Allow));
+    let two = limiter.policy(
+        "two",
+        Policy::fixed_window("10/second; 5/minute".parse().expect("rates")),
+    );
+    let off = limiter.policy(
+        "off",
+        Policy::fixed_window("0/hour".parse().expect("rates")),
+    );
+    let d = block_on(two.hit("k")).expect("answer");
     assert!(d.allowed());
     assert_eq!(
         (d.limit(), d.remaining(), d.window()),
         (5, 5, Duration::from_secs(60))
     );
-    let d = block_on(limiter.hit("off", "k")).expect("answer");
+    let d = block_on(off.hit("k")).expect("answer");
     assert!(
         !d.allowed(),
         "a kill switch denies even while the store is down"
@@ -116,80 +116,70 @@ fn failing_open_reports_the_tightest_rate_and_keeps_kill_switches() {
 
 #[test]
 fn refunds_reach_the_store_while_it_answers() {
-    for policy in [
-        FailurePolicy::Allow,
-        FailurePolicy::Deny,
-        FailurePolicy::Fallback,
-    ] {
-        let (limiter, _flaky, _clock) = limiter(policy);
-        assert!(hit(&limiter).expect("answer").allowed());
-        assert!(hit(&limiter).expect("answer").allowed());
-        refund(&limiter).expect("refunded");
-        assert!(hit(&limiter).expect("answer").allowed(), "{policy}");
-        assert!(!hit(&limiter).expect("answer").allowed(), "{policy}");
+    for mode in [FailureMode::Allow, FailureMode::Deny, FailureMode::Fallback] {
+        let (limiter, p, _flaky, _clock) = limiter(mode);
+        assert!(hit(&p).expect("answer").allowed());
+        assert!(hit(&p).expect("answer").allowed());
+        refund(&p).expect("refunded");
+        assert!(hit(&p).expect("answer").allowed(), "{mode}");
+        assert!(!hit(&p).expect("answer").allowed(), "{mode}");
         assert_eq!(limiter.store().errors(), 0);
     }
 }
 
 #[test]
 fn a_failed_refund_is_counted_and_swallowed_failing_open() {
-    let (limiter, flaky, _clock) = limiter(FailurePolicy::Allow);
-    hit(&limiter).expect("answer");
-    hit(&limiter).expect("answer");
+    let (limiter, p, flaky, _clock) = limiter(FailureMode::Allow);
+    hit(&p).expect("answer");
+    hit(&p).expect("answer");
     flaky.set_down(true);
-    refund(&limiter).expect("swallowed");
+    refund(&p).expect("swallowed");
     assert_eq!(limiter.store().errors(), 1);
     flaky.set_down(false);
     assert!(
-        !hit(&limiter).expect("answer").allowed(),
+        !hit(&p).expect("answer").allowed(),
         "the refund was lost, not applied later"
     );
 }
 
 #[test]
 fn a_failed_refund_is_returned_failing_closed() {
-    let (limiter, flaky, _clock) = limiter(FailurePolicy::Deny);
-    hit(&limiter).expect("answer");
+    let (limiter, p, flaky, _clock) = limiter(FailureMode::Deny);
+    hit(&p).expect("answer");
     flaky.set_down(true);
-    let err = refund(&limiter).expect_err("store down");
+    let err = refund(&p).expect_err("store down");
     assert!(matches!(&err, Error::Store(e) if e.is_timeout()), "{err}");
     assert_eq!(limiter.store().errors(), 1);
 }
 
 #[test]
 fn falling_back_refunds_in_memory_where_the_hits_went() {
-    let (limiter, flaky, clock) = limiter(FailurePolicy::Fallback);
+    let (limiter, p, flaky, clock) = limiter(FailureMode::Fallback);
     // A hit charged to the store, then the store fails as the refund comes: the refund is
     // swallowed, and the failure sends later hits to memory.
-    hit(&limiter).expect("answer");
+    hit(&p).expect("answer");
     flaky.set_down(true);
-    refund(&limiter).expect("swallowed");
+    refund(&p).expect("swallowed");
     assert_eq!(limiter.store().errors(), 1);
     assert!(limiter.store().is_falling_back());
     // Hits and refunds now both go to memory, without probing the store.
-    assert!(hit(&limiter).expect("answer").allowed());
-    assert!(hit(&limiter).expect("answer").allowed());
-    assert!(!hit(&limiter).expect("answer").allowed());
-    refund(&limiter).expect("refunded in memory");
-    assert!(
-        hit(&limiter).expect("answer").allowed(),
-        "memory gave it back"
-    );
-    assert!(!hit(&limiter).expect("answer").allowed());
+    assert!(hit(&p).expect("answer").allowed());
+    assert!(hit(&p).expect("answer").allowed());
+    assert!(!hit(&p).expect("answer").allowed());
+    refund(&p).expect("refunded in memory");
+    assert!(hit(&p).expect("answer").allowed(), "memory gave it back");
+    assert!(!hit(&p).expect("answer").allowed());
     flaky.set_down(false);
     let served = flaky.served();
     clock.advance(Failover::<FlakyStore>::PROBE_INTERVAL * 2);
-    refund(&limiter).expect("refunded in memory");
+    refund(&p).expect("refunded in memory");
     assert!(
         limiter.store().is_falling_back(),
         "a refund does not probe the store"
     );
     assert_eq!(flaky.served(), served);
     // The next hit probes; the store answers with its own count (the first hit: 1 of 2).
-    assert!(hit(&limiter).expect("answer").allowed());
+    assert!(hit(&p).expect("answer").allowed());
     assert!(!limiter.store().is_falling_back());
-    assert!(
-        !hit(&limiter).expect("answer").allowed(),
-        "the store is full"
-    );
+    assert!(!hit(&p).expect("answer").allowed(), "the store is full");
 }

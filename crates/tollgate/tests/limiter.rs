@@ -1,24 +1,27 @@
-//! Edges of every strategy through the Limiter and the memory store, with a manual clock:
+//! Edges of every strategy through policy handles over the memory store, with a manual clock:
 //! window boundaries, cost 0, cost larger than the limit, several rates, kill switches,
-//! times that go backwards.
+//! times that go backwards; and inline policies.
 
 use std::time::Duration;
 
 use futures_executor::block_on;
-use tollgate::{Decision, Error, Limiter, ManualClock, MemoryStore, Policy, Rate, Strategy};
+use tollgate::{
+    Decision, Error, Limiter, ManualClock, MemoryStore, Policy, PolicyHandle, Rate, Strategy,
+};
 
 const NS: Duration = Duration::from_nanos(1);
 
-fn limiter(policy: Policy) -> (Limiter, ManualClock) {
+/// The policy `p` over a fresh memory store, with a manual clock.
+fn limiter(policy: Policy) -> (PolicyHandle, ManualClock) {
     let clock = ManualClock::new();
-    let limiter = Limiter::new(MemoryStore::new())
+    let p = Limiter::new(MemoryStore::new())
         .with_clock(clock.clone())
-        .with_policy("p", policy);
-    (limiter, clock)
+        .policy("p", policy);
+    (p, clock)
 }
 
-fn hit(limiter: &Limiter, cost: u64) -> Decision {
-    block_on(limiter.hit_cost("p", "k", cost)).expect("decision")
+fn hit(p: &PolicyHandle, cost: u64) -> Decision {
+    block_on(p.hit_cost("k", cost)).expect("decision")
 }
 
 #[test]
@@ -82,19 +85,21 @@ fn token_bucket_refills_continuously() {
 #[test]
 fn cost_zero_is_a_peek_for_every_strategy() {
     for strategy in Strategy::ALL {
-        let (limiter, _clock) = limiter(Policy::new(strategy, Rate::per_minute(2).into()));
-        let store = limiter.store().clone();
+        let store = MemoryStore::new();
+        let p = Limiter::new(store.clone())
+            .with_clock(ManualClock::new())
+            .policy("p", Policy::new(strategy, Rate::per_minute(2).into()));
         // A peek on an unknown key reports the full limit and stores nothing.
-        let peek = block_on(limiter.peek("p", "k")).expect("peek");
+        let peek = block_on(p.peek("k")).expect("peek");
         assert!(peek.allowed());
         assert_eq!(peek.remaining(), 2);
         assert_eq!(store.stats().keys, 0, "{strategy}");
-        assert!(hit(&limiter, 1).allowed());
+        assert!(hit(&p, 1).allowed());
         for _ in 0..5 {
-            assert_eq!(hit(&limiter, 0).remaining(), 1, "{strategy}");
+            assert_eq!(hit(&p, 0).remaining(), 1, "{strategy}");
         }
-        assert!(hit(&limiter, 1).allowed());
-        let peek = hit(&limiter, 0);
+        assert!(hit(&p, 1).allowed());
+        let peek = hit(&p, 0);
         assert!(!peek.allowed(), "{strategy}: nothing left");
         assert!(peek.retry_after().is_some());
     }
@@ -108,7 +113,7 @@ fn cost_above_the_limit_is_its_own_error() {
             "10/second; 5/minute".parse().expect("rates"),
         ));
         assert!(hit(&limiter, 5).allowed(), "{strategy}");
-        let err = block_on(limiter.hit_cost("p", "k", 6)).expect_err("cost 6 > 5");
+        let err = block_on(limiter.hit_cost("k", 6)).expect_err("cost 6 > 5");
         assert!(
             matches!(
                 err,
@@ -128,7 +133,7 @@ fn cost_above_the_limit_is_its_own_error() {
         .expect("burst");
     let (limiter, _clock) = limiter(bucket);
     assert!(hit(&limiter, 3).allowed());
-    assert!(block_on(limiter.hit_cost("p", "k", 4)).is_err());
+    assert!(block_on(limiter.hit_cost("k", 4)).is_err());
 }
 
 /// "3/second; 5/minute": at 0 three hits pass and a fourth is denied by the second rate;
@@ -190,13 +195,11 @@ fn time_going_backwards_never_lets_more_through() {
 }
 
 #[test]
-fn unknown_policy_and_reset() {
+fn reset_forgets_a_key() {
     let (limiter, _clock) = limiter(Policy::fixed_window(Rate::per_minute(1).into()));
-    let err = block_on(limiter.hit("nope", "k")).expect_err("unknown");
-    assert!(matches!(err, Error::UnknownPolicy(ref name) if name == "nope"));
     assert!(hit(&limiter, 1).allowed());
     assert!(!hit(&limiter, 1).allowed());
-    block_on(limiter.reset("p", "k")).expect("reset");
+    block_on(limiter.reset("k")).expect("reset");
     assert!(hit(&limiter, 1).allowed());
 }
 
@@ -204,22 +207,18 @@ fn unknown_policy_and_reset() {
 fn keys_compare_by_canonical_bytes() {
     let (limiter, _clock) = limiter(Policy::fixed_window(Rate::per_minute(1).into()));
     let ip: std::net::IpAddr = "192.0.2.1".parse().expect("ip");
-    assert!(block_on(limiter.hit("p", &ip)).expect("hit").allowed());
-    assert!(
-        !block_on(limiter.hit("p", "192.0.2.1"))
-            .expect("hit")
-            .allowed()
-    );
+    assert!(block_on(limiter.hit(&ip)).expect("hit").allowed());
+    assert!(!block_on(limiter.hit("192.0.2.1")).expect("hit").allowed());
     // Long keys (stored as digests) are told apart.
     let long_a = "user:00000000000000000000000000000001";
     let long_b = "user:00000000000000000000000000000002";
-    assert!(block_on(limiter.hit("p", long_a)).expect("hit").allowed());
-    assert!(block_on(limiter.hit("p", long_b)).expect("hit").allowed());
-    assert!(!block_on(limiter.hit("p", long_a)).expect("hit").allowed());
+    assert!(block_on(limiter.hit(long_a)).expect("hit").allowed());
+    assert!(block_on(limiter.hit(long_b)).expect("hit").allowed());
+    assert!(!block_on(limiter.hit(long_a)).expect("hit").allowed());
 }
 
-fn refund(limiter: &Limiter, cost: u64) {
-    block_on(limiter.refund("p", "k", cost)).expect("refund");
+fn refund(p: &PolicyHandle, cost: u64) {
+    block_on(p.refund("k", cost)).expect("refund");
 }
 
 /// Deduct-when: charge before the request, give it back after when it should not count.
@@ -247,14 +246,13 @@ fn a_refunded_hit_lets_the_next_one_through() {
 }
 
 #[test]
-fn refund_checks_the_policy_and_the_cost_like_a_hit() {
-    let (limiter, _clock) = limiter(Policy::fixed_window(
-        "10/second; 5/minute".parse().expect("rates"),
-    ));
-    let store = limiter.store().clone();
-    let err = block_on(limiter.refund("nope", "k", 1)).expect_err("unknown");
-    assert!(matches!(err, Error::UnknownPolicy(ref name) if name == "nope"));
-    let err = block_on(limiter.refund("p", "k", 6)).expect_err("cost 6 > 5");
+fn refund_checks_the_cost_like_a_hit() {
+    let store = MemoryStore::new();
+    let limiter = Limiter::new(store.clone()).policy(
+        "p",
+        Policy::fixed_window("10/second; 5/minute".parse().expect("rates")),
+    );
+    let err = block_on(limiter.refund("k", 6)).expect_err("cost 6 > 5");
     assert!(
         matches!(
             err,
@@ -270,11 +268,10 @@ fn refund_checks_the_policy_and_the_cost_like_a_hit() {
     refund(&limiter, 5);
     refund(&limiter, 0);
     assert_eq!(store.stats().keys, 0);
-    let named = limiter.named("p").expect("defined");
     assert!(hit(&limiter, 5).allowed());
-    block_on(named.refund("k", 0)).expect("cost 0");
+    block_on(limiter.refund("k", 0)).expect("cost 0");
     assert!(!hit(&limiter, 1).allowed(), "cost 0 gave nothing back");
-    block_on(named.refund("k", 5)).expect("refund");
+    block_on(limiter.refund("k", 5)).expect("refund");
     assert!(hit(&limiter, 5).allowed());
 }
 
@@ -284,33 +281,74 @@ fn inline_policies_are_prepared_once_per_scope_and_bounded() {
     let limiter = Limiter::new(MemoryStore::new());
     let two = Policy::fixed_window(Rate::per_minute(2).into());
     block_on(async {
-        assert_eq!(limiter.hit_with("s", &two, "k", 2).await?.remaining(), 0);
-        assert!(!limiter.hit_with("s", &two, "k", 1).await?.allowed());
-        limiter.refund_with("s", &two, "k", 1).await?;
-        assert!(limiter.hit_with("s", &two, "k", 1).await?.allowed());
-        limiter.reset_with("s", &two, "k").await?;
-        assert_eq!(limiter.hit_with("s", &two, "k", 1).await?.remaining(), 1);
+        let s = limiter.inline("s", &two)?;
+        assert_eq!(s.name(), "s|2/minute (fixed-window)");
+        assert_eq!(s.hit_cost("k", 2).await?.remaining(), 0);
+        assert!(!s.hit_cost("k", 1).await?.allowed());
+        // Found again, not prepared again: the same handle, the same count.
+        let again = limiter.inline("s", &two)?;
+        assert!(again.same_as(&s));
+        again.refund("k", 1).await?;
+        assert!(s.hit_cost("k", 1).await?.allowed());
+        s.reset("k").await?;
+        assert_eq!(s.hit_cost("k", 1).await?.remaining(), 1);
         assert!(matches!(
-            limiter.hit_with("s", &two, "k", 3).await,
+            s.hit_cost("k", 3).await,
             Err(Error::CostExceedsLimit {
                 cost: 3,
                 max_cost: 2,
                 ..
             })
         ));
+        // Another scope is another count.
+        assert_eq!(
+            limiter
+                .inline("t", &two)?
+                .hit_cost("k", 2)
+                .await?
+                .remaining(),
+            0
+        );
         // Distinct policies up to the bound, then a refusal; known ones still work.
-        for n in 1..MAX_INLINE_POLICIES as u64 {
+        for n in 1..MAX_INLINE_POLICIES as u64 - 1 {
             let policy = Policy::fixed_window(Rate::per_minute(n).into());
-            limiter.hit_with("bound", &policy, "k", 0).await?;
+            limiter.inline("bound", &policy)?.peek("k").await?;
         }
         let one_more = Policy::fixed_window(Rate::per_hour(7).into());
         assert!(matches!(
-            limiter.hit_with("bound", &one_more, "k", 1).await,
+            limiter.inline("bound", &one_more),
             Err(Error::TooManyInlinePolicies {
                 max: MAX_INLINE_POLICIES
             })
         ));
-        assert!(limiter.hit_with("s", &two, "k", 1).await?.allowed());
+        assert!(limiter.inline("s", &two)?.hit("k").await?.allowed());
+        Ok::<(), Error>(())
+    })
+    .expect("no store errors");
+}
+
+/// A server rebuilds what it serves from its configuration on a reload, from a clone of the
+/// same limiter: inline policies keep their counts, and a named policy prepared again under
+/// the same name while the old handle lives finds its counts too.
+#[test]
+fn counts_outlive_handles_rebuilt_from_a_clone_of_the_limiter() {
+    let limiter = Limiter::new(MemoryStore::new());
+    let one = Policy::fixed_window(Rate::per_hour(1).into());
+    block_on(async {
+        let inline = limiter.inline("inline", &one)?;
+        assert!(inline.hit("k").await?.allowed());
+        drop(inline);
+        let reloaded = limiter.clone();
+        assert!(!reloaded.inline("inline", &one)?.hit("k").await?.allowed());
+
+        let named = limiter.policy("login", one.clone());
+        assert!(named.hit("k").await?.allowed());
+        let renewed = reloaded.policy("login", one.clone());
+        drop(named);
+        assert!(!renewed.hit("k").await?.allowed());
+        // A changed policy starts afresh.
+        let changed = reloaded.policy("login", Policy::fixed_window(Rate::per_hour(2).into()));
+        assert!(changed.hit("k").await?.allowed());
         Ok::<(), Error>(())
     })
     .expect("no store errors");

@@ -6,24 +6,38 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use futures_executor::block_on;
-use tollgate::{Limiter, ManualClock, MemoryStore, Policy, Rate, Store, Strategy, Timestamp};
+use tollgate::{
+    Decision, Limiter, ManualClock, MemoryStore, Policy, PreparedMemory, Rate, Store, Strategy,
+    Timestamp,
+};
+
+/// A hit straight on the store (which never fails).
+fn hit(
+    store: &MemoryStore,
+    policy: &PreparedMemory,
+    key: &[u8],
+    now: Timestamp,
+    cost: u64,
+) -> Decision {
+    block_on(store.hit(policy, key, now, cost)).expect("the memory store never fails")
+}
 
 #[test]
 fn idle_keys_are_dropped_once_fresh_without_a_thread() {
     let clock = ManualClock::new();
     let store = MemoryStore::new();
-    let limiter = Limiter::new(store.clone())
+    let api = Limiter::new(store.clone())
         .with_clock(clock.clone())
-        .with_policy("api", Policy::fixed_window(Rate::per_second(5).into()));
+        .policy("api", Policy::fixed_window(Rate::per_second(5).into()));
     block_on(async {
         for key in 0..10_000u32 {
-            limiter.hit("api", &key).await.expect("hit");
+            api.hit(&key).await.expect("hit");
         }
         assert_eq!(store.stats().keys, 10_000);
         clock.advance(Duration::from_secs(1)); // every window has ended
         // Traffic on one key is enough to sweep every shard eventually.
         for key in 0..40_000u32 {
-            limiter.peek("api", &(key % 97)).await.expect("peek");
+            api.peek(&(key % 97)).await.expect("peek");
         }
     });
     let stats = store.stats();
@@ -36,25 +50,25 @@ fn idle_keys_are_dropped_once_fresh_without_a_thread() {
 fn states_that_still_matter_are_not_swept() {
     let clock = ManualClock::new();
     let store = MemoryStore::new();
-    let limiter = Limiter::new(store.clone())
+    let api = Limiter::new(store.clone())
         .with_clock(clock.clone())
-        .with_policy(
+        .policy(
             "api",
             Policy::sliding_window_log(Rate::per_minute(2).into()),
         );
     block_on(async {
         for key in 0..2_000u32 {
-            limiter.hit("api", &key).await.expect("hit");
-            limiter.hit("api", &key).await.expect("hit");
+            api.hit(&key).await.expect("hit");
+            api.hit(&key).await.expect("hit");
         }
         clock.advance(Duration::from_secs(59));
         for key in 0..50_000u32 {
-            limiter.peek("api", &(key % 7)).await.expect("peek");
+            api.peek(&(key % 7)).await.expect("peek");
         }
         assert_eq!(store.stats().keys, 2_000);
         // Every key still remembers its two hits.
         for key in 0..2_000u32 {
-            assert!(!limiter.hit("api", &key).await.expect("hit").allowed());
+            assert!(!api.hit(&key).await.expect("hit").allowed());
         }
     });
 }
@@ -62,12 +76,12 @@ fn states_that_still_matter_are_not_swept() {
 #[test]
 fn a_flood_of_unique_keys_stays_under_the_cap_and_is_counted() {
     let store = MemoryStore::with_max_keys(1_000);
-    let limiter = Limiter::new(store.clone())
+    let login = Limiter::new(store.clone())
         .with_clock(ManualClock::new())
-        .with_policy("login", Policy::fixed_window(Rate::per_hour(5).into()));
+        .policy("login", Policy::fixed_window(Rate::per_hour(5).into()));
     block_on(async {
         for key in 0..100_000u32 {
-            assert!(limiter.hit("login", &key).await.expect("hit").allowed());
+            assert!(login.hit(&key).await.expect("hit").allowed());
         }
     });
     let stats = store.stats();
@@ -82,15 +96,15 @@ fn preparing_the_same_policy_again_keeps_its_counts() {
     let now = Timestamp::from_nanos(0);
     let policy = Policy::fixed_window(Rate::per_minute(2).into());
     let first = store.prepare("login", &policy);
-    store.hit_now(&first, b"alice", now, 2);
+    hit(&store, &first, b"alice", now, 2);
     // A reload prepares the policy again under the same name.
     let again = store.prepare("login", &policy);
-    assert!(!store.hit_now(&again, b"alice", now, 1).allowed());
+    assert!(!hit(&store, &again, b"alice", now, 1).allowed());
     // A changed policy starts afresh; so does another name.
     let changed = store.prepare("login", &Policy::fixed_window(Rate::per_minute(3).into()));
-    assert!(store.hit_now(&changed, b"alice", now, 1).allowed());
+    assert!(hit(&store, &changed, b"alice", now, 1).allowed());
     let other = store.prepare("signup", &policy);
-    assert!(store.hit_now(&other, b"alice", now, 1).allowed());
+    assert!(hit(&store, &other, b"alice", now, 1).allowed());
     // Dropped policies stop counting towards the store's keys.
     drop((first, again, changed, other));
     assert_eq!(store.stats().keys, 0);
@@ -100,12 +114,12 @@ fn preparing_the_same_policy_again_keeps_its_counts() {
 fn a_limiter_rebuilt_over_the_same_store_reads_the_same_time() {
     let store = MemoryStore::new();
     let policy = Policy::token_bucket(Rate::per_minute(2).into());
-    let first = Limiter::new(store.clone()).with_policy("api", policy.clone());
-    assert!(first.hit_now("api", "k", 2).expect("hit").allowed());
+    let first = Limiter::new(store.clone()).policy("api", policy.clone());
+    assert!(first.hit_sync("k", 2).expect("hit").allowed());
     std::thread::sleep(Duration::from_millis(50));
     // A reload: a new limiter, a new clock, the same store and policy.
-    let second = Limiter::new(store).with_policy("api", policy);
-    let denied = second.hit_now("api", "k", 1).expect("hit");
+    let second = Limiter::new(store).policy("api", policy);
+    let denied = second.hit_sync("k", 1).expect("hit");
     assert!(!denied.allowed(), "the count survived the reload");
     let wait = denied.retry_after().expect("denied");
     assert!(
@@ -118,15 +132,15 @@ fn a_limiter_rebuilt_over_the_same_store_reads_the_same_time() {
 fn at_the_cap_fresh_states_go_before_live_ones() {
     let clock = ManualClock::new();
     let store = MemoryStore::with_max_keys(1_000);
-    let limiter = Limiter::new(store.clone())
+    let api = Limiter::new(store.clone())
         .with_clock(clock.clone())
-        .with_policy("api", Policy::fixed_window(Rate::per_second(5).into()));
+        .policy("api", Policy::fixed_window(Rate::per_second(5).into()));
     for key in 0..1_000u32 {
-        limiter.hit_now("api", &key, 1).expect("hit");
+        api.hit_sync(&key, 1).expect("hit");
     }
     clock.advance(Duration::from_secs(1)); // every one of them is fresh now
     for key in 1_000..1_200u32 {
-        limiter.hit_now("api", &key, 1).expect("hit");
+        api.hit_sync(&key, 1).expect("hit");
     }
     let stats = store.stats();
     assert_eq!(stats.evicted, 0, "{stats:?}");
@@ -142,10 +156,10 @@ fn a_refund_never_creates_state_and_drops_a_key_it_leaves_fresh() {
         let now = Timestamp::from_nanos(1_000);
         block_on(store.refund(&policy, b"alice", now, 1)).expect("refund");
         assert_eq!(store.stats().keys, 0, "{strategy}: nothing to give back to");
-        assert!(store.hit_now(&policy, b"alice", now, 2).allowed());
-        store.refund_now(&policy, b"alice", now, 1);
+        assert!(hit(&store, &policy, b"alice", now, 2).allowed());
+        block_on(store.refund(&policy, b"alice", now, 1)).expect("refund");
         assert_eq!(store.stats().keys, 1, "{strategy}: one unit still counts");
-        assert_eq!(store.hit_now(&policy, b"alice", now, 0).remaining(), 1);
+        assert_eq!(hit(&store, &policy, b"alice", now, 0).remaining(), 1);
         block_on(store.refund(&policy, b"alice", now, 1)).expect("refund");
         let stats = store.stats();
         assert_eq!(
@@ -153,7 +167,7 @@ fn a_refund_never_creates_state_and_drops_a_key_it_leaves_fresh() {
             (0, 1),
             "{strategy}: fresh, dropped"
         );
-        assert_eq!(store.hit_now(&policy, b"alice", now, 0).remaining(), 2);
+        assert_eq!(hit(&store, &policy, b"alice", now, 0).remaining(), 2);
     }
 }
 
@@ -167,20 +181,16 @@ fn concurrent_hits_and_refunds_keep_exactly_the_limit() {
     const LIMIT: u64 = 300;
     for strategy in Strategy::ALL {
         // Per day, so the bucket refills by a negligible 0.004 units per second of test.
-        let limiter = Arc::new(
-            Limiter::new(MemoryStore::new())
-                .with_policy("login", Policy::new(strategy, Rate::per_day(LIMIT).into())),
-        );
+        let login = Limiter::new(MemoryStore::new())
+            .policy("login", Policy::new(strategy, Rate::per_day(LIMIT).into()));
         let kept = Arc::new(AtomicU64::new(0));
         let start = Arc::new(Barrier::new(THREADS as usize));
         let threads: Vec<_> = (0..THREADS)
             .map(|_| {
-                let (limiter, kept, start) =
-                    (Arc::clone(&limiter), Arc::clone(&kept), Arc::clone(&start));
+                let (login, kept, start) = (login.clone(), Arc::clone(&kept), Arc::clone(&start));
                 std::thread::spawn(move || {
                     start.wait();
                     for request in 0..REQUESTS {
-                        let login = limiter.named("login").expect("defined");
                         if !block_on(login.hit("one-key")).expect("decision").allowed() {
                             continue;
                         }
@@ -197,7 +207,7 @@ fn concurrent_hits_and_refunds_keep_exactly_the_limit() {
             thread.join().expect("thread");
         }
         assert_eq!(kept.load(Ordering::Relaxed), LIMIT, "{strategy}");
-        let peek = block_on(limiter.peek("login", "one-key")).expect("peek");
+        let peek = block_on(login.peek("one-key")).expect("peek");
         assert_eq!(
             peek.remaining(),
             0,

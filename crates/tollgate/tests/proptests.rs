@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use tollgate::strategy::{
-    FixedWindow, Limit, Outcome, RateState, SlidingWindowCounter, SlidingWindowLog, TokenBucket,
-    apply, refund,
+    FixedWindow, RateState, SlidingWindowCounter, SlidingWindowLog, TickDecision, TickRate,
+    TokenBucket, apply, refund,
 };
 use tollgate::{Rate, Rates};
 
 /// An allowed hit: when, and how many units.
 type Allowed = (u64, u64);
 
-fn limit(amount: u64, capacity: u64, window: u64) -> Limit {
-    Limit::new(
+fn limit(amount: u64, capacity: u64, window: u64) -> TickRate {
+    TickRate::new(
         amount,
         capacity,
         Duration::from_nanos(window),
@@ -27,7 +27,7 @@ fn limit(amount: u64, capacity: u64, window: u64) -> Limit {
 }
 
 /// A limit of 1 to 8 units per 1 to 60 ticks; a token bucket gets a burst of 1 to 16.
-fn limits(bucket: bool) -> impl Strategy<Value = Limit> {
+fn limits(bucket: bool) -> impl Strategy<Value = TickRate> {
     (1u64..=8, 1u64..=60, 1u64..=16).prop_map(move |(amount, window, burst)| {
         limit(amount, if bucket { burst } else { amount }, window)
     })
@@ -51,12 +51,12 @@ fn operations() -> impl Strategy<Value = Vec<(u64, u64, bool)>> {
 }
 
 /// The limit without its burst: what the strategies other than the token bucket are given.
-fn without_burst(l: Limit) -> Limit {
+fn without_burst(l: TickRate) -> TickRate {
     limit(l.amount(), l.amount(), l.window())
 }
 
 /// One or two rates for `strategy` (0 to 3, the order of [`tollgate::Strategy::ALL`]).
-fn rates_for(strategy: usize, a: Limit, b: Option<Limit>) -> Vec<Limit> {
+fn rates_for(strategy: usize, a: TickRate, b: Option<TickRate>) -> Vec<TickRate> {
     let bucket = strategy == 3;
     [Some(a), b]
         .into_iter()
@@ -69,12 +69,12 @@ fn rates_for(strategy: usize, a: Limit, b: Option<Limit>) -> Vec<Limit> {
 /// outcome is returned. Refunds may ask for more than any hit could charge.
 fn operate<S: RateState>(
     states: &mut [S],
-    limits: &[Limit],
+    limits: &[TickRate],
     now: u64,
     seed: u64,
     is_refund: bool,
-) -> Outcome {
-    let max_cost = limits.iter().map(Limit::capacity).min().unwrap_or(1);
+) -> TickDecision {
+    let max_cost = limits.iter().map(TickRate::capacity).min().unwrap_or(1);
     if is_refund {
         refund(states, limits, now, seed % (max_cost + 3));
         apply(states, limits, now, 0)
@@ -86,7 +86,7 @@ fn operate<S: RateState>(
 /// Drives `hits` through one state of `S`, checking what every strategy owes, and the
 /// strategy's own model through `model_allows(history, now, cost)`. Returns the history.
 fn run<S: RateState + PartialEq>(
-    limit: &Limit,
+    limit: &TickRate,
     hits: &[(u64, u64)],
     model_allows: impl Fn(&[Allowed], u64, u64) -> bool,
 ) -> Result<Vec<Allowed>, TestCaseError> {
@@ -171,7 +171,7 @@ fn fixed_windows(history: &[Allowed], w: u64) -> Vec<(u64, u64)> {
     windows
 }
 
-fn fixed_window_allows(limit: &Limit, history: &[Allowed], now: u64, cost: u64) -> bool {
+fn fixed_window_allows(limit: &TickRate, history: &[Allowed], now: u64, cost: u64) -> bool {
     let used = match fixed_windows(history, limit.window()).last() {
         Some(&(start, units)) if now < start + limit.window() => units,
         _ => 0,
@@ -217,7 +217,7 @@ fn counter_view(history: &[Allowed], now: u64, w: u64) -> (u64, u64, u64) {
     }
 }
 
-fn counter_allows(limit: &Limit, history: &[Allowed], now: u64, cost: u64) -> bool {
+fn counter_allows(limit: &TickRate, history: &[Allowed], now: u64, cost: u64) -> bool {
     let w = u128::from(limit.window());
     let (p, c, e) = counter_view(history, now, limit.window());
     u128::from(p) * (w - u128::from(e)) + u128::from(c + cost) * w <= u128::from(limit.amount()) * w
@@ -226,14 +226,14 @@ fn counter_allows(limit: &Limit, history: &[Allowed], now: u64, cost: u64) -> bo
 // ---------------------------------------------------------------- token bucket
 
 /// Ticks that `cost` units take: `cost × ⌈W/N⌉`.
-fn ticks_for(limit: &Limit, cost: u64) -> u64 {
+fn ticks_for(limit: &TickRate, cost: u64) -> u64 {
     cost * limit.window().div_ceil(limit.amount())
 }
 
 /// The bucket as a sum over the history: a hit fits when, for every earlier allowed hit i,
 /// the ticks charged since i (this hit's included) exceed the time since i by at most the
 /// bucket's depth, `burst × ⌈W/N⌉`.
-fn bucket_allows(limit: &Limit, history: &[Allowed], now: u64, cost: u64) -> bool {
+fn bucket_allows(limit: &TickRate, history: &[Allowed], now: u64, cost: u64) -> bool {
     let depth = ticks_for(limit, limit.capacity());
     let mut charged = ticks_for(limit, cost);
     if charged > depth {
@@ -323,7 +323,7 @@ proptest! {
         seeds in prop::collection::vec(1u64..=16, 1..40),
         now in any::<u64>(),
     ) {
-        fn split<S: RateState>(limit: &Limit, seeds: &[u64], now: u64) -> Result<(), TestCaseError> {
+        fn split<S: RateState>(limit: &TickRate, seeds: &[u64], now: u64) -> Result<(), TestCaseError> {
             let mut state = [S::default()];
             let mut left = limit.capacity();
             for &seed in seeds {
@@ -341,7 +341,7 @@ proptest! {
             }
             Ok(())
         }
-        let fixed = tollgate::strategy::Limit::new(
+        let fixed = tollgate::strategy::TickRate::new(
             limit.amount(), limit.amount(), Duration::from_nanos(limit.window()), Duration::from_nanos(1),
         );
         match strategy {
@@ -420,7 +420,7 @@ proptest! {
     ) {
         let limit = limit(amount, capacity, window);
         fn total<S: RateState>(
-            limit: &Limit,
+            limit: &TickRate,
             hits: &[(u64, u64, bool)],
         ) -> Result<(), TestCaseError> {
             let mut state = [S::default()];
@@ -429,7 +429,7 @@ proptest! {
                     refund(&mut state, std::slice::from_ref(limit), now, cost);
                     continue;
                 }
-                let out: Outcome = apply(&mut state, std::slice::from_ref(limit), now, cost);
+                let out: TickDecision = apply(&mut state, std::slice::from_ref(limit), now, cost);
                 prop_assert_eq!(out.allowed, out.retry_after.is_none());
                 prop_assert!(out.retry_after.is_none_or(|r| r >= 1));
             }
@@ -472,8 +472,8 @@ proptest! {
 /// Two rates applied together against two single-rate shadows that see only the hits the
 /// pair allowed.
 fn all_or_nothing<S: RateState + PartialEq>(
-    a: Limit,
-    b: Limit,
+    a: TickRate,
+    b: TickRate,
     hits: &[(u64, u64)],
 ) -> Result<(), TestCaseError> {
     let limits = [a, b];
@@ -516,13 +516,13 @@ fn all_or_nothing<S: RateState + PartialEq>(
 /// when allowed, is refunded at once; then `after` through those states and through a copy
 /// taken before the hit. Every outcome must match.
 fn refunded_hit_is_no_hit<S: RateState>(
-    limits: &[Limit],
+    limits: &[TickRate],
     before: &[(u64, u64, bool)],
     dt: u64,
     seed: u64,
     after: &[(u64, u64, bool)],
 ) -> Result<(), TestCaseError> {
-    let max_cost = limits.iter().map(Limit::capacity).min().unwrap_or(1);
+    let max_cost = limits.iter().map(TickRate::capacity).min().unwrap_or(1);
     let mut charged = vec![S::default(); limits.len()];
     let mut now = 0;
     for &(step, seed, is_refund) in before {
@@ -555,10 +555,10 @@ fn refunded_hit_is_no_hit<S: RateState>(
 /// capacity free is left exactly as it was, and a burst of single units right after the
 /// refund gets at most the smallest capacity through.
 fn refunds_stay_within_capacity<S: RateState + PartialEq>(
-    limits: &[Limit],
+    limits: &[TickRate],
     operations: &[(u64, u64, bool)],
 ) -> Result<(), TestCaseError> {
-    let max_cost = limits.iter().map(Limit::capacity).min().unwrap_or(1);
+    let max_cost = limits.iter().map(TickRate::capacity).min().unwrap_or(1);
     let mut states = vec![S::default(); limits.len()];
     let mut now = 0;
     for &(step, seed, is_refund) in operations {

@@ -150,3 +150,11 @@ pub fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
         body,
     )
 }
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}

@@ -1,14 +1,14 @@
 //! Fixed window: at most N units per window, the window starting at the key's first hit.
 
-use super::{Limit, RateState};
+use super::{RateState, TickRate};
 
 /// The fixed window state: when the current window started and what it has spent.
 ///
 /// ```
-/// use tollgate::strategy::{FixedWindow, Limit, RateState};
+/// use tollgate::strategy::{FixedWindow, TickRate, RateState};
 /// use std::time::Duration;
 ///
-/// let limit = Limit::new(3, 3, Duration::from_secs(60), Duration::from_secs(1));
+/// let limit = TickRate::new(3, 3, Duration::from_secs(60), Duration::from_secs(1));
 /// let mut state = FixedWindow::default();
 /// state.consume(&limit, 10, 3);
 /// assert_eq!(state.retry_after(&limit, 20, 1), Some(50)); // the window ends at 70
@@ -24,7 +24,7 @@ pub struct FixedWindow {
 
 impl FixedWindow {
     /// Units spent in the window that is current at `now` (0 once it has ended).
-    fn live_count(&self, limit: &Limit, now: u64) -> u64 {
+    fn live_count(&self, limit: &TickRate, now: u64) -> u64 {
         if now >= self.start.saturating_add(limit.window) {
             0
         } else {
@@ -34,7 +34,7 @@ impl FixedWindow {
 }
 
 impl RateState for FixedWindow {
-    fn retry_after(&self, limit: &Limit, now: u64, cost: u64) -> Option<u64> {
+    fn retry_after(&self, limit: &TickRate, now: u64, cost: u64) -> Option<u64> {
         let count = self.live_count(limit, now);
         if count.saturating_add(cost) <= limit.capacity {
             None
@@ -43,7 +43,7 @@ impl RateState for FixedWindow {
         }
     }
 
-    fn consume(&mut self, limit: &Limit, now: u64, cost: u64) {
+    fn consume(&mut self, limit: &TickRate, now: u64, cost: u64) {
         if self.live_count(limit, now) == 0 {
             *self = Self {
                 start: now,
@@ -59,10 +59,10 @@ impl RateState for FixedWindow {
     /// new window.
     ///
     /// ```
-    /// use tollgate::strategy::{FixedWindow, Limit, RateState};
+    /// use tollgate::strategy::{FixedWindow, TickRate, RateState};
     /// use std::time::Duration;
     ///
-    /// let limit = Limit::new(3, 3, Duration::from_secs(60), Duration::from_secs(1));
+    /// let limit = TickRate::new(3, 3, Duration::from_secs(60), Duration::from_secs(1));
     /// let mut state = FixedWindow::default();
     /// state.consume(&limit, 10, 3);
     /// state.refund(&limit, 20, 1);
@@ -70,17 +70,17 @@ impl RateState for FixedWindow {
     /// state.refund(&limit, 20, 5); // saturates: the window is empty, hence fresh
     /// assert_eq!(state.reset_after(&limit, 20), 0);
     /// ```
-    fn refund(&mut self, limit: &Limit, now: u64, cost: u64) {
+    fn refund(&mut self, limit: &TickRate, now: u64, cost: u64) {
         if self.live_count(limit, now) > 0 {
             self.count = self.count.saturating_sub(cost);
         }
     }
 
-    fn remaining(&self, limit: &Limit, now: u64) -> u64 {
+    fn remaining(&self, limit: &TickRate, now: u64) -> u64 {
         limit.capacity.saturating_sub(self.live_count(limit, now))
     }
 
-    fn reset_after(&self, limit: &Limit, now: u64) -> u64 {
+    fn reset_after(&self, limit: &TickRate, now: u64) -> u64 {
         if self.live_count(limit, now) == 0 {
             0
         } else {

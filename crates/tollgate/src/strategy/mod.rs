@@ -40,7 +40,7 @@ pub use token_bucket::TokenBucket;
 ///
 /// Made by [`crate::Policy::limits`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit {
+pub struct TickRate {
     /// Units per window; 0 denies everything.
     amount: u64,
     /// The most units one hit may take and, for a token bucket, its size; `amount` unless a
@@ -53,16 +53,16 @@ pub struct Limit {
     unit_ticks: u64,
 }
 
-impl Limit {
+impl TickRate {
     /// `amount` units per `window`, holding at most `capacity`, in ticks of length `tick`.
     ///
     /// The window is rounded up to a whole number of ticks, and is at least one tick.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tollgate::strategy::Limit;
+    /// use tollgate::strategy::TickRate;
     ///
-    /// let limit = Limit::new(10, 10, Duration::from_secs(60), Duration::from_millis(1));
+    /// let limit = TickRate::new(10, 10, Duration::from_secs(60), Duration::from_millis(1));
     /// assert_eq!(limit.window(), 60_000);
     /// ```
     pub fn new(amount: u64, capacity: u64, window: Duration, tick: Duration) -> Self {
@@ -96,9 +96,9 @@ impl Limit {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tollgate::strategy::Limit;
+    /// use tollgate::strategy::TickRate;
     ///
-    /// let limit = Limit::new(1 << 60, 1 << 60, Duration::from_secs(1), Duration::from_micros(1));
+    /// let limit = TickRate::new(1 << 60, 1 << 60, Duration::from_secs(1), Duration::from_micros(1));
     /// assert_eq!(limit.capped(1 << 40).amount(), 1 << 40);
     /// ```
     pub fn capped(&self, max: u64) -> Self {
@@ -115,9 +115,9 @@ impl Limit {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tollgate::strategy::Limit;
+    /// use tollgate::strategy::TickRate;
     ///
-    /// let limit = Limit::new(3, 3, Duration::from_secs(1), Duration::from_millis(1));
+    /// let limit = TickRate::new(3, 3, Duration::from_secs(1), Duration::from_millis(1));
     /// assert_eq!(limit.unit_ticks(), 334);
     /// ```
     pub fn unit_ticks(&self) -> u64 {
@@ -134,25 +134,25 @@ pub trait RateState: Default + Clone + fmt::Debug + Send + Sync + 'static {
     /// it would fit if nothing else happened (at least 1).
     ///
     /// `cost` is at least 1 and at most `limit.capacity()`.
-    fn retry_after(&self, limit: &Limit, now: u64, cost: u64) -> Option<u64>;
+    fn retry_after(&self, limit: &TickRate, now: u64, cost: u64) -> Option<u64>;
 
     /// Charges `cost` units at `now`. Only called when [`RateState::retry_after`] said the
     /// hit fits.
-    fn consume(&mut self, limit: &Limit, now: u64, cost: u64);
+    fn consume(&mut self, limit: &TickRate, now: u64, cost: u64);
 
     /// Gives back up to `cost` units at `now`, as if the most recent ones had never been
     /// charged; see [`refund`]. Never leaves the state with more room than a fresh one, and
     /// leaves a state that is fresh at `now` (nothing to give back) as it is.
     ///
     /// `cost` is at least 1; any amount is accepted (the give-back saturates).
-    fn refund(&mut self, limit: &Limit, now: u64, cost: u64);
+    fn refund(&mut self, limit: &TickRate, now: u64, cost: u64);
 
     /// Units a hit could still take at `now`.
-    fn remaining(&self, limit: &Limit, now: u64) -> u64;
+    fn remaining(&self, limit: &TickRate, now: u64) -> u64;
 
     /// Ticks until the state is indistinguishable from fresh; 0 when it already is, and a
     /// store may then forget it.
-    fn reset_after(&self, limit: &Limit, now: u64) -> u64;
+    fn reset_after(&self, limit: &TickRate, now: u64) -> u64;
 }
 
 /// What [`apply`] decided, in ticks. [`crate::Decision`] is the same in [`Duration`]s.
@@ -160,7 +160,7 @@ pub trait RateState: Default + Clone + fmt::Debug + Send + Sync + 'static {
 /// The numbers describe the *binding* rate: for a denied hit, the rate that makes it wait
 /// longest; for an allowed one, the rate with the fewest units left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
+pub struct TickDecision {
     /// Whether the hit was allowed (and charged, unless its cost was 0).
     pub allowed: bool,
     /// The binding rate's capacity.
@@ -175,9 +175,29 @@ pub struct Outcome {
     pub window: u64,
 }
 
-impl Outcome {
+impl TickDecision {
+    /// This decision with its times in [`Duration`]s, for ticks of length `tick`: what a
+    /// store returns from [`crate::Store::hit`].
+    ///
+    /// A denied decision without a `retry_after` waits its window.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::strategy::TickDecision;
+    ///
+    /// let ticks = TickDecision {
+    ///     allowed: false, limit: 3, remaining: 0, reset_after: 57, retry_after: Some(57), window: 60,
+    /// };
+    /// let decision = ticks.into_decision(Duration::from_secs(1));
+    /// assert_eq!(decision.retry_after(), Some(Duration::from_secs(57)));
+    /// ```
+    #[inline]
+    pub fn into_decision(self, tick: Duration) -> crate::Decision {
+        crate::Decision::from_ticks(self, tick)
+    }
+
     /// The outcome of a hit under no limit at all: allowed, nothing to report.
-    pub const UNLIMITED: Outcome = Outcome {
+    pub const UNLIMITED: TickDecision = TickDecision {
         allowed: true,
         limit: 0,
         remaining: 0,
@@ -214,12 +234,17 @@ impl Outcome {
 /// assert!(apply(&mut states, &limits, 1_000, 1).allowed);
 /// # Ok::<(), tollgate::ParseError>(())
 /// ```
-pub fn apply<S: RateState>(states: &mut [S], limits: &[Limit], now: u64, cost: u64) -> Outcome {
+pub fn apply<S: RateState>(
+    states: &mut [S],
+    limits: &[TickRate],
+    now: u64,
+    cost: u64,
+) -> TickDecision {
     debug_assert_eq!(states.len(), limits.len());
     let rates = states.len().min(limits.len());
     let (states, limits) = (&mut states[..rates], &limits[..rates]);
     if rates == 0 {
-        return Outcome::UNLIMITED;
+        return TickDecision::UNLIMITED;
     }
     let probe = cost.max(1);
     let mut wait: Option<(usize, u64)> = None;
@@ -242,7 +267,7 @@ pub fn apply<S: RateState>(states: &mut [S], limits: &[Limit], now: u64, cost: u
         } else {
             (state.remaining(limit, now), state.reset_after(limit, now))
         };
-        Outcome {
+        TickDecision {
             allowed: retry_after.is_none(),
             limit: limit.capacity,
             remaining,
@@ -313,7 +338,7 @@ pub fn apply<S: RateState>(states: &mut [S], limits: &[Limit], now: u64, cost: u
 /// assert_eq!((again.allowed, again.remaining), (true, 0));
 /// # Ok::<(), tollgate::ParseError>(())
 /// ```
-pub fn refund<S: RateState>(states: &mut [S], limits: &[Limit], now: u64, cost: u64) {
+pub fn refund<S: RateState>(states: &mut [S], limits: &[TickRate], now: u64, cost: u64) {
     debug_assert_eq!(states.len(), limits.len());
     if cost == 0 {
         return;

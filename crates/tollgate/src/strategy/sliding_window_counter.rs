@@ -1,7 +1,7 @@
 //! Sliding window counter: the previous window's count, weighted by how much of it the
 //! trailing window still covers, plus the current window's count.
 
-use super::{Limit, RateState, mul_div};
+use super::{RateState, TickRate, mul_div};
 
 /// The sliding window counter state: the start of the current window and the units of the
 /// previous and the current window.
@@ -16,10 +16,10 @@ use super::{Limit, RateState, mul_div};
 /// allow, when the previous window's hits came early in it.
 ///
 /// ```
-/// use tollgate::strategy::{Limit, RateState, SlidingWindowCounter};
+/// use tollgate::strategy::{TickRate, RateState, SlidingWindowCounter};
 /// use std::time::Duration;
 ///
-/// let limit = Limit::new(4, 4, Duration::from_secs(60), Duration::from_secs(1));
+/// let limit = TickRate::new(4, 4, Duration::from_secs(60), Duration::from_secs(1));
 /// let mut state = SlidingWindowCounter::default();
 /// state.consume(&limit, 0, 4); // window [0, 60) is full
 /// // At 75 the previous window still weighs 4 × 45/60 = 3, so one unit fits.
@@ -46,7 +46,7 @@ struct View {
 
 impl SlidingWindowCounter {
     /// The start of the window containing `now` and the counts as seen from it.
-    fn roll(&self, limit: &Limit, now: u64) -> (u64, u64, u64) {
+    fn roll(&self, limit: &TickRate, now: u64) -> (u64, u64, u64) {
         let w = limit.window;
         let end = self.start.saturating_add(w);
         let rolled = if now < end {
@@ -62,7 +62,7 @@ impl SlidingWindowCounter {
         }
     }
 
-    fn view(&self, limit: &Limit, now: u64) -> View {
+    fn view(&self, limit: &TickRate, now: u64) -> View {
         let (start, previous, current) = self.roll(limit, now);
         View {
             elapsed: now.saturating_sub(start).min(limit.window),
@@ -74,13 +74,13 @@ impl SlidingWindowCounter {
 
 impl View {
     /// `previous × (W − elapsed)`: the previous window's weight, scaled by W.
-    fn weighted_previous(&self, limit: &Limit) -> u128 {
+    fn weighted_previous(&self, limit: &TickRate) -> u128 {
         u128::from(self.previous) * u128::from(limit.window - self.elapsed)
     }
 }
 
 impl RateState for SlidingWindowCounter {
-    fn retry_after(&self, limit: &Limit, now: u64, cost: u64) -> Option<u64> {
+    fn retry_after(&self, limit: &TickRate, now: u64, cost: u64) -> Option<u64> {
         let v = self.view(limit, now);
         let (n, w) = (limit.capacity, limit.window);
         let scaled = |units: u64| u128::from(units) * u128::from(w);
@@ -101,7 +101,7 @@ impl RateState for SlidingWindowCounter {
         Some((w - v.elapsed).saturating_add(fits_at).max(1))
     }
 
-    fn consume(&mut self, limit: &Limit, now: u64, cost: u64) {
+    fn consume(&mut self, limit: &TickRate, now: u64, cost: u64) {
         let (start, previous, current) = self.roll(limit, now);
         *self = Self {
             start,
@@ -115,17 +115,17 @@ impl RateState for SlidingWindowCounter {
     /// window's count, saturating too. A state that is fresh at `now` is left as it is.
     ///
     /// ```
-    /// use tollgate::strategy::{Limit, RateState, SlidingWindowCounter};
+    /// use tollgate::strategy::{TickRate, RateState, SlidingWindowCounter};
     /// use std::time::Duration;
     ///
-    /// let limit = Limit::new(4, 4, Duration::from_secs(60), Duration::from_secs(1));
+    /// let limit = TickRate::new(4, 4, Duration::from_secs(60), Duration::from_secs(1));
     /// let mut state = SlidingWindowCounter::default();
     /// state.consume(&limit, 0, 4);
     /// state.consume(&limit, 75, 1); // previous 4 (weighing 3 at 75), current 1
     /// state.refund(&limit, 75, 2); // current 0, previous 3 (weighing 2.25)
     /// assert_eq!(state.remaining(&limit, 75), 1);
     /// ```
-    fn refund(&mut self, limit: &Limit, now: u64, cost: u64) {
+    fn refund(&mut self, limit: &TickRate, now: u64, cost: u64) {
         let (start, previous, current) = self.roll(limit, now);
         if previous == 0 && current == 0 {
             return;
@@ -138,7 +138,7 @@ impl RateState for SlidingWindowCounter {
         };
     }
 
-    fn remaining(&self, limit: &Limit, now: u64) -> u64 {
+    fn remaining(&self, limit: &TickRate, now: u64) -> u64 {
         let v = self.view(limit, now);
         let room = (u128::from(limit.capacity) * u128::from(limit.window))
             .saturating_sub(v.weighted_previous(limit));
@@ -146,7 +146,7 @@ impl RateState for SlidingWindowCounter {
         units.saturating_sub(v.current)
     }
 
-    fn reset_after(&self, limit: &Limit, now: u64) -> u64 {
+    fn reset_after(&self, limit: &TickRate, now: u64) -> u64 {
         let (start, previous, current) = self.roll(limit, now);
         let w = limit.window;
         let fresh_at = match (previous, current) {

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use super::{Limit, RateState};
+use super::{RateState, TickRate};
 
 /// The sliding window log state: the instants of past hits still inside the window, with
 /// their units.
@@ -11,10 +11,10 @@ use super::{Limit, RateState};
 /// window never holds more than N units.
 ///
 /// ```
-/// use tollgate::strategy::{Limit, RateState, SlidingWindowLog};
+/// use tollgate::strategy::{TickRate, RateState, SlidingWindowLog};
 /// use std::time::Duration;
 ///
-/// let limit = Limit::new(2, 2, Duration::from_secs(60), Duration::from_secs(1));
+/// let limit = TickRate::new(2, 2, Duration::from_secs(60), Duration::from_secs(1));
 /// let mut state = SlidingWindowLog::default();
 /// state.consume(&limit, 0, 1);
 /// state.consume(&limit, 30, 1);
@@ -31,7 +31,7 @@ pub struct SlidingWindowLog {
 
 impl SlidingWindowLog {
     /// The entries still inside the trailing window at `now` and the sum of their units.
-    fn live(&self, limit: &Limit, now: u64) -> (impl Iterator<Item = &(u64, u64)>, u64) {
+    fn live(&self, limit: &TickRate, now: u64) -> (impl Iterator<Item = &(u64, u64)>, u64) {
         let expired = self
             .entries
             .iter()
@@ -47,7 +47,7 @@ impl SlidingWindowLog {
 }
 
 impl RateState for SlidingWindowLog {
-    fn retry_after(&self, limit: &Limit, now: u64, cost: u64) -> Option<u64> {
+    fn retry_after(&self, limit: &TickRate, now: u64, cost: u64) -> Option<u64> {
         let (entries, live) = self.live(limit, now);
         let excess = live.saturating_add(cost).checked_sub(limit.capacity)?;
         if excess == 0 {
@@ -64,7 +64,7 @@ impl RateState for SlidingWindowLog {
         Some(limit.window)
     }
 
-    fn consume(&mut self, limit: &Limit, now: u64, cost: u64) {
+    fn consume(&mut self, limit: &TickRate, now: u64, cost: u64) {
         while let Some(&(at, units)) = self.entries.front() {
             if at.saturating_add(limit.window) > now {
                 break;
@@ -84,10 +84,10 @@ impl RateState for SlidingWindowLog {
     /// give back); entries that have left the window are not touched.
     ///
     /// ```
-    /// use tollgate::strategy::{Limit, RateState, SlidingWindowLog};
+    /// use tollgate::strategy::{TickRate, RateState, SlidingWindowLog};
     /// use std::time::Duration;
     ///
-    /// let limit = Limit::new(3, 3, Duration::from_secs(60), Duration::from_secs(1));
+    /// let limit = TickRate::new(3, 3, Duration::from_secs(60), Duration::from_secs(1));
     /// let mut state = SlidingWindowLog::default();
     /// state.consume(&limit, 0, 1);
     /// state.consume(&limit, 30, 2);
@@ -95,7 +95,7 @@ impl RateState for SlidingWindowLog {
     /// assert_eq!(state.remaining(&limit, 40), 2);
     /// assert_eq!(state.reset_after(&limit, 40), 20); // what is left leaves at 60
     /// ```
-    fn refund(&mut self, limit: &Limit, now: u64, cost: u64) {
+    fn refund(&mut self, limit: &TickRate, now: u64, cost: u64) {
         let mut left = cost;
         while left > 0 {
             let Some((at, units)) = self.entries.back_mut() else {
@@ -115,11 +115,11 @@ impl RateState for SlidingWindowLog {
         }
     }
 
-    fn remaining(&self, limit: &Limit, now: u64) -> u64 {
+    fn remaining(&self, limit: &TickRate, now: u64) -> u64 {
         limit.capacity.saturating_sub(self.live(limit, now).1)
     }
 
-    fn reset_after(&self, limit: &Limit, now: u64) -> u64 {
+    fn reset_after(&self, limit: &TickRate, now: u64) -> u64 {
         match self.entries.back() {
             Some(&(at, _)) => at
                 .saturating_add(limit.window)

@@ -1,6 +1,6 @@
 //! Token bucket, kept as a theoretical arrival time (GCRA).
 
-use super::{Limit, RateState};
+use super::{RateState, TickRate};
 
 /// The token bucket state: the theoretical arrival time (TAT), the instant at which the
 /// bucket will be full again.
@@ -13,11 +13,11 @@ use super::{Limit, RateState};
 /// rate above one unit per tick is capped at one per tick).
 ///
 /// ```
-/// use tollgate::strategy::{Limit, RateState, TokenBucket};
+/// use tollgate::strategy::{TickRate, RateState, TokenBucket};
 /// use std::time::Duration;
 ///
 /// // Capacity 2, one token per second, ticks of 1 ms.
-/// let limit = Limit::new(1, 2, Duration::from_secs(1), Duration::from_millis(1));
+/// let limit = TickRate::new(1, 2, Duration::from_secs(1), Duration::from_millis(1));
 /// let mut bucket = TokenBucket::default();
 /// bucket.consume(&limit, 0, 2);
 /// assert_eq!(bucket.retry_after(&limit, 0, 1), Some(1_000));
@@ -30,7 +30,7 @@ pub struct TokenBucket {
 }
 
 impl RateState for TokenBucket {
-    fn retry_after(&self, limit: &Limit, now: u64, cost: u64) -> Option<u64> {
+    fn retry_after(&self, limit: &TickRate, now: u64, cost: u64) -> Option<u64> {
         let interval = limit.unit_ticks;
         let after = self
             .tat
@@ -40,7 +40,7 @@ impl RateState for TokenBucket {
         (over > 0).then_some(over)
     }
 
-    fn consume(&mut self, limit: &Limit, now: u64, cost: u64) {
+    fn consume(&mut self, limit: &TickRate, now: u64, cost: u64) {
         let interval = limit.unit_ticks;
         self.tat = self
             .tat
@@ -53,10 +53,10 @@ impl RateState for TokenBucket {
     /// bucket stays as it is.
     ///
     /// ```
-    /// use tollgate::strategy::{Limit, RateState, TokenBucket};
+    /// use tollgate::strategy::{TickRate, RateState, TokenBucket};
     /// use std::time::Duration;
     ///
-    /// let limit = Limit::new(1, 2, Duration::from_secs(1), Duration::from_millis(1));
+    /// let limit = TickRate::new(1, 2, Duration::from_secs(1), Duration::from_millis(1));
     /// let mut bucket = TokenBucket::default();
     /// bucket.consume(&limit, 0, 2);
     /// bucket.refund(&limit, 0, 1);
@@ -65,21 +65,21 @@ impl RateState for TokenBucket {
     /// assert_eq!(bucket.remaining(&limit, 0), 2);
     /// assert_eq!(bucket.reset_after(&limit, 0), 0);
     /// ```
-    fn refund(&mut self, limit: &Limit, now: u64, cost: u64) {
+    fn refund(&mut self, limit: &TickRate, now: u64, cost: u64) {
         if self.tat > now {
             let back = cost.saturating_mul(limit.unit_ticks);
             self.tat = self.tat.saturating_sub(back).max(now);
         }
     }
 
-    fn remaining(&self, limit: &Limit, now: u64) -> u64 {
+    fn remaining(&self, limit: &TickRate, now: u64) -> u64 {
         let interval = limit.unit_ticks;
         let depth = limit.capacity.saturating_mul(interval);
         let slack = depth.saturating_sub(self.tat.saturating_sub(now));
         (slack / interval).min(limit.capacity)
     }
 
-    fn reset_after(&self, _limit: &Limit, now: u64) -> u64 {
+    fn reset_after(&self, _limit: &TickRate, now: u64) -> u64 {
         self.tat.saturating_sub(now)
     }
 }

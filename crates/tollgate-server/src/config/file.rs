@@ -1,0 +1,334 @@
+//! The configuration file as written (serde sections that keep each value's place), and the
+//! [`Checker`] that turns it into a [`Config`], naming where each mistake is.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use tollgate::{FailureMode, Policy, Rates, Strategy};
+use tollgate_redis::StorageUri;
+use tollgate_tower::HeaderStyle;
+use toml::Spanned;
+
+use crate::config::proxy::ProxySection;
+use crate::config::{Config, ConfigError, DEFAULT_LISTEN, INLINE_POLICY, Overrides};
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    policies: BTreeMap<String, Spanned<PolicySection>>,
+    proxy: Option<ProxySection>,
+    envoy: Option<EnvoySection>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    listen: Option<Spanned<String>>,
+    grpc_listen: Option<Spanned<String>>,
+    storage: Option<Spanned<String>>,
+    on_storage_error: Option<Spanned<String>>,
+    headers: Option<Spanned<String>>,
+    admin_token: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicySection {
+    limits: Spanned<String>,
+    strategy: Option<Spanned<String>>,
+    burst: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvoySection {
+    config: Spanned<String>,
+}
+
+/// Turns the raw sections into a [`Config`], naming where each mistake is.
+pub(crate) struct Checker<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+/// Where a listen address came from, to say so if two collide.
+struct Listener<'a> {
+    what: &'static str,
+    addr: SocketAddr,
+    /// The field, and its place in the file (`None` for a command-line flag).
+    field: &'a str,
+    span: Option<Range<usize>>,
+}
+
+impl<'a> Checker<'a> {
+    pub(crate) fn new(text: &'a str, file: &'a str) -> Self {
+        Self { text, file }
+    }
+
+    /// An error at `span` of the file, in `field`.
+    pub(crate) fn error(
+        &self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl fmt::Display,
+    ) -> ConfigError {
+        ConfigError {
+            file: self.file.to_owned(),
+            line: Some(self.line(span.start)),
+            field: Some(field.into()),
+            message: message.to_string(),
+        }
+    }
+
+    /// An error in a command-line flag.
+    fn flag_error(&self, flag: &str, message: impl fmt::Display) -> ConfigError {
+        ConfigError {
+            file: self.file.to_owned(),
+            line: None,
+            field: Some(flag.to_owned()),
+            message: message.to_string(),
+        }
+    }
+
+    pub(crate) fn line(&self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        self.text.as_bytes()[..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn toml_error(&self, err: &toml::de::Error) -> ConfigError {
+        ConfigError {
+            file: self.file.to_owned(),
+            line: err.span().map(|span| self.line(span.start)),
+            field: None,
+            message: err.message().trim().to_owned(),
+        }
+    }
+
+    pub(crate) fn check(&self, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let raw: FileConfig = toml::from_str(self.text).map_err(|err| self.toml_error(&err))?;
+        let server = raw.server;
+        let listen = match (overrides.listen, &server.listen) {
+            (Some(listen), _) => listen,
+            (None, Some(listen)) => self.address(listen, "server.listen")?,
+            (None, None) => DEFAULT_LISTEN.parse().expect("a valid default address"),
+        };
+        let grpc_listen = server
+            .grpc_listen
+            .as_ref()
+            .map(|addr| self.address(addr, "server.grpc_listen"))
+            .transpose()?;
+        let storage = self.storage(&server, overrides)?;
+        let on_storage_error = match &server.on_storage_error {
+            Some(mode) => mode
+                .get_ref()
+                .parse()
+                .map_err(|err| self.error(mode.span(), "server.on_storage_error", err))?,
+            None => FailureMode::Allow,
+        };
+        let headers = match &server.headers {
+            Some(style) => header_style(style.get_ref()).ok_or_else(|| {
+                self.error(
+                    style.span(),
+                    "server.headers",
+                    format!(
+                        "unknown header style {:?}; expected ietf, legacy, both or none",
+                        style.get_ref()
+                    ),
+                )
+            })?,
+            None => HeaderStyle::default(),
+        };
+        let admin_token = match &server.admin_token {
+            Some(token) if token.get_ref().is_empty() => {
+                return Err(self.error(
+                    token.span(),
+                    "server.admin_token",
+                    "is empty; remove it to disable reset",
+                ));
+            }
+            token => token.as_ref().map(|token| token.get_ref().clone()),
+        };
+        let mut policies = BTreeMap::new();
+        for (name, section) in &raw.policies {
+            let field = format!("policies.{name}");
+            if name == INLINE_POLICY {
+                return Err(self.error(
+                    section.span(),
+                    field,
+                    format!(
+                        "the name {INLINE_POLICY:?} is kept for inline policies of the check API; \
+                         choose another"
+                    ),
+                ));
+            }
+            policies.insert(name.clone(), self.policy(section.get_ref(), &field)?);
+        }
+        match (&server.grpc_listen, &raw.envoy) {
+            (Some(addr), None) => {
+                return Err(self.error(
+                    addr.span(),
+                    "server.grpc_listen",
+                    "the Envoy rate limit service needs [envoy] config = \"FILE\"",
+                ));
+            }
+            (None, Some(envoy)) => {
+                return Err(self.error(
+                    envoy.config.span(),
+                    "envoy.config",
+                    "the Envoy rate limit service needs [server] grpc_listen = \"IP:PORT\"",
+                ));
+            }
+            _ => {}
+        }
+        let proxy = raw
+            .proxy
+            .as_ref()
+            .map(|proxy| self.proxy(proxy, &policies))
+            .transpose()?;
+
+        let mut listeners = vec![Listener {
+            what: "the check API",
+            addr: listen,
+            field: if overrides.listen.is_some() {
+                "--listen"
+            } else {
+                "server.listen"
+            },
+            span: server
+                .listen
+                .as_ref()
+                .filter(|_| overrides.listen.is_none())
+                .map(Spanned::span),
+        }];
+        if let (Some(addr), Some(raw)) = (grpc_listen, &server.grpc_listen) {
+            listeners.push(Listener {
+                what: "the Envoy rate limit service",
+                addr,
+                field: "server.grpc_listen",
+                span: Some(raw.span()),
+            });
+        }
+        if let (Some(proxy), Some(raw)) = (&proxy, &raw.proxy) {
+            listeners.push(Listener {
+                what: "the proxy",
+                addr: proxy.listen,
+                field: "proxy.listen",
+                span: Some(raw.listen.span()),
+            });
+        }
+        self.distinct(&listeners)?;
+
+        Ok(Config {
+            listen,
+            grpc_listen,
+            storage,
+            on_storage_error,
+            headers,
+            admin_token,
+            policies,
+            proxy,
+            envoy_config: raw
+                .envoy
+                .map(|envoy| PathBuf::from(envoy.config.into_inner())),
+            envoy: None,
+        })
+    }
+
+    pub(crate) fn address(
+        &self,
+        addr: &Spanned<String>,
+        field: &str,
+    ) -> Result<SocketAddr, ConfigError> {
+        addr.get_ref().parse().map_err(|_| {
+            self.error(
+                addr.span(),
+                field,
+                format!(
+                    "invalid address {:?}; expected IP:PORT such as 127.0.0.1:8080",
+                    addr.get_ref()
+                ),
+            )
+        })
+    }
+
+    /// The storage URI, from the command line or the file, checked as `serve` will open it.
+    fn storage(
+        &self,
+        server: &ServerSection,
+        overrides: &Overrides,
+    ) -> Result<StorageUri, ConfigError> {
+        match (&overrides.storage, &server.storage) {
+            (Some(uri), _) => uri.parse().map_err(|err| self.flag_error("--storage", err)),
+            (None, Some(uri)) => uri
+                .get_ref()
+                .parse()
+                .map_err(|err| self.error(uri.span(), "server.storage", err)),
+            (None, None) => Ok(StorageUri::memory()),
+        }
+    }
+
+    /// Refuses two listeners on one address (a port of 0 is a fresh port each time).
+    fn distinct(&self, listeners: &[Listener<'_>]) -> Result<(), ConfigError> {
+        for (i, later) in listeners.iter().enumerate() {
+            let Some(earlier) = listeners[..i]
+                .iter()
+                .find(|earlier| earlier.addr == later.addr && later.addr.port() != 0)
+            else {
+                continue;
+            };
+            let message = format!(
+                "{} would listen on {}, where {} listens ({})",
+                later.what, later.addr, earlier.what, earlier.field
+            );
+            return Err(match &later.span {
+                Some(span) => self.error(span.clone(), later.field, message),
+                None => self.flag_error(later.field, message),
+            });
+        }
+        Ok(())
+    }
+
+    fn policy(&self, section: &PolicySection, field: &str) -> Result<Policy, ConfigError> {
+        let rates: Rates = section
+            .limits
+            .get_ref()
+            .parse()
+            .map_err(|err| self.error(section.limits.span(), format!("{field}.limits"), err))?;
+        let strategy = match &section.strategy {
+            Some(strategy) => strategy
+                .get_ref()
+                .parse::<Strategy>()
+                .map_err(|err| self.error(strategy.span(), format!("{field}.strategy"), err))?,
+            None => Strategy::FixedWindow,
+        };
+        let burst = section.burst.as_ref().map(|burst| *burst.get_ref());
+        Policy::from_parts(strategy, rates, burst).map_err(|err| {
+            let span = section
+                .burst
+                .as_ref()
+                .map_or_else(|| section.limits.span(), Spanned::span);
+            self.error(span, format!("{field}.burst"), err)
+        })
+    }
+}
+
+fn header_style(name: &str) -> Option<HeaderStyle> {
+    Some(match name {
+        "ietf" => HeaderStyle::Ietf,
+        "legacy" => HeaderStyle::Legacy,
+        "both" => HeaderStyle::Both,
+        "none" => HeaderStyle::None,
+        _ => return None,
+    })
+}

@@ -1,0 +1,188 @@
+//! The TOML configuration, read and checked once into typed values: what `serve` runs on and
+//! what `check-config` prints.
+//!
+//! Every mistake names the file, the line and the field:
+//! `tollgate.toml:12: policies.login.limits: invalid rate "5/minit" at byte 2: ...`. Unknown
+//! fields are errors, so a typo never silently disables a limit. A configuration that
+//! [`Config::load`] accepts is one the server serves: listen addresses are distinct, the
+//! storage URI is one tollgate opens, every route names a defined policy and no path is both
+//! exempt and limited.
+//!
+//! - `file.rs`: the raw sections and their checks, with the line of each value.
+//! - `proxy.rs`: the `[proxy]` section: routes, their axum patterns, keys, the upstream.
+
+mod file;
+mod proxy;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use tollgate::{FailureMode, Policy};
+use tollgate_redis::StorageUri;
+use tollgate_tower::HeaderStyle;
+
+use crate::grpc::envoy::EnvoyConfig;
+pub use proxy::{KeySpec, ProxyConfig, RouteConfig, RoutePattern, UpstreamUri};
+
+/// The address the check API listens on when nothing says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The name inline policies of the check API are counted and labelled under; no configured
+/// policy may take it.
+pub(crate) const INLINE_POLICY: &str = "inline";
+
+/// A checked configuration.
+///
+/// ```
+/// use tollgate_server::Config;
+///
+/// let config = Config::parse(r#"
+/// [server]
+/// storage = "memory://"
+///
+/// [policies.login]
+/// limits = "5/minute"
+/// "#, "tollgate.toml")?;
+/// assert_eq!(config.policies["login"].to_string(), "5/minute (fixed-window)");
+/// assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+/// # Ok::<(), tollgate_server::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the check API, `/metrics` and `/healthz` listen.
+    pub listen: SocketAddr,
+    /// Where Envoy's rate limit service listens, if anywhere (then `envoy_config` is set).
+    pub grpc_listen: Option<SocketAddr>,
+    /// The storage.
+    pub storage: StorageUri,
+    /// What a storage error means for a hit.
+    pub on_storage_error: FailureMode,
+    /// Which rate-limit headers responses carry (`ietf` unless set, as in the Tower layer).
+    pub headers: HeaderStyle,
+    /// The bearer token `POST /v1/reset` requires; reset is disabled without one.
+    pub admin_token: Option<String>,
+    /// The named policies.
+    pub policies: BTreeMap<String, Policy>,
+    /// The reverse proxy, if configured.
+    pub proxy: Option<ProxyConfig>,
+    /// The Envoy descriptor configuration file, if configured (relative to the config file's
+    /// directory once loaded).
+    pub envoy_config: Option<PathBuf>,
+    /// The Envoy descriptor configuration, read by [`Config::load`] from `envoy_config`.
+    pub envoy: Option<EnvoyConfig>,
+}
+
+/// What the command line says instead of the file (`tollgate serve --listen --storage`).
+///
+/// ```
+/// use tollgate_server::{Config, Overrides};
+///
+/// let overrides = Overrides { listen: Some("127.0.0.1:9999".parse()?), storage: None };
+/// let config = Config::parse_with("", "tollgate.toml", &overrides)?;
+/// assert_eq!(config.listen.port(), 9999);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`: where the check API listens.
+    pub listen: Option<SocketAddr>,
+    /// `--storage`: the storage URI.
+    pub storage: Option<String>,
+}
+
+impl Config {
+    /// The configuration with no file: the check API on [`DEFAULT_LISTEN`], in memory.
+    pub fn empty() -> Self {
+        Self::parse("", "(defaults)").expect("the empty configuration is valid")
+    }
+
+    /// Reads and checks the file at `path` (and the Envoy descriptor file it names), with
+    /// `overrides` from the command line: exactly what `serve` and `check-config` run.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+            file: file.clone(),
+            line: None,
+            field: None,
+            message: format!("cannot read: {err}"),
+        })?;
+        let mut config = Self::parse_with(&text, &file, overrides)?;
+        if let Some(envoy) = &mut config.envoy_config {
+            if let Some(dir) = path.parent() {
+                *envoy = dir.join(&*envoy);
+            }
+            config.envoy = Some(EnvoyConfig::load(&*envoy)?);
+        }
+        Ok(config)
+    }
+
+    /// Checks the configuration `text`, read from `file` (named in errors). The Envoy
+    /// descriptor file is not read: see [`Config::load`].
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        Self::parse_with(text, file, &Overrides::default())
+    }
+
+    /// Checks the configuration `text` with `overrides` from the command line.
+    pub fn parse_with(text: &str, file: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
+        file::Checker::new(text, file).check(overrides)
+    }
+}
+
+/// A configuration mistake, with where it is: `file:line: field: message`.
+///
+/// ```
+/// use tollgate_server::Config;
+///
+/// let err = Config::parse("[policies.login]\nlimits = \"5/minit\"\n", "tollgate.toml").unwrap_err();
+/// assert_eq!((err.file(), err.line(), err.field()), ("tollgate.toml", Some(2), Some("policies.login.limits")));
+/// assert!(err.message().starts_with("invalid rate \"5/minit\""));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub(crate) file: String,
+    /// 1-based.
+    pub(crate) line: Option<usize>,
+    /// Such as `policies.login.limits`.
+    pub(crate) field: Option<String>,
+    pub(crate) message: String,
+}
+
+impl ConfigError {
+    /// The file, as given.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The line (from 1), when known.
+    pub fn line(&self) -> Option<usize> {
+        self.line
+    }
+
+    /// The field (`policies.login.limits`), when known.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// What is wrong.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        f.write_str(": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}

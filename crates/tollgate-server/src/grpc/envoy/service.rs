@@ -1,0 +1,640 @@
+//! [`EnvoyService`]: `envoy.service.ratelimit.v3.RateLimitService` over policy handles: one
+//! [`Admission`] per request, one status per descriptor.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
+    Code, DescriptorStatus, RateLimit,
+};
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
+    RateLimitService, RateLimitServiceServer,
+};
+use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
+use envoy_types::pb::google::protobuf::Duration as ProtoDuration;
+use tollgate::{
+    Admission, Charge, ChargeResult, Decision, Limiter, Policy, PolicyHandle, Rate, Store,
+};
+use tonic::{Request, Response, Status};
+
+use crate::grpc::envoy::tree::{EnvoyConfig, EnvoyLimit, encode_into};
+use crate::grpc::envoy::unit::Unit;
+
+/// The scope under which the limiter keeps the policies that requests supply (a
+/// descriptor's `limit`), followed by `:{domain}`.
+const OVERRIDE_SCOPE: &str = "envoy-override";
+
+/// What a descriptor's rate limit decided, as reported to an observer (see
+/// [`EnvoyService::with_observer`]).
+///
+/// ```
+/// use tollgate_server::DescriptorVerdict;
+///
+/// assert_eq!(DescriptorVerdict::ShadowOverLimit.name(), "shadow_over_limit");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DescriptorVerdict {
+    /// Within the limit (charged, unless it was a check of cost 0).
+    Allowed,
+    /// Over the limit: the descriptor's status is `OVER_LIMIT`.
+    OverLimit,
+    /// Over the limit in shadow mode: reported `OK`, but would have been refused.
+    ShadowOverLimit,
+    /// An `unlimited: true` descriptor: always `OK`, never counted.
+    Unlimited,
+    /// Units given back (a descriptor with `is_negative_hits`).
+    Refunded,
+}
+
+impl DescriptorVerdict {
+    /// A short name for metrics labels: `allowed`, `over_limit`, `shadow_over_limit`,
+    /// `unlimited` or `refunded`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DescriptorVerdict::Allowed => "allowed",
+            DescriptorVerdict::OverLimit => "over_limit",
+            DescriptorVerdict::ShadowOverLimit => "shadow_over_limit",
+            DescriptorVerdict::Unlimited => "unlimited",
+            DescriptorVerdict::Refunded => "refunded",
+        }
+    }
+}
+
+impl fmt::Display for DescriptorVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A function told, for every descriptor a request matched to a rate limit, the policy's name
+/// and the [`DescriptorVerdict`]; see [`EnvoyService::with_observer`].
+pub type Observer = Arc<dyn Fn(&str, DescriptorVerdict) + Send + Sync>;
+
+/// Envoy's rate limit service (`envoy.service.ratelimit.v3.RateLimitService`): one policy
+/// handle per rate limit of an [`EnvoyConfig`], over a [`Limiter`].
+///
+/// Serve it with tonic through [`EnvoyService::into_service`], or call
+/// [`EnvoyService::check`] directly.
+///
+/// ```
+/// use envoy_types::pb::envoy::extensions::common::ratelimit::v3::{rate_limit_descriptor::Entry, RateLimitDescriptor};
+/// use envoy_types::pb::envoy::service::ratelimit::v3::{rate_limit_response::Code, RateLimitRequest};
+/// use tollgate::{Limiter, ManualClock, MemoryStore};
+/// use tollgate_server::{EnvoyConfig, EnvoyService};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let config = EnvoyConfig::from_yaml(
+///     "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: { unit: minute, requests_per_unit: 1 }\n",
+///     "ratelimit.yaml",
+/// )?;
+/// let limiter = Limiter::new(MemoryStore::new()).with_clock(ManualClock::new());
+/// let service = EnvoyService::new(&limiter, &config);
+/// let request = RateLimitRequest {
+///     domain: "edge".into(),
+///     descriptors: vec![RateLimitDescriptor {
+///         entries: vec![Entry { key: "user".into(), value: "alice".into() }],
+///         ..Default::default()
+///     }],
+///     hits_addend: 0, // unset: 1
+/// };
+/// let first = service.check(&request).await?;
+/// assert_eq!(first.overall_code, Code::Ok as i32);
+/// assert_eq!(first.statuses[0].limit_remaining, 0);
+/// let second = service.check(&request).await?;
+/// assert_eq!(second.overall_code, Code::OverLimit as i32);
+/// assert_eq!(second.statuses[0].duration_until_reset.map(|d| d.seconds), Some(60));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+///
+/// # The protocol
+///
+#[doc = include_str!("protocol.md")]
+pub struct EnvoyService<S: Store> {
+    limiter: Limiter<S>,
+    config: EnvoyConfig,
+    /// The handle of each rate limit of the configuration, by index; `None` for unlimited
+    /// ones.
+    handles: Vec<Option<PolicyHandle<S>>>,
+    observer: Option<Observer>,
+}
+
+impl<S: Store> fmt::Debug for EnvoyService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnvoyService")
+            .field("config", &self.config)
+            .field("observer", &self.observer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> EnvoyService<S> {
+    /// A service answering from `config`, with one policy per rate limit prepared over
+    /// `limiter` (named as [`EnvoyConfig::policies`] lists them, so a reload that keeps a
+    /// rate limit keeps its counts).
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore};
+    /// use tollgate_server::{EnvoyConfig, EnvoyService};
+    ///
+    /// let config = EnvoyConfig::from_yaml("domain: edge\n", "ratelimit.yaml")?;
+    /// let service = EnvoyService::new(&Limiter::new(MemoryStore::new()), &config);
+    /// assert_eq!(service.config().domains().collect::<Vec<_>>(), ["edge"]);
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
+    pub fn new(limiter: &Limiter<S>, config: &EnvoyConfig) -> Self {
+        let handles = config
+            .limits()
+            .iter()
+            .map(|limit| {
+                limit
+                    .policy()
+                    .map(|policy| limiter.policy(limit.policy_name(), policy.clone()))
+            })
+            .collect();
+        Self {
+            limiter: limiter.clone(),
+            config: config.clone(),
+            handles,
+            observer: None,
+        }
+    }
+
+    /// Calls `observer` with the policy name and the [`DescriptorVerdict`] of every
+    /// descriptor that a request matched to a rate limit, once the answer is decided (a
+    /// request that fails with a status calls nothing): for counting hits by policy and
+    /// outcome. Policy names are those of [`EnvoyConfig::policies`]; request-supplied limits
+    /// are named `envoy-override:{domain}|{policy}`. It runs on the request's task: keep it
+    /// quick.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use envoy_types::pb::envoy::extensions::common::ratelimit::v3::{rate_limit_descriptor::Entry, RateLimitDescriptor};
+    /// use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
+    /// use tollgate::{Limiter, MemoryStore};
+    /// use tollgate_server::{DescriptorVerdict, EnvoyConfig, EnvoyService};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let config = EnvoyConfig::from_yaml(
+    ///     "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: { unit: hour, requests_per_unit: 1 }\n",
+    ///     "ratelimit.yaml",
+    /// )?;
+    /// let seen: Arc<Mutex<Vec<(String, DescriptorVerdict)>>> = Arc::default();
+    /// let log = Arc::clone(&seen);
+    /// let service = EnvoyService::new(&Limiter::new(MemoryStore::new()), &config).with_observer(Arc::new(
+    ///     move |policy: &str, verdict| log.lock().expect("not poisoned").push((policy.to_owned(), verdict)),
+    /// ));
+    /// let descriptor = RateLimitDescriptor {
+    ///     entries: vec![Entry { key: "user".into(), value: "alice".into() }],
+    ///     ..Default::default()
+    /// };
+    /// let request = RateLimitRequest { domain: "edge".into(), descriptors: vec![descriptor], hits_addend: 0 };
+    /// service.check(&request).await?;
+    /// service.check(&request).await?;
+    /// assert_eq!(
+    ///     *seen.lock().expect("not poisoned"),
+    ///     [
+    ///         ("envoy:edge:user".to_owned(), DescriptorVerdict::Allowed),
+    ///         ("envoy:edge:user".to_owned(), DescriptorVerdict::OverLimit),
+    ///     ]
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EnvoyConfig {
+        &self.config
+    }
+
+    /// The tonic service to add to a `tonic::transport::Server`.
+    ///
+    /// ```no_run
+    /// use tollgate::{Limiter, MemoryStore};
+    /// use tollgate_server::{EnvoyConfig, EnvoyService};
+    ///
+    /// # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = EnvoyConfig::load("ratelimit.yaml")?;
+    /// let service = EnvoyService::new(&Limiter::new(MemoryStore::new()), &config);
+    /// tonic::transport::Server::builder()
+    ///     .add_service(service.into_service())
+    ///     .serve("127.0.0.1:8081".parse()?)
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn into_service(self) -> RateLimitServiceServer<Self> {
+        RateLimitServiceServer::new(self)
+    }
+
+    /// Answers a `ShouldRateLimit` request: the body of the gRPC method.
+    ///
+    /// Fails with `INVALID_ARGUMENT` for an empty domain, no descriptors or a request-supplied
+    /// limit with an unknown unit, and with `UNAVAILABLE` when the store fails (after giving
+    /// back what the request had charged, if the store lets it), so that Envoy's
+    /// `failure_mode_deny` decides.
+    ///
+    /// ```
+    /// use envoy_types::pb::envoy::extensions::common::ratelimit::v3::{rate_limit_descriptor::Entry, RateLimitDescriptor};
+    /// use envoy_types::pb::envoy::service::ratelimit::v3::{rate_limit_response::Code, RateLimitRequest};
+    /// use envoy_types::pb::google::protobuf::UInt64Value;
+    /// use tollgate::{Limiter, MemoryStore};
+    /// use tollgate_server::{EnvoyConfig, EnvoyService};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let config = EnvoyConfig::from_yaml(
+    ///     "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: { unit: hour, requests_per_unit: 10 }\n",
+    ///     "ratelimit.yaml",
+    /// )?;
+    /// let service = EnvoyService::new(&Limiter::new(MemoryStore::new()), &config);
+    /// let user = |hits: Option<u64>| RateLimitDescriptor {
+    ///     entries: vec![Entry { key: "user".into(), value: "alice".into() }],
+    ///     hits_addend: hits.map(|value| UInt64Value { value }),
+    ///     ..Default::default()
+    /// };
+    /// // The request's hits_addend (4) applies to descriptors without their own.
+    /// let request = RateLimitRequest { domain: "edge".into(), descriptors: vec![user(None)], hits_addend: 4 };
+    /// assert_eq!(service.check(&request).await?.statuses[0].limit_remaining, 6);
+    /// // A descriptor's hits_addend of 0 only checks.
+    /// let request = RateLimitRequest { domain: "edge".into(), descriptors: vec![user(Some(0))], hits_addend: 0 };
+    /// let response = service.check(&request).await?;
+    /// assert_eq!((response.overall_code, response.statuses[0].limit_remaining), (Code::Ok as i32, 6));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn check(&self, request: &RateLimitRequest) -> Result<RateLimitResponse, Status> {
+        if request.domain.is_empty() {
+            return Err(Status::invalid_argument(
+                "rate limit domain must not be empty",
+            ));
+        }
+        if request.descriptors.is_empty() {
+            return Err(Status::invalid_argument(
+                "a rate limit request needs at least one descriptor",
+            ));
+        }
+        let default_cost = match request.hits_addend {
+            0 => 1,
+            n => u64::from(n),
+        };
+        let mut matched = request
+            .descriptors
+            .iter()
+            .map(|descriptor| self.matched(&request.domain, descriptor))
+            .collect::<Result<Vec<_>, _>>()?;
+        apply_replaces(&mut matched);
+
+        // Every descriptor with a limit that is not a refund is one charge of the admission.
+        let mut admission = Admission::new().decide_every_charge();
+        let mut plans = Vec::with_capacity(matched.len());
+        for (descriptor, matched) in request.descriptors.iter().zip(&matched) {
+            let cost = descriptor
+                .hits_addend
+                .as_ref()
+                .map_or(default_cost, |addend| addend.value);
+            let plan = match matched.handle() {
+                _ if matched.is_unlimited() => Plan::Unlimited,
+                None => Plan::NoLimit,
+                Some(handle) if descriptor.is_negative_hits => Plan::Refund {
+                    handle,
+                    key: hit_key(descriptor),
+                    cost,
+                },
+                Some(handle) => {
+                    let charge = Charge::new(handle.clone(), &*hit_key(descriptor), cost);
+                    admission.push(if matched.shadow_mode() {
+                        charge.shadow()
+                    } else {
+                        charge
+                    });
+                    Plan::Charged {
+                        index: admission.charges().len() - 1,
+                        handle,
+                    }
+                }
+            };
+            plans.push(plan);
+        }
+        let verdict = admission.decide().await;
+        if let Some(err) = verdict.give_back_error() {
+            tracing::warn!(error = %err, "could not give back the units of a refused envoy rate limit request");
+        }
+        let results = verdict.results();
+        if let Some(err) = results.iter().find_map(|result| match result {
+            ChargeResult::Failed(err) => Some(err),
+            _ => None,
+        }) {
+            tracing::warn!(error = %err, "envoy rate limit: store failed");
+            return Err(Status::unavailable(format!(
+                "rate limit store failed: {err}"
+            )));
+        }
+        let over = !verdict.is_admitted();
+
+        let mut statuses = Vec::with_capacity(plans.len());
+        let mut verdicts = Vec::new();
+        for ((plan, matched), descriptor) in plans.iter().zip(&matched).zip(&request.descriptors) {
+            let (decision, descriptor_verdict) = match plan {
+                Plan::NoLimit => {
+                    statuses.push(no_limit(false));
+                    continue;
+                }
+                Plan::Unlimited => {
+                    verdicts.push((matched.policy_name(), DescriptorVerdict::Unlimited));
+                    statuses.push(no_limit(true));
+                    continue;
+                }
+                Plan::Refund { handle, key, cost } => {
+                    let refund = (*cost).min(handle.max_cost());
+                    handle.refund(&**key, refund).await.map_err(status)?;
+                    let decision = handle.peek(&**key).await.map_err(status)?;
+                    (decision, DescriptorVerdict::Refunded)
+                }
+                Plan::Charged { index, handle } => {
+                    let shadow = matched.shadow_mode();
+                    match &results[*index] {
+                        ChargeResult::Allowed(decision) => (*decision, DescriptorVerdict::Allowed),
+                        ChargeResult::Denied(decision) | ChargeResult::ShadowDenied(decision) => {
+                            (*decision, over_limit(shadow))
+                        }
+                        // Can never fit: over the limit, charging nothing; the numbers are
+                        // the state as it is.
+                        _ => {
+                            let decision =
+                                handle.peek(&*hit_key(descriptor)).await.map_err(status)?;
+                            (decision, over_limit(shadow))
+                        }
+                    }
+                }
+            };
+            verdicts.push((matched.policy_name(), descriptor_verdict));
+            statuses.push(descriptor_status(matched, &decision, descriptor_verdict));
+        }
+        if let Some(observer) = &self.observer {
+            for (policy, verdict) in &verdicts {
+                observer(policy, *verdict);
+            }
+        }
+        tracing::debug!(
+            domain = %request.domain,
+            descriptors = request.descriptors.len(),
+            over_limit = over,
+            "envoy rate limit request"
+        );
+        Ok(RateLimitResponse {
+            overall_code: if over { Code::OverLimit } else { Code::Ok } as i32,
+            statuses,
+            ..Default::default()
+        })
+    }
+
+    /// The limit a descriptor is held to, before `replaces`.
+    fn matched<'a>(
+        &'a self,
+        domain: &str,
+        descriptor: &RateLimitDescriptor,
+    ) -> Result<Matched<'a, S>, Status> {
+        if let Some(supplied) = &descriptor.limit {
+            // A limit sent with the descriptor replaces the configuration's, for a
+            // configured domain, as in envoyproxy/ratelimit.
+            if !self.config.domains().any(|d| d == domain) {
+                return Ok(Matched::None);
+            }
+            let unit = Unit::from_proto(supplied.unit).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "descriptor limit has unknown unit {}",
+                    supplied.unit
+                ))
+            })?;
+            let rate = Rate::new(
+                u64::from(supplied.requests_per_unit),
+                Duration::from_secs(unit.seconds()),
+            )
+            .map_err(|err| Status::invalid_argument(err.to_string()))?;
+            let policy = Policy::fixed_window(rate.into());
+            let handle = self
+                .limiter
+                .inline(&format!("{OVERRIDE_SCOPE}:{domain}"), &policy)
+                .map_err(|err| {
+                    Status::resource_exhausted(format!(
+                        "too many distinct request-supplied limits: {err}"
+                    ))
+                })?;
+            return Ok(Matched::Supplied {
+                handle,
+                unit,
+                requests_per_unit: supplied.requests_per_unit,
+            });
+        }
+        let entries = descriptor
+            .entries
+            .iter()
+            .map(|entry| (entry.key.as_str(), entry.value.as_str()));
+        Ok(match self.config.find(domain, entries) {
+            Some(index) => Matched::Configured {
+                limit: &self.config.limits()[index],
+                handle: self.handles[index].as_ref(),
+            },
+            None => Matched::None,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl<S: Store> RateLimitService for EnvoyService<S> {
+    async fn should_rate_limit(
+        &self,
+        request: Request<RateLimitRequest>,
+    ) -> Result<Response<RateLimitResponse>, Status> {
+        self.check(request.get_ref()).await.map(Response::new)
+    }
+}
+
+/// The limit a descriptor is held to.
+enum Matched<'a, S: Store> {
+    /// No limit: not configured, or replaced.
+    None,
+    /// A rate limit of the configuration, with its handle (`None` when unlimited).
+    Configured {
+        limit: &'a EnvoyLimit,
+        handle: Option<&'a PolicyHandle<S>>,
+    },
+    /// A limit sent with the descriptor, applied as an inline policy.
+    Supplied {
+        handle: PolicyHandle<S>,
+        unit: Unit,
+        requests_per_unit: u32,
+    },
+}
+
+impl<S: Store> Matched<'_, S> {
+    /// The policy name, for observers.
+    fn policy_name(&self) -> &str {
+        match self {
+            Matched::None => "",
+            Matched::Configured { limit, .. } => limit.policy_name(),
+            Matched::Supplied { handle, .. } => handle.name(),
+        }
+    }
+
+    /// Where hits go, unless there is no limit or it is unlimited.
+    fn handle(&self) -> Option<&PolicyHandle<S>> {
+        match self {
+            Matched::None => None,
+            Matched::Configured { handle, .. } => *handle,
+            Matched::Supplied { handle, .. } => Some(handle),
+        }
+    }
+
+    fn is_unlimited(&self) -> bool {
+        matches!(self, Matched::Configured { limit, .. } if limit.is_unlimited())
+    }
+
+    fn shadow_mode(&self) -> bool {
+        matches!(self, Matched::Configured { limit, .. } if limit.shadow_mode())
+    }
+
+    /// The `current_limit` a status reports.
+    fn current_limit(&self) -> Option<RateLimit> {
+        match self {
+            Matched::None => None,
+            Matched::Configured { limit, .. } => Some(RateLimit {
+                name: limit.name().unwrap_or_default().to_owned(),
+                requests_per_unit: limit.requests_per_unit().unwrap_or_default(),
+                unit: limit.unit().map_or(0, Unit::proto),
+            }),
+            Matched::Supplied {
+                unit,
+                requests_per_unit,
+                ..
+            } => Some(RateLimit {
+                name: String::new(),
+                requests_per_unit: *requests_per_unit,
+                unit: unit.proto(),
+            }),
+        }
+    }
+}
+
+/// What a descriptor comes to, before its status is written.
+enum Plan<'m, S: Store> {
+    /// No limit applies.
+    NoLimit,
+    /// `unlimited: true`.
+    Unlimited,
+    /// `is_negative_hits`: give `cost` back, after the admission.
+    Refund {
+        handle: &'m PolicyHandle<S>,
+        key: String,
+        cost: u64,
+    },
+    /// The admission's charge at `index`, on `handle`.
+    Charged {
+        index: usize,
+        handle: &'m PolicyHandle<S>,
+    },
+}
+
+/// Removes the limits that other matched limits replace (by `name`); a replaced limit's
+/// descriptor is then reported as having no limit.
+fn apply_replaces<S: Store>(matched: &mut [Matched<'_, S>]) {
+    let replaced: HashSet<&str> = matched
+        .iter()
+        .filter_map(|m| match m {
+            Matched::Configured { limit, .. } => Some(limit.replaces()),
+            _ => None,
+        })
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    if replaced.is_empty() {
+        return;
+    }
+    for m in matched.iter_mut() {
+        if let Matched::Configured { limit, .. } = m
+            && limit.name().is_some_and(|n| replaced.contains(n))
+        {
+            *m = Matched::None;
+        }
+    }
+}
+
+/// `OK` without a limit: remaining `u32::MAX` for an unlimited descriptor (as
+/// envoyproxy/ratelimit answers), 0 when nothing matched.
+fn no_limit(unlimited: bool) -> DescriptorStatus {
+    DescriptorStatus {
+        code: Code::Ok as i32,
+        limit_remaining: if unlimited { u32::MAX } else { 0 },
+        ..Default::default()
+    }
+}
+
+/// The status of a descriptor whose limit decided `decision` as `verdict`.
+fn descriptor_status<S: Store>(
+    matched: &Matched<'_, S>,
+    decision: &Decision,
+    verdict: DescriptorVerdict,
+) -> DescriptorStatus {
+    // Envoy renders `x-ratelimit-reset` from the seconds alone, so a fraction rounds up.
+    let until_reset = match decision.retry_after_secs() {
+        Some(retry_after) if verdict != DescriptorVerdict::Allowed => retry_after,
+        _ => decision.reset_after_secs(),
+    };
+    DescriptorStatus {
+        code: if verdict == DescriptorVerdict::OverLimit {
+            Code::OverLimit
+        } else {
+            Code::Ok
+        } as i32,
+        current_limit: matched.current_limit(),
+        limit_remaining: u32::try_from(decision.remaining()).unwrap_or(u32::MAX),
+        duration_until_reset: Some(ProtoDuration {
+            seconds: i64::try_from(until_reset).unwrap_or(i64::MAX),
+            nanos: 0,
+        }),
+        quota: None,
+    }
+}
+
+/// The verdict of a hit over the limit.
+fn over_limit(shadow: bool) -> DescriptorVerdict {
+    if shadow {
+        DescriptorVerdict::ShadowOverLimit
+    } else {
+        DescriptorVerdict::OverLimit
+    }
+}
+
+/// The key of a descriptor's hit: its entries, `key=value` joined by `/` (percent-encoded
+/// as policy names are), so that every distinct value counts apart.
+fn hit_key(descriptor: &RateLimitDescriptor) -> String {
+    let mut key = String::new();
+    for (i, entry) in descriptor.entries.iter().enumerate() {
+        if i > 0 {
+            key.push('/');
+        }
+        encode_into(&mut key, &entry.key);
+        key.push('=');
+        encode_into(&mut key, &entry.value);
+    }
+    key
+}
+
+/// The gRPC status of a failed refund or peek: `UNAVAILABLE` for a store that failed.
+fn status(err: tollgate::Error) -> Status {
+    match err {
+        tollgate::Error::Store(err) => {
+            tracing::warn!(error = %err, "envoy rate limit: store failed");
+            Status::unavailable(format!("rate limit store failed: {err}"))
+        }
+        err => Status::internal(format!("rate limit: {err}")),
+    }
+}

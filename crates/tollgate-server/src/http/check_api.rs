@@ -1,0 +1,318 @@
+//! The HTTP check API: `POST /v1/check`, `/v1/peek`, `/v1/reset`, `GET /healthz` and
+//! `GET /metrics`.
+//!
+//! A check names a configured policy, or carries one inline:
+//!
+//! ```text
+//! POST /v1/check  {"policy": "login", "key": "user:42", "cost": 1}
+//! POST /v1/check  {"limits": "5/minute", "strategy": "fixed-window", "key": "user:42"}
+//!
+//! 200 (allowed) or 429 (denied), with the configured rate-limit headers:
+//! {"allowed": true, "limit": 5, "remaining": 4, "reset_after_ms": 60000, "retry_after_ms": null}
+//! ```
+//!
+//! Every mistake is a 4xx with `{"error": "..."}` saying what is wrong; a storage failure is
+//! a 503 (under `on_storage_error = "deny"`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use tollgate::{Admission, Charge, ChargeResult, Decision, Policy, PolicyHandle, Rates, Strategy};
+use tollgate_tower::{json_error, store_unavailable};
+
+use crate::config::INLINE_POLICY;
+use crate::state::{InForce, PolicyFront, ServerState, ServerStore};
+
+/// The check API's router over `state`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tollgate_server::{Config, ServerState, check_api};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = Config::parse("[policies.login]\nlimits = \"5/minute\"\n", "tollgate.toml")?;
+/// let state = ServerState::new(&config, config.storage.open().await?)?;
+/// let router: axum::Router = check_api(Arc::new(state));
+/// # Ok(())
+/// # }
+/// ```
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/v1/check", post(check))
+        .route("/v1/peek", post(peek))
+        .route("/v1/reset", post(reset))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// The body of a check, a peek or a reset.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckRequest {
+    /// A configured policy, by name...
+    policy: Option<String>,
+    /// ... or an inline one.
+    limits: Option<String>,
+    strategy: Option<String>,
+    burst: Option<u64>,
+    key: String,
+    #[serde(default = "one")]
+    cost: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// A request the API refuses: its status and what is wrong.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        json_error(self.0, &self.1)
+    }
+}
+
+impl CheckRequest {
+    fn parse(body: &[u8]) -> Result<Self, Refusal> {
+        serde_json::from_slice(body).map_err(|err| {
+            Refusal(
+                StatusCode::BAD_REQUEST,
+                format!("invalid request body: {err}"),
+            )
+        })
+    }
+
+    /// The policy the request is about, with its fields and counters.
+    fn policy<'a>(
+        &self,
+        state: &ServerState,
+        in_force: &'a InForce,
+    ) -> Result<(PolicyHandle<ServerStore>, &'a PolicyFront), Refusal> {
+        let bad = |message: String| Refusal(StatusCode::BAD_REQUEST, message);
+        match (&self.policy, &self.limits) {
+            (Some(name), None) => {
+                if self.strategy.is_some() || self.burst.is_some() {
+                    return Err(bad(
+                        "strategy and burst go with inline limits, not a named policy".to_owned(),
+                    ));
+                }
+                let Some(named) = in_force.policy(name) else {
+                    let names = in_force.policy_names();
+                    return Err(Refusal(
+                        StatusCode::NOT_FOUND,
+                        format!(
+                            "unknown policy {name:?}; configured: {}",
+                            if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                        ),
+                    ));
+                };
+                Ok((named.handle.clone(), &named.front))
+            }
+            (None, Some(limits)) => {
+                let rates: Rates = limits.parse().map_err(|err| bad(format!("limits: {err}")))?;
+                let strategy: Strategy = match &self.strategy {
+                    Some(name) => name.parse().map_err(|err| bad(format!("strategy: {err}")))?,
+                    None => Strategy::FixedWindow,
+                };
+                let policy = Policy::from_parts(strategy, rates, self.burst)
+                    .map_err(|err| bad(format!("burst: {err}")))?;
+                let handle = state
+                    .limiter()
+                    .inline(INLINE_POLICY, &policy)
+                    .map_err(|err| bad(err.to_string()))?;
+                Ok((handle, in_force.inline()))
+            }
+            (Some(_), Some(_)) => Err(bad(
+                "give either \"policy\" (a configured name) or \"limits\" (inline), not both"
+                    .to_owned(),
+            )),
+            (None, None) => Err(bad(
+                "missing \"policy\" (a configured name) or \"limits\" (inline, such as \"5/minute\")"
+                    .to_owned(),
+            )),
+        }
+    }
+}
+
+async fn check(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
+    decide(&state, &body, None).await
+}
+
+async fn peek(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
+    decide(&state, &body, Some(0)).await
+}
+
+/// Applies the hit a request body asks for (`cost` overrides its cost: 0 for a peek).
+async fn decide(state: &ServerState, body: &[u8], cost: Option<u64>) -> Response {
+    let started = Instant::now();
+    let request = match CheckRequest::parse(body) {
+        Ok(request) => request,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let in_force = state.in_force();
+    let (handle, front) = match request.policy(state, &in_force) {
+        Ok(policy) => policy,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let cost = cost.unwrap_or(request.cost);
+    let verdict = Admission::new()
+        .charge(Charge::new(handle.clone(), request.key.as_str(), cost))
+        .decide()
+        .await;
+    let result = &verdict.results()[0];
+    front.counters.record(result);
+    state.metrics().took(started.elapsed());
+    let decision = match result {
+        ChargeResult::Allowed(decision) | ChargeResult::Denied(decision) => decision,
+        ChargeResult::CostExceedsLimit { cost, max_cost } => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "a hit of cost {cost} can never fit policy {:?}, which allows at most \
+                     {max_cost} at once",
+                    handle.name()
+                ),
+            );
+        }
+        ChargeResult::Failed(err) => {
+            tracing::warn!(policy = handle.name(), "storage failed: {err}");
+            return store_unavailable();
+        }
+        other => {
+            tracing::error!(policy = handle.name(), "a check came to {other:?}");
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the check was not decided",
+            );
+        }
+    };
+    let mut response = axum::Json(Answer::of(decision)).into_response();
+    if let Some(retry_after) = decision.retry_after_secs() {
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    }
+    front
+        .headers
+        .render(in_force.headers(), decision, response.headers_mut());
+    response
+}
+
+/// The body of a check's answer.
+#[derive(Serialize)]
+struct Answer {
+    allowed: bool,
+    limit: u64,
+    remaining: u64,
+    reset_after_ms: u64,
+    retry_after_ms: Option<u64>,
+}
+
+impl Answer {
+    fn of(decision: &Decision) -> Self {
+        Self {
+            allowed: decision.allowed(),
+            limit: decision.limit(),
+            remaining: decision.remaining(),
+            reset_after_ms: ceil_ms(decision.reset_after()),
+            retry_after_ms: decision.retry_after().map(ceil_ms),
+        }
+    }
+}
+
+/// Whole milliseconds, rounded up.
+fn ceil_ms(duration: Duration) -> u64 {
+    let ms = duration.as_nanos().div_ceil(1_000_000);
+    u64::try_from(ms).unwrap_or(u64::MAX)
+}
+
+async fn reset(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let in_force = state.in_force();
+    let Some(token) = in_force.admin_token() else {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "reset is disabled: set [server] admin_token to enable it",
+        );
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    if presented.is_none_or(|presented| !constant_time_eq(presented.as_bytes(), token.as_bytes())) {
+        let mut response = json_error(
+            StatusCode::UNAUTHORIZED,
+            "reset needs Authorization: Bearer <admin_token>",
+        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    let request = match CheckRequest::parse(&body) {
+        Ok(request) => request,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let handle = match request.policy(&state, &in_force) {
+        Ok((handle, _)) => handle,
+        Err(refusal) => return refusal.into_response(),
+    };
+    match handle.reset(request.key.as_str()).await {
+        Ok(()) => axum::Json(serde_json::json!({ "reset": true })).into_response(),
+        Err(tollgate::Error::Store(err)) => {
+            tracing::warn!(policy = handle.name(), "storage failed: {err}");
+            store_unavailable()
+        }
+        Err(err) => json_error(StatusCode::BAD_REQUEST, &err.to_string()),
+    }
+}
+
+/// Compares secrets in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+async fn healthz(State(state): State<Arc<ServerState>>) -> Response {
+    let falling_back = state.limiter().store().is_falling_back();
+    match state.probe().await {
+        Ok(()) => axum::Json(serde_json::json!({
+            "status": "ok",
+            "storage": state.storage(),
+            "falling_back": falling_back,
+        }))
+        .into_response(),
+        Err(err) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "status": "storage unreachable",
+                "storage": state.storage(),
+                "error": err.to_string(),
+                "falling_back": falling_back,
+            })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
+    let store = state.limiter().store();
+    let text = state
+        .metrics()
+        .render(store.errors(), store.is_falling_back());
+    let mut response = Response::new(Body::from(text));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}

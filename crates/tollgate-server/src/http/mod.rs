@@ -1,0 +1,4 @@
+//! The HTTP front ends: the check API and the reverse proxy.
+
+pub(crate) mod check_api;
+pub(crate) mod proxy;

@@ -1,0 +1,155 @@
+//! The reverse proxy: requests to `[proxy] listen` are matched to the configured routes,
+//! limited by the Tower layer, and forwarded to the upstream.
+//!
+//! [`router`] turns a checked [`ProxyConfig`] into an axum [`Router`]:
+//!
+//! - an exact route `/ping` is the axum route `/ping`; a prefix route `/api/*` is the routes
+//!   `/api`, `/api/` and `/api/{*rest}`, which share one count. Everything else reaches a
+//!   fallback that is forwarded too and meets `default_policy` (all unmatched paths share one
+//!   count, so inventing paths earns nothing). Where an exact route and a prefix route name
+//!   the same path, the exact one decides.
+//! - a route's `methods` restrict its policy to those methods; requests with other methods
+//!   meet `default_policy` (counted per route pattern) and are forwarded all the same.
+//! - `exempt = true` routes meet no limit at all.
+//! - keys are the route's `key` or the proxy's (`ip`, `header:NAME`, `header:NAME,ip`), the
+//!   client IP being resolved behind `trusted_proxies`.
+//! - every decision is counted in the metrics under the policy that made it.
+//!
+//! Allowed requests go to the upstream (`forward.rs`) over a pooled HTTP/1.1 client, bodies
+//! streamed both ways, hop-by-hop headers (`Connection` and the fields it names,
+//! `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`) dropped both
+//! ways, `Host` rewritten to the upstream's, `X-Forwarded-For` extended with the peer, and
+//! `X-Forwarded-Proto` and `X-Forwarded-Host` set (kept as sent when the peer is a trusted
+//! proxy). Denied requests get the layer's `429` with `Retry-After` and the rate-limit
+//! headers. An upstream that cannot be reached answers `502 Bad Gateway` with
+//! `{"error":"upstream unreachable: ..."}`.
+//!
+//! Paths are normalised before routing (`path.rs`), so `/log%69n` and `/x/../login` meet
+//! `/login`'s limit and reach the upstream as `/login`.
+//!
+//! Upgrades (WebSocket) are not proxied: `Upgrade` is a hop-by-hop field.
+
+mod forward;
+mod path;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::any;
+use tollgate::Limiter;
+use tollgate_tower::key::{self, KeyExtractor};
+use tollgate_tower::{BuildError, HeaderStyle, HttpLimiter, Limit};
+
+use crate::config::{KeySpec, ProxyConfig, RouteConfig};
+use crate::state::{NamedPolicy, ServerStore};
+use forward::{Upstream, forward};
+
+/// The prefix of the names the proxy's counts are stored under, apart from the check API's.
+pub(crate) const NAMESPACE: &str = "proxy:";
+
+/// The proxy described by `config`: its routes limited with the `policies` they name (counts
+/// kept through `limiter`, decisions counted in each policy's counters, responses carrying
+/// `headers`), and every request the limits allow forwarded to the upstream.
+///
+/// Serve it with the peer address available, or per-IP limits and `X-Forwarded-For` cannot
+/// know the client: `axum::serve(listener,
+/// app.into_make_service_with_connect_info::<SocketAddr>())`. The layer names the proxy's
+/// counts `proxy:default` and `proxy:shared:PATH` (`proxy:shared:/api/*`), apart from the
+/// check API's policy names such as `login`.
+pub(crate) fn router(
+    config: &ProxyConfig,
+    policies: &HashMap<String, NamedPolicy>,
+    headers: HeaderStyle,
+    limiter: &Limiter<ServerStore>,
+) -> Result<Router, BuildError> {
+    let mut limits = HttpLimiter::builder()
+        .limiter(limiter.clone())
+        // Apart from the check API's policies in the same store.
+        .namespace(NAMESPACE)
+        .key(extractor(&config.key))
+        .trusting(config.trusted_proxies.clone())
+        .headers(headers);
+    if let Some(named) = config
+        .default_policy
+        .as_ref()
+        .and_then(|name| policies.get(name))
+    {
+        limits = limits.default_limit(limit(named));
+    }
+    // One limit per route, applied to each of its patterns: one count.
+    let route_limits: Vec<Option<Limit>> = (0..config.routes.len())
+        .map(|index| route_limit(config, policies, index))
+        .collect();
+    let mut router = Router::new().without_v07_checks();
+    for pattern in &config.patterns {
+        if pattern.exempt {
+            limits = limits.exempt(pattern.pattern.as_str());
+        } else {
+            for limit in pattern
+                .routes
+                .iter()
+                .filter_map(|&index| route_limits[index].as_ref())
+            {
+                limits = limits.route(pattern.pattern.as_str(), limit.clone());
+            }
+        }
+        router = router.route(&pattern.pattern, any(forward));
+    }
+    let limits = limits.build()?;
+    let routed = router
+        .fallback(forward)
+        .layer(limits.layer())
+        .with_state(Arc::new(Upstream::new(config)));
+    // Normalised before routing, so that `/log%69n` or `/x/../login` meet `/login`'s limit
+    // (and reach the upstream as `/login`).
+    Ok(Router::new().fallback_service(
+        tower::ServiceBuilder::new()
+            .map_request(path::normalize_path)
+            .service(routed),
+    ))
+}
+
+/// The limit of the `index`th route, `None` if it is exempt. It is one shared count for all
+/// the route's patterns, named after its path (`/api/*`, or `/api/*#2` for the second route
+/// with that path).
+fn route_limit(
+    config: &ProxyConfig,
+    policies: &HashMap<String, NamedPolicy>,
+    index: usize,
+) -> Option<Limit> {
+    let route: &RouteConfig = &config.routes[index];
+    let mut limit = limit(policies.get(route.policy.as_ref()?)?);
+    if !route.methods.is_empty() {
+        limit = limit.methods(route.methods.iter().cloned());
+    }
+    if let Some(key) = &route.key {
+        limit = limit.key(extractor(key));
+    }
+    let same_path_before = config.routes[..index]
+        .iter()
+        .filter(|other| other.path == route.path)
+        .count();
+    let shared = match same_path_before {
+        0 => route.path.clone(),
+        n => format!("{}#{}", route.path, n + 1),
+    };
+    Some(limit.shared(shared))
+}
+
+/// The Tower layer's limit applying `named`'s policy, its decisions counted under its name.
+fn limit(named: &NamedPolicy) -> Limit {
+    let counters = named.front.counters.clone();
+    Limit::policy(named.handle.policy().clone()).on_decision(move |result| counters.record(result))
+}
+
+/// The key extractor `spec` names.
+fn extractor(spec: &KeySpec) -> Arc<dyn KeyExtractor> {
+    match spec {
+        KeySpec::Ip => Arc::new(key::client_ip()),
+        KeySpec::Header { name, or_ip: true } => {
+            Arc::new(key::header_named(name.clone()).or(key::client_ip()))
+        }
+        KeySpec::Header { name, or_ip: false } => Arc::new(key::header_named(name.clone())),
+    }
+}

@@ -1,0 +1,245 @@
+//! [`ServerState`]: what every listener shares (the limiter, the metrics) and the
+//! configuration in force ([`InForce`]), swapped whole by one reload.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use tollgate::{Clock, Failover, Limiter, Policy, PolicyHandle, Rate, Store, Timestamp};
+use tollgate_redis::{AnyStore, PreparedAny};
+use tollgate_tower::{BuildError, HeaderStyle, LimitHeaders};
+
+use crate::config::{Config, INLINE_POLICY};
+use crate::grpc::envoy::EnvoyService;
+use crate::http::proxy;
+use crate::metrics::{Metrics, PolicyCounters};
+
+/// The store every front end counts in: the configured storage behind its failure mode.
+pub type ServerStore = Failover<AnyStore>;
+
+/// The running server's shared state.
+#[derive(Debug)]
+pub struct ServerState {
+    /// The store and the clock; the inline policies live here, so they outlive reloads.
+    limiter: Limiter<ServerStore>,
+    /// The storage URI, for messages (credentials redacted).
+    storage: String,
+    /// A policy prepared on the storage itself (not the failover), to probe it.
+    probe: PreparedAny,
+    metrics: Arc<Metrics>,
+    in_force: RwLock<Arc<InForce>>,
+}
+
+/// The configuration in force: each named policy with its handle, rate-limit fields and
+/// counters together, the inline policies' fields and counters, the Envoy service and the
+/// proxy's router.
+#[derive(Debug)]
+pub struct InForce {
+    policies: HashMap<String, NamedPolicy>,
+    inline: PolicyFront,
+    headers: HeaderStyle,
+    admin_token: Option<String>,
+    envoy: Option<EnvoyService<ServerStore>>,
+    proxy: Option<axum::Router>,
+}
+
+/// A configured policy as the check API serves it.
+#[derive(Debug)]
+pub(crate) struct NamedPolicy {
+    pub(crate) handle: PolicyHandle<ServerStore>,
+    pub(crate) front: PolicyFront,
+}
+
+/// What a policy's answers carry: its rate-limit fields and its counters.
+#[derive(Debug)]
+pub(crate) struct PolicyFront {
+    pub(crate) headers: LimitHeaders,
+    pub(crate) counters: PolicyCounters,
+}
+
+impl PolicyFront {
+    fn new(name: &str, metrics: &Metrics) -> Self {
+        Self {
+            headers: LimitHeaders::new(name),
+            counters: metrics.counters(name),
+        }
+    }
+}
+
+impl ServerState {
+    /// The state for `config` over `store` (opened from `config.storage`), reading the
+    /// monotonic clock.
+    ///
+    /// ```
+    /// use tollgate_redis::AnyStore;
+    /// use tollgate_server::{Config, ServerState};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = Config::parse("[policies.login]\nlimits = \"5/minute\"\n", "tollgate.toml")?;
+    /// let state = ServerState::new(&config, config.storage.open().await?)?;
+    /// assert!(state.in_force().proxy().is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn new(config: &Config, store: AnyStore) -> Result<Self, BuildError> {
+        Self::on(
+            config,
+            Limiter::new(Failover::new(store, config.on_storage_error)),
+        )
+    }
+
+    /// The state for `config` with the clock `clock` (a [`tollgate::ManualClock`] in tests).
+    pub fn with_clock(
+        config: &Config,
+        store: AnyStore,
+        clock: impl Clock,
+    ) -> Result<Self, BuildError> {
+        let limiter = Limiter::new(Failover::new(store, config.on_storage_error)).with_clock(clock);
+        Self::on(config, limiter)
+    }
+
+    fn on(config: &Config, limiter: Limiter<ServerStore>) -> Result<Self, BuildError> {
+        let probe = limiter.store().store().prepare(
+            "tollgate:probe",
+            &Policy::fixed_window(Rate::per_second(1).into()),
+        );
+        let metrics = Arc::new(Metrics::new());
+        let in_force = InForce::new(&limiter, &metrics, config)?;
+        Ok(Self {
+            storage: config.storage.to_string(),
+            limiter,
+            probe,
+            metrics,
+            in_force: RwLock::new(Arc::new(in_force)),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn in_force(&self) -> Arc<InForce> {
+        Arc::clone(&self.in_force.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Puts `config` in force. Policies that did not change keep their counts (inline ones
+    /// too); a configuration the proxy's limits refuse leaves the old one in force.
+    pub fn reload(&self, config: &Config) -> Result<(), BuildError> {
+        let in_force = Arc::new(InForce::new(&self.limiter, &self.metrics, config)?);
+        *self
+            .in_force
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = in_force;
+        Ok(())
+    }
+
+    /// The limiter every front end counts through.
+    pub fn limiter(&self) -> &Limiter<ServerStore> {
+        &self.limiter
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The storage URI, credentials redacted.
+    pub fn storage(&self) -> &str {
+        &self.storage
+    }
+
+    /// Whether the storage answers now (asked directly, not through the failure mode):
+    /// `Err` says why not.
+    pub async fn probe(&self) -> Result<(), tollgate::StoreError> {
+        self.limiter
+            .store()
+            .store()
+            .hit(&self.probe, b"probe", Timestamp::from_nanos(0), 0)
+            .await
+            .map(drop)
+    }
+}
+
+impl InForce {
+    /// What `config` puts in force over `limiter`: the same validation for `serve` and
+    /// `check-config` (the latter over a memory store).
+    pub(crate) fn new(
+        limiter: &Limiter<ServerStore>,
+        metrics: &Metrics,
+        config: &Config,
+    ) -> Result<Self, BuildError> {
+        let policies: HashMap<String, NamedPolicy> = config
+            .policies
+            .iter()
+            .map(|(name, policy)| {
+                let named = NamedPolicy {
+                    handle: limiter.policy(name, policy.clone()),
+                    front: PolicyFront::new(name, metrics),
+                };
+                (name.clone(), named)
+            })
+            .collect();
+        let envoy = config.envoy.as_ref().map(|envoy| {
+            let counters: HashMap<String, PolicyCounters> = envoy
+                .policies()
+                .map(|(name, _)| (name.to_owned(), metrics.counters(name)))
+                .collect();
+            let overrides = metrics.counters("envoy-override");
+            EnvoyService::new(limiter, envoy).with_observer(Arc::new(
+                move |policy: &str, verdict| {
+                    counters
+                        .get(policy)
+                        .unwrap_or(&overrides)
+                        .record_descriptor(verdict);
+                },
+            ))
+        });
+        let proxy = config
+            .proxy
+            .as_ref()
+            .map(|proxy| proxy::router(proxy, &policies, config.headers, limiter))
+            .transpose()?;
+        Ok(Self {
+            policies,
+            inline: PolicyFront::new(INLINE_POLICY, metrics),
+            headers: config.headers,
+            admin_token: config.admin_token.clone(),
+            envoy,
+            proxy,
+        })
+    }
+
+    /// The configured policy called `name`.
+    pub(crate) fn policy(&self, name: &str) -> Option<&NamedPolicy> {
+        self.policies.get(name)
+    }
+
+    /// The names of the configured policies, sorted.
+    pub(crate) fn policy_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.policies.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The fields and counters of inline policies.
+    pub(crate) fn inline(&self) -> &PolicyFront {
+        &self.inline
+    }
+
+    /// Which rate-limit headers responses carry.
+    pub(crate) fn headers(&self) -> HeaderStyle {
+        self.headers
+    }
+
+    /// The token `POST /v1/reset` requires.
+    pub(crate) fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_deref()
+    }
+
+    /// Envoy's rate limit service, when `[envoy] config` is set.
+    pub(crate) fn envoy(&self) -> Option<&EnvoyService<ServerStore>> {
+        self.envoy.as_ref()
+    }
+
+    /// The proxy's router, when `[proxy]` is set.
+    pub fn proxy(&self) -> Option<&axum::Router> {
+        self.proxy.as_ref()
+    }
+}

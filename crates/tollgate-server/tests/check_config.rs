@@ -1,0 +1,141 @@
+//! `tollgate check-config` and `tollgate serve` agree: a configuration one accepts the other
+//! serves, and one refuses what the other refuses, with the same `file:line: field:`.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use support::{check_config, free_port, write_config};
+
+/// Runs `tollgate serve --config path` until it says it is serving (`Ok`) or exits (`Err`
+/// with what it printed on standard error).
+fn serve_outcome(path: &Path) -> Result<(), String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["serve", "--config"])
+        .arg(path)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the tollgate binary runs");
+    let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut printed = String::new();
+    let mut serving = false;
+    for line in stderr.lines() {
+        let line = line.expect("read stderr");
+        if line.contains("tollgate serving") {
+            serving = true;
+            break;
+        }
+        printed.push_str(&line);
+        printed.push('\n');
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    if serving { Ok(()) } else { Err(printed) }
+}
+
+#[test]
+fn check_config_and_serve_agree_on_good_and_bad_configurations() {
+    let port = free_port();
+    let upstream = format!("http://127.0.0.1:{}", free_port());
+    let proxy = |routes: &str| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[policies.api]\nlimits = \"5/minute\"\n\n\
+             [proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\n{routes}"
+        )
+    };
+    // (configuration, None if valid or the start of what both say is wrong).
+    let cases: Vec<(String, Option<String>)> = vec![
+        ("[server]\nlisten = \"127.0.0.1:0\"\n".to_owned(), None),
+        (
+            proxy("\n[[proxy.routes]]\npath = \"/health\"\nexempt = true\n"),
+            None,
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\nstorage = \"mongodb://x\"\n".to_owned(),
+            Some(":3: server.storage: invalid storage URI \"mongodb://x\": unknown scheme".to_owned()),
+        ),
+        (
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n\
+                 upstream = \"{upstream}\"\n"
+            ),
+            Some(format!(
+                ":5: proxy.listen: the proxy would listen on 127.0.0.1:{port}, where the check \
+                 API listens (server.listen)"
+            )),
+        ),
+        (
+            proxy("\n[[proxy.routes]]\npath = \"/x\"\npolicy = \"api\"\nexempt = true\n"),
+            Some(
+                ":13: proxy.routes[0].policy: a route is either exempt or limited by a policy, not both"
+                    .to_owned(),
+            ),
+        ),
+        (
+            proxy(
+                "\n[[proxy.routes]]\npath = \"/x\"\nexempt = true\n\n[[proxy.routes]]\n\
+                 path = \"/x\"\nmethods = [\"POST\"]\npolicy = \"api\"\n",
+            ),
+            Some(":15: proxy.routes[1]: \"/x\" is both exempt and limited".to_owned()),
+        ),
+        (
+            proxy("\n[[proxy.routes]]\npath = \"/files/*/raw\"\npolicy = \"api\"\n"),
+            Some(":12: proxy.routes[0].path: invalid path \"/files/*/raw\"".to_owned()),
+        ),
+        (
+            proxy("\n[[proxy.routes]]\npath = \"/x\"\npolicy = \"nope\"\n"),
+            Some(":13: proxy.routes[0].policy: unknown policy \"nope\"; defined: api".to_owned()),
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[proxy]\nlisten = \"127.0.0.1:0\"\n\
+             upstream = \"https://example.com\"\n"
+                .to_owned(),
+            Some(":6: proxy.upstream: invalid upstream \"https://example.com\"".to_owned()),
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[proxy]\nlisten = \"127.0.0.1:0\"\n\
+             upstream = \"http://127.0.0.1:9\"\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n"
+                .to_owned(),
+            Some(":7: proxy.trusted_proxies[1]: invalid trusted proxy \"10.0.0.0/40\"".to_owned()),
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[policies.inline]\nlimits = \"1/second\"\n"
+                .to_owned(),
+            Some(":4: policies.inline: the name \"inline\" is kept".to_owned()),
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\ngrpc_listen = \"127.0.0.1:0\"\n".to_owned(),
+            Some(":3: server.grpc_listen: the Envoy rate limit service needs [envoy]".to_owned()),
+        ),
+    ];
+    for (text, wrong) in cases {
+        let path = write_config("tollgate.toml", &text);
+        let (checked, stdout, stderr) = check_config(&path);
+        let served = serve_outcome(&path);
+        match &wrong {
+            None => {
+                assert!(checked, "check-config refused:\n{text}\n{stderr}");
+                assert!(stdout.contains(": ok"), "{stdout}");
+                assert!(served.is_ok(), "serve refused:\n{text}\n{served:?}");
+            }
+            Some(expected) => {
+                let expected = format!("{}{expected}", path.display());
+                assert!(!checked, "check-config accepted:\n{text}\n{stdout}");
+                assert!(!stdout.contains(": ok"), "no ok before an error: {stdout}");
+                assert!(
+                    stderr.starts_with(&expected),
+                    "check-config said {stderr:?}, not {expected:?}"
+                );
+                let served = served.expect_err("serve refuses it too");
+                assert!(
+                    served.contains(&expected),
+                    "serve said {served:?}, not {expected:?}"
+                );
+            }
+        }
+    }
+}

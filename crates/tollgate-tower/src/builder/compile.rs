@@ -1,0 +1,302 @@
+//! Compiling a [`Builder`](super::Builder)'s declarations: each [`Limit`] becomes a
+//! [`PreparedLimit`] with its policy prepared over the limiter, each shared limit once; and
+//! every mistake is collected into one [`BuildError`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use tollgate::{Limiter, ParseError, Policy, PolicyError, Rates, Store, Strategy};
+
+use crate::builder::Declared;
+use crate::builder::limit::{Limit, LimitRates};
+use crate::check::{LimitPolicy, PreparedLimit, Rules};
+use crate::client_ip::InvalidProxy;
+use crate::headers::LimitHeaders;
+
+/// Every mistake in a [`Builder`](super::Builder)'s declarations, in the order they were
+/// declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildError {
+    mistakes: Vec<DeclarationError>,
+}
+
+impl BuildError {
+    /// The mistakes, at least one.
+    pub fn mistakes(&self) -> &[DeclarationError] {
+        &self.mistakes
+    }
+}
+
+impl fmt::Display for BuildError {
+    /// One mistake per line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, mistake) in self.mistakes.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            mistake.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.mistakes
+            .first()
+            .map(|mistake| mistake as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// One mistake in a [`Builder`](super::Builder)'s declarations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeclarationError {
+    /// A limit's rates do not parse.
+    Rates {
+        /// Where the limit was declared: `default`, `application`, `route "/search"`.
+        scope: String,
+        /// What is wrong with them.
+        error: ParseError,
+    },
+    /// A limit's strategy and burst do not fit its rates.
+    Policy {
+        /// Where the limit was declared.
+        scope: String,
+        /// What is wrong.
+        error: PolicyError,
+    },
+    /// A limit made from a [`Policy`] was also given a strategy or a burst.
+    OptionsOnPolicy {
+        /// Where the limit was declared.
+        scope: String,
+    },
+    /// Two different limits were given the same shared name.
+    SharedNameReused(String),
+    /// A trusted proxy is not a CIDR or an address.
+    Proxy(InvalidProxy),
+    /// A clock was set on a builder that shares a limiter, which has its own.
+    ClockOfSharedLimiter,
+}
+
+impl fmt::Display for DeclarationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeclarationError::Rates { scope, error } => write!(f, "limit on {scope}: {error}"),
+            DeclarationError::Policy { scope, error } => write!(f, "limit on {scope}: {error}"),
+            DeclarationError::OptionsOnPolicy { scope } => write!(
+                f,
+                "limit on {scope}: made from a Policy, so its strategy and burst are the \
+                 policy's; set them on the Policy"
+            ),
+            DeclarationError::SharedNameReused(name) => write!(
+                f,
+                "shared limit {name:?} is declared twice with different rates or options; \
+                 declare it once and apply the same Limit to each route"
+            ),
+            DeclarationError::Proxy(err) => err.fmt(f),
+            DeclarationError::ClockOfSharedLimiter => f.write_str(
+                "a clock was set on a builder that shares a Limiter; set it on the Limiter \
+                 with Limiter::with_clock",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DeclarationError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DeclarationError::Rates { error, .. } => Some(error),
+            DeclarationError::Policy { error, .. } => Some(error),
+            DeclarationError::Proxy(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+/// Where a limit was declared.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    Application,
+    Default,
+    Route(&'a str),
+}
+
+impl fmt::Display for Scope<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Application => f.write_str("application"),
+            Scope::Default => f.write_str("default"),
+            Scope::Route(path) => write!(f, "route {path:?}"),
+        }
+    }
+}
+
+/// Compiles `declared` over `limiter`, or lists every mistake.
+pub(crate) fn compile<S: Store>(
+    limiter: Limiter<S>,
+    declared: Declared,
+) -> Result<Rules<S>, BuildError> {
+    let mut compiler = Compiler {
+        limiter: &limiter,
+        namespace: &declared.namespace,
+        shared: HashMap::new(),
+        mistakes: declared.errors,
+    };
+    let application = compiler.all(Scope::Application, declared.application);
+    let defaults = compiler.all(Scope::Default, declared.defaults);
+    let mut routes: HashMap<Box<str>, Vec<Arc<PreparedLimit<S>>>, _> = HashMap::default();
+    let mut declared_on: HashMap<String, usize> = HashMap::new();
+    for (path, limit) in declared.routes {
+        let index = declared_on.entry(path.clone()).or_default();
+        let compiled = compiler.one(Scope::Route(&path), *index, limit);
+        *index += 1;
+        let on_route: &mut Vec<_> = routes.entry(path.into_boxed_str()).or_default();
+        on_route.extend(compiled);
+    }
+    if !compiler.mistakes.is_empty() {
+        return Err(BuildError {
+            mistakes: compiler.mistakes,
+        });
+    }
+    Ok(Rules {
+        limiter,
+        key: declared.key,
+        proxies: declared.proxies,
+        headers: declared.headers,
+        application,
+        defaults,
+        routes,
+        exempt: declared.exempt,
+        exempt_when: declared.exempt_when,
+        on_breach: declared.on_breach,
+        rejection: declared.rejection,
+        peer: declared.peer,
+    })
+}
+
+/// Turns declared limits into prepared ones, once per shared name, noting every mistake.
+struct Compiler<'a, S: Store> {
+    limiter: &'a Limiter<S>,
+    namespace: &'a str,
+    /// Shared limits by name, as first declared.
+    shared: HashMap<String, (Limit, Arc<PreparedLimit<S>>)>,
+    mistakes: Vec<crate::builder::DeclarationError>,
+}
+
+impl<S: Store> Compiler<'_, S> {
+    fn all(&mut self, scope: Scope<'_>, limits: Vec<Limit>) -> Vec<Arc<PreparedLimit<S>>> {
+        limits
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, limit)| self.one(scope, index, limit))
+            .collect()
+    }
+
+    /// Prepares the `index`th limit declared at `scope`; `None` (and a mistake noted) if it
+    /// is wrong.
+    fn one(
+        &mut self,
+        scope: Scope<'_>,
+        index: usize,
+        limit: Limit,
+    ) -> Option<Arc<PreparedLimit<S>>> {
+        // The name headers show, and the name in the store, which keeps scopes apart.
+        let (name, unspaced) = match (&limit.shared, scope) {
+            (Some(shared), _) => (shared.clone(), format!("shared:{shared}")),
+            (None, Scope::Application) => numbered("application", index),
+            (None, Scope::Default) => numbered("default", index),
+            (None, Scope::Route(path)) => {
+                let (name, _) = numbered(path, index);
+                (name.clone(), format!("route:{name}"))
+            }
+        };
+        let store_name = format!("{}{unspaced}", self.namespace);
+        if let Some((existing, prepared)) =
+            self.shared.get(&name).filter(|_| limit.shared.is_some())
+        {
+            if existing.same_as(&limit) {
+                return Some(Arc::clone(prepared));
+            }
+            self.mistakes.push(DeclarationError::SharedNameReused(name));
+            return None;
+        }
+        let policy = match self.policy(scope, &limit, store_name) {
+            Ok(policy) => policy,
+            Err(mistake) => {
+                self.mistakes.push(mistake);
+                return None;
+            }
+        };
+        let prepared = Arc::new(PreparedLimit {
+            name: name.as_str().into(),
+            headers: LimitHeaders::new(&name),
+            policy,
+            key: limit.key.clone(),
+            per_method: limit.per_method,
+            methods: limit.methods.clone(),
+            per_route: limit.shared.is_none() && matches!(scope, Scope::Default),
+            cost: limit.cost.clone(),
+            deduct_when: limit.deduct_when.clone(),
+            on_decision: limit.on_decision.clone(),
+        });
+        if limit.shared.is_some() {
+            self.shared.insert(name, (limit, Arc::clone(&prepared)));
+        }
+        Some(prepared)
+    }
+
+    /// The policy of `limit` declared at `scope`, prepared under `store_name`.
+    fn policy(
+        &self,
+        scope: Scope<'_>,
+        limit: &Limit,
+        store_name: String,
+    ) -> Result<LimitPolicy<S>, DeclarationError> {
+        let invalid = |error| DeclarationError::Policy {
+            scope: scope.to_string(),
+            error,
+        };
+        let strategy = limit.strategy.unwrap_or(Strategy::FixedWindow);
+        Ok(match &limit.rates {
+            LimitRates::Notation(rates) => {
+                let rates = rates.clone().map_err(|error| DeclarationError::Rates {
+                    scope: scope.to_string(),
+                    error,
+                })?;
+                let policy = Policy::from_parts(strategy, rates, limit.burst).map_err(invalid)?;
+                LimitPolicy::Fixed(self.limiter.policy(&store_name, policy))
+            }
+            LimitRates::Policy(policy) => {
+                if limit.strategy.is_some() || limit.burst.is_some() {
+                    return Err(DeclarationError::OptionsOnPolicy {
+                        scope: scope.to_string(),
+                    });
+                }
+                LimitPolicy::Fixed(self.limiter.policy(&store_name, policy.clone()))
+            }
+            LimitRates::Dynamic(rates_for) => {
+                // Check the strategy and burst once, on a rate they must fit.
+                let one: Rates = tollgate::Rate::per_second(1).into();
+                Policy::from_parts(strategy, one, limit.burst).map_err(invalid)?;
+                LimitPolicy::Dynamic {
+                    rates_for: Arc::clone(rates_for),
+                    strategy,
+                    burst: limit.burst,
+                    scope: store_name,
+                }
+            }
+        })
+    }
+}
+
+/// `base` for the first limit declared at a scope, `base#2`, `base#3`... for the next, as
+/// (shown name, store name).
+fn numbered(base: &str, index: usize) -> (String, String) {
+    let name = match index {
+        0 => base.to_owned(),
+        n => format!("{base}#{}", n + 1),
+    };
+    (name.clone(), name)
+}

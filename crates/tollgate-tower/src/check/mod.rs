@@ -1,0 +1,343 @@
+//! [`HttpLimiter`]: the compiled limits, and the check each request goes through: which
+//! limits it meets, its keys and costs, one [`Admission`] over them, and the response that
+//! renders the verdict.
+//!
+//! - `prepared.rs`: one compiled limit: the policy a request meets under it, and the key it
+//!   is counted under.
+
+mod prepared;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::MatchedPath;
+use foldhash::fast::RandomState;
+use http::request::Parts;
+use http::{HeaderValue, Response, StatusCode, header};
+use smallvec::SmallVec;
+use std::collections::HashMap;
+use tollgate::{
+    Admission, Charge, ChargeResult, Decision, Limiter, MemoryStore, Settlement, Store,
+};
+
+use crate::client_ip::{ClientIp, TrustedProxies};
+use crate::headers::HeaderStyle;
+use crate::key::{KeyExtractor, RequestKey};
+use crate::respond::{self, Breach};
+pub(crate) use prepared::{LimitPolicy, PreparedLimit};
+
+pub(crate) type Predicate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
+pub(crate) type BreachFn = Arc<dyn Fn(&Parts, &Breach) + Send + Sync>;
+pub(crate) type RejectionFn = Arc<dyn Fn(&Breach) -> Response<Body> + Send + Sync>;
+pub(crate) type PeerFn = Arc<dyn Fn(&http::Extensions) -> Option<std::net::IpAddr> + Send + Sync>;
+
+/// Declared limits compiled over a store: build one with [`HttpLimiter::builder`], then put
+/// [`HttpLimiter::layer`] in front of a router or service. Cloning is cheap and shares the
+/// counts.
+///
+/// Which limits a request meets:
+/// - none, if its route is exempt or an exempt-when predicate holds;
+/// - otherwise the application limits (one count per key across all routes), plus the
+///   limits declared on its route, or, if its route has none, the default limits (counted
+///   per route).
+///
+/// A route is axum's matched path (`/users/{id}`), or the request's path for other Tower
+/// services. Every limit a request meets charges it, all or none (one
+/// [`tollgate::Admission`]): when one denies, the charges of the others are given back.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use tollgate_tower::{HttpLimiter, Limit, key};
+///
+/// let limiter = HttpLimiter::builder()
+///     .default_limit("100/minute")
+///     .route("/login", Limit::new("5/minute"))
+///     .route("/search", Limit::new("10/minute").key(key::header("x-api-key").or(key::client_ip())))
+///     .exempt("/health")
+///     .build()?;
+/// let app: Router = Router::new()
+///     .route("/login", get(|| async { "login" }))
+///     .route("/search", get(|| async { "results" }))
+///     .route("/health", get(|| async { "ok" }))
+///     .layer(limiter.layer());
+/// // Serve it with the peer address available:
+/// // axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+/// # Ok::<(), tollgate_tower::BuildError>(())
+/// ```
+pub struct HttpLimiter<S: Store = MemoryStore> {
+    rules: Arc<Rules<S>>,
+}
+
+impl<S: Store> Clone for HttpLimiter<S> {
+    fn clone(&self) -> Self {
+        Self {
+            rules: Arc::clone(&self.rules),
+        }
+    }
+}
+
+impl<S: Store> fmt::Debug for HttpLimiter<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rules = &*self.rules;
+        let names = |limits: &[Arc<PreparedLimit<S>>]| -> Vec<String> {
+            limits.iter().map(|limit| limit.name.to_string()).collect()
+        };
+        let mut routes: Vec<_> = rules
+            .routes
+            .iter()
+            .map(|(path, limits)| (path.to_string(), names(limits)))
+            .collect();
+        routes.sort();
+        f.debug_struct("HttpLimiter")
+            .field("application", &names(&rules.application))
+            .field("defaults", &names(&rules.defaults))
+            .field("routes", &routes)
+            .field("exempt", &rules.exempt)
+            .field("proxies", &rules.proxies)
+            .field("headers", &rules.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> HttpLimiter<S> {
+    /// The limiter compiled from `rules`.
+    pub(crate) fn new(rules: Rules<S>) -> Self {
+        Self {
+            rules: Arc::new(rules),
+        }
+    }
+
+    /// The store the counts live in.
+    pub fn store(&self) -> &S {
+        self.rules.limiter.store()
+    }
+
+    pub(crate) fn rules(&self) -> &Arc<Rules<S>> {
+        &self.rules
+    }
+}
+
+/// What an [`HttpLimiter`] holds: the compiled limits and how to answer.
+pub(crate) struct Rules<S: Store> {
+    /// The store and the clock; it prepares the policies of dynamic limits.
+    pub(crate) limiter: Limiter<S>,
+    pub(crate) key: Arc<dyn KeyExtractor>,
+    pub(crate) proxies: TrustedProxies,
+    pub(crate) headers: HeaderStyle,
+    pub(crate) application: Vec<Arc<PreparedLimit<S>>>,
+    pub(crate) defaults: Vec<Arc<PreparedLimit<S>>>,
+    /// Limits by route; a route listed here does not meet the defaults.
+    pub(crate) routes: HashMap<Box<str>, Vec<Arc<PreparedLimit<S>>>, RandomState>,
+    pub(crate) exempt: HashSet<Box<str>, RandomState>,
+    pub(crate) exempt_when: Vec<Predicate>,
+    pub(crate) on_breach: Option<BreachFn>,
+    pub(crate) rejection: RejectionFn,
+    pub(crate) peer: PeerFn,
+}
+
+/// What the check of a request decided.
+pub(crate) enum RequestCheck<S: Store> {
+    /// No limit applies (or none charges anything).
+    Exempt,
+    /// Every limit allowed it; what to do once it has been answered.
+    Admitted(Pending<S>),
+    /// Denied (or the store failed): the response to send.
+    Rejected(Response<Body>),
+}
+
+/// An admitted request's charges that its response may give back, and the decision its
+/// headers describe.
+pub(crate) struct Pending<S: Store> {
+    settlement: Settlement<S>,
+    /// The limit of each charge of the admission, when there is something to settle.
+    limits: SmallVec<[Arc<PreparedLimit<S>>; 2]>,
+    closest: Option<(Arc<PreparedLimit<S>>, Decision)>,
+}
+
+impl<S: Store> Rules<S> {
+    /// Whether checks and settlements complete when first polled (the store never waits).
+    pub(crate) fn answers_immediately(&self) -> bool {
+        self.limiter.store().answers_immediately()
+    }
+
+    /// Checks the request with head `parts` against its limits, charging them.
+    pub(crate) async fn check(&self, parts: &mut Parts) -> RequestCheck<S> {
+        let matched = parts.extensions.get::<MatchedPath>().cloned();
+        let route = matched
+            .as_ref()
+            .map_or(parts.uri.path(), MatchedPath::as_str);
+        if self.exempt.contains(route) || self.exempt_when.iter().any(|exempt| exempt(parts)) {
+            return RequestCheck::Exempt;
+        }
+        let method = &parts.method;
+        let own = self
+            .routes
+            .get(route)
+            .filter(|limits| limits.iter().any(|limit| limit.applies_to(method)));
+        let meets = own.map_or(&self.defaults, |limits| limits);
+        if self.application.is_empty() && meets.is_empty() {
+            return RequestCheck::Exempt;
+        }
+        if let Some(peer) = (self.peer)(&parts.extensions) {
+            let client = self.proxies.resolve(peer, &parts.headers);
+            parts.extensions.insert(ClientIp(client));
+        }
+        // Only the defaults are split by route, and by matched route only: unmatched paths
+        // share one count, so inventing paths does not earn new allowances.
+        let route_key = matched.as_ref().map_or("", MatchedPath::as_str);
+        let mut admission = Admission::new();
+        let mut charged: SmallVec<[&Arc<PreparedLimit<S>>; 4]> = SmallVec::new();
+        let limits = self.application.iter().chain(meets);
+        for limit in limits.filter(|limit| limit.applies_to(&parts.method)) {
+            let handle = match limit.handle_for(parts, &self.limiter) {
+                Ok(Some(handle)) => handle,
+                Ok(None) => continue,
+                Err(message) => {
+                    tracing::error!("{message}");
+                    return RequestCheck::Rejected(respond::json_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &message,
+                    ));
+                }
+            };
+            let cost = limit.cost.as_ref().map_or(1, |cost| cost(parts));
+            if cost == 0 {
+                continue;
+            }
+            let key = self.key_of(limit, parts);
+            let key = limit.store_key(&parts.method, route_key, &key);
+            let charge = Charge::new(handle, &*key, cost);
+            admission.push(if limit.deduct_when.is_some() {
+                charge.settle_after()
+            } else {
+                charge
+            });
+            charged.push(limit);
+        }
+        if charged.is_empty() {
+            return RequestCheck::Exempt;
+        }
+        let verdict = admission.decide().await;
+        for (limit, result) in charged.iter().zip(verdict.results()) {
+            if let Some(observe) = &limit.on_decision
+                && !matches!(result, ChargeResult::Skipped)
+            {
+                observe(result);
+            }
+        }
+        if let Some(err) = verdict.give_back_error() {
+            tracing::warn!("rate limit store failed to give a charge back: {err}");
+        }
+        if let Some((index, result)) = verdict.refused_by() {
+            return RequestCheck::Rejected(self.refusal(parts, charged[index], result));
+        }
+        let closest = verdict
+            .closest()
+            .map(|(index, decision)| (Arc::clone(charged[index]), *decision));
+        let settlement = verdict.into_settlement();
+        let limits = if settlement.is_empty() {
+            SmallVec::new()
+        } else {
+            charged.iter().map(|limit| Arc::clone(limit)).collect()
+        };
+        RequestCheck::Admitted(Pending {
+            settlement,
+            limits,
+            closest,
+        })
+    }
+
+    /// The key `limit` counts the request with head `parts` against.
+    fn key_of(&self, limit: &PreparedLimit<S>, parts: &Parts) -> RequestKey {
+        limit
+            .key
+            .as_ref()
+            .unwrap_or(&self.key)
+            .extract(parts)
+            .unwrap_or(RequestKey::UNKNOWN)
+    }
+
+    /// The response to a request `limit` refused with `result`: the rejection of a denial
+    /// (after the on-breach hook), a 429 without `Retry-After` for a cost the limit never
+    /// allows (waiting will not help), or a 503 for a store failure.
+    fn refusal(
+        &self,
+        parts: &Parts,
+        limit: &PreparedLimit<S>,
+        result: &ChargeResult,
+    ) -> Response<Body> {
+        match result {
+            ChargeResult::Denied(decision) => {
+                let breach = Breach {
+                    limit_name: Arc::clone(&limit.name),
+                    key: self.key_of(limit, parts),
+                    decision: *decision,
+                };
+                if let Some(hook) = &self.on_breach {
+                    hook(parts, &breach);
+                }
+                let mut response = (self.rejection)(&breach);
+                if response.status() == StatusCode::TOO_MANY_REQUESTS
+                    && !response.headers().contains_key(header::RETRY_AFTER)
+                {
+                    response.headers_mut().insert(
+                        header::RETRY_AFTER,
+                        HeaderValue::from(breach.retry_after_secs()),
+                    );
+                }
+                limit
+                    .headers
+                    .render(self.headers, decision, response.headers_mut());
+                response
+            }
+            ChargeResult::CostExceedsLimit { cost, max_cost } => respond::json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "request cost {cost} exceeds what limit {:?} ever allows ({max_cost})",
+                    limit.name
+                ),
+            ),
+            ChargeResult::Failed(err) => {
+                tracing::warn!(limit = %limit.name, "rate limit store failed: {err}");
+                respond::store_unavailable()
+            }
+            other => {
+                tracing::error!(limit = %limit.name, "rate limit refused with {other:?}");
+                respond::json_error(StatusCode::INTERNAL_SERVER_ERROR, "rate limit failed")
+            }
+        }
+    }
+
+    /// Settles an admitted request once answered with `response` (`None` if the service
+    /// failed): gives back the charges that do not count, and writes the headers.
+    pub(crate) async fn settle(
+        &self,
+        pending: Pending<S>,
+        response: Option<&mut http::response::Parts>,
+    ) {
+        let Pending {
+            settlement,
+            limits,
+            closest,
+        } = pending;
+        if !settlement.is_empty() {
+            let answered = response.as_deref();
+            let settled = settlement
+                .settle(|index| {
+                    let counts = limits[index].deduct_when.as_ref();
+                    answered.is_some_and(|response| counts.is_some_and(|counts| counts(response)))
+                })
+                .await;
+            if let Err(err) = settled {
+                tracing::warn!("rate limit store failed to give a charge back: {err}");
+            }
+        }
+        if let (Some(response), Some((limit, decision))) = (response, closest) {
+            limit
+                .headers
+                .render(self.headers, &decision, &mut response.headers);
+        }
+    }
+}

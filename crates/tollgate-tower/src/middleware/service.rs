@@ -1,0 +1,150 @@
+//! [`HttpLimitService`]: a service behind an [`HttpLimiter`]'s limits.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use futures_util::FutureExt;
+use http::{Request, Response};
+use http_body_util::Either;
+use tollgate::{MemoryStore, Store};
+use tower_service::Service;
+
+use crate::check::{HttpLimiter, RequestCheck};
+use crate::middleware::future::ResponseFuture;
+use crate::respond;
+
+/// The body of an [`HttpLimitService`]'s responses: the inner service's, or the limiter's
+/// own (a 429, a 503).
+pub type HttpLimitBody<B> = Either<B, Body>;
+
+/// A service behind an [`HttpLimiter`]'s limits; made by [`crate::HttpLimitLayer`].
+///
+/// It is always as ready as the service it wraps: a denied request is answered from `call`,
+/// never by making callers wait in `poll_ready`.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// use tollgate_tower::{HttpLimiter, PeerAddr};
+///
+/// # tokio_test();
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn tokio_test() -> Result<(), Box<dyn std::error::Error>> {
+/// let limiter = HttpLimiter::builder().default_limit("1/minute").build()?;
+/// let hello = service_fn(|_: http::Request<()>| async {
+///     Ok::<_, Infallible>(http::Response::new(String::from("hello")))
+/// });
+/// let service = limiter.layer().layer(hello);
+/// let request = || {
+///     let mut request = http::Request::new(());
+///     request.extensions_mut().insert(PeerAddr("192.0.2.1:4000".parse().unwrap()));
+///     request
+/// };
+/// assert_eq!(service.clone().oneshot(request()).await?.status(), 200);
+/// assert_eq!(service.clone().oneshot(request()).await?.status(), 429);
+/// # Ok(())
+/// # }
+/// ```
+pub struct HttpLimitService<S: Store = MemoryStore, Inner = ()> {
+    limiter: HttpLimiter<S>,
+    inner: Inner,
+}
+
+impl<S: Store, Inner> HttpLimitService<S, Inner> {
+    /// `inner` behind `limiter`'s limits.
+    pub fn new(limiter: HttpLimiter<S>, inner: Inner) -> Self {
+        Self { limiter, inner }
+    }
+
+    /// The wrapped service.
+    pub fn inner(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl<S: Store, Inner: Clone> Clone for HttpLimitService<S, Inner> {
+    fn clone(&self) -> Self {
+        Self {
+            limiter: self.limiter.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S: Store, Inner: fmt::Debug> fmt::Debug for HttpLimitService<S, Inner> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpLimitService")
+            .field("limiter", &self.limiter)
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl<S, Inner, ReqBody, ResBody> Service<Request<ReqBody>> for HttpLimitService<S, Inner>
+where
+    S: Store,
+    Inner: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    Inner::Future: Send,
+    Inner::Error: Send,
+    ReqBody: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<HttpLimitBody<ResBody>>;
+    type Error = Inner::Error;
+    type Future = ResponseFuture<Inner::Future, S, ResBody, Inner::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // The clone takes the place of the service that was polled ready, which serves this
+        // request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let rules = Arc::clone(self.limiter.rules());
+        if rules.answers_immediately() {
+            // The memory store: check in place, and allocate nothing for waiting.
+            let (mut parts, body) = request.into_parts();
+            return match rules.check(&mut parts).now_or_never() {
+                Some(RequestCheck::Exempt) => {
+                    ResponseFuture::inner(inner.call(Request::from_parts(parts, body)), None)
+                }
+                Some(RequestCheck::Rejected(response)) => ResponseFuture::answered(response),
+                Some(RequestCheck::Admitted(pending)) => ResponseFuture::inner(
+                    inner.call(Request::from_parts(parts, body)),
+                    Some((rules, pending)),
+                ),
+                None => {
+                    tracing::error!("a store that answers at once kept a check waiting");
+                    ResponseFuture::answered(respond::store_unavailable())
+                }
+            };
+        }
+        ResponseFuture::boxed(Box::pin(async move {
+            let (mut parts, body) = request.into_parts();
+            match rules.check(&mut parts).await {
+                RequestCheck::Exempt => {
+                    let response = inner.call(Request::from_parts(parts, body)).await?;
+                    Ok(response.map(Either::Left))
+                }
+                RequestCheck::Rejected(response) => Ok(response.map(Either::Right)),
+                RequestCheck::Admitted(pending) => {
+                    match inner.call(Request::from_parts(parts, body)).await {
+                        Ok(response) => {
+                            let (mut parts, body) = response.into_parts();
+                            rules.settle(pending, Some(&mut parts)).await;
+                            Ok(Response::from_parts(parts, Either::Left(body)))
+                        }
+                        Err(err) => {
+                            rules.settle(pending, None).await;
+                            Err(err)
+                        }
+                    }
+                }
+            }
+        }))
+    }
+}

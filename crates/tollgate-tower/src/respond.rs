@@ -1,0 +1,153 @@
+//! The limiter's own answers: [`Breach`] (a request a limit denied, as the on-breach hook
+//! and the rejection see it), the default 429, [`grpc_rejection`], and [`json_error`] and
+//! [`store_unavailable`], which the server's front ends answer with too.
+
+use axum::body::Body;
+use http::{HeaderValue, Response, StatusCode, header};
+use tollgate::Decision;
+
+use crate::key::RequestKey;
+
+/// A request denied by a limit.
+///
+/// ```
+/// use tollgate_tower::{Breach, HttpLimiter, Limit};
+///
+/// let limiter = HttpLimiter::builder()
+///     .default_limit(Limit::new("100/minute"))
+///     .on_breach(|parts, breach: &Breach| {
+///         eprintln!("{} {} denied by {}", parts.method, parts.uri, breach.limit_name());
+///     })
+///     // A plain-text 429 instead of the JSON default (rate-limit headers are added to it).
+///     .rejection(|breach: &Breach| {
+///         http::Response::builder()
+///             .status(429)
+///             .header("retry-after", breach.retry_after_secs())
+///             .body(axum::body::Body::from("slow down\n"))
+///             .expect("valid response")
+///     })
+///     .build()?;
+/// # Ok::<(), tollgate_tower::BuildError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Breach {
+    pub(crate) limit_name: std::sync::Arc<str>,
+    pub(crate) key: RequestKey,
+    pub(crate) decision: Decision,
+}
+
+impl Breach {
+    /// The name of the limit that denied the request: the route it was declared on, its
+    /// shared name, `default` or `application`.
+    pub fn limit_name(&self) -> &str {
+        &self.limit_name
+    }
+
+    /// The key the request was counted against.
+    pub fn key(&self) -> &RequestKey {
+        &self.key
+    }
+
+    /// The denying decision.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// The wait before a retry can succeed, in whole seconds, rounded up and at least 1: the
+    /// value of `Retry-After`.
+    pub fn retry_after_secs(&self) -> u64 {
+        self.decision.retry_after_secs().unwrap_or(1)
+    }
+}
+
+/// The default rejection: 429, `Retry-After`, and
+/// `{"error":"rate limit exceeded","retry_after":N}`.
+pub(crate) fn too_many_requests(breach: &Breach) -> Response<Body> {
+    let retry_after = breach.retry_after_secs();
+    let mut response = json(
+        StatusCode::TOO_MANY_REQUESTS,
+        &serde_json::json!({ "error": "rate limit exceeded", "retry_after": retry_after }),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
+}
+
+/// A rejection for gRPC services (tonic): a trailers-only gRPC response with status
+/// `RESOURCE_EXHAUSTED` (8), a `grpc-message` saying when to retry, and `Retry-After`.
+///
+/// gRPC clients read the status from `grpc-status`, not from the HTTP status, which is 200.
+///
+/// ```
+/// use tollgate_tower::{HttpLimiter, grpc_rejection};
+///
+/// let limiter = HttpLimiter::builder()
+///     .route("/helloworld.Greeter/SayHello", "10/minute")
+///     .rejection(grpc_rejection)
+///     .build()?;
+/// // tonic::transport::Server::builder().layer(limiter.layer()).add_service(...)
+/// # Ok::<(), tollgate_tower::BuildError>(())
+/// ```
+pub fn grpc_rejection(breach: &Breach) -> Response<Body> {
+    let retry_after = breach.retry_after_secs();
+    let mut response = Response::new(Body::empty());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("grpc-status", HeaderValue::from_static("8"));
+    headers.insert(
+        "grpc-message",
+        HeaderValue::from_str(&format!("rate limit exceeded; retry after {retry_after} s"))
+            .unwrap_or_else(|_| HeaderValue::from_static("rate limit exceeded")),
+    );
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
+}
+
+/// A response with the JSON body `{"error": message}`: how every part of tollgate says what
+/// went wrong.
+///
+/// ```
+/// use http::StatusCode;
+///
+/// let response = tollgate_tower::json_error(StatusCode::BAD_REQUEST, "no \"key\" given");
+/// assert_eq!(response.status(), 400);
+/// assert_eq!(response.headers()["content-type"], "application/json");
+/// ```
+pub fn json_error(status: StatusCode, message: &str) -> Response<Body> {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+/// The answer when the store that keeps the counts fails and the failure mode says deny:
+/// `503 Service Unavailable`, `Retry-After: 1` and
+/// `{"error":"rate limit store unavailable"}`.
+///
+/// ```
+/// let response = tollgate_tower::store_unavailable();
+/// assert_eq!(response.status(), 503);
+/// assert_eq!(response.headers()["retry-after"], "1");
+/// ```
+pub fn store_unavailable() -> Response<Body> {
+    let mut response = json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "rate limit store unavailable",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+    response
+}
+
+/// A response with the JSON body `value`.
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Body::from(value.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

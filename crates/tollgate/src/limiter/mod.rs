@@ -1,0 +1,154 @@
+//! [`Limiter`]: a store and a clock, and the policies prepared over them.
+//!
+//! - [`PolicyHandle`] (`handle.rs`): one prepared policy, hit without a lookup.
+//! - the inline registry (`inline.rs`): policies chosen per request, prepared once.
+//! - [`Admission`] (`admission.rs`): a request meeting several policies, all or none.
+//! - [`Error`] (`error.rs`).
+
+mod admission;
+mod error;
+mod handle;
+mod inline;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use admission::{Admission, Charge, ChargeResult, Settlement, Verdict};
+pub use error::Error;
+pub use handle::PolicyHandle;
+pub use inline::MAX_INLINE_POLICIES;
+
+use crate::clock::{Clock, MonotonicClock};
+use crate::policy::Policy;
+use crate::store::Store;
+use crate::store::memory::MemoryStore;
+use inline::InlinePolicies;
+
+/// A store, a clock, and the policies prepared over them as [`PolicyHandle`]s.
+///
+/// Prepare each policy once, with [`Limiter::policy`], and keep its handle; a policy chosen
+/// per request (sent inline to a check API, picked by plan) comes from [`Limiter::inline`].
+/// A limiter is cheap to clone; clones share the store, the clock and the inline policies.
+///
+/// ```
+/// use tollgate::{Limiter, MemoryStore, Policy};
+///
+/// # futures_executor::block_on(async {
+/// let limiter = Limiter::new(MemoryStore::new());
+/// let login = limiter.policy("login", Policy::fixed_window("5/minute".parse()?));
+/// let api = limiter.policy("api", Policy::token_bucket("10/second; 1000/hour".parse()?));
+/// assert!(login.hit("203.0.113.7").await?.allowed());
+/// assert_eq!(api.hit_cost("user:42", 3).await?.remaining(), 7);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub struct Limiter<S: Store = MemoryStore> {
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
+    inline: Arc<InlinePolicies<S>>,
+}
+
+impl<S: Store> Clone for Limiter<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            clock: Arc::clone(&self.clock),
+            inline: Arc::clone(&self.inline),
+        }
+    }
+}
+
+impl<S: Store + fmt::Debug> fmt::Debug for Limiter<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limiter")
+            .field("store", &self.store)
+            .field("clock", &self.clock)
+            .field("inline_policies", &self.inline.len())
+            .finish()
+    }
+}
+
+impl<S: Store> Limiter<S> {
+    /// A limiter over `store`, reading a [`MonotonicClock`].
+    pub fn new(store: S) -> Self {
+        Self {
+            store: Arc::new(store),
+            clock: Arc::new(MonotonicClock::new()),
+            inline: Arc::default(),
+        }
+    }
+
+    /// Reads time from `clock` instead (a [`crate::ManualClock`] in tests).
+    ///
+    /// Set it before preparing policies: a handle keeps the clock of the limiter that
+    /// prepared it. The inline policies start afresh.
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self.inline = Arc::default();
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    /// Prepares `policy` under `name`, which scopes its counts in the store: two policies
+    /// with different names never share a count.
+    ///
+    /// Preparing the same name with an equal policy again (a configuration reload) finds the
+    /// same counts, in memory while an earlier handle is alive and in Redis always; a changed
+    /// policy starts afresh.
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// let policy = Policy::fixed_window(Rate::per_minute(1).into());
+    /// let before = limiter.policy("login", policy.clone());
+    /// assert!(before.hit("alice").await?.allowed());
+    /// let reloaded = limiter.policy("login", policy);
+    /// assert!(!reloaded.hit("alice").await?.allowed()); // the same count
+    /// # Ok::<(), tollgate::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn policy(&self, name: &str, policy: Policy) -> PolicyHandle<S> {
+        PolicyHandle::prepare(&self.store, &self.clock, name, policy)
+    }
+
+    /// The handle of `policy` in `scope`, a policy not named in advance: one chosen per
+    /// request (a plan), or sent inline to a check API.
+    ///
+    /// The policy is prepared on first use under the name `{scope}|{policy}` and kept, so the
+    /// same scope and policy find the same counts, in every clone of this limiter (a server
+    /// rebuilding its configuration keeps them); `scope` keeps the counts of unrelated
+    /// callers apart. Finding a kept policy allocates nothing. At most
+    /// [`MAX_INLINE_POLICIES`] distinct policies are kept; more are refused with
+    /// [`Error::TooManyInlinePolicies`].
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// let free: Policy = Policy::fixed_window("2/minute".parse()?);
+    /// assert!(limiter.inline("plans", &free)?.hit("alice").await?.allowed());
+    /// assert!(limiter.inline("plans", &free)?.hit("alice").await?.allowed());
+    /// assert!(!limiter.clone().inline("plans", &free)?.hit("alice").await?.allowed());
+    /// // Another scope, another count.
+    /// assert!(limiter.inline("other", &free)?.hit("alice").await?.allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn inline(&self, scope: &str, policy: &Policy) -> Result<PolicyHandle<S>, Error> {
+        self.inline.get_or_prepare(scope, policy, |name| {
+            PolicyHandle::prepare(&self.store, &self.clock, name, policy.clone())
+        })
+    }
+}

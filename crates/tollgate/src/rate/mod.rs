@@ -1,0 +1,252 @@
+//! [`Rate`] and [`Rates`]: how many units a client may spend per window.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+mod notation;
+
+pub use notation::ParseError;
+
+/// The units of the limit notation, with their length in seconds.
+///
+/// A month is 30 days and a year is 360 days, as the Python `limits` library (and so
+/// Flask-Limiter) counts them.
+pub(crate) const UNITS: [(&str, u64); 6] = [
+    ("year", 360 * 86_400),
+    ("month", 30 * 86_400),
+    ("day", 86_400),
+    ("hour", 3_600),
+    ("minute", 60),
+    ("second", 1),
+];
+
+/// The longest window a [`Rate`] may have, in seconds: its length in nanoseconds must fit in
+/// a `u64` (about 584 years).
+pub const MAX_WINDOW_SECS: u64 = u64::MAX / 1_000_000_000;
+
+/// One rate: at most `amount` units in every `window`.
+///
+/// The window is a whole number of seconds, from one second up to [`MAX_WINDOW_SECS`].
+/// An amount of 0 is valid and denies every hit: a kill switch.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::Rate;
+///
+/// let rate: Rate = "2 per 30 seconds".parse()?;
+/// assert_eq!(rate.amount(), 2);
+/// assert_eq!(rate.window(), Duration::from_secs(30));
+/// assert_eq!(rate, Rate::new(2, Duration::from_secs(30))?);
+/// assert_eq!(rate.to_string(), "2/30 seconds");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rate {
+    /// Units allowed per window; 0 denies everything.
+    amount: u64,
+    /// Window length in seconds, `1..=MAX_WINDOW_SECS`.
+    window_secs: u64,
+}
+
+impl Rate {
+    /// A rate of `amount` units per `window`.
+    ///
+    /// Fails when the window is not a whole number of seconds between 1 second and
+    /// [`MAX_WINDOW_SECS`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::Rate;
+    ///
+    /// assert!(Rate::new(5, Duration::from_secs(60)).is_ok());
+    /// assert!(Rate::new(5, Duration::from_millis(1500)).is_err());
+    /// assert!(Rate::new(5, Duration::ZERO).is_err());
+    /// ```
+    pub fn new(amount: u64, window: Duration) -> Result<Self, InvalidWindow> {
+        if window.subsec_nanos() != 0 || window.as_secs() == 0 {
+            return Err(InvalidWindow { window });
+        }
+        Self::from_secs(amount, window.as_secs()).ok_or(InvalidWindow { window })
+    }
+
+    /// `amount` units per `window_secs` seconds, or `None` when the window is 0 or longer
+    /// than [`MAX_WINDOW_SECS`].
+    pub(crate) fn from_secs(amount: u64, window_secs: u64) -> Option<Self> {
+        (1..=MAX_WINDOW_SECS)
+            .contains(&window_secs)
+            .then_some(Self {
+                amount,
+                window_secs,
+            })
+    }
+
+    /// `amount` units per second.
+    ///
+    /// ```
+    /// assert_eq!(tollgate::Rate::per_second(10).to_string(), "10/second");
+    /// ```
+    pub const fn per_second(amount: u64) -> Self {
+        Self {
+            amount,
+            window_secs: 1,
+        }
+    }
+
+    /// `amount` units per minute.
+    ///
+    /// ```
+    /// assert_eq!(tollgate::Rate::per_minute(5).to_string(), "5/minute");
+    /// ```
+    pub const fn per_minute(amount: u64) -> Self {
+        Self {
+            amount,
+            window_secs: 60,
+        }
+    }
+
+    /// `amount` units per hour.
+    ///
+    /// ```
+    /// assert_eq!(tollgate::Rate::per_hour(100).to_string(), "100/hour");
+    /// ```
+    pub const fn per_hour(amount: u64) -> Self {
+        Self {
+            amount,
+            window_secs: 3_600,
+        }
+    }
+
+    /// `amount` units per day.
+    ///
+    /// ```
+    /// assert_eq!(tollgate::Rate::per_day(1000).to_string(), "1000/day");
+    /// ```
+    pub const fn per_day(amount: u64) -> Self {
+        Self {
+            amount,
+            window_secs: 86_400,
+        }
+    }
+
+    /// Units allowed per window.
+    pub const fn amount(&self) -> u64 {
+        self.amount
+    }
+
+    /// The window length.
+    pub const fn window(&self) -> Duration {
+        Duration::from_secs(self.window_secs)
+    }
+}
+
+impl fmt::Display for Rate {
+    /// Writes the canonical notation: the amount, `/`, and the window in the largest unit that
+    /// divides it (`10/second`, `2/30 seconds`, `1000/7 days`). It parses back to the same rate.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (unit, secs) = UNITS
+            .into_iter()
+            .find(|(_, secs)| self.window_secs.is_multiple_of(*secs))
+            .unwrap_or(("second", 1));
+        match self.window_secs / secs {
+            1 => write!(f, "{}/{unit}", self.amount),
+            n => write!(f, "{}/{n} {unit}s", self.amount),
+        }
+    }
+}
+
+impl FromStr for Rate {
+    type Err = ParseError;
+
+    /// Parses exactly one rate in the limit notation (see [`Rates`] for lists).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        notation::parse_one(s)
+    }
+}
+
+/// The error of [`Rate::new`]: a window that is not a whole number of seconds between one
+/// second and [`MAX_WINDOW_SECS`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidWindow {
+    window: Duration,
+}
+
+impl fmt::Display for InvalidWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid window {:?}: expected a whole number of seconds from 1 to {MAX_WINDOW_SECS}",
+            self.window
+        )
+    }
+}
+
+impl std::error::Error for InvalidWindow {}
+
+/// A non-empty list of rates, all of which apply at once (`"10/second; 100/minute"`).
+///
+/// Parses the notation Flask-Limiter users write: see the crate's README for the grammar.
+///
+/// ```
+/// use tollgate::{Rate, Rates};
+///
+/// let rates: Rates = "100/day; 1000 per 7 days".parse()?;
+/// assert_eq!(rates.len(), 2);
+/// assert_eq!(rates[0], Rate::per_day(100));
+/// assert_eq!(rates.to_string(), "100/day; 1000/7 days");
+/// assert_eq!(rates.to_string().parse::<Rates>()?, rates);
+/// # Ok::<(), tollgate::ParseError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rates(Box<[Rate]>);
+
+impl Rates {
+    /// A list of rates, or `None` when `rates` is empty.
+    ///
+    /// ```
+    /// use tollgate::{Rate, Rates};
+    ///
+    /// let rates = Rates::new([Rate::per_second(10), Rate::per_minute(100)]).unwrap();
+    /// assert_eq!(rates.to_string(), "10/second; 100/minute");
+    /// assert!(Rates::new([]).is_none());
+    /// ```
+    pub fn new(rates: impl IntoIterator<Item = Rate>) -> Option<Self> {
+        let rates: Box<[Rate]> = rates.into_iter().collect();
+        (!rates.is_empty()).then_some(Self(rates))
+    }
+}
+
+impl From<Rate> for Rates {
+    fn from(rate: Rate) -> Self {
+        Self(Box::new([rate]))
+    }
+}
+
+impl std::ops::Deref for Rates {
+    type Target = [Rate];
+
+    fn deref(&self) -> &[Rate] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Rates {
+    /// Writes each rate's canonical form, separated by `"; "`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, rate) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{rate}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Rates {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        notation::parse_many(s).map(|rates| Self(rates.into_boxed_slice()))
+    }
+}

@@ -1,0 +1,324 @@
+//! [`MemoryStore`]: the states of every policy and key, in this process.
+
+mod stored_key;
+mod table;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::{Future, ready};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use stored_key::{DigestKey, StoredKey};
+use table::{DropCounts, PolicyTable, Table};
+
+use crate::clock::Timestamp;
+use crate::decision::Decision;
+use crate::policy::{Policy, Strategy};
+use crate::store::{Store, StoreError, SyncStore};
+use crate::strategy::{FixedWindow, SlidingWindowCounter, SlidingWindowLog, TokenBucket};
+
+/// The default cap on keys tracked per policy.
+pub const DEFAULT_MAX_KEYS: usize = 1 << 20;
+
+/// A [`Store`] in this process's memory: fast from many threads, bounded in size.
+///
+/// # Speed
+///
+/// A hit hashes the key, locks one of many shards (a power of two, 16 per CPU, up to 1024),
+/// finds the key's states and applies the strategy: O(1) for every strategy but the sliding
+/// window log, which is O(N) in the worst case (N the rate's amount, when the hit must find
+/// how many old entries have to expire).
+///
+/// # Memory
+///
+/// A key of up to 15 bytes (an IPv4 address, `user:123456`) is stored inline; a longer one as
+/// a 120-bit keyed digest, so no key allocates. A single-rate token bucket costs 24 bytes per
+/// key plus the hash table's slack; see `BENCHMARKS.md` for measured figures. The sliding
+/// window log is the exception: it keeps one 16-byte entry per distinct hit instant still in
+/// the window, up to N per key, so keep it for small amounts (up to a few thousand per
+/// window) and use the counter or the token bucket for large ones.
+///
+/// Idle keys are forgotten once their state is indistinguishable from fresh (a hit would find
+/// the full limit available), without a background thread: sweeps ride on hits, a shard
+/// sweeping once it has served twice as many hits as it has slots, before it would grow, and when
+/// it reaches its cap. A store that receives no hits at all keeps what it has.
+///
+/// # The cap on keys
+///
+/// Each policy tracks at most about [`MemoryStore::with_max_keys`] keys (default
+/// [`DEFAULT_MAX_KEYS`]), so a flood of unique keys (key spraying) cannot exhaust memory.
+/// When a shard reaches its share of the cap, it first drops its fresh states; if that leaves
+/// less than an eighth of its share free, it also evicts a randomly chosen eighth of its keys
+/// (the choice depends on a secret hash seed, so a client cannot aim it). An evicted key starts afresh on its next hit, so at the
+/// cap a limit may let a client through early; evictions are counted in
+/// [`MemoryStats::evicted`], and the fix is a larger cap or keying on coarser identities.
+/// The alternatives were worse: refusing untracked keys denies every new client during a
+/// flood, and not tracking them lets every new client through.
+///
+/// ```
+/// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+///
+/// # futures_executor::block_on(async {
+/// let store = MemoryStore::with_max_keys(10_000);
+/// let api = Limiter::new(store.clone())
+///     .policy("api", Policy::token_bucket(Rate::per_second(100).into()));
+/// api.hit("user:1").await?;
+/// assert_eq!(store.stats().keys, 1);
+/// # Ok::<(), tollgate::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    max_keys: usize,
+    digest_key: DigestKey,
+    counters: Arc<DropCounts>,
+    /// Tables by policy name, so that preparing the same policy again (a reload) finds the
+    /// same counts; dead tables are pruned as new ones are prepared.
+    tables: Mutex<HashMap<String, Registered>>,
+}
+
+struct Registered {
+    policy: Policy,
+    table: Weak<dyn PolicyTable>,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("max_keys", &self.inner.max_keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a [`MemoryStore`] holds and has dropped.
+///
+/// ```
+/// let stats = tollgate::MemoryStore::new().stats();
+/// assert_eq!((stats.keys, stats.expired, stats.evicted), (0, 0, 0));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryStats {
+    /// Keys tracked now, over all live policies.
+    pub keys: usize,
+    /// Keys dropped because their state had become fresh.
+    pub expired: u64,
+    /// Keys dropped at the cap while their state still mattered.
+    pub evicted: u64,
+}
+
+/// A policy prepared for a [`MemoryStore`]: its table of states.
+#[derive(Clone)]
+pub struct PreparedMemory {
+    table: Arc<dyn PolicyTable>,
+}
+
+impl fmt::Debug for PreparedMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.table.fmt(f)
+    }
+}
+
+impl MemoryStore {
+    /// An empty store tracking at most [`DEFAULT_MAX_KEYS`] keys per policy.
+    pub fn new() -> Self {
+        Self::with_max_keys(DEFAULT_MAX_KEYS)
+    }
+
+    /// An empty store tracking at most about `max_keys` keys per policy (at least 1).
+    ///
+    /// ```
+    /// let store = tollgate::MemoryStore::with_max_keys(50_000_000);
+    /// ```
+    pub fn with_max_keys(max_keys: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                max_keys: max_keys.max(1),
+                digest_key: DigestKey::random(),
+                counters: Arc::default(),
+                tables: Mutex::default(),
+            }),
+        }
+    }
+
+    /// What the store holds and has dropped.
+    pub fn stats(&self) -> MemoryStats {
+        let tables = self
+            .inner
+            .tables
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        MemoryStats {
+            keys: tables
+                .values()
+                .filter_map(|registered| registered.table.upgrade())
+                .map(|table| table.len())
+                .sum(),
+            expired: self.inner.counters.expired.load(Ordering::Relaxed),
+            evicted: self.inner.counters.evicted.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Applies a hit in place: what [`Store::hit`] does, without the future.
+    #[inline]
+    pub(crate) fn hit_in_place(
+        &self,
+        policy: &PreparedMemory,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> Decision {
+        let key = StoredKey::new(key, &self.inner.digest_key);
+        let outcome = policy.table.hit(key, now.as_nanos(), cost);
+        outcome.into_decision(Duration::from_nanos(1))
+    }
+
+    /// Gives units back in place: what [`Store::refund`] does, without the future.
+    #[inline]
+    pub(crate) fn refund_in_place(
+        &self,
+        policy: &PreparedMemory,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) {
+        let key = StoredKey::new(key, &self.inner.digest_key);
+        policy.table.refund(key, now.as_nanos(), cost);
+    }
+
+    fn new_table(&self, policy: &Policy) -> Arc<dyn PolicyTable> {
+        let limits = policy.limits(Duration::from_nanos(1));
+        let max_keys = self.inner.max_keys;
+        let counters = Arc::clone(&self.inner.counters);
+        let shards = shard_count(max_keys);
+        fn table<C: table::Slots>(
+            limits: Box<[crate::strategy::TickRate]>,
+            max_keys: usize,
+            shards: usize,
+            counters: Arc<DropCounts>,
+        ) -> Arc<dyn PolicyTable> {
+            Arc::new(Table::<C>::new(limits, max_keys, shards, counters))
+        }
+        let single = limits.len() == 1;
+        match (policy.strategy(), single) {
+            (Strategy::FixedWindow, true) => {
+                table::<[FixedWindow; 1]>(limits, max_keys, shards, counters)
+            }
+            (Strategy::FixedWindow, false) => {
+                table::<Box<[FixedWindow]>>(limits, max_keys, shards, counters)
+            }
+            (Strategy::SlidingWindowLog, true) => {
+                table::<[SlidingWindowLog; 1]>(limits, max_keys, shards, counters)
+            }
+            (Strategy::SlidingWindowLog, false) => {
+                table::<Box<[SlidingWindowLog]>>(limits, max_keys, shards, counters)
+            }
+            (Strategy::SlidingWindowCounter, true) => {
+                table::<[SlidingWindowCounter; 1]>(limits, max_keys, shards, counters)
+            }
+            (Strategy::SlidingWindowCounter, false) => {
+                table::<Box<[SlidingWindowCounter]>>(limits, max_keys, shards, counters)
+            }
+            (Strategy::TokenBucket, true) => {
+                table::<[TokenBucket; 1]>(limits, max_keys, shards, counters)
+            }
+            (Strategy::TokenBucket, false) => {
+                table::<Box<[TokenBucket]>>(limits, max_keys, shards, counters)
+            }
+        }
+    }
+}
+
+/// Shards for a table: 16 per CPU rounded up to a power of two, at most 1024, and no more
+/// than one per 1024 keys of the cap (so a small cap is split evenly).
+fn shard_count(max_keys: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let by_cpus = (cpus * 16).next_power_of_two().min(1024);
+    let by_keys = (max_keys / 1024).max(1).next_power_of_two();
+    by_cpus.min(by_keys)
+}
+
+/// Every hit, refund and reset is done before its future is returned.
+impl SyncStore for MemoryStore {}
+
+impl Store for MemoryStore {
+    type Prepared = PreparedMemory;
+
+    fn answers_immediately(&self) -> bool {
+        true
+    }
+
+    /// Returns the table already prepared under `name` if its policy is equal, so that counts
+    /// survive a reload; otherwise a new, empty one.
+    fn prepare(&self, name: &str, policy: &Policy) -> PreparedMemory {
+        let mut tables = self
+            .inner
+            .tables
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(registered) = tables.get(name)
+            && registered.policy == *policy
+            && let Some(table) = registered.table.upgrade()
+        {
+            return PreparedMemory { table };
+        }
+        tables.retain(|_, registered| registered.table.strong_count() > 0);
+        let table = self.new_table(policy);
+        tables.insert(
+            name.to_owned(),
+            Registered {
+                policy: policy.clone(),
+                table: Arc::downgrade(&table),
+            },
+        );
+        PreparedMemory { table }
+    }
+
+    #[inline]
+    fn hit<'a>(
+        &'a self,
+        policy: &'a PreparedMemory,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
+        ready(Ok(self.hit_in_place(policy, key, now, cost)))
+    }
+
+    /// A key the store does not track (never hit, or already fresh) is left alone: a refund
+    /// never creates state. A refund that leaves a key fresh drops it at once.
+    #[inline]
+    fn refund<'a>(
+        &'a self,
+        policy: &'a PreparedMemory,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a> {
+        self.refund_in_place(policy, key, now, cost);
+        ready(Ok(()))
+    }
+
+    fn reset(
+        &self,
+        policy: &PreparedMemory,
+        key: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        policy
+            .table
+            .reset(StoredKey::new(key, &self.inner.digest_key));
+        ready(Ok(()))
+    }
+}

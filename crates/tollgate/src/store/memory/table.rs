@@ -1,0 +1,296 @@
+//! [`Table`]: the states of one policy, in shards each behind its own lock.
+
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use hashbrown::HashTable;
+
+use super::stored_key::StoredKey;
+use crate::strategy::{RateState, TickDecision, TickRate, apply, refund};
+
+/// The states of one key, one per rate: inline for the common single rate, boxed for more.
+pub(crate) trait Slots: Send + 'static {
+    /// The strategy's state for one rate.
+    type State: RateState;
+
+    /// Fresh states for `rates` rates.
+    fn fresh(rates: usize) -> Self;
+
+    fn states(&self) -> &[Self::State];
+
+    fn states_mut(&mut self) -> &mut [Self::State];
+}
+
+impl<S: RateState> Slots for [S; 1] {
+    type State = S;
+
+    fn fresh(_: usize) -> Self {
+        [S::default()]
+    }
+
+    fn states(&self) -> &[S] {
+        self
+    }
+
+    fn states_mut(&mut self) -> &mut [S] {
+        self
+    }
+}
+
+impl<S: RateState> Slots for Box<[S]> {
+    type State = S;
+
+    fn fresh(rates: usize) -> Self {
+        vec![S::default(); rates].into_boxed_slice()
+    }
+
+    fn states(&self) -> &[S] {
+        self
+    }
+
+    fn states_mut(&mut self) -> &mut [S] {
+        self
+    }
+}
+
+/// A table of one policy's states, whatever its strategy: what a prepared memory policy holds.
+pub(crate) trait PolicyTable: Send + Sync + fmt::Debug {
+    /// Applies a hit; see [`apply`].
+    fn hit(&self, key: StoredKey, now: u64, cost: u64) -> TickDecision;
+
+    /// Gives units back to a key; see [`refund`]. A key not tracked is left untracked.
+    fn refund(&self, key: StoredKey, now: u64, cost: u64);
+
+    /// Forgets a key.
+    fn reset(&self, key: StoredKey);
+
+    /// The number of keys tracked.
+    fn len(&self) -> usize;
+}
+
+/// Counts shared by all tables of a store.
+#[derive(Debug, Default)]
+pub(crate) struct DropCounts {
+    /// Keys dropped because their state had become fresh.
+    pub(crate) expired: AtomicU64,
+    /// Keys dropped to stay under the cap while their state still mattered.
+    pub(crate) evicted: AtomicU64,
+}
+
+/// A lock-protected shard, alone on its cache lines so that shards do not slow each other.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// One shard: a hash table of `(key, states)`.
+struct Shard<C> {
+    entries: HashTable<(StoredKey, C)>,
+    /// Hits since the last sweep; a sweep costs O(capacity), so it waits for that many hits.
+    hits_since_sweep: usize,
+    /// Picks which eighth of the keys the next eviction drops.
+    evictions: u64,
+}
+
+/// The states of one policy: `shards` hash tables, each behind a mutex, chosen by bits of
+/// the key's hash that the tables themselves do not use.
+///
+/// Idle keys are dropped by sweeps that ride on hits: a shard sweeps (drops every state that
+/// has become fresh) when it has served twice as many hits as it has slots, and then sweeps one
+/// other shard in turn; it also sweeps before it grows and when it reaches its cap. A shard
+/// still nearly full at its cap after a sweep evicts a random eighth of its keys, counted in
+/// [`DropCounts::evicted`].
+pub(crate) struct Table<C> {
+    limits: Box<[TickRate]>,
+    shards: Box<[Padded<Mutex<Shard<C>>>]>,
+    /// The most keys one shard holds.
+    shard_cap: usize,
+    hasher: foldhash::fast::RandomState,
+    counters: Arc<DropCounts>,
+    /// The shard that the next sweep also sweeps, so that traffic anywhere in the table
+    /// eventually sweeps shards that get no hits of their own.
+    sweep_cursor: AtomicUsize,
+}
+
+impl<C> fmt::Debug for Table<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("limits", &self.limits)
+            .field("shards", &self.shards.len())
+            .field("shard_cap", &self.shard_cap)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bits 40 and up of the hash pick the shard; hashbrown uses the low bits for the bucket
+/// and the top 7 for its tags.
+const SHARD_SHIFT: u32 = 40;
+
+impl<C: Slots> Table<C> {
+    /// A table for `limits` holding at most about `max_keys` keys in `shards` shards
+    /// (a power of two, at most 1024).
+    pub(crate) fn new(
+        limits: Box<[TickRate]>,
+        max_keys: usize,
+        shards: usize,
+        counters: Arc<DropCounts>,
+    ) -> Self {
+        debug_assert!(shards.is_power_of_two() && shards <= 1024);
+        Self {
+            limits,
+            shards: (0..shards)
+                .map(|_| {
+                    Padded(Mutex::new(Shard {
+                        entries: HashTable::new(),
+                        hits_since_sweep: 0,
+                        evictions: 0,
+                    }))
+                })
+                .collect(),
+            shard_cap: max_keys.div_ceil(shards).max(1),
+            hasher: foldhash::fast::RandomState::default(),
+            counters,
+            sweep_cursor: AtomicUsize::new(0),
+        }
+    }
+
+    fn hash(&self, key: &StoredKey) -> u64 {
+        self.hasher.hash_one((key.0[0], key.0[1]))
+    }
+
+    fn lock(&self, hash: u64) -> MutexGuard<'_, Shard<C>> {
+        let index = (hash >> SHARD_SHIFT) as usize & (self.shards.len() - 1);
+        // A panic cannot leave a shard half-updated (apply and the table never panic), so a
+        // poisoned lock is still consistent.
+        self.shards[index]
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a key's states are all indistinguishable from fresh at `now`, so that it may
+    /// be forgotten.
+    fn is_fresh(&self, slots: &C, now: u64) -> bool {
+        !slots
+            .states()
+            .iter()
+            .zip(&*self.limits)
+            .any(|(state, limit)| state.reset_after(limit, now) > 0)
+    }
+
+    /// Drops the states that are fresh at `now` and, when `evict` is set, a randomly chosen
+    /// eighth of the others (which eighth turns with each eviction).
+    fn sweep(&self, shard: &mut Shard<C>, now: u64, evict: bool) {
+        let round = shard.evictions % 8;
+        shard.evictions += u64::from(evict);
+        let (mut expired, mut evicted) = (0u64, 0u64);
+        shard.entries.retain(|(key, slots)| {
+            if self.is_fresh(slots, now) {
+                expired += 1;
+                false
+            } else if evict && self.hash(key) >> 61 == round {
+                evicted += 1;
+                false
+            } else {
+                true
+            }
+        });
+        self.counters.expired.fetch_add(expired, Ordering::Relaxed);
+        self.counters.evicted.fetch_add(evicted, Ordering::Relaxed);
+        shard.hits_since_sweep = 0;
+        let wanted = (shard.entries.len() * 2).max(16);
+        if shard.entries.capacity() > wanted * 2 {
+            shard.entries.shrink_to(wanted, |(key, _)| self.hash(key));
+        }
+    }
+
+    /// Sweeps the locked shard, then the next shard in turn if its lock is free.
+    fn sweep_with_neighbour(&self, shard: &mut Shard<C>, now: u64) {
+        self.sweep(shard, now, false);
+        let next = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) & (self.shards.len() - 1);
+        // try_lock: never wait for another shard while holding one (it may be ours, too).
+        if let Ok(mut other) = self.shards[next].0.try_lock() {
+            self.sweep(&mut other, now, false);
+        }
+    }
+
+    /// Makes room for one more key. A shard at its cap drops its fresh states and, if that
+    /// leaves less than an eighth of the cap free, evicts an eighth of its live keys too (so
+    /// the next sweep at the cap is at least an eighth of the cap away); a shard about to grow
+    /// sweeps first when enough hits have passed to pay for it.
+    fn make_room(&self, shard: &mut Shard<C>, now: u64) {
+        let len = shard.entries.len();
+        if len >= self.shard_cap {
+            self.sweep(shard, now, false);
+            if shard.entries.len() + self.shard_cap / 8 >= self.shard_cap {
+                self.sweep(shard, now, true);
+            }
+        } else if len == shard.entries.capacity() && shard.hits_since_sweep >= len / 2 {
+            self.sweep(shard, now, false);
+        }
+    }
+}
+
+impl<C: Slots> PolicyTable for Table<C> {
+    fn hit(&self, key: StoredKey, now: u64, cost: u64) -> TickDecision {
+        let hash = self.hash(&key);
+        let mut shard = self.lock(hash);
+        shard.hits_since_sweep += 1;
+        if shard.hits_since_sweep > 2 * shard.entries.capacity().max(64) {
+            self.sweep_with_neighbour(&mut shard, now);
+        }
+        if let Some((_, slots)) = shard.entries.find_mut(hash, |(k, _)| *k == key) {
+            return apply(slots.states_mut(), &self.limits, now, cost);
+        }
+        let mut slots = C::fresh(self.limits.len());
+        let outcome = apply(slots.states_mut(), &self.limits, now, cost);
+        if outcome.allowed && cost > 0 {
+            self.make_room(&mut shard, now);
+            shard
+                .entries
+                .insert_unique(hash, (key, slots), |(k, _)| self.hash(k));
+        }
+        outcome
+    }
+
+    fn refund(&self, key: StoredKey, now: u64, cost: u64) {
+        if cost == 0 {
+            return;
+        }
+        let hash = self.hash(&key);
+        let mut shard = self.lock(hash);
+        let Ok(mut entry) = shard.entries.find_entry(hash, |(k, _)| *k == key) else {
+            return;
+        };
+        let slots = &mut entry.get_mut().1;
+        refund(slots.states_mut(), &self.limits, now, cost);
+        // A refund that leaves the key fresh (the usual deduct-when case: its only hit given
+        // back) drops it at once rather than at the next sweep.
+        if self.is_fresh(slots, now) {
+            entry.remove();
+            self.counters.expired.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn reset(&self, key: StoredKey) {
+        let hash = self.hash(&key);
+        let mut shard = self.lock(hash);
+        if let Ok(entry) = shard.entries.find_entry(hash, |(k, _)| *k == key) {
+            entry.remove();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| {
+                shard
+                    .0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entries
+                    .len()
+            })
+            .sum()
+    }
+}

@@ -1,0 +1,234 @@
+//! The [`Store`] trait, the narrow seam between the limiter and where states live, and the
+//! stores of this crate: [`MemoryStore`](memory::MemoryStore), [`Failover`](failover::Failover)
+//! and, behind the `test-util` feature, [`FlakyStore`](testing::FlakyStore).
+
+pub(crate) mod failover;
+pub(crate) mod memory;
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::clock::Timestamp;
+use crate::decision::Decision;
+use crate::policy::Policy;
+
+/// Where the state of each (policy, key) lives, and the atomic application of hits (and
+/// refunds) to it.
+///
+/// A store keeps states and applies the pure functions of [`crate::strategy`] to them
+/// atomically; it never implements a strategy of its own. [`crate::MemoryStore`] keeps them
+/// in this process; a Redis store shares them between processes.
+///
+/// A policy is first *prepared* under its name: the store turns it into whatever it needs to
+/// apply hits quickly (a table, a script and its arguments). Preparing the same name with the
+/// same policy again should find the same counts, so that a configuration reload keeps them.
+///
+/// ```
+/// use tollgate::{MemoryStore, Policy, Rate, Store, Timestamp};
+///
+/// # futures_executor::block_on(async {
+/// let store = MemoryStore::new();
+/// let login = store.prepare("login", &Policy::fixed_window(Rate::per_minute(1).into()));
+/// let now = Timestamp::from_nanos(0);
+/// assert!(store.hit(&login, b"alice", now, 1).await?.allowed());
+/// assert!(!store.hit(&login, b"alice", now, 1).await?.allowed());
+/// store.refund(&login, b"alice", now, 1).await?; // the hit should not have counted
+/// assert!(store.hit(&login, b"alice", now, 1).await?.allowed());
+/// store.reset(&login, b"alice").await?;
+/// assert!(store.hit(&login, b"alice", now, 1).await?.allowed());
+/// # Ok::<(), tollgate::StoreError>(())
+/// # }).unwrap();
+/// ```
+pub trait Store: Send + Sync + 'static {
+    /// A policy prepared for this store.
+    type Prepared: Send + Sync + fmt::Debug + 'static;
+
+    /// Prepares `policy` under `name`; `name` scopes the keys, so two policies never share
+    /// a count.
+    fn prepare(&self, name: &str, policy: &Policy) -> Self::Prepared;
+
+    /// Applies a hit of `cost` units to `key` at `now`, atomically: see
+    /// [`crate::strategy::apply`] for the semantics, including cost 0 (a peek).
+    ///
+    /// `cost` is at most the policy's [`Policy::max_cost`]. A store that keeps its own time
+    /// (such as Redis's server clock) may use it instead of `now`.
+    ///
+    /// The future does not borrow `key` (a store copies what it needs before returning it),
+    /// so callers need not keep the key's bytes alive, and futures stay small.
+    fn hit<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, Self>;
+
+    /// Gives `cost` units back to `key` at `now`, atomically: see
+    /// [`crate::strategy::refund`] for the semantics of each strategy. Cost 0 changes nothing.
+    ///
+    /// For *deduct-when*: a hit charged before a request ran, given back once the response
+    /// shows it should not count. A key with no state (never hit, forgotten or expired) is
+    /// left alone; a refund never creates state. `cost` may be anything, the give-back
+    /// saturates, but callers normally refund what a hit was allowed to charge. A store that
+    /// keeps its own time may use it instead of `now`, as for [`Store::hit`].
+    ///
+    /// The future does not borrow `key`, as for [`Store::hit`].
+    fn refund<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a, Self>;
+
+    /// Forgets `key`'s state under `policy`: its next hit is its first.
+    fn reset(
+        &self,
+        policy: &Self::Prepared,
+        key: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether every future this store returns is ready when first polled (it never waits
+    /// on I/O, like [`crate::MemoryStore`]): the run-time twin of [`SyncStore`], for code
+    /// generic over any store. Callers may then drive a hit to completion in place instead of
+    /// allocating for a wait. `false` unless a store says otherwise.
+    fn answers_immediately(&self) -> bool {
+        false
+    }
+}
+
+/// A [`Store`] whose every future is ready when first polled: it never waits on I/O, as
+/// [`crate::MemoryStore`] does not. Policy handles over such a store can be hit without a
+/// future ([`crate::PolicyHandle::hit_sync`]), from code that is not async or from a hot loop.
+///
+/// Implement it only for a store that keeps this promise, and return `true` from
+/// [`Store::answers_immediately`]; a hit that is kept waiting anyway fails with a
+/// [`StoreError`] instead of blocking.
+///
+/// ```
+/// use tollgate::{Limiter, MemoryStore, Policy, Rate, SyncStore};
+///
+/// fn first_hit_allowed<S: SyncStore>(limiter: &Limiter<S>) -> bool {
+///     let api = limiter.policy("api", Policy::fixed_window(Rate::per_second(1).into()));
+///     api.hit_sync("k", 1).is_ok_and(|decision| decision.allowed())
+/// }
+/// assert!(first_hit_allowed(&Limiter::new(MemoryStore::new())));
+/// ```
+pub trait SyncStore: Store {}
+
+impl<S: SyncStore> SyncStore for Arc<S> {}
+
+/// A shared store: several limiters (or other users) over one set of counts.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+///
+/// # futures_executor::block_on(async {
+/// let store = Arc::new(MemoryStore::new());
+/// let policy = Policy::fixed_window(Rate::per_minute(1).into());
+/// let first = Limiter::new(Arc::clone(&store)).policy("p", policy.clone());
+/// let second = Limiter::new(Arc::clone(&store)).policy("p", policy);
+/// assert!(first.hit("k").await?.allowed());
+/// assert!(!second.hit("k").await?.allowed());
+/// # Ok::<(), tollgate::Error>(())
+/// # }).unwrap();
+/// ```
+impl<S: Store> Store for Arc<S> {
+    type Prepared = S::Prepared;
+
+    fn prepare(&self, name: &str, policy: &Policy) -> Self::Prepared {
+        (**self).prepare(name, policy)
+    }
+
+    fn hit<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, S> {
+        (**self).hit(policy, key, now, cost)
+    }
+
+    fn refund<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a, S> {
+        (**self).refund(policy, key, now, cost)
+    }
+
+    fn reset(
+        &self,
+        policy: &Self::Prepared,
+        key: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).reset(policy, key)
+    }
+
+    fn answers_immediately(&self) -> bool {
+        (**self).answers_immediately()
+    }
+}
+
+/// A store could not answer: its backend is unreachable, timed out, or failed.
+///
+/// ```
+/// use tollgate::StoreError;
+///
+/// let err = StoreError::timeout("redis at 127.0.0.1:6379 did not answer within 50ms");
+/// assert!(err.is_timeout());
+/// assert_eq!(err.to_string(), "store timed out: redis at 127.0.0.1:6379 did not answer within 50ms");
+/// ```
+#[derive(Debug)]
+pub struct StoreError {
+    timeout: bool,
+    source: Box<dyn StdError + Send + Sync>,
+}
+
+impl StoreError {
+    /// The backend failed or is unreachable.
+    pub fn unavailable(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self {
+            timeout: false,
+            source: source.into(),
+        }
+    }
+
+    /// The backend did not answer in time.
+    pub fn timeout(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self {
+            timeout: true,
+            source: source.into(),
+        }
+    }
+
+    /// Whether the store gave up waiting, rather than being told no.
+    pub fn is_timeout(&self) -> bool {
+        self.timeout
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.timeout {
+            "store timed out"
+        } else {
+            "store unavailable"
+        };
+        write!(f, "{what}: {}", self.source)
+    }
+}
+
+impl StdError for StoreError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
+    }
+}
