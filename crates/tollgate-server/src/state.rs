@@ -34,7 +34,7 @@ pub struct ServerState {
 /// proxy's router.
 #[derive(Debug)]
 pub struct InForce {
-    policies: HashMap<String, NamedPolicy>,
+    policies: HashMap<String, ConfiguredPolicy>,
     inline: PolicyFront,
     headers: HeaderStyle,
     admin_token: Option<String>,
@@ -44,7 +44,7 @@ pub struct InForce {
 
 /// A configured policy as the check API serves it.
 #[derive(Debug)]
-pub(crate) struct NamedPolicy {
+pub(crate) struct ConfiguredPolicy {
     pub(crate) handle: PolicyHandle<ServerStore>,
     pub(crate) front: PolicyFront,
 }
@@ -165,11 +165,11 @@ impl InForce {
         metrics: &Metrics,
         config: &Config,
     ) -> Result<Self, BuildError> {
-        let policies: HashMap<String, NamedPolicy> = config
+        let policies: HashMap<String, ConfiguredPolicy> = config
             .policies
             .iter()
             .map(|(name, policy)| {
-                let named = NamedPolicy {
+                let named = ConfiguredPolicy {
                     handle: limiter.policy(name, policy.clone()),
                     front: PolicyFront::new(name, metrics),
                 };
@@ -207,7 +207,7 @@ impl InForce {
     }
 
     /// The configured policy called `name`.
-    pub(crate) fn policy(&self, name: &str) -> Option<&NamedPolicy> {
+    pub(crate) fn policy(&self, name: &str) -> Option<&ConfiguredPolicy> {
         self.policies.get(name)
     }
 

@@ -1,74 +1,27 @@
 //! [`EnvoyService`]: `envoy.service.ratelimit.v3.RateLimitService` over policy handles: one
 //! [`Admission`] per request, one status per descriptor.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
-use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
-    Code, DescriptorStatus, RateLimit,
-};
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
     RateLimitService, RateLimitServiceServer,
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
-use envoy_types::pb::google::protobuf::Duration as ProtoDuration;
-use tollgate::{
-    Admission, Charge, ChargeResult, Decision, Limiter, Policy, PolicyHandle, Rate, Store,
-};
+use tollgate::{Admission, Charge, ChargeResult, Limiter, Policy, PolicyHandle, Rate, Store};
 use tonic::{Request, Response, Status};
 
-use crate::grpc::envoy::tree::{EnvoyConfig, EnvoyLimit, encode_into};
+use crate::grpc::envoy::matched::{Matched, apply_replaces, hit_key};
+use crate::grpc::envoy::status::{DescriptorVerdict, descriptor_status, no_limit, over_limit};
+use crate::grpc::envoy::tree::EnvoyConfig;
 use crate::grpc::envoy::unit::Unit;
 
 /// The scope under which the limiter keeps the policies that requests supply (a
 /// descriptor's `limit`), followed by `:{domain}`.
 const OVERRIDE_SCOPE: &str = "envoy-override";
-
-/// What a descriptor's rate limit decided, as reported to an observer (see
-/// [`EnvoyService::with_observer`]).
-///
-/// ```
-/// use tollgate_server::DescriptorVerdict;
-///
-/// assert_eq!(DescriptorVerdict::ShadowOverLimit.name(), "shadow_over_limit");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum DescriptorVerdict {
-    /// Within the limit (charged, unless it was a check of cost 0).
-    Allowed,
-    /// Over the limit: the descriptor's status is `OVER_LIMIT`.
-    OverLimit,
-    /// Over the limit in shadow mode: reported `OK`, but would have been refused.
-    ShadowOverLimit,
-    /// An `unlimited: true` descriptor: always `OK`, never counted.
-    Unlimited,
-    /// Units given back (a descriptor with `is_negative_hits`).
-    Refunded,
-}
-
-impl DescriptorVerdict {
-    /// A short name for metrics labels: `allowed`, `over_limit`, `shadow_over_limit`,
-    /// `unlimited` or `refunded`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            DescriptorVerdict::Allowed => "allowed",
-            DescriptorVerdict::OverLimit => "over_limit",
-            DescriptorVerdict::ShadowOverLimit => "shadow_over_limit",
-            DescriptorVerdict::Unlimited => "unlimited",
-            DescriptorVerdict::Refunded => "refunded",
-        }
-    }
-}
-
-impl fmt::Display for DescriptorVerdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// A function told, for every descriptor a request matched to a rate limit, the policy's name
 /// and the [`DescriptorVerdict`]; see [`EnvoyService::with_observer`].
@@ -332,10 +285,7 @@ impl<S: Store> EnvoyService<S> {
             ChargeResult::Failed(err) => Some(err),
             _ => None,
         }) {
-            tracing::warn!(error = %err, "envoy rate limit: store failed");
-            return Err(Status::unavailable(format!(
-                "rate limit store failed: {err}"
-            )));
+            return Err(unavailable(err));
         }
         let over = !verdict.is_admitted();
 
@@ -458,72 +408,6 @@ impl<S: Store> RateLimitService for EnvoyService<S> {
     }
 }
 
-/// The limit a descriptor is held to.
-enum Matched<'a, S: Store> {
-    /// No limit: not configured, or replaced.
-    None,
-    /// A rate limit of the configuration, with its handle (`None` when unlimited).
-    Configured {
-        limit: &'a EnvoyLimit,
-        handle: Option<&'a PolicyHandle<S>>,
-    },
-    /// A limit sent with the descriptor, applied as an inline policy.
-    Supplied {
-        handle: PolicyHandle<S>,
-        unit: Unit,
-        requests_per_unit: u32,
-    },
-}
-
-impl<S: Store> Matched<'_, S> {
-    /// The policy name, for observers.
-    fn policy_name(&self) -> &str {
-        match self {
-            Matched::None => "",
-            Matched::Configured { limit, .. } => limit.policy_name(),
-            Matched::Supplied { handle, .. } => handle.name(),
-        }
-    }
-
-    /// Where hits go, unless there is no limit or it is unlimited.
-    fn handle(&self) -> Option<&PolicyHandle<S>> {
-        match self {
-            Matched::None => None,
-            Matched::Configured { handle, .. } => *handle,
-            Matched::Supplied { handle, .. } => Some(handle),
-        }
-    }
-
-    fn is_unlimited(&self) -> bool {
-        matches!(self, Matched::Configured { limit, .. } if limit.is_unlimited())
-    }
-
-    fn shadow_mode(&self) -> bool {
-        matches!(self, Matched::Configured { limit, .. } if limit.shadow_mode())
-    }
-
-    /// The `current_limit` a status reports.
-    fn current_limit(&self) -> Option<RateLimit> {
-        match self {
-            Matched::None => None,
-            Matched::Configured { limit, .. } => Some(RateLimit {
-                name: limit.name().unwrap_or_default().to_owned(),
-                requests_per_unit: limit.requests_per_unit().unwrap_or_default(),
-                unit: limit.unit().map_or(0, Unit::proto),
-            }),
-            Matched::Supplied {
-                unit,
-                requests_per_unit,
-                ..
-            } => Some(RateLimit {
-                name: String::new(),
-                requests_per_unit: *requests_per_unit,
-                unit: unit.proto(),
-            }),
-        }
-    }
-}
-
 /// What a descriptor comes to, before its status is written.
 enum Plan<'m, S: Store> {
     /// No limit applies.
@@ -543,98 +427,16 @@ enum Plan<'m, S: Store> {
     },
 }
 
-/// Removes the limits that other matched limits replace (by `name`); a replaced limit's
-/// descriptor is then reported as having no limit.
-fn apply_replaces<S: Store>(matched: &mut [Matched<'_, S>]) {
-    let replaced: HashSet<&str> = matched
-        .iter()
-        .filter_map(|m| match m {
-            Matched::Configured { limit, .. } => Some(limit.replaces()),
-            _ => None,
-        })
-        .flatten()
-        .map(String::as_str)
-        .collect();
-    if replaced.is_empty() {
-        return;
-    }
-    for m in matched.iter_mut() {
-        if let Matched::Configured { limit, .. } = m
-            && limit.name().is_some_and(|n| replaced.contains(n))
-        {
-            *m = Matched::None;
-        }
-    }
-}
-
-/// `OK` without a limit: remaining `u32::MAX` for an unlimited descriptor (as
-/// envoyproxy/ratelimit answers), 0 when nothing matched.
-fn no_limit(unlimited: bool) -> DescriptorStatus {
-    DescriptorStatus {
-        code: Code::Ok as i32,
-        limit_remaining: if unlimited { u32::MAX } else { 0 },
-        ..Default::default()
-    }
-}
-
-/// The status of a descriptor whose limit decided `decision` as `verdict`.
-fn descriptor_status<S: Store>(
-    matched: &Matched<'_, S>,
-    decision: &Decision,
-    verdict: DescriptorVerdict,
-) -> DescriptorStatus {
-    // Envoy renders `x-ratelimit-reset` from the seconds alone, so a fraction rounds up.
-    let until_reset = match decision.retry_after_secs() {
-        Some(retry_after) if verdict != DescriptorVerdict::Allowed => retry_after,
-        _ => decision.reset_after_secs(),
-    };
-    DescriptorStatus {
-        code: if verdict == DescriptorVerdict::OverLimit {
-            Code::OverLimit
-        } else {
-            Code::Ok
-        } as i32,
-        current_limit: matched.current_limit(),
-        limit_remaining: u32::try_from(decision.remaining()).unwrap_or(u32::MAX),
-        duration_until_reset: Some(ProtoDuration {
-            seconds: i64::try_from(until_reset).unwrap_or(i64::MAX),
-            nanos: 0,
-        }),
-        quota: None,
-    }
-}
-
-/// The verdict of a hit over the limit.
-fn over_limit(shadow: bool) -> DescriptorVerdict {
-    if shadow {
-        DescriptorVerdict::ShadowOverLimit
-    } else {
-        DescriptorVerdict::OverLimit
-    }
-}
-
-/// The key of a descriptor's hit: its entries, `key=value` joined by `/` (percent-encoded
-/// as policy names are), so that every distinct value counts apart.
-fn hit_key(descriptor: &RateLimitDescriptor) -> String {
-    let mut key = String::new();
-    for (i, entry) in descriptor.entries.iter().enumerate() {
-        if i > 0 {
-            key.push('/');
-        }
-        encode_into(&mut key, &entry.key);
-        key.push('=');
-        encode_into(&mut key, &entry.value);
-    }
-    key
-}
-
 /// The gRPC status of a failed refund or peek: `UNAVAILABLE` for a store that failed.
 fn status(err: tollgate::Error) -> Status {
     match err {
-        tollgate::Error::Store(err) => {
-            tracing::warn!(error = %err, "envoy rate limit: store failed");
-            Status::unavailable(format!("rate limit store failed: {err}"))
-        }
+        tollgate::Error::Store(err) => unavailable(&err),
         err => Status::internal(format!("rate limit: {err}")),
     }
+}
+
+/// `UNAVAILABLE`, for a store that failed: Envoy's `failure_mode_deny` decides.
+fn unavailable(err: &tollgate::StoreError) -> Status {
+    tracing::warn!(error = %err, "envoy rate limit: store failed");
+    Status::unavailable(format!("rate limit store failed: {err}"))
 }

@@ -42,7 +42,7 @@ use tollgate_tower::key::{self, KeyExtractor};
 use tollgate_tower::{BuildError, HeaderStyle, HttpLimiter, Limit};
 
 use crate::config::{KeySpec, ProxyConfig, RouteConfig};
-use crate::state::{NamedPolicy, ServerStore};
+use crate::state::{ConfiguredPolicy, ServerStore};
 use forward::{Upstream, forward};
 
 /// The prefix of the names the proxy's counts are stored under, apart from the check API's.
@@ -59,7 +59,7 @@ pub(crate) const NAMESPACE: &str = "proxy:";
 /// check API's policy names such as `login`.
 pub(crate) fn router(
     config: &ProxyConfig,
-    policies: &HashMap<String, NamedPolicy>,
+    policies: &HashMap<String, ConfiguredPolicy>,
     headers: HeaderStyle,
     limiter: &Limiter<ServerStore>,
 ) -> Result<Router, BuildError> {
@@ -115,7 +115,7 @@ pub(crate) fn router(
 /// with that path).
 fn route_limit(
     config: &ProxyConfig,
-    policies: &HashMap<String, NamedPolicy>,
+    policies: &HashMap<String, ConfiguredPolicy>,
     index: usize,
 ) -> Option<Limit> {
     let route: &RouteConfig = &config.routes[index];
@@ -138,7 +138,7 @@ fn route_limit(
 }
 
 /// The Tower layer's limit applying `named`'s policy, its decisions counted under its name.
-fn limit(named: &NamedPolicy) -> Limit {
+fn limit(named: &ConfiguredPolicy) -> Limit {
     let counters = named.front.counters.clone();
     Limit::policy(named.handle.policy().clone()).on_decision(move |result| counters.record(result))
 }

@@ -2,49 +2,10 @@
 //! once, a limiter shared with other front ends, checked trusted proxies, decision
 //! observers, and dynamic limits that go wrong before anything is charged.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use tollgate::{ChargeResult, Limiter, Policy};
+use tollgate_tower::TrustedProxies;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
-use axum::routing::get;
-use tollgate::{ChargeResult, Limiter, ManualClock, MemoryStore, Policy, Store, Strategy};
-use tollgate_tower::{DeclarationError, HttpLimiter, Limit, TrustedProxies};
-use tower::ServiceExt;
-
-const ALICE: &str = "203.0.113.7";
-
-fn request(path: &str, ip: &str, headers: &[(&str, &str)]) -> Request {
-    let mut builder = Request::builder().uri(path);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let mut request = builder.body(Body::empty()).expect("valid request");
-    let peer = SocketAddr::new(ip.parse().expect("test address"), 40000);
-    request.extensions_mut().insert(ConnectInfo(peer));
-    request
-}
-
-fn app(limiter: &HttpLimiter<impl Store>) -> Router {
-    Router::new()
-        .route("/a", get(|| async { "a" }))
-        .route("/b", get(|| async { "b" }))
-        .layer(limiter.layer())
-}
-
-async fn statuses(app: &Router, path: &str, ip: &str, n: usize) -> Vec<u16> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let response = app
-            .clone()
-            .oneshot(request(path, ip, &[]))
-            .await
-            .expect("infallible");
-        out.push(response.status().as_u16());
-    }
-    out
-}
+use super::*;
 
 #[tokio::test]
 async fn a_limit_made_from_a_policy_keeps_its_strategy_and_burst() {
@@ -57,7 +18,7 @@ async fn a_limit_made_from_a_policy_keeps_its_strategy_and_burst() {
         .route("/b", Limit::policy(bucket))
         .build()
         .expect("valid");
-    let app = app(&limiter);
+    let app = routes(&limiter);
     assert_eq!(statuses(&app, "/a", ALICE, 4).await, [200, 200, 200, 429]);
     assert_eq!(statuses(&app, "/b", ALICE, 4).await, [200, 200, 200, 429]);
 }
@@ -121,11 +82,11 @@ async fn layers_sharing_a_limiter_share_its_store_and_keep_their_names_apart() {
             .build()
             .expect("valid")
     };
-    let (first, second) = (app(&build("first:")), app(&build("second:")));
+    let (first, second) = (routes(&build("first:")), routes(&build("second:")));
     assert_eq!(statuses(&first, "/a", ALICE, 3).await, [200, 200, 429]);
     assert_eq!(statuses(&second, "/a", ALICE, 3).await, [200, 200, 429]);
     assert_eq!(store.stats().keys, 2, "both count in the shared store");
-    let again = app(&build("first:"));
+    let again = routes(&build("first:"));
     assert_eq!(
         statuses(&again, "/a", ALICE, 1).await,
         [429],
@@ -141,9 +102,14 @@ async fn checked_trusted_proxies_are_believed() {
         .route("/a", "1/minute")
         .build()
         .expect("valid");
-    let app = app(&limiter);
+    let app = routes(&limiter);
     let from = |client: &str| {
-        let request = request("/a", "10.0.0.1", &[("x-forwarded-for", client)]);
+        let request = request(
+            Method::GET,
+            "/a",
+            "10.0.0.1",
+            &[("x-forwarded-for", client)],
+        );
         let app = app.clone();
         async move { app.oneshot(request).await.expect("infallible").status() }
     };
@@ -174,7 +140,7 @@ async fn a_decision_observer_sees_each_charge_of_its_limit() {
         .build()
         .expect("valid");
     assert_eq!(
-        statuses(&app(&alone), "/a", ALICE, 3).await,
+        statuses(&routes(&alone), "/a", ALICE, 3).await,
         [200, 200, 429]
     );
     assert_eq!(
@@ -189,7 +155,7 @@ async fn a_decision_observer_sees_each_charge_of_its_limit() {
         .route("/a", observed)
         .build()
         .expect("valid");
-    assert_eq!(statuses(&app(&behind), "/a", ALICE, 2).await, [200, 429]);
+    assert_eq!(statuses(&routes(&behind), "/a", ALICE, 2).await, [200, 429]);
     assert_eq!(*seen.lock().expect("not poisoned"), ["allowed"]);
 }
 
@@ -211,12 +177,12 @@ async fn a_dynamic_limit_that_goes_wrong_charges_nothing() {
         )
         .build()
         .expect("valid");
-    let app = app(&limiter);
+    let app = routes(&limiter);
     let send = |plan: &'static str| {
         let app = app.clone();
         async move {
             let response = app
-                .oneshot(request("/a", ALICE, &[("x-plan", plan)]))
+                .oneshot(request(Method::GET, "/a", ALICE, &[("x-plan", plan)]))
                 .await
                 .expect("infallible");
             response.status().as_u16()
