@@ -30,8 +30,8 @@ pub use config::{
     RoutePattern, UpstreamUri,
 };
 pub use grpc::envoy::{DescriptorVerdict, EnvoyConfig, EnvoyLimit, EnvoyService, Observer, Unit};
-pub use http::check_api::router as check_api;
-pub use metrics::{Metrics, PolicyCounters};
+pub use http::check_api::check_api_router;
+pub use metrics::{Metrics, PolicyCounters, Totals};
 pub use server::{SHUTDOWN_GRACE, ServeError, Settings, check, serve};
 pub use state::{InForce, ServerState, ServerStore};
 

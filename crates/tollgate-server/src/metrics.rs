@@ -62,7 +62,7 @@ struct HitLabels {
 ///
 /// ```
 /// use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate};
-/// use tollgate_server::Metrics;
+/// use tollgate_server::{Metrics, Totals};
 ///
 /// # futures_executor::block_on(async {
 /// let metrics = Metrics::new();
@@ -72,7 +72,7 @@ struct HitLabels {
 ///     let verdict = Admission::new().charge(Charge::new(login.clone(), "k", 1)).decide().await;
 ///     counters.record(&verdict.results()[0]);
 /// }
-/// let text = metrics.render(0, false);
+/// let text = metrics.render(&Totals::default());
 /// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="allowed"} 1"#));
 /// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="denied"} 1"#));
 /// # });
@@ -107,30 +107,35 @@ impl PolicyCounters {
         self.count(outcome);
     }
 
-    /// Counts a request that got no decision (a mistake in it).
-    pub fn record_error(&self) {
-        self.count(HitOutcome::Error);
-    }
-
     fn count(&self, outcome: HitOutcome) {
         self.counters[outcome as usize].inc();
     }
 }
 
+/// What the limiter counts itself, read when metrics are rendered.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Totals {
+    /// Storage errors seen by the failure mode.
+    pub storage_errors: u64,
+    /// Whether hits are counted in memory because the storage fails.
+    pub falling_back: bool,
+    /// Inline policies evicted so far.
+    pub inline_evicted: u64,
+}
+
 /// The server's counters: hits by policy and outcome, storage errors, whether hits are
-/// falling back to memory, and the latency of checks.
+/// falling back to memory, inline policies evicted, and the latency of checks.
 ///
 /// ```
 /// use std::time::Duration;
-/// use tollgate_server::Metrics;
+/// use tollgate_server::{Metrics, Totals};
 ///
 /// let metrics = Metrics::new();
-/// metrics.counters("login").record_error();
 /// metrics.took(Duration::from_micros(40));
-/// let text = metrics.render(3, false);
-/// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="error"} 1"#));
+/// let text = metrics.render(&Totals { storage_errors: 3, falling_back: false, inline_evicted: 2 });
 /// assert!(text.contains("tollgate_storage_errors_total 3"));
 /// assert!(text.contains("tollgate_storage_fallback 0"));
+/// assert!(text.contains("tollgate_inline_policies_evicted_total 2"));
 /// ```
 #[derive(Debug)]
 pub struct Metrics {
@@ -141,6 +146,9 @@ pub struct Metrics {
     /// The storage error count already added to `storage_errors`.
     storage_errors_seen: AtomicU64,
     fallback: Gauge,
+    inline_evicted: Counter,
+    /// The eviction count already added to `inline_evicted`.
+    inline_evicted_seen: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -174,6 +182,12 @@ impl Metrics {
             "1 while hits are counted in memory because the storage fails",
             fallback.clone(),
         );
+        let inline_evicted = Counter::default();
+        registry.register(
+            "tollgate_inline_policies_evicted",
+            "Inline policies evicted to keep the most the server keeps (their counts restart)",
+            inline_evicted.clone(),
+        );
         Self {
             registry,
             hits,
@@ -181,6 +195,8 @@ impl Metrics {
             storage_errors,
             storage_errors_seen: AtomicU64::new(0),
             fallback,
+            inline_evicted,
+            inline_evicted_seen: AtomicU64::new(0),
         }
     }
 
@@ -204,14 +220,24 @@ impl Metrics {
         self.latency.observe(took.as_secs_f64());
     }
 
-    /// The text format, with the storage's error count and fallback state as they are now.
-    pub fn render(&self, storage_errors: u64, falling_back: bool) -> String {
-        let seen = self
-            .storage_errors_seen
-            .swap(storage_errors, Ordering::Relaxed);
-        self.storage_errors
-            .inc_by(storage_errors.saturating_sub(seen));
-        self.fallback.set(i64::from(falling_back));
+    /// The text format, with the limiter's state as it is now: the storage's error count,
+    /// whether it falls back to memory, and the inline policies evicted so far.
+    pub fn render(&self, now: &Totals) -> String {
+        let catch_up = |counter: &Counter, seen: &AtomicU64, total: u64| {
+            let before = seen.swap(total, Ordering::Relaxed);
+            counter.inc_by(total.saturating_sub(before));
+        };
+        catch_up(
+            &self.storage_errors,
+            &self.storage_errors_seen,
+            now.storage_errors,
+        );
+        catch_up(
+            &self.inline_evicted,
+            &self.inline_evicted_seen,
+            now.inline_evicted,
+        );
+        self.fallback.set(i64::from(now.falling_back));
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

@@ -129,7 +129,7 @@ pub async fn serve(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let mut tasks = tokio::task::JoinSet::new();
-    let router = check_api::router(Arc::clone(&state));
+    let router = check_api::check_api_router(Arc::clone(&state));
     tasks.spawn(
         axum::serve(
             check_listener,
@@ -189,13 +189,13 @@ pub async fn serve(
                     (&mut shutdown).await;
                     break;
                 }
-                let reloaded = settings
-                    .load()
-                    .map_err(ServeError::Config)
-                    .and_then(|new| state.reload(&new).map(|()| new).map_err(ServeError::Proxy));
+                let reloaded = settings.load().map_err(|err| err.to_string()).and_then(|new| {
+                    restart_only_changes(&config, &new)?;
+                    state.reload(&new).map_err(|err| format!("proxy: {err}"))?;
+                    Ok(new)
+                });
                 match reloaded {
                     Ok(new) => {
-                        warn_about_restart_only_changes(&config, &new);
                         tracing::info!(policies = new.policies.len(), "configuration reloaded");
                         config = new;
                     }
@@ -255,14 +255,33 @@ impl RateLimitService for EnvoyFront {
     }
 }
 
-/// Listeners and storage are set up once; a reload that changes them says so.
-fn warn_about_restart_only_changes(old: &Config, new: &Config) {
+/// What a reload cannot change: the listeners and the storage are set up once. `Err` says
+/// what changed.
+fn restart_only_changes(old: &Config, new: &Config) -> Result<(), String> {
     let proxy_listen = |config: &Config| config.proxy.as_ref().map(|proxy| proxy.listen);
-    if old.listen != new.listen
-        || old.storage != new.storage
-        || old.grpc_listen != new.grpc_listen
-        || proxy_listen(old) != proxy_listen(new)
-    {
-        tracing::warn!("listen addresses and storage change only on restart");
+    let changed = [
+        ("server.listen", old.listen != new.listen),
+        ("server.grpc_listen", old.grpc_listen != new.grpc_listen),
+        (
+            "the [proxy] section or proxy.listen",
+            proxy_listen(old) != proxy_listen(new),
+        ),
+        ("server.storage", old.storage != new.storage),
+        (
+            "server.on_storage_error",
+            old.on_storage_error != new.on_storage_error,
+        ),
+    ];
+    let changed: Vec<&str> = changed
+        .into_iter()
+        .filter_map(|(what, changed)| changed.then_some(what))
+        .collect();
+    if changed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} changed; listeners and storage change only on restart",
+            changed.join(", ")
+        ))
     }
 }

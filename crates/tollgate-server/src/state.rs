@@ -194,7 +194,7 @@ impl InForce {
         let proxy = config
             .proxy
             .as_ref()
-            .map(|proxy| proxy::router(proxy, &policies, config.headers, limiter))
+            .map(|proxy| proxy::proxy_router(proxy, &policies, config.headers, limiter))
             .transpose()?;
         Ok(Self {
             policies,

@@ -9,11 +9,13 @@ use std::process::{Command, Stdio};
 
 use support::{check_config, free_port, write_config};
 
-/// Runs `tollgate serve --config path` until it says it is serving (`Ok`) or exits (`Err`
-/// with what it printed on standard error).
-fn serve_outcome(path: &Path) -> Result<(), String> {
+/// Runs `tollgate serve FLAGS --config path` until it says it is serving (`Ok`, and it is
+/// stopped) or exits (`Err` with what it printed on standard error).
+fn serve_outcome(path: &Path, flags: &[&str]) -> Result<(), String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["serve", "--config"])
+        .arg("serve")
+        .args(flags)
+        .arg("--config")
         .arg(path)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -108,6 +110,21 @@ fn check_config_and_serve_agree_on_good_and_bad_configurations() {
             Some(":4: policies.inline: the name \"inline\" is kept".to_owned()),
         ),
         (
+            format!(
+                "[server]\nlisten = \"0.0.0.0:{port}\"\n\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n\
+                 upstream = \"{upstream}\"\n"
+            ),
+            Some(format!(
+                ":5: proxy.listen: the proxy would listen on 127.0.0.1:{port}, where the check \
+                 API listens (server.listen)"
+            )),
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[policies.\"proxy:default\"]\nlimits = \"1/second\"\n"
+                .to_owned(),
+            Some(":4: policies.proxy:default: invalid policy name \"proxy:default\"".to_owned()),
+        ),
+        (
             "[server]\nlisten = \"127.0.0.1:0\"\ngrpc_listen = \"127.0.0.1:0\"\n".to_owned(),
             Some(":3: server.grpc_listen: the Envoy rate limit service needs [envoy]".to_owned()),
         ),
@@ -115,7 +132,7 @@ fn check_config_and_serve_agree_on_good_and_bad_configurations() {
     for (text, wrong) in cases {
         let path = write_config("tollgate.toml", &text);
         let (checked, stdout, stderr) = check_config(&path);
-        let served = serve_outcome(&path);
+        let served = serve_outcome(&path, &[]);
         match &wrong {
             None => {
                 assert!(checked, "check-config refused:\n{text}\n{stderr}");
@@ -137,5 +154,40 @@ fn check_config_and_serve_agree_on_good_and_bad_configurations() {
                 );
             }
         }
+    }
+}
+
+/// A flag overrides the file, but a mistake in the file is still one: `serve --listen` does
+/// not serve a file that `check-config` refuses.
+#[test]
+fn flags_do_not_hide_mistakes_in_the_file() {
+    for (text, expected) in [
+        (
+            "[server]\nlisten = \"localhost\"\n",
+            ":2: server.listen: invalid address",
+        ),
+        (
+            "[server]\nstorage = \"mongodb://x\"\n",
+            ":2: server.storage: invalid storage URI",
+        ),
+    ] {
+        let path = write_config("tollgate.toml", text);
+        let (checked, _, stderr) = check_config(&path);
+        assert!(!checked && stderr.contains(expected), "{stderr}");
+        let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--storage",
+                "memory://",
+                "--config",
+            ])
+            .arg(&path)
+            .output()
+            .expect("the tollgate binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "served:\n{text}");
+        assert!(stderr.contains(expected), "{stderr}");
     }
 }

@@ -12,7 +12,7 @@ use axum::routing::get;
 use serde_json::Value;
 use tollgate::{ManualClock, MemoryStore, Policy};
 use tollgate_redis::AnyStore;
-use tollgate_server::{Config, ServerState, check_api};
+use tollgate_server::{Config, ServerState, check_api_router};
 use tollgate_tower::{HeaderStyle, HttpLimiter, Limit, key};
 use tower::ServiceExt;
 
@@ -192,7 +192,7 @@ async fn the_layer_and_the_check_api_decide_alike() {
             api_clock.clone(),
         )
         .expect("valid");
-        let api = check_api(Arc::new(state));
+        let api = check_api_router(Arc::new(state));
         // The same policy inline, counted apart from the named one.
         let inline_state = ServerState::with_clock(
             &Config::empty(),
@@ -200,7 +200,7 @@ async fn the_layer_and_the_check_api_decide_alike() {
             api_clock.clone(),
         )
         .expect("valid");
-        let inline_api = check_api(Arc::new(inline_state));
+        let inline_api = check_api_router(Arc::new(inline_state));
         for (i, &(advance_ms, key, cost)) in case.steps.iter().enumerate() {
             for clock in [&layer_clock, &api_clock] {
                 clock.advance(Duration::from_millis(advance_ms));

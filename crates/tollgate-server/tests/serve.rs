@@ -242,6 +242,18 @@ fn sighup_reloads_and_keeps_counts_of_unchanged_policies() {
     assert_eq!(post(server.api(), "/v1/check", login).status, 429);
     // So did the inline policy's.
     assert_eq!(post(server.api(), "/v1/check", inline).status, 429);
+    // A reload cannot change what is bound or opened: refused, the old configuration stays
+    // (the policy added beside the change is not put in force either).
+    std::fs::write(
+        &path,
+        CONFIG.replace("[server]\n", "[server]\non_storage_error = \"deny\"\n")
+            + "\n[policies.later]\nlimits = \"1/minute\"\n",
+    )
+    .expect("rewrite config");
+    server.signal("HUP");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let later = r#"{"policy": "later", "key": "k"}"#;
+    assert_eq!(post(server.api(), "/v1/peek", later).status, 404);
     // An invalid config is refused and the old one stays.
     std::fs::write(&path, "[policies.login]\nlimits = \"5/minit\"\n").expect("rewrite config");
     server.signal("HUP");

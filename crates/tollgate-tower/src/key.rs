@@ -94,24 +94,24 @@ impl KeyExtractor for Arc<dyn KeyExtractor> {
 /// assert_eq!(&*RequestKey::from("alice").key_bytes(), b"alice");
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct RequestKey(Repr);
+pub struct RequestKey(KeyRepr);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
-enum Repr {
+enum KeyRepr {
     Ip(IpAddr),
     Bytes(Cow<'static, [u8]>),
 }
 
 impl RequestKey {
     /// The key of requests no extractor could name: one shared count for all of them.
-    pub const UNKNOWN: RequestKey = RequestKey(Repr::Bytes(Cow::Borrowed(b"?")));
+    pub const UNKNOWN: RequestKey = RequestKey(KeyRepr::Bytes(Cow::Borrowed(b"?")));
 }
 
 impl Key for RequestKey {
     fn key_bytes(&self) -> KeyBytes<'_> {
         match &self.0 {
-            Repr::Ip(ip) => ip.key_bytes(),
-            Repr::Bytes(bytes) => KeyBytes::borrowed(bytes),
+            KeyRepr::Ip(ip) => ip.key_bytes(),
+            KeyRepr::Bytes(bytes) => KeyBytes::borrowed(bytes),
         }
     }
 }
@@ -119,33 +119,33 @@ impl Key for RequestKey {
 impl fmt::Debug for RequestKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Repr::Ip(ip) => write!(f, "RequestKey({ip})"),
-            Repr::Bytes(bytes) => write!(f, "RequestKey({:?})", String::from_utf8_lossy(bytes)),
+            KeyRepr::Ip(ip) => write!(f, "RequestKey({ip})"),
+            KeyRepr::Bytes(bytes) => write!(f, "RequestKey({:?})", String::from_utf8_lossy(bytes)),
         }
     }
 }
 
 impl From<IpAddr> for RequestKey {
     fn from(ip: IpAddr) -> Self {
-        Self(Repr::Ip(ip))
+        Self(KeyRepr::Ip(ip))
     }
 }
 
 impl From<&'static str> for RequestKey {
     fn from(text: &'static str) -> Self {
-        Self(Repr::Bytes(Cow::Borrowed(text.as_bytes())))
+        Self(KeyRepr::Bytes(Cow::Borrowed(text.as_bytes())))
     }
 }
 
 impl From<String> for RequestKey {
     fn from(text: String) -> Self {
-        Self(Repr::Bytes(Cow::Owned(text.into_bytes())))
+        Self(KeyRepr::Bytes(Cow::Owned(text.into_bytes())))
     }
 }
 
 impl From<Vec<u8>> for RequestKey {
     fn from(bytes: Vec<u8>) -> Self {
-        Self(Repr::Bytes(Cow::Owned(bytes)))
+        Self(KeyRepr::Bytes(Cow::Owned(bytes)))
     }
 }
 

@@ -60,13 +60,25 @@ impl Breach {
     }
 }
 
+/// The JSON body of every answer of the limiter's own: `{"error": ...}`, and for a 429
+/// `"retry_after"` in seconds.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
+}
+
 /// The default rejection: 429, `Retry-After`, and
 /// `{"error":"rate limit exceeded","retry_after":N}`.
 pub(crate) fn too_many_requests(breach: &Breach) -> Response<Body> {
     let retry_after = breach.retry_after_secs();
     let mut response = json(
         StatusCode::TOO_MANY_REQUESTS,
-        &serde_json::json!({ "error": "rate limit exceeded", "retry_after": retry_after }),
+        &ErrorBody {
+            error: "rate limit exceeded",
+            retry_after: Some(retry_after),
+        },
     );
     response
         .headers_mut()
@@ -118,7 +130,13 @@ pub fn grpc_rejection(breach: &Breach) -> Response<Body> {
 /// assert_eq!(response.headers()["content-type"], "application/json");
 /// ```
 pub fn json_error(status: StatusCode, message: &str) -> Response<Body> {
-    json(status, &serde_json::json!({ "error": message }))
+    json(
+        status,
+        &ErrorBody {
+            error: message,
+            retry_after: None,
+        },
+    )
 }
 
 /// The answer when the store that keeps the counts fails and the failure mode says deny:
@@ -141,9 +159,11 @@ pub fn store_unavailable() -> Response<Body> {
     response
 }
 
-/// A response with the JSON body `value`.
-fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(Body::from(value.to_string()));
+/// A response with the JSON body `body`.
+fn json(status: StatusCode, body: &ErrorBody<'_>) -> Response<Body> {
+    // A struct of a string and a number always serializes.
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,5 +1,5 @@
 //! The layer over a real Redis: workers share one count, a deduct-when refund reaches Redis,
-//! and a dead Redis is answered by the failure policy.
+//! and a dead Redis is answered by the failure mode.
 
 #[path = "../../tollgate-redis/tests/support/mod.rs"]
 mod redis_support;

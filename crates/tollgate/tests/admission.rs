@@ -190,6 +190,32 @@ fn a_store_failure_stops_the_admission_and_gives_back_what_was_charged() {
 }
 
 #[test]
+fn a_shadow_charge_whose_store_fails_fails_the_admission() {
+    let (up, down) = (FlakyStore::new(), FlakyStore::new());
+    let enforced =
+        Limiter::new(up).policy("enforced", Policy::fixed_window(Rate::per_hour(3).into()));
+    let shadow =
+        Limiter::new(down.clone()).policy("shadow", Policy::fixed_window(Rate::per_hour(3).into()));
+    down.set_down(true);
+    let verdict = decide(
+        Admission::new()
+            .charge(Charge::new(enforced.clone(), "k", 1))
+            .charge(Charge::new(shadow, "k", 1).shadow())
+            .charge(Charge::new(enforced.clone(), "j", 1)),
+    );
+    assert!(
+        !verdict.is_admitted(),
+        "a failing store never lets a request through"
+    );
+    assert!(matches!(
+        verdict.refused_by(),
+        Some((1, ChargeResult::Failed(_)))
+    ));
+    assert!(matches!(verdict.results()[2], ChargeResult::Skipped));
+    assert_eq!(remaining(&enforced, "k"), 3, "given back");
+}
+
+#[test]
 fn settling_gives_back_the_charges_whose_response_does_not_count() {
     let (small, large) = two_policies();
     let verdict = decide(

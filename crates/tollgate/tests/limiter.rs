@@ -276,17 +276,16 @@ fn refund_checks_the_cost_like_a_hit() {
 }
 
 #[test]
-fn inline_policies_are_prepared_once_per_scope_and_bounded() {
-    use tollgate::MAX_INLINE_POLICIES;
+fn inline_policies_are_prepared_once_per_scope() {
     let limiter = Limiter::new(MemoryStore::new());
     let two = Policy::fixed_window(Rate::per_minute(2).into());
     block_on(async {
-        let s = limiter.inline("s", &two)?;
+        let s = limiter.inline("s", &two);
         assert_eq!(s.name(), "s|2/minute (fixed-window)");
         assert_eq!(s.hit_cost("k", 2).await?.remaining(), 0);
         assert!(!s.hit_cost("k", 1).await?.allowed());
         // Found again, not prepared again: the same handle, the same count.
-        let again = limiter.inline("s", &two)?;
+        let again = limiter.inline("s", &two);
         assert!(again.same_as(&s));
         again.refund("k", 1).await?;
         assert!(s.hit_cost("k", 1).await?.allowed());
@@ -303,28 +302,50 @@ fn inline_policies_are_prepared_once_per_scope_and_bounded() {
         // Another scope is another count.
         assert_eq!(
             limiter
-                .inline("t", &two)?
+                .inline("t", &two)
                 .hit_cost("k", 2)
                 .await?
                 .remaining(),
             0
         );
-        // Distinct policies up to the bound, then a refusal; known ones still work.
-        for n in 1..MAX_INLINE_POLICIES as u64 - 1 {
-            let policy = Policy::fixed_window(Rate::per_minute(n).into());
-            limiter.inline("bound", &policy)?.peek("k").await?;
-        }
-        let one_more = Policy::fixed_window(Rate::per_hour(7).into());
-        assert!(matches!(
-            limiter.inline("bound", &one_more),
-            Err(Error::TooManyInlinePolicies {
-                max: MAX_INLINE_POLICIES
-            })
-        ));
-        assert!(limiter.inline("s", &two)?.hit("k").await?.allowed());
         Ok::<(), Error>(())
     })
     .expect("no store errors");
+}
+
+/// A flood of distinct inline policies (a client sending a new one with every request) never
+/// holds more than the bound, and evicts only policies not used lately: one in use keeps
+/// its counts.
+#[test]
+fn a_flood_of_inline_policies_evicts_the_unused_ones_and_is_counted() {
+    use tollgate::MAX_INLINE_POLICIES;
+    let store = MemoryStore::new();
+    let limiter = Limiter::new(store.clone());
+    let busy = Policy::fixed_window(Rate::per_hour(2).into());
+    limiter.inline("s", &busy).hit_sync("k", 1).expect("hit");
+    let flood = 3 * MAX_INLINE_POLICIES as u64;
+    for n in 0..flood {
+        let policy = Policy::fixed_window(Rate::per_hour(1_000 + n).into());
+        limiter
+            .inline("flood", &policy)
+            .hit_sync("k", 1)
+            .expect("hit");
+        // The busy policy is used all along.
+        limiter.inline("s", &busy).hit_sync("k", 0).expect("peek");
+    }
+    let evicted = limiter.evicted_inline_policies();
+    assert_eq!(
+        evicted,
+        flood + 1 - MAX_INLINE_POLICIES as u64,
+        "kept at most the bound"
+    );
+    assert!(
+        store.stats().keys <= MAX_INLINE_POLICIES,
+        "{:?}",
+        store.stats()
+    );
+    let again = limiter.inline("s", &busy).hit_sync("k", 1).expect("hit");
+    assert_eq!(again.remaining(), 0, "the busy policy kept its count");
 }
 
 /// A server rebuilds what it serves from its configuration on a reload, from a clone of the
@@ -335,11 +356,11 @@ fn counts_outlive_handles_rebuilt_from_a_clone_of_the_limiter() {
     let limiter = Limiter::new(MemoryStore::new());
     let one = Policy::fixed_window(Rate::per_hour(1).into());
     block_on(async {
-        let inline = limiter.inline("inline", &one)?;
+        let inline = limiter.inline("inline", &one);
         assert!(inline.hit("k").await?.allowed());
         drop(inline);
         let reloaded = limiter.clone();
-        assert!(!reloaded.inline("inline", &one)?.hit("k").await?.allowed());
+        assert!(!reloaded.inline("inline", &one).hit("k").await?.allowed());
 
         let named = limiter.policy("login", one.clone());
         assert!(named.hit("k").await?.allowed());

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::PathBuf;
 
@@ -118,9 +118,15 @@ impl<'a> Checker<'a> {
     pub(crate) fn check(&self, overrides: &Overrides) -> Result<Config, ConfigError> {
         let raw: FileConfig = toml::from_str(self.text).map_err(|err| self.toml_error(&err))?;
         let server = raw.server;
-        let listen = match (overrides.listen, &server.listen) {
-            (Some(listen), _) => listen,
-            (None, Some(listen)) => self.address(listen, "server.listen")?,
+        // The file's values are checked even where a flag overrides them, so that a file
+        // `check-config` refuses is never served.
+        let file_listen = server
+            .listen
+            .as_ref()
+            .map(|listen| self.address(listen, "server.listen"))
+            .transpose()?;
+        let listen = match (overrides.listen, file_listen) {
+            (Some(listen), _) | (None, Some(listen)) => listen,
             (None, None) => DEFAULT_LISTEN.parse().expect("a valid default address"),
         };
         let grpc_listen = server
@@ -162,6 +168,13 @@ impl<'a> Checker<'a> {
         let mut policies = BTreeMap::new();
         for (name, section) in &raw.policies {
             let field = format!("policies.{name}");
+            if !valid_policy_name(name) {
+                return Err(self.error(
+                    section.span(),
+                    field,
+                    format!("invalid policy name {name:?}: use letters, digits, '_', '-' and '.'"),
+                ));
+            }
             if name == INLINE_POLICY {
                 return Err(self.error(
                     section.span(),
@@ -262,18 +275,25 @@ impl<'a> Checker<'a> {
         })
     }
 
-    /// The storage URI, from the command line or the file, checked as `serve` will open it.
+    /// The storage URI, from the command line or the file (checked even when the command line
+    /// overrides it), checked as `serve` will open it.
     fn storage(
         &self,
         server: &ServerSection,
         overrides: &Overrides,
     ) -> Result<StorageUri, ConfigError> {
-        match (&overrides.storage, &server.storage) {
+        let file_storage = server
+            .storage
+            .as_ref()
+            .map(|uri| {
+                uri.get_ref()
+                    .parse::<StorageUri>()
+                    .map_err(|err| self.error(uri.span(), "server.storage", err))
+            })
+            .transpose()?;
+        match (&overrides.storage, file_storage) {
             (Some(uri), _) => uri.parse().map_err(|err| self.flag_error("--storage", err)),
-            (None, Some(uri)) => uri
-                .get_ref()
-                .parse()
-                .map_err(|err| self.error(uri.span(), "server.storage", err)),
+            (None, Some(uri)) => Ok(uri),
             (None, None) => Ok(StorageUri::memory()),
         }
     }
@@ -283,7 +303,7 @@ impl<'a> Checker<'a> {
         for (i, later) in listeners.iter().enumerate() {
             let Some(earlier) = listeners[..i]
                 .iter()
-                .find(|earlier| earlier.addr == later.addr && later.addr.port() != 0)
+                .find(|earlier| collide(earlier.addr, later.addr))
             else {
                 continue;
             };
@@ -321,6 +341,27 @@ impl<'a> Checker<'a> {
             self.error(span, format!("{field}.burst"), err)
         })
     }
+}
+
+/// Whether listeners on `a` and `b` cannot both be bound: the same port (not 0), and the
+/// same address, or an unspecified one that covers the other (`0.0.0.0` covers IPv4, `[::]`
+/// every address, as a dual-stack socket does).
+fn collide(a: SocketAddr, b: SocketAddr) -> bool {
+    let covers =
+        |wide: IpAddr, other: IpAddr| wide.is_unspecified() && (wide.is_ipv6() || other.is_ipv4());
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || covers(a.ip(), b.ip()) || covers(b.ip(), a.ip()))
+}
+
+/// Whether `name` may name a policy: letters, digits, `_`, `-` and `.`, so that it can never
+/// be taken for a name the proxy (`proxy:...`), the Envoy service (`envoy:...`) or inline
+/// policies (`inline|...`) count under.
+fn valid_policy_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 fn header_style(name: &str) -> Option<HeaderStyle> {

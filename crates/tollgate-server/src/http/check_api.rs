@@ -14,6 +14,7 @@
 //! Every mistake is a 4xx with `{"error": "..."}` saying what is wrong; a storage failure is
 //! a 503 (under `on_storage_error = "deny"`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,23 +29,24 @@ use tollgate::{Admission, Charge, ChargeResult, Decision, Policy, PolicyHandle, 
 use tollgate_tower::{json_error, store_unavailable};
 
 use crate::config::INLINE_POLICY;
+use crate::metrics::Totals;
 use crate::state::{InForce, PolicyFront, ServerState, ServerStore};
 
 /// The check API's router over `state`.
 ///
 /// ```
 /// use std::sync::Arc;
-/// use tollgate_server::{Config, ServerState, check_api};
+/// use tollgate_server::{Config, ServerState, check_api_router};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = Config::parse("[policies.login]\nlimits = \"5/minute\"\n", "tollgate.toml")?;
 /// let state = ServerState::new(&config, config.storage.open().await?)?;
-/// let router: axum::Router = check_api(Arc::new(state));
+/// let router: axum::Router = check_api_router(Arc::new(state));
 /// # Ok(())
 /// # }
 /// ```
-pub fn router(state: Arc<ServerState>) -> Router {
+pub fn check_api_router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/v1/check", post(check))
         .route("/v1/peek", post(peek))
@@ -83,6 +85,14 @@ impl IntoResponse for Refusal {
 }
 
 impl CheckRequest {
+    /// The policy's name for messages: the configured one, or the notation of an inline one.
+    fn policy_name(&self) -> &str {
+        self.policy
+            .as_deref()
+            .or(self.limits.as_deref())
+            .unwrap_or(INLINE_POLICY)
+    }
+
     fn parse(body: &[u8]) -> Result<Self, Refusal> {
         serde_json::from_slice(body).map_err(|err| {
             Refusal(
@@ -92,12 +102,13 @@ impl CheckRequest {
         })
     }
 
-    /// The policy the request is about, with its fields and counters.
+    /// The policy the request is about (borrowed from the configuration in force, or an
+    /// inline one), with its fields and counters.
     fn policy<'a>(
         &self,
         state: &ServerState,
         in_force: &'a InForce,
-    ) -> Result<(PolicyHandle<ServerStore>, &'a PolicyFront), Refusal> {
+    ) -> Result<(Cow<'a, PolicyHandle<ServerStore>>, &'a PolicyFront), Refusal> {
         let bad = |message: String| Refusal(StatusCode::BAD_REQUEST, message);
         match (&self.policy, &self.limits) {
             (Some(name), None) => {
@@ -116,7 +127,7 @@ impl CheckRequest {
                         ),
                     ));
                 };
-                Ok((named.handle.clone(), &named.front))
+                Ok((Cow::Borrowed(&named.handle), &named.front))
             }
             (None, Some(limits)) => {
                 let rates: Rates = limits.parse().map_err(|err| bad(format!("limits: {err}")))?;
@@ -126,11 +137,8 @@ impl CheckRequest {
                 };
                 let policy = Policy::from_parts(strategy, rates, self.burst)
                     .map_err(|err| bad(format!("burst: {err}")))?;
-                let handle = state
-                    .limiter()
-                    .inline(INLINE_POLICY, &policy)
-                    .map_err(|err| bad(err.to_string()))?;
-                Ok((handle, in_force.inline()))
+                let handle = state.limiter().inline(INLINE_POLICY, &policy);
+                Ok((Cow::Owned(handle), in_force.inline()))
             }
             (Some(_), Some(_)) => Err(bad(
                 "give either \"policy\" (a configured name) or \"limits\" (inline), not both"
@@ -166,7 +174,7 @@ async fn decide(state: &ServerState, body: &[u8], cost: Option<u64>) -> Response
     };
     let cost = cost.unwrap_or(request.cost);
     let verdict = Admission::new()
-        .charge(Charge::new(handle.clone(), request.key.as_str(), cost))
+        .charge(Charge::new(handle.into_owned(), request.key.as_str(), cost))
         .decide()
         .await;
     let result = &verdict.results()[0];
@@ -174,22 +182,20 @@ async fn decide(state: &ServerState, body: &[u8], cost: Option<u64>) -> Response
     state.metrics().took(started.elapsed());
     let decision = match result {
         ChargeResult::Allowed(decision) | ChargeResult::Denied(decision) => decision,
-        ChargeResult::CostExceedsLimit { cost, max_cost } => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "a hit of cost {cost} can never fit policy {:?}, which allows at most \
-                     {max_cost} at once",
-                    handle.name()
-                ),
-            );
+        &ChargeResult::CostExceedsLimit { cost, max_cost } => {
+            let error = tollgate::Error::CostExceedsLimit {
+                policy: request.policy_name().to_owned(),
+                cost,
+                max_cost,
+            };
+            return json_error(StatusCode::BAD_REQUEST, &error.to_string());
         }
         ChargeResult::Failed(err) => {
-            tracing::warn!(policy = handle.name(), "storage failed: {err}");
+            tracing::warn!(policy = request.policy_name(), "storage failed: {err}");
             return store_unavailable();
         }
         other => {
-            tracing::error!(policy = handle.name(), "a check came to {other:?}");
+            tracing::error!(policy = request.policy_name(), "a check came to {other:?}");
             return json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the check was not decided",
@@ -270,7 +276,7 @@ async fn reset(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: 
     match handle.reset(request.key.as_str()).await {
         Ok(()) => axum::Json(serde_json::json!({ "reset": true })).into_response(),
         Err(tollgate::Error::Store(err)) => {
-            tracing::warn!(policy = handle.name(), "storage failed: {err}");
+            tracing::warn!(policy = request.policy_name(), "storage failed: {err}");
             store_unavailable()
         }
         Err(err) => json_error(StatusCode::BAD_REQUEST, &err.to_string()),
@@ -305,10 +311,12 @@ async fn healthz(State(state): State<Arc<ServerState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
-    let store = state.limiter().store();
-    let text = state
-        .metrics()
-        .render(store.errors(), store.is_falling_back());
+    let limiter = state.limiter();
+    let text = state.metrics().render(&Totals {
+        storage_errors: limiter.store().errors(),
+        falling_back: limiter.store().is_falling_back(),
+        inline_evicted: limiter.evicted_inline_policies(),
+    });
     let mut response = Response::new(Body::from(text));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

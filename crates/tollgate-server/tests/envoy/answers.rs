@@ -306,6 +306,27 @@ async fn negative_hits_give_units_back() {
     );
 }
 
+#[tokio::test]
+async fn a_requests_give_backs_come_before_its_charges() {
+    let (mut client, _, _) = start(HUNDRED).await;
+    let spend = request("edge", vec![descriptor_adding(&[("user", "alice")], 10)]);
+    assert_eq!(ask(&mut client, spend).await.statuses[0].limit_remaining, 0);
+    // The charge is written first, but the give-back makes room for it.
+    let mut give_back = descriptor_adding(&[("user", "alice")], 2);
+    give_back.is_negative_hits = true;
+    let both = request(
+        "edge",
+        vec![descriptor_adding(&[("user", "alice")], 2), give_back],
+    );
+    let response = ask(&mut client, both).await;
+    assert_eq!(response.overall_code, OK, "{response:?}");
+    assert_eq!(response.statuses[0].limit_remaining, 0);
+    assert_eq!(
+        response.statuses[1].limit_remaining, 2,
+        "the state after the give-back"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // shadow_mode, replaces, unlimited, strategies, request-supplied limits
 
@@ -557,4 +578,31 @@ async fn a_failing_store_is_unavailable_so_failure_mode_deny_decides() {
         8
     );
     assert_eq!(observed.take().len(), 2); // the failed call reported nothing
+}
+
+/// The store fails after the admission admitted alice, while the status of a shadow
+/// descriptor whose cost can never fit is read: no answer, so alice's charge is given back.
+#[tokio::test]
+async fn a_request_left_unanswered_gives_back_what_it_charged() {
+    let flaky = FlakyStore::new();
+    let yaml = "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: { unit: minute, requests_per_unit: 10 }\n  - key: path\n    shadow_mode: true\n    rate_limit: { unit: minute, requests_per_unit: 10 }\n";
+    let (mut client, _, _) = start_on(flaky.clone(), yaml).await;
+    let both = request(
+        "edge",
+        vec![
+            descriptor(&[("user", "alice")]),
+            descriptor_adding(&[("path", "/x")], 1_000),
+        ],
+    );
+    flaky.fail_after(1);
+    let err = client
+        .should_rate_limit(both)
+        .await
+        .expect_err("store failed");
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    let check = request("edge", vec![descriptor_adding(&[("user", "alice")], 0)]);
+    assert_eq!(
+        ask(&mut client, check).await.statuses[0].limit_remaining,
+        10
+    );
 }

@@ -218,7 +218,9 @@ impl Limit {
 
     /// Calls `observe` with what this limit's charge came to for every request that meets
     /// it (allowed, denied, failed...; not for requests it never got to, after another limit
-    /// denied): to count decisions per limit in metrics.
+    /// denied): to count decisions per limit in metrics. A charge is reported as it was
+    /// decided: allowed, even when a later limit refused the request and the charge was given
+    /// back.
     ///
     /// ```
     /// use std::sync::Arc;

@@ -135,7 +135,8 @@ impl<S: Store> Builder<S> {
 
     /// Counts in `limiter`'s store, reads its clock and keeps the policies of dynamic limits
     /// among its inline policies: for several front ends sharing one limiter (a server's
-    /// check API and its proxy).
+    /// check API and its proxy). A clock set on this builder, before or after, is a mistake:
+    /// the limiter has its own.
     ///
     /// ```
     /// use tollgate::{Limiter, MemoryStore};
@@ -148,7 +149,12 @@ impl<S: Store> Builder<S> {
     ///     .build()?;
     /// # Ok::<(), tollgate_tower::BuildError>(())
     /// ```
-    pub fn limiter<T: Store>(self, limiter: Limiter<T>) -> Builder<T> {
+    pub fn limiter<T: Store>(mut self, limiter: Limiter<T>) -> Builder<T> {
+        if matches!(self.engine, Engine::New { clock: Some(_), .. }) {
+            self.declared
+                .errors
+                .push(DeclarationError::ClockOfSharedLimiter);
+        }
         Builder {
             engine: Engine::Shared(limiter),
             declared: self.declared,

@@ -189,6 +189,8 @@ impl<S: Store> Rules<S> {
         let route_key = matched.as_ref().map_or("", MatchedPath::as_str);
         let mut admission = Admission::new();
         let mut charged: SmallVec<[&Arc<PreparedLimit<S>>; 4]> = SmallVec::new();
+        // Each charge's key, for the breach if it denies.
+        let mut keys: SmallVec<[RequestKey; 4]> = SmallVec::new();
         let limits = self.application.iter().chain(meets);
         for limit in limits.filter(|limit| limit.applies_to(&parts.method)) {
             let handle = match limit.handle_for(parts, &self.limiter) {
@@ -207,14 +209,18 @@ impl<S: Store> Rules<S> {
                 continue;
             }
             let key = self.key_of(limit, parts);
-            let key = limit.store_key(&parts.method, route_key, &key);
-            let charge = Charge::new(handle, &*key, cost);
+            let charge = Charge::new(
+                handle,
+                &*limit.store_key(&parts.method, route_key, &key),
+                cost,
+            );
             admission.push(if limit.deduct_when.is_some() {
                 charge.settle_after()
             } else {
                 charge
             });
             charged.push(limit);
+            keys.push(key);
         }
         if charged.is_empty() {
             return RequestCheck::Exempt;
@@ -231,7 +237,8 @@ impl<S: Store> Rules<S> {
             tracing::warn!("rate limit store failed to give a charge back: {err}");
         }
         if let Some((index, result)) = verdict.refused_by() {
-            return RequestCheck::Rejected(self.refusal(parts, charged[index], result));
+            let key = keys.swap_remove(index);
+            return RequestCheck::Rejected(self.refusal(parts, charged[index], key, result));
         }
         let closest = verdict
             .closest()
@@ -259,20 +266,21 @@ impl<S: Store> Rules<S> {
             .unwrap_or(RequestKey::UNKNOWN)
     }
 
-    /// The response to a request `limit` refused with `result`: the rejection of a denial
-    /// (after the on-breach hook), a 429 without `Retry-After` for a cost the limit never
-    /// allows (waiting will not help), or a 503 for a store failure.
+    /// The response to a request `limit` refused with `result` (its charge keyed on `key`):
+    /// the rejection of a denial (after the on-breach hook), a 429 without `Retry-After` for a
+    /// cost the limit never allows (waiting will not help), or a 503 for a store failure.
     fn refusal(
         &self,
         parts: &Parts,
         limit: &PreparedLimit<S>,
+        key: RequestKey,
         result: &ChargeResult,
     ) -> Response<Body> {
         match result {
             ChargeResult::Denied(decision) => {
                 let breach = Breach {
                     limit_name: Arc::clone(&limit.name),
-                    key: self.key_of(limit, parts),
+                    key,
                     decision: *decision,
                 };
                 if let Some(hook) = &self.on_breach {
@@ -292,13 +300,14 @@ impl<S: Store> Rules<S> {
                     .render(self.headers, decision, response.headers_mut());
                 response
             }
-            ChargeResult::CostExceedsLimit { cost, max_cost } => respond::json_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                &format!(
-                    "request cost {cost} exceeds what limit {:?} ever allows ({max_cost})",
-                    limit.name
-                ),
-            ),
+            &ChargeResult::CostExceedsLimit { cost, max_cost } => {
+                let error = tollgate::Error::CostExceedsLimit {
+                    policy: limit.name.to_string(),
+                    cost,
+                    max_cost,
+                };
+                respond::json_error(StatusCode::TOO_MANY_REQUESTS, &error.to_string())
+            }
             ChargeResult::Failed(err) => {
                 tracing::warn!(limit = %limit.name, "rate limit store failed: {err}");
                 respond::store_unavailable()

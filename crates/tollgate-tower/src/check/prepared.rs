@@ -84,10 +84,7 @@ impl<S: Store> PreparedLimit<S> {
         let wrong = |error: &dyn fmt::Display| format!("dynamic limit {:?}: {error}", self.name);
         let rates: Rates = notation.parse().map_err(|err| wrong(&err))?;
         let policy = Policy::from_parts(*strategy, rates, *burst).map_err(|err| wrong(&err))?;
-        limiter
-            .inline(scope, &policy)
-            .map(Some)
-            .map_err(|err| wrong(&err))
+        Ok(Some(limiter.inline(scope, &policy)))
     }
 
     /// The bytes `key` is counted under: `METHOD ` and `route\0` before its own, as the limit

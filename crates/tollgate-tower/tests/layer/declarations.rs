@@ -66,6 +66,13 @@ fn a_clock_set_on_a_builder_sharing_a_limiter_is_a_mistake() {
         .build()
         .expect_err("the limiter has its clock");
     assert_eq!(err.mistakes(), [DeclarationError::ClockOfSharedLimiter]);
+    // Set before, it would be lost as silently.
+    let err = HttpLimiter::builder()
+        .clock(ManualClock::new())
+        .limiter(Limiter::new(MemoryStore::new()))
+        .build()
+        .expect_err("the limiter has its clock");
+    assert_eq!(err.mistakes(), [DeclarationError::ClockOfSharedLimiter]);
 }
 
 /// Two layers over one limiter (a server's proxy beside its check API): the same store, the

@@ -61,7 +61,9 @@ impl<S: Store> Charge<S> {
     }
 
     /// Makes this a shadow charge: counted and decided like any other, reported, but never
-    /// refusing the admission (a limit rolled out to watch what it would deny).
+    /// refusing the admission (a limit rolled out to watch what it would deny). A store
+    /// failure still fails the admission: the store the enforced charges count in is likely
+    /// down too.
     pub fn shadow(mut self) -> Self {
         self.shadow = true;
         self
@@ -268,8 +270,10 @@ impl<S: Store> Admission<S> {
                 continue;
             }
             let result = charge.apply().await;
-            failed |= matches!(result, ChargeResult::Failed(_));
-            if refused_by.is_none() && !charge.shadow && result.refuses() {
+            let failure = matches!(result, ChargeResult::Failed(_));
+            failed |= failure;
+            // A shadow charge never denies, but a store that fails fails the request.
+            if refused_by.is_none() && (failure || (!charge.shadow && result.refuses())) {
                 refused_by = Some(results.len());
             }
             results.push(result);

@@ -34,11 +34,6 @@ pub enum Error {
     },
     /// The store failed.
     Store(StoreError),
-    /// [`crate::Limiter::inline`] was asked for more distinct policies than it keeps.
-    TooManyInlinePolicies {
-        /// [`crate::MAX_INLINE_POLICIES`].
-        max: usize,
-    },
 }
 
 impl fmt::Display for Error {
@@ -53,10 +48,6 @@ impl fmt::Display for Error {
                 "a hit of cost {cost} can never fit policy {policy:?}, which allows at most {max_cost} at once"
             ),
             Error::Store(err) => err.fmt(f),
-            Error::TooManyInlinePolicies { max } => write!(
-                f,
-                "too many distinct inline policies: at most {max} are kept"
-            ),
         }
     }
 }

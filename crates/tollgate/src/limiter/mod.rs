@@ -129,8 +129,8 @@ impl<S: Store> Limiter<S> {
     /// same scope and policy find the same counts, in every clone of this limiter (a server
     /// rebuilding its configuration keeps them); `scope` keeps the counts of unrelated
     /// callers apart. Finding a kept policy allocates nothing. At most
-    /// [`MAX_INLINE_POLICIES`] distinct policies are kept; more are refused with
-    /// [`Error::TooManyInlinePolicies`].
+    /// [`MAX_INLINE_POLICIES`] distinct policies are kept; one more evicts a policy not used
+    /// lately (see there).
     ///
     /// ```
     /// use tollgate::{Limiter, MemoryStore, Policy};
@@ -138,17 +138,32 @@ impl<S: Store> Limiter<S> {
     /// # futures_executor::block_on(async {
     /// let limiter = Limiter::new(MemoryStore::new());
     /// let free: Policy = Policy::fixed_window("2/minute".parse()?);
-    /// assert!(limiter.inline("plans", &free)?.hit("alice").await?.allowed());
-    /// assert!(limiter.inline("plans", &free)?.hit("alice").await?.allowed());
-    /// assert!(!limiter.clone().inline("plans", &free)?.hit("alice").await?.allowed());
+    /// assert!(limiter.inline("plans", &free).hit("alice").await?.allowed());
+    /// assert!(limiter.inline("plans", &free).hit("alice").await?.allowed());
+    /// assert!(!limiter.clone().inline("plans", &free).hit("alice").await?.allowed());
     /// // Another scope, another count.
-    /// assert!(limiter.inline("other", &free)?.hit("alice").await?.allowed());
+    /// assert!(limiter.inline("other", &free).hit("alice").await?.allowed());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
-    pub fn inline(&self, scope: &str, policy: &Policy) -> Result<PolicyHandle<S>, Error> {
+    pub fn inline(&self, scope: &str, policy: &Policy) -> PolicyHandle<S> {
         self.inline.get_or_prepare(scope, policy, |name| {
             PolicyHandle::prepare(&self.store, &self.clock, name, policy.clone())
         })
+    }
+
+    /// How many inline policies were evicted to keep at most [`MAX_INLINE_POLICIES`].
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate, MAX_INLINE_POLICIES};
+    ///
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// for n in 0..=MAX_INLINE_POLICIES as u64 {
+    ///     limiter.inline("plans", &Policy::fixed_window(Rate::per_hour(n + 1).into()));
+    /// }
+    /// assert_eq!(limiter.evicted_inline_policies(), 1);
+    /// ```
+    pub fn evicted_inline_policies(&self) -> u64 {
+        self.inline.evicted()
     }
 }

@@ -37,6 +37,8 @@ pub struct FlakyStore {
     store: MemoryStore,
     down: Arc<AtomicBool>,
     served: Arc<AtomicU64>,
+    /// Hits and refunds to let through before one fails; 0 when none is due to fail.
+    fail_after: Arc<AtomicU64>,
 }
 
 impl FlakyStore {
@@ -58,6 +60,34 @@ impl FlakyStore {
     /// The hits answered so far (failed ones not included).
     pub fn served(&self) -> u64 {
         self.served.load(Ordering::SeqCst)
+    }
+
+    /// Fails one call: after the next `calls` hits and refunds succeed, the one after fails,
+    /// and the store answers again (to fail a request half way).
+    ///
+    /// ```
+    /// use tollgate::testing::FlakyStore;
+    /// use tollgate::{Limiter, Policy, Rate};
+    ///
+    /// let flaky = FlakyStore::new();
+    /// let p = Limiter::new(flaky.clone()).policy("p", Policy::fixed_window(Rate::per_hour(5).into()));
+    /// flaky.fail_after(1);
+    /// assert!(p.hit_sync("k", 1).is_ok());
+    /// assert!(p.hit_sync("k", 1).is_err());
+    /// assert_eq!(p.hit_sync("k", 1).expect("up again").remaining(), 3);
+    /// ```
+    pub fn fail_after(&self, calls: u64) {
+        self.fail_after.store(calls + 1, Ordering::SeqCst);
+    }
+
+    /// Whether this call fails: the store is down, or it is the call [`FlakyStore::fail_after`]
+    /// set to fail.
+    fn fails(&self) -> bool {
+        let due = self
+            .fail_after
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok_and(|before| before == 1);
+        due || self.is_down()
     }
 
     fn down_error() -> StoreError {
@@ -86,7 +116,7 @@ impl Store for FlakyStore {
         now: Timestamp,
         cost: u64,
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
-        std::future::ready(if self.is_down() {
+        std::future::ready(if self.fails() {
             Err(Self::down_error())
         } else {
             self.served.fetch_add(1, Ordering::SeqCst);
@@ -101,7 +131,7 @@ impl Store for FlakyStore {
         now: Timestamp,
         cost: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a> {
-        std::future::ready(if self.is_down() {
+        std::future::ready(if self.fails() {
             Err(Self::down_error())
         } else {
             self.store.refund_in_place(policy, key, now, cost);

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
-use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{Code, DescriptorStatus};
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
     RateLimitService, RateLimitServiceServer,
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
-use tollgate::{Admission, Charge, ChargeResult, Limiter, Policy, PolicyHandle, Rate, Store};
+use tollgate::{
+    Admission, Charge, ChargeResult, Decision, Limiter, Policy, PolicyHandle, Rate, Store,
+};
 use tonic::{Request, Response, Status};
 
 use crate::grpc::envoy::matched::{Matched, apply_replaces, hit_key};
@@ -245,7 +247,9 @@ impl<S: Store> EnvoyService<S> {
             .collect::<Result<Vec<_>, _>>()?;
         apply_replaces(&mut matched);
 
-        // Every descriptor with a limit that is not a refund is one charge of the admission.
+        // Refunds (`is_negative_hits`) first, in order: they never refuse, and the charges
+        // after them see the room they made. Then every other descriptor with a limit is one
+        // charge of the admission; each may be given back if the answer cannot be completed.
         let mut admission = Admission::new().decide_every_charge();
         let mut plans = Vec::with_capacity(matched.len());
         for (descriptor, matched) in request.descriptors.iter().zip(&matched) {
@@ -256,17 +260,18 @@ impl<S: Store> EnvoyService<S> {
             let plan = match matched.handle() {
                 _ if matched.is_unlimited() => Plan::Unlimited,
                 None => Plan::NoLimit,
-                Some(handle) if descriptor.is_negative_hits => Plan::Refund {
-                    handle,
-                    key: hit_key(descriptor),
-                    cost,
-                },
+                Some(handle) if descriptor.is_negative_hits => {
+                    let key = hit_key(descriptor);
+                    let refund = cost.min(handle.max_cost());
+                    handle.refund(&*key, refund).await.map_err(status)?;
+                    Plan::Refunded(handle.peek(&*key).await.map_err(status)?)
+                }
                 Some(handle) => {
                     let charge = Charge::new(handle.clone(), &*hit_key(descriptor), cost);
                     admission.push(if matched.shadow_mode() {
-                        charge.shadow()
+                        charge.shadow().settle_after()
                     } else {
-                        charge
+                        charge.settle_after()
                     });
                     Plan::Charged {
                         index: admission.charges().len() - 1,
@@ -280,54 +285,24 @@ impl<S: Store> EnvoyService<S> {
         if let Some(err) = verdict.give_back_error() {
             tracing::warn!(error = %err, "could not give back the units of a refused envoy rate limit request");
         }
-        let results = verdict.results();
-        if let Some(err) = results.iter().find_map(|result| match result {
+        if let Some(err) = verdict.results().iter().find_map(|result| match result {
             ChargeResult::Failed(err) => Some(err),
             _ => None,
         }) {
             return Err(unavailable(err));
         }
         let over = !verdict.is_admitted();
-
-        let mut statuses = Vec::with_capacity(plans.len());
-        let mut verdicts = Vec::new();
-        for ((plan, matched), descriptor) in plans.iter().zip(&matched).zip(&request.descriptors) {
-            let (decision, descriptor_verdict) = match plan {
-                Plan::NoLimit => {
-                    statuses.push(no_limit(false));
-                    continue;
+        let answered = answers(&plans, &matched, &request.descriptors, verdict.results()).await;
+        let (statuses, verdicts) = match answered {
+            Ok(answered) => answered,
+            Err(err) => {
+                // The request gets no answer: what it was charged is given back.
+                if let Err(err) = verdict.into_settlement().settle(|_| false).await {
+                    tracing::warn!(error = %err, "could not give back the units of an unanswered envoy rate limit request");
                 }
-                Plan::Unlimited => {
-                    verdicts.push((matched.policy_name(), DescriptorVerdict::Unlimited));
-                    statuses.push(no_limit(true));
-                    continue;
-                }
-                Plan::Refund { handle, key, cost } => {
-                    let refund = (*cost).min(handle.max_cost());
-                    handle.refund(&**key, refund).await.map_err(status)?;
-                    let decision = handle.peek(&**key).await.map_err(status)?;
-                    (decision, DescriptorVerdict::Refunded)
-                }
-                Plan::Charged { index, handle } => {
-                    let shadow = matched.shadow_mode();
-                    match &results[*index] {
-                        ChargeResult::Allowed(decision) => (*decision, DescriptorVerdict::Allowed),
-                        ChargeResult::Denied(decision) | ChargeResult::ShadowDenied(decision) => {
-                            (*decision, over_limit(shadow))
-                        }
-                        // Can never fit: over the limit, charging nothing; the numbers are
-                        // the state as it is.
-                        _ => {
-                            let decision =
-                                handle.peek(&*hit_key(descriptor)).await.map_err(status)?;
-                            (decision, over_limit(shadow))
-                        }
-                    }
-                }
-            };
-            verdicts.push((matched.policy_name(), descriptor_verdict));
-            statuses.push(descriptor_status(matched, &decision, descriptor_verdict));
-        }
+                return Err(err);
+            }
+        };
         if let Some(observer) = &self.observer {
             for (policy, verdict) in &verdicts {
                 observer(policy, *verdict);
@@ -372,12 +347,7 @@ impl<S: Store> EnvoyService<S> {
             let policy = Policy::fixed_window(rate.into());
             let handle = self
                 .limiter
-                .inline(&format!("{OVERRIDE_SCOPE}:{domain}"), &policy)
-                .map_err(|err| {
-                    Status::resource_exhausted(format!(
-                        "too many distinct request-supplied limits: {err}"
-                    ))
-                })?;
+                .inline(&format!("{OVERRIDE_SCOPE}:{domain}"), &policy);
             return Ok(Matched::Supplied {
                 handle,
                 unit,
@@ -414,17 +384,57 @@ enum Plan<'m, S: Store> {
     NoLimit,
     /// `unlimited: true`.
     Unlimited,
-    /// `is_negative_hits`: give `cost` back, after the admission.
-    Refund {
-        handle: &'m PolicyHandle<S>,
-        key: String,
-        cost: u64,
-    },
+    /// `is_negative_hits`: given back already; the state after.
+    Refunded(Decision),
     /// The admission's charge at `index`, on `handle`.
     Charged {
         index: usize,
         handle: &'m PolicyHandle<S>,
     },
+}
+
+/// The status of each descriptor of a decided request, and what observers are told, from the
+/// plan of each and the admission's `results`: a cost that can never fit is reported with
+/// the state as it is (a peek).
+async fn answers<'m, S: Store>(
+    plans: &[Plan<'_, S>],
+    matched: &'m [Matched<'_, S>],
+    descriptors: &[RateLimitDescriptor],
+    results: &[ChargeResult],
+) -> Result<(Vec<DescriptorStatus>, Vec<(&'m str, DescriptorVerdict)>), Status> {
+    let mut statuses = Vec::with_capacity(plans.len());
+    let mut verdicts = Vec::new();
+    for ((plan, matched), descriptor) in plans.iter().zip(matched).zip(descriptors) {
+        let (decision, verdict) = match plan {
+            Plan::NoLimit => {
+                statuses.push(no_limit(false));
+                continue;
+            }
+            Plan::Unlimited => {
+                verdicts.push((matched.policy_name(), DescriptorVerdict::Unlimited));
+                statuses.push(no_limit(true));
+                continue;
+            }
+            Plan::Refunded(decision) => (*decision, DescriptorVerdict::Refunded),
+            Plan::Charged { index, handle } => {
+                let shadow = matched.shadow_mode();
+                match &results[*index] {
+                    ChargeResult::Allowed(decision) => (*decision, DescriptorVerdict::Allowed),
+                    ChargeResult::Denied(decision) | ChargeResult::ShadowDenied(decision) => {
+                        (*decision, over_limit(shadow))
+                    }
+                    // Can never fit: over the limit, charging nothing.
+                    _ => {
+                        let decision = handle.peek(&*hit_key(descriptor)).await.map_err(status)?;
+                        (decision, over_limit(shadow))
+                    }
+                }
+            }
+        };
+        verdicts.push((matched.policy_name(), verdict));
+        statuses.push(descriptor_status(matched, &decision, verdict));
+    }
+    Ok((statuses, verdicts))
 }
 
 /// The gRPC status of a failed refund or peek: `UNAVAILABLE` for a store that failed.

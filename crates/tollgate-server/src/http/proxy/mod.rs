@@ -1,7 +1,7 @@
 //! The reverse proxy: requests to `[proxy] listen` are matched to the configured routes,
 //! limited by the Tower layer, and forwarded to the upstream.
 //!
-//! [`router`] turns a checked [`ProxyConfig`] into an axum [`Router`]:
+//! [`proxy_router`] turns a checked [`ProxyConfig`] into an axum [`Router`]:
 //!
 //! - an exact route `/ping` is the axum route `/ping`; a prefix route `/api/*` is the routes
 //!   `/api`, `/api/` and `/api/{*rest}`, which share one count. Everything else reaches a
@@ -57,7 +57,7 @@ pub(crate) const NAMESPACE: &str = "proxy:";
 /// app.into_make_service_with_connect_info::<SocketAddr>())`. The layer names the proxy's
 /// counts `proxy:default` and `proxy:shared:PATH` (`proxy:shared:/api/*`), apart from the
 /// check API's policy names such as `login`.
-pub(crate) fn router(
+pub(crate) fn proxy_router(
     config: &ProxyConfig,
     policies: &HashMap<String, ConfiguredPolicy>,
     headers: HeaderStyle,

@@ -119,10 +119,12 @@ pub struct MemoryStats {
     pub evicted: u64,
 }
 
-/// A policy prepared for a [`MemoryStore`]: its table of states.
+/// A policy prepared for a [`MemoryStore`]: its table of states, and the store's secret for
+/// digesting long keys (kept here so that a hit reads nothing of the store itself).
 #[derive(Clone)]
 pub struct PreparedMemory {
     table: Arc<dyn PolicyTable>,
+    digest_key: DigestKey,
 }
 
 impl fmt::Debug for PreparedMemory {
@@ -180,7 +182,7 @@ impl MemoryStore {
         now: Timestamp,
         cost: u64,
     ) -> Decision {
-        let key = StoredKey::new(key, &self.inner.digest_key);
+        let key = StoredKey::new(key, &policy.digest_key);
         let outcome = policy.table.hit(key, now.as_nanos(), cost);
         outcome.into_decision(Duration::from_nanos(1))
     }
@@ -194,8 +196,16 @@ impl MemoryStore {
         now: Timestamp,
         cost: u64,
     ) {
-        let key = StoredKey::new(key, &self.inner.digest_key);
+        let key = StoredKey::new(key, &policy.digest_key);
         policy.table.refund(key, now.as_nanos(), cost);
+    }
+
+    /// `table` with this store's digest key.
+    fn prepared(&self, table: Arc<dyn PolicyTable>) -> PreparedMemory {
+        PreparedMemory {
+            table,
+            digest_key: self.inner.digest_key.clone(),
+        }
     }
 
     fn new_table(&self, policy: &Policy) -> Arc<dyn PolicyTable> {
@@ -272,7 +282,7 @@ impl Store for MemoryStore {
             && registered.policy == *policy
             && let Some(table) = registered.table.upgrade()
         {
-            return PreparedMemory { table };
+            return self.prepared(table);
         }
         tables.retain(|_, registered| registered.table.strong_count() > 0);
         let table = self.new_table(policy);
@@ -283,7 +293,7 @@ impl Store for MemoryStore {
                 table: Arc::downgrade(&table),
             },
         );
-        PreparedMemory { table }
+        self.prepared(table)
     }
 
     #[inline]
@@ -316,9 +326,7 @@ impl Store for MemoryStore {
         policy: &PreparedMemory,
         key: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        policy
-            .table
-            .reset(StoredKey::new(key, &self.inner.digest_key));
+        policy.table.reset(StoredKey::new(key, &policy.digest_key));
         ready(Ok(()))
     }
 }
