@@ -96,10 +96,11 @@ impl PolicyCounters {
         self.count(outcome);
     }
 
-    /// Counts what an Envoy descriptor came to (unlimited ones and refunds are not hits).
+    /// Counts what an Envoy descriptor came to (an unlimited one is allowed; a refund is not
+    /// a hit).
     pub fn record_descriptor(&self, verdict: DescriptorVerdict) {
         let outcome = match verdict {
-            DescriptorVerdict::Allowed => HitOutcome::Allowed,
+            DescriptorVerdict::Allowed | DescriptorVerdict::Unlimited => HitOutcome::Allowed,
             DescriptorVerdict::OverLimit => HitOutcome::Denied,
             DescriptorVerdict::ShadowOverLimit => HitOutcome::ShadowDenied,
             _ => return,
