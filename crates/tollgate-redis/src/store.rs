@@ -15,13 +15,47 @@ use tollgate::{Decision, Policy, Store, StoreError, Timestamp};
 use crate::script::{self, Scripts};
 
 /// The default prefix of every key tollgate writes.
+///
+/// ```no_run
+/// use tollgate::{Policy, Store};
+/// use tollgate_redis::{DEFAULT_PREFIX, RedisStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// assert_eq!(DEFAULT_PREFIX, "tollgate:");
+/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+/// let login = store.prepare("login", &Policy::fixed_window("5/minute".parse()?));
+/// assert!(login.redis_key(b"alice").starts_with(DEFAULT_PREFIX.as_bytes()));
+/// # Ok(())
+/// # }
+/// ```
 pub const DEFAULT_PREFIX: &str = "tollgate:";
 
 /// The default time a call may take before it fails with a timeout.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(tollgate_redis::DEFAULT_TIMEOUT, Duration::from_millis(50));
+/// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// Amounts and capacities above this are treated as this: the scripts count in doubles,
 /// exact below 2^53.
+///
+/// ```no_run
+/// use tollgate::{Policy, Rate, Store};
+/// use tollgate_redis::{MAX_AMOUNT, RedisStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+/// let huge = store.prepare("huge", &Policy::token_bucket(Rate::per_second(1 << 50).into()));
+/// assert_eq!(huge.limits()[0].amount(), MAX_AMOUNT);
+/// assert_eq!(huge.limits()[0].capacity(), MAX_AMOUNT);
+/// # Ok(())
+/// # }
+/// ```
 pub const MAX_AMOUNT: u64 = 1 << 40;
 
 /// A [`Store`] in Redis or a Redis Cluster: every process that points at the same Redis
@@ -86,6 +120,22 @@ impl fmt::Debug for RedisStore {
 }
 
 /// A policy prepared for a [`RedisStore`]: its scripts, key prefix, tick and arguments.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tollgate::{Policy, Store};
+/// use tollgate_redis::{PreparedRedis, RedisStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+/// let login: PreparedRedis = store.prepare("login", &Policy::fixed_window("5/minute".parse()?));
+/// assert_eq!(login.tick(), Duration::from_micros(1));
+/// assert_eq!((login.limits()[0].amount(), login.limits()[0].window()), (5, 60_000_000));
+/// assert!(login.redis_key(b"alice").starts_with(b"tollgate:login:"));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct PreparedRedis {
     /// The strategy's scripts, to apply hits and to refund.
@@ -98,13 +148,53 @@ pub struct PreparedRedis {
 }
 
 impl PreparedRedis {
-    /// The length of the ticks the script counts time in.
+    /// The length of the ticks the script counts time in: 1 µs, or a power of ten of them for
+    /// policies whose numbers would not stay exact (see the crate's docs).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use tollgate::{Policy, Rate, Store};
+    /// use tollgate_redis::RedisStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// let login = store.prepare("login", &Policy::fixed_window(Rate::per_minute(5).into()));
+    /// assert_eq!(login.tick(), Duration::from_micros(1));
+    /// // 10^9 a day over 86,400 s of µs would reach 2^49: counted in coarser ticks.
+    /// let busy = store.prepare("busy", &Policy::fixed_window(Rate::per_day(1_000_000_000).into()));
+    /// assert!(busy.tick() > Duration::from_micros(1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn tick(&self) -> Duration {
         Duration::from_micros(self.tick_us)
     }
 
     /// The limits as the script applies them, in ticks of [`PreparedRedis::tick`]: what
     /// [`tollgate::strategy::apply`] must be given to make the same decisions.
+    ///
+    /// ```no_run
+    /// use tollgate::strategy::{FixedWindow, apply};
+    /// use tollgate::{Policy, Store, Timestamp};
+    /// use tollgate_redis::RedisStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?.with_client_time();
+    /// let policy = Policy::fixed_window("2/minute".parse()?);
+    /// let prepared = store.prepare("twin", &policy);
+    /// # store.reset(&prepared, b"k").await?;
+    /// // The script and the pure function make the same decisions.
+    /// let mut state = [FixedWindow::default()];
+    /// for _ in 0..3 {
+    ///     let local = apply(&mut state, prepared.limits(), 0, 1);
+    ///     let redis = store.hit(&prepared, b"k", Timestamp::from_nanos(0), 1).await?;
+    ///     assert_eq!(local.allowed, redis.allowed());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn limits(&self) -> &[TickRate] {
         &self.limits
     }
@@ -134,6 +224,19 @@ impl RedisStore {
     ///
     /// Fails within about a second when the server is unreachable (a connection timeout of
     /// one second, one attempt); messages never show the password.
+    ///
+    /// ```
+    /// use tollgate_redis::RedisStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let err = RedisStore::connect("redis://:s3cret@127.0.0.1:1").await.unwrap_err(); // no server there
+    /// assert!(err.to_string().starts_with("store unavailable: cannot connect to redis at redis://***@127.0.0.1:1: "));
+    /// assert!(!err.to_string().contains("s3cret"));
+    /// assert!(RedisStore::connect("http://127.0.0.1:6379").await.is_err()); // not a Redis URI
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect(uri: &str) -> Result<Self, StoreError> {
         let client = Client::open(uri).map_err(StoreError::unavailable)?;
         let config = ConnectionManagerConfig::new()
@@ -150,6 +253,18 @@ impl RedisStore {
 
     /// Connects to a Redis Cluster through any of its nodes (`redis://host:port` each).
     /// Redirections (`MOVED`, `ASK`) are followed by the client.
+    ///
+    /// ```
+    /// use tollgate_redis::RedisStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let nodes = ["redis://127.0.0.1:1".to_owned(), "redis://127.0.0.1:2".to_owned()]; // none there
+    /// let err = RedisStore::connect_cluster(&nodes).await.unwrap_err();
+    /// assert!(err.to_string().starts_with("store unavailable: cannot connect to redis at redis://127.0.0.1:1,redis://127.0.0.1:2: "));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect_cluster(nodes: &[String]) -> Result<Self, StoreError> {
         let client = ClusterClient::builder(nodes.iter().map(String::as_str))
             .connection_timeout(Duration::from_secs(1))
@@ -176,6 +291,19 @@ impl RedisStore {
 
     /// Sets the prefix of every key (default [`DEFAULT_PREFIX`]); applies to policies
     /// prepared from now on.
+    ///
+    /// ```no_run
+    /// use tollgate::{Policy, Store};
+    /// use tollgate_redis::RedisStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?.with_prefix("shop:rl:");
+    /// let login = store.prepare("login", &Policy::fixed_window("5/minute".parse()?));
+    /// assert!(login.redis_key(b"alice").starts_with(b"shop:rl:login:"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn with_prefix(mut self, prefix: &str) -> Self {
         self.prefix = Arc::from(prefix.as_bytes());
         self
@@ -183,6 +311,20 @@ impl RedisStore {
 
     /// Sets how long a call may take before it fails with a timeout (default
     /// [`DEFAULT_TIMEOUT`]).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use tollgate_redis::RedisStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// assert!(format!("{store:?}").contains("timeout: 50ms")); // DEFAULT_TIMEOUT
+    /// let patient = store.with_timeout(Duration::from_millis(250));
+    /// assert!(format!("{patient:?}").contains("timeout: 250ms"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -190,6 +332,25 @@ impl RedisStore {
 
     /// Uses the limiter's clock instead of the Redis server's `TIME`. For deterministic
     /// tests; in production, hosts with skewed clocks would disagree.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use tollgate::{Limiter, ManualClock, Policy};
+    /// use tollgate_redis::RedisStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?.with_client_time();
+    /// let clock = ManualClock::new();
+    /// let login = Limiter::new(store).with_clock(clock.clone()).policy("login", Policy::fixed_window("1/minute".parse()?));
+    /// # login.reset("alice").await?;
+    /// assert!(login.hit("alice").await?.allowed());
+    /// assert!(!login.hit("alice").await?.allowed());
+    /// clock.advance(Duration::from_secs(60)); // the window ends by the limiter's clock
+    /// assert!(login.hit("alice").await?.allowed());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn with_client_time(mut self) -> Self {
         self.client_time = true;
         self

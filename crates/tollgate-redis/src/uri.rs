@@ -42,6 +42,21 @@ pub enum AnyStore {
 }
 
 /// A policy prepared for an [`AnyStore`].
+///
+/// ```
+/// use tollgate::{Policy, Store, Timestamp};
+/// use tollgate_redis::{AnyStore, PreparedAny};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = AnyStore::open("memory://").await?;
+/// let login = store.prepare("login", &Policy::fixed_window("1/minute".parse()?));
+/// assert!(matches!(login, PreparedAny::Memory(_))); // prepared for the store it names
+/// assert!(store.hit(&login, b"alice", Timestamp::from_nanos(0), 1).await?.allowed());
+/// assert!(!store.hit(&login, b"alice", Timestamp::from_nanos(0), 1).await?.allowed());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub enum PreparedAny {
     /// Prepared for [`AnyStore::Memory`].
@@ -52,6 +67,14 @@ pub enum PreparedAny {
 
 /// A storage URI that could not be opened: what is wrong with it, or why connecting failed.
 /// The URI in the message never shows a password.
+///
+/// ```
+/// use tollgate_redis::{StorageUri, UriError};
+///
+/// let err: UriError = "redis://:s3cret@".parse::<StorageUri>().unwrap_err();
+/// assert!(err.to_string().starts_with("invalid storage URI \"redis://***@\": "));
+/// assert!(!err.is_unreachable());
+/// ```
 #[derive(Debug)]
 pub struct UriError {
     /// The URI, redacted.
@@ -64,6 +87,20 @@ pub struct UriError {
 impl UriError {
     /// Whether the URI was well formed but its server could not be reached (as opposed to a
     /// malformed URI).
+    ///
+    /// ```
+    /// use tollgate_redis::AnyStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let down = AnyStore::open("redis://127.0.0.1:1").await.unwrap_err(); // no server there
+    /// assert!(down.is_unreachable());
+    /// assert!(down.to_string().starts_with("cannot open storage \"redis://127.0.0.1:1\": "));
+    /// let malformed = AnyStore::open("redis+cluster://").await.unwrap_err();
+    /// assert!(!malformed.is_unreachable());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_unreachable(&self) -> bool {
         self.unreachable
     }
@@ -172,6 +209,14 @@ impl fmt::Display for StorageUri {
 
 impl StorageUri {
     /// `memory://`.
+    ///
+    /// ```
+    /// use tollgate_redis::StorageUri;
+    ///
+    /// assert_eq!(StorageUri::memory(), "memory://".parse::<StorageUri>()?);
+    /// assert_eq!(StorageUri::memory().to_string(), "memory://");
+    /// # Ok::<(), tollgate_redis::UriError>(())
+    /// ```
     pub fn memory() -> Self {
         Self {
             uri: "memory://".to_owned(),
@@ -180,11 +225,32 @@ impl StorageUri {
     }
 
     /// Whether this is `memory://`.
+    ///
+    /// ```
+    /// use tollgate_redis::StorageUri;
+    ///
+    /// assert!(StorageUri::memory().is_memory());
+    /// assert!(!"redis://127.0.0.1:6379".parse::<StorageUri>()?.is_memory());
+    /// # Ok::<(), tollgate_redis::UriError>(())
+    /// ```
     pub fn is_memory(&self) -> bool {
         self.kind == StorageKind::Memory
     }
 
     /// Opens the store, connecting to Redis if the URI names Redis.
+    ///
+    /// ```
+    /// use tollgate_redis::{AnyStore, StorageUri};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let uri: StorageUri = "memory://".parse()?; // checked once, opened later
+    /// assert!(matches!(uri.open().await?, AnyStore::Memory(_)));
+    /// let down: StorageUri = "redis://127.0.0.1:1".parse()?; // well formed...
+    /// assert!(down.open().await.unwrap_err().is_unreachable()); // ...but nothing listens there
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn open(&self) -> Result<AnyStore, UriError> {
         let unreachable = |err: StoreError| UriError {
             uri: crate::redacted(&self.uri),

@@ -29,11 +29,11 @@ enum Command {
         /// The TOML configuration file; without one, the check API on 127.0.0.1:8080 in memory.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
-        /// Where the check API listens (overrides [server] listen).
+        /// Where the check API listens (overrides server.listen in the file).
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
         /// The storage URI: memory://, redis://HOST:PORT/DB, redis+cluster://H1:P1,H2:P2
-        /// (overrides [server] storage).
+        /// (overrides server.storage in the file).
         #[arg(long, value_name = "URI")]
         storage: Option<String>,
     },

@@ -98,6 +98,20 @@ impl PolicyCounters {
 
     /// Counts what an Envoy descriptor came to (an unlimited one is allowed; a refund is not
     /// a hit).
+    ///
+    /// ```
+    /// use tollgate_server::{DescriptorVerdict, Metrics, Totals};
+    ///
+    /// let metrics = Metrics::new();
+    /// let counters = metrics.counters("envoy:edge:user");
+    /// counters.record_descriptor(DescriptorVerdict::Allowed);
+    /// counters.record_descriptor(DescriptorVerdict::Unlimited);
+    /// counters.record_descriptor(DescriptorVerdict::Refunded);
+    /// counters.record_descriptor(DescriptorVerdict::ShadowOverLimit);
+    /// let text = metrics.render(&Totals::default());
+    /// assert!(text.contains(r#"tollgate_hits_total{policy="envoy:edge:user",outcome="allowed"} 2"#));
+    /// assert!(text.contains(r#"tollgate_hits_total{policy="envoy:edge:user",outcome="shadow_denied"} 1"#));
+    /// ```
     pub fn record_descriptor(&self, verdict: DescriptorVerdict) {
         let outcome = match verdict {
             DescriptorVerdict::Allowed | DescriptorVerdict::Unlimited => HitOutcome::Allowed,
@@ -114,6 +128,18 @@ impl PolicyCounters {
 }
 
 /// What the limiter counts itself, read when metrics are rendered.
+///
+/// The counts are totals so far: each rendering adds what is new since the last.
+///
+/// ```
+/// use tollgate_server::{Metrics, Totals};
+///
+/// let metrics = Metrics::new();
+/// metrics.render(&Totals { storage_errors: 2, ..Totals::default() });
+/// let text = metrics.render(&Totals { storage_errors: 5, falling_back: true, inline_evicted: 0 });
+/// assert!(text.contains("tollgate_storage_errors_total 5")); // not 2 + 5
+/// assert!(text.contains("tollgate_storage_fallback 1"));
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Totals {
     /// Storage errors seen by the failure mode.
@@ -202,6 +228,17 @@ impl Metrics {
     }
 
     /// The counters of `policy` (the same ones each time for the same name).
+    ///
+    /// ```
+    /// use tollgate_server::{DescriptorVerdict, Metrics, Totals};
+    ///
+    /// let metrics = Metrics::new();
+    /// metrics.counters("login").record_descriptor(DescriptorVerdict::OverLimit);
+    /// metrics.counters("login").record_descriptor(DescriptorVerdict::OverLimit);
+    /// let text = metrics.render(&Totals::default());
+    /// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="denied"} 2"#));
+    /// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="allowed"} 0"#));
+    /// ```
     pub fn counters(&self, policy: &str) -> PolicyCounters {
         let counter = |outcome| {
             self.hits
@@ -217,6 +254,17 @@ impl Metrics {
     }
 
     /// Records that deciding a check (of one or several hits) took `took`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate_server::{Metrics, Totals};
+    ///
+    /// let metrics = Metrics::new();
+    /// metrics.took(Duration::from_micros(40));
+    /// metrics.took(Duration::from_millis(2));
+    /// let text = metrics.render(&Totals::default());
+    /// assert!(text.contains("tollgate_check_duration_seconds_count 2"));
+    /// ```
     pub fn took(&self, took: Duration) {
         self.latency.observe(took.as_secs_f64());
     }

@@ -24,9 +24,29 @@ use crate::state::{InForce, ServerState};
 
 /// How long a shutdown waits for requests in flight (and idle keep-alive connections, such as
 /// Envoy's) before closing what is left.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(tollgate_server::SHUTDOWN_GRACE, Duration::from_secs(5));
+/// ```
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Where the configuration comes from, and the command-line flags that override it.
+///
+/// ```
+/// use tollgate_server::{Overrides, Settings};
+///
+/// // `tollgate serve --listen 127.0.0.1:9000`, without a config file.
+/// let settings = Settings {
+///     config: None,
+///     overrides: Overrides { listen: Some("127.0.0.1:9000".parse()?), storage: None },
+/// };
+/// let config = settings.load()?;
+/// assert_eq!(config.listen.port(), 9000);
+/// assert!(config.storage.is_memory() && config.policies.is_empty()); // the defaults
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     /// The config file; none means the defaults.
@@ -37,6 +57,22 @@ pub struct Settings {
 
 impl Settings {
     /// Reads and checks the configuration, with the flags applied.
+    ///
+    /// ```
+    /// use tollgate_server::{Overrides, Settings};
+    ///
+    /// let path = std::env::temp_dir().join(format!("tollgate-settings-{}.toml", std::process::id()));
+    /// std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:7000\"\n")?;
+    /// let from_file = Settings { config: Some(path.clone()), overrides: Overrides::default() };
+    /// assert_eq!(from_file.load()?.listen.port(), 7000);
+    /// let flagged = Settings {
+    ///     overrides: Overrides { listen: Some("127.0.0.1:7001".parse()?), storage: None },
+    ///     ..from_file
+    /// };
+    /// assert_eq!(flagged.load()?.listen.port(), 7001); // the flag wins
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn load(&self) -> Result<Config, ConfigError> {
         match &self.config {
             Some(path) => Config::load(path, &self.overrides),
@@ -46,6 +82,28 @@ impl Settings {
 }
 
 /// Why the server could not start, or a configuration was not put in force.
+///
+/// ```
+/// use std::path::PathBuf;
+/// use tollgate_server::{Overrides, ServeError, Settings, check, serve};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let missing = Settings { config: Some(PathBuf::from("/nonexistent/tollgate.toml")), ..Settings::default() };
+/// let err = check(&missing).unwrap_err();
+/// assert!(matches!(err, ServeError::Config(_)));
+/// assert!(err.to_string().starts_with("/nonexistent/tollgate.toml: cannot read: "));
+///
+/// // A port that is taken.
+/// let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let listen = Some(taken.local_addr()?);
+/// let settings = Settings { overrides: Overrides { listen, storage: None }, ..Settings::default() };
+/// let (_reload, reload) = tokio::sync::mpsc::channel(1);
+/// let err = serve(settings, reload, std::future::pending()).await.unwrap_err();
+/// assert!(matches!(err, ServeError::Listen { what: "check API", .. }));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub enum ServeError {
     /// The configuration is wrong.
@@ -108,6 +166,27 @@ pub fn check(settings: &Settings) -> Result<Config, ServeError> {
 ///
 /// The bound addresses are printed on standard output (`check API listening on
 /// http://127.0.0.1:8080`), so that port 0 can be used.
+///
+/// ```
+/// use tollgate_server::{Overrides, Settings, serve};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let settings = Settings {
+///     config: None,
+///     overrides: Overrides { listen: Some("127.0.0.1:0".parse()?), storage: None },
+/// };
+/// let (reload_tx, reload) = tokio::sync::mpsc::channel(1);
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let server = tokio::spawn(serve(settings, reload, async {
+///     let _ = stopped.await;
+/// }));
+/// reload_tx.send(()).await?; // as on SIGHUP: read the configuration again
+/// stop.send(()).expect("the server is running");
+/// assert!(server.await?.is_ok()); // shut down cleanly
+/// # Ok(())
+/// # }
+/// ```
 pub async fn serve(
     settings: Settings,
     mut reload: mpsc::Receiver<()>,

@@ -14,9 +14,49 @@ use crate::http::proxy;
 use crate::metrics::{Metrics, PolicyCounters};
 
 /// The store every front end counts in: the configured storage behind its failure mode.
+///
+/// ```
+/// use tollgate::{Failover, FailureMode, Limiter, MemoryStore, Policy, Store};
+/// use tollgate_redis::AnyStore;
+/// use tollgate_server::ServerStore;
+///
+/// let store: ServerStore = Failover::new(AnyStore::Memory(MemoryStore::new()), FailureMode::Allow);
+/// assert!(store.answers_immediately()); // in memory
+/// let login = Limiter::new(store).policy("login", Policy::fixed_window("1/minute".parse()?));
+/// # futures_executor::block_on(async {
+/// assert!(login.hit("alice").await?.allowed());
+/// assert!(!login.hit("alice").await?.allowed());
+/// # Ok::<(), tollgate::Error>(())
+/// # }).unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type ServerStore = Failover<AnyStore>;
 
 /// The running server's shared state.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tollgate_server::{Config, ServerState, Totals};
+///
+/// # async fn check(state: &std::sync::Arc<tollgate_server::ServerState>, body: &str) -> http::StatusCode {
+/// #     use tower::ServiceExt;
+/// #     let request = http::Request::post("/v1/check").body(axum::body::Body::from(body.to_owned())).unwrap();
+/// #     let router = tollgate_server::check_api_router(std::sync::Arc::clone(state));
+/// #     router.oneshot(request).await.unwrap().status()
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = Config::parse("[policies.login]\nlimits = \"1/minute\"\n", "tollgate.toml")?;
+/// let state = Arc::new(ServerState::new(&config, config.storage.open().await?)?);
+/// assert_eq!(check(&state, r#"{"policy": "login", "key": "alice"}"#).await, 200);
+/// assert_eq!(check(&state, r#"{"policy": "login", "key": "alice"}"#).await, 429);
+/// assert_eq!(state.storage(), "memory://");
+/// assert!(state.probe().await.is_ok());
+/// let text = state.metrics().render(&Totals::default());
+/// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="denied"} 1"#));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct ServerState {
     /// The store and the clock; the inline policies live here, so they outlive reloads.
@@ -32,6 +72,32 @@ pub struct ServerState {
 /// The configuration in force: each named policy with its handle, rate-limit fields and
 /// counters together, the inline policies' fields and counters, the Envoy service and the
 /// proxy's router.
+///
+/// A reload swaps it whole: what a request took from [`ServerState::in_force`] stays as it
+/// was while the request runs.
+///
+/// ```
+/// use tollgate_server::{Config, ServerState};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = Config::parse("[policies.api]\nlimits = \"10/second\"\n", "tollgate.toml")?;
+/// let state = ServerState::new(&config, config.storage.open().await?)?;
+/// let before = state.in_force();
+/// state.reload(&Config::parse(r#"
+/// [policies.api]
+/// limits = "10/second"
+///
+/// [proxy]
+/// listen = "127.0.0.1:8081"
+/// upstream = "http://127.0.0.1:3000"
+/// default_policy = "api"
+/// "#, "tollgate.toml")?)?;
+/// assert!(before.proxy().is_none()); // unchanged
+/// assert!(state.in_force().proxy().is_some());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct InForce {
     policies: HashMap<String, ConfiguredPolicy>,
@@ -89,6 +155,31 @@ impl ServerState {
     }
 
     /// The state for `config` with the clock `clock` (a [`tollgate::ManualClock`] in tests).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use tollgate::ManualClock;
+    /// use tollgate_server::{Config, ServerState};
+    ///
+    /// # async fn check(state: &std::sync::Arc<tollgate_server::ServerState>, body: &str) -> http::StatusCode {
+    /// #     use tower::ServiceExt;
+    /// #     let request = http::Request::post("/v1/check").body(axum::body::Body::from(body.to_owned())).unwrap();
+    /// #     let router = tollgate_server::check_api_router(std::sync::Arc::clone(state));
+    /// #     router.oneshot(request).await.unwrap().status()
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = Config::parse("[policies.login]\nlimits = \"1/minute\"\n", "tollgate.toml")?;
+    /// let clock = ManualClock::new();
+    /// let state = Arc::new(ServerState::with_clock(&config, config.storage.open().await?, clock.clone())?);
+    /// assert_eq!(check(&state, r#"{"policy": "login", "key": "alice"}"#).await, 200);
+    /// assert_eq!(check(&state, r#"{"policy": "login", "key": "alice"}"#).await, 429);
+    /// clock.advance(Duration::from_secs(60));
+    /// assert_eq!(check(&state, r#"{"policy": "login", "key": "alice"}"#).await, 200);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn with_clock(
         config: &Config,
         store: AnyStore,
@@ -115,12 +206,51 @@ impl ServerState {
     }
 
     /// The configuration in force.
+    ///
+    /// ```
+    /// use tollgate_server::{Config, ServerState};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = Config::parse("[policies.login]\nlimits = \"5/minute\"\n", "tollgate.toml")?;
+    /// let state = ServerState::new(&config, config.storage.open().await?)?;
+    /// let in_force = state.in_force();
+    /// assert!(in_force.proxy().is_none()); // no [proxy] section
+    /// state.reload(&config)?;
+    /// assert!(!std::sync::Arc::ptr_eq(&in_force, &state.in_force())); // swapped whole
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn in_force(&self) -> Arc<InForce> {
         Arc::clone(&self.in_force.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Puts `config` in force. Policies that did not change keep their counts (inline ones
     /// too); a configuration the proxy's limits refuse leaves the old one in force.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tollgate_server::{Config, ServerState};
+    ///
+    /// # async fn check(state: &std::sync::Arc<tollgate_server::ServerState>, body: &str) -> http::StatusCode {
+    /// #     use tower::ServiceExt;
+    /// #     let request = http::Request::post("/v1/check").body(axum::body::Body::from(body.to_owned())).unwrap();
+    /// #     let router = tollgate_server::check_api_router(std::sync::Arc::clone(state));
+    /// #     router.oneshot(request).await.unwrap().status()
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let one = Config::parse("[policies.login]\nlimits = \"1/minute\"\n", "tollgate.toml")?;
+    /// let state = Arc::new(ServerState::new(&one, one.storage.open().await?)?);
+    /// assert_eq!(check(&state, r#"{"policy": "login", "key": "alice"}"#).await, 200);
+    /// state.reload(&one)?;
+    /// assert_eq!(check(&state, r#"{"policy": "login", "key": "alice"}"#).await, 429); // unchanged: the count survives
+    /// let two = Config::parse("[policies.login]\nlimits = \"2/minute\"\n", "tollgate.toml")?;
+    /// state.reload(&two)?;
+    /// assert_eq!(check(&state, r#"{"policy": "login", "key": "alice"}"#).await, 200); // changed: it starts afresh
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn reload(&self, config: &Config) -> Result<(), BuildError> {
         let in_force = Arc::new(InForce::new(&self.limiter, &self.metrics, config)?);
         *self
@@ -131,22 +261,92 @@ impl ServerState {
     }
 
     /// The limiter every front end counts through.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tollgate_server::{Config, ServerState};
+    ///
+    /// # async fn check(state: &std::sync::Arc<tollgate_server::ServerState>, body: &str) -> http::StatusCode {
+    /// #     use tower::ServiceExt;
+    /// #     let request = http::Request::post("/v1/check").body(axum::body::Body::from(body.to_owned())).unwrap();
+    /// #     let router = tollgate_server::check_api_router(std::sync::Arc::clone(state));
+    /// #     router.oneshot(request).await.unwrap().status()
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = Config::parse("[policies.login]\nlimits = \"1/minute\"\n", "tollgate.toml")?;
+    /// let state = Arc::new(ServerState::new(&config, config.storage.open().await?)?);
+    /// // The configured policy, prepared again under its name: the check API's counts.
+    /// let login = state.limiter().policy("login", config.policies["login"].clone());
+    /// assert!(login.hit("alice").await?.allowed());
+    /// assert_eq!(check(&state, r#"{"policy": "login", "key": "alice"}"#).await, 429);
+    /// assert_eq!(state.limiter().store().errors(), 0); // the failure mode's count
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn limiter(&self) -> &Limiter<ServerStore> {
         &self.limiter
     }
 
     /// The metrics.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tollgate_server::{Config, ServerState, Totals};
+    ///
+    /// # async fn check(state: &std::sync::Arc<tollgate_server::ServerState>, body: &str) -> http::StatusCode {
+    /// #     use tower::ServiceExt;
+    /// #     let request = http::Request::post("/v1/check").body(axum::body::Body::from(body.to_owned())).unwrap();
+    /// #     let router = tollgate_server::check_api_router(std::sync::Arc::clone(state));
+    /// #     router.oneshot(request).await.unwrap().status()
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = Config::parse("[policies.login]\nlimits = \"5/minute\"\n", "tollgate.toml")?;
+    /// let state = Arc::new(ServerState::new(&config, config.storage.open().await?)?);
+    /// check(&state, r#"{"policy": "login", "key": "alice"}"#).await;
+    /// let text = state.metrics().render(&Totals::default());
+    /// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="allowed"} 1"#));
+    /// assert!(text.contains("tollgate_check_duration_seconds_count 1"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
     /// The storage URI, credentials redacted.
+    ///
+    /// ```
+    /// use tollgate_server::{Config, ServerState};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = Config::parse("[server]\nstorage = \"memory://\"\n", "tollgate.toml")?;
+    /// let state = ServerState::new(&config, config.storage.open().await?)?;
+    /// assert_eq!(state.storage(), "memory://");
+    /// // A Redis URI would read `redis://***@host:6379` here: see `tollgate_redis::redacted`.
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn storage(&self) -> &str {
         &self.storage
     }
 
     /// Whether the storage answers now (asked directly, not through the failure mode):
     /// `Err` says why not.
+    ///
+    /// ```
+    /// use tollgate_server::{Config, ServerState};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = Config::empty(); // in memory, which always answers
+    /// let state = ServerState::new(&config, config.storage.open().await?)?;
+    /// assert!(state.probe().await.is_ok());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn probe(&self) -> Result<(), tollgate::StoreError> {
         self.limiter
             .store()
@@ -239,6 +439,31 @@ impl InForce {
     }
 
     /// The proxy's router, when `[proxy]` is set.
+    ///
+    /// ```
+    /// use tower::ServiceExt;
+    /// use tollgate_server::{Config, ServerState};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = Config::parse(r#"
+    /// [policies.api]
+    /// limits = "1/minute"
+    ///
+    /// [proxy]
+    /// listen = "127.0.0.1:8081"
+    /// upstream = "http://127.0.0.1:1"
+    /// default_policy = "api"
+    /// "#, "tollgate.toml")?;
+    /// let state = ServerState::new(&config, config.storage.open().await?)?;
+    /// let router = state.in_force().proxy().cloned().expect("a [proxy] section");
+    /// let get = || http::Request::get("/items").body(axum::body::Body::empty()).unwrap();
+    /// // Allowed, and forwarded to an upstream that is not there.
+    /// assert_eq!(router.clone().oneshot(get()).await?.status(), 502);
+    /// assert_eq!(router.oneshot(get()).await?.status(), 429);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn proxy(&self) -> Option<&axum::Router> {
         self.proxy.as_ref()
     }

@@ -41,6 +41,19 @@ pub struct ClientIp(pub IpAddr);
 pub struct PeerAddr(pub SocketAddr);
 
 /// A header a trusted proxy writes the client's address into.
+///
+/// ```
+/// use std::net::IpAddr;
+/// use tollgate_tower::{ProxyHeader, TrustedProxies};
+///
+/// let proxies = TrustedProxies::new(["10.0.0.0/8"])?.with_header(ProxyHeader::Forwarded);
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("forwarded", r#"for="[2001:db8::1]:4711";proto=https"#.parse()?);
+/// headers.insert("x-forwarded-for", "192.0.2.99".parse()?); // not the header believed
+/// let peer: IpAddr = "10.0.0.1".parse()?;
+/// assert_eq!(proxies.resolve(peer, &headers), "2001:db8::1".parse::<IpAddr>()?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProxyHeader {
     /// `X-Forwarded-For: client, proxy1, proxy2`: each proxy appends the address it received
@@ -92,6 +105,19 @@ pub struct TrustedProxies {
 }
 
 /// A trusted-proxy network that is not a CIDR or an address.
+///
+/// ```
+/// use tollgate_tower::{DeclarationError, HttpLimiter, TrustedProxies};
+///
+/// let err = TrustedProxies::new(["10.0.0.0/8", "proxy.internal"]).unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "invalid trusted proxy \"proxy.internal\": expected a CIDR such as 10.0.0.0/8 or fd00::/8, or an address"
+/// );
+/// // The builder reports it with the other mistakes.
+/// let build = HttpLimiter::builder().trusted_proxies(["proxy.internal"]).build().unwrap_err();
+/// assert_eq!(build.mistakes(), [DeclarationError::Proxy(err)]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidProxy {
     input: String,
@@ -129,6 +155,19 @@ impl Default for TrustedProxies {
 
 impl TrustedProxies {
     /// Trusts no proxy: the client is always the peer.
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use tollgate_tower::TrustedProxies;
+    ///
+    /// let none = TrustedProxies::none();
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("x-forwarded-for", "203.0.113.9".parse()?);
+    /// let peer: IpAddr = "10.0.0.1".parse()?;
+    /// assert!(!none.contains(peer));
+    /// assert_eq!(none.resolve(peer, &headers), peer); // the header is ignored
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn none() -> Self {
         Self {
             nets: Vec::new(),
@@ -162,23 +201,73 @@ impl TrustedProxies {
     }
 
     /// Reads the client's address from `header` instead of `X-Forwarded-For`.
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use tollgate_tower::{ProxyHeader, TrustedProxies};
+    ///
+    /// let proxies = TrustedProxies::new(["10.0.0.0/8"])?.with_header(ProxyHeader::XRealIp);
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("x-real-ip", "203.0.113.9".parse()?);
+    /// headers.insert("x-forwarded-for", "192.0.2.1".parse()?);
+    /// let peer: IpAddr = "10.0.0.1".parse()?;
+    /// assert_eq!(proxies.resolve(peer, &headers), "203.0.113.9".parse::<IpAddr>()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_header(mut self, header: ProxyHeader) -> Self {
         self.header = header;
         self
     }
 
     /// The header believed from trusted proxies.
+    ///
+    /// ```
+    /// use tollgate_tower::{ProxyHeader, TrustedProxies};
+    ///
+    /// let proxies = TrustedProxies::new(["10.0.0.0/8"])?;
+    /// assert_eq!(proxies.header(), ProxyHeader::XForwardedFor);
+    /// assert_eq!(proxies.with_header(ProxyHeader::Forwarded).header(), ProxyHeader::Forwarded);
+    /// # Ok::<(), tollgate_tower::InvalidProxy>(())
+    /// ```
     pub fn header(&self) -> ProxyHeader {
         self.header
     }
 
     /// Whether `ip` is a trusted proxy.
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use tollgate_tower::TrustedProxies;
+    ///
+    /// let proxies = TrustedProxies::new(["10.0.0.0/8", "2001:db8::7"])?;
+    /// let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+    /// assert!(proxies.contains(ip("10.1.2.3")));
+    /// assert!(proxies.contains(ip("::ffff:10.1.2.3"))); // IPv4-mapped: the IPv4 address
+    /// assert!(proxies.contains(ip("2001:db8::7")));
+    /// assert!(!proxies.contains(ip("192.0.2.1")));
+    /// # Ok::<(), tollgate_tower::InvalidProxy>(())
+    /// ```
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.nets.iter().any(|net| net.contains(&ip))
     }
 
     /// The client's address for a request from `peer` with `headers`.
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use tollgate_tower::TrustedProxies;
+    ///
+    /// let proxies = TrustedProxies::new(["10.0.0.0/8"])?;
+    /// let peer: IpAddr = "10.0.0.1".parse()?;
+    /// let mut headers = http::HeaderMap::new();
+    /// assert_eq!(proxies.resolve(peer, &headers), peer); // no header: the peer
+    /// headers.insert("x-forwarded-for", "not an address".parse()?);
+    /// assert_eq!(proxies.resolve(peer, &headers), peer); // malformed: the peer
+    /// headers.insert("x-forwarded-for", "203.0.113.9, 10.0.0.5".parse()?);
+    /// assert_eq!(proxies.resolve(peer, &headers), "203.0.113.9".parse::<IpAddr>()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = canonical(peer);
         if !self.contains(peer) {

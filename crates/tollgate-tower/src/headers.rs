@@ -12,6 +12,28 @@ use tollgate::Decision;
 ///
 /// The fields describe the limit closest to denying the request: the one that denied it, or
 /// the one with the fewest units left.
+///
+/// ```
+/// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+/// use tollgate_tower::HeaderStyle;
+///
+/// assert_eq!(HeaderStyle::default(), HeaderStyle::Ietf);
+/// let api = Limiter::new(MemoryStore::new())
+///     .policy("api", Policy::fixed_window(Rate::per_minute(10).into()));
+/// let decision = api.hit_sync("alice", 1)?;
+/// let fields = |style: HeaderStyle| {
+///     let mut headers = http::HeaderMap::new();
+///     style.render("api", &decision, &mut headers);
+///     let mut names: Vec<String> = headers.keys().map(|name| name.to_string()).collect();
+///     names.sort();
+///     names
+/// };
+/// assert!(fields(HeaderStyle::None).is_empty());
+/// assert_eq!(fields(HeaderStyle::Legacy), ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"]);
+/// assert_eq!(fields(HeaderStyle::Ietf), ["ratelimit", "ratelimit-policy"]);
+/// assert_eq!(fields(HeaderStyle::Both).len(), 5);
+/// # Ok::<(), tollgate::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HeaderStyle {
     /// No rate-limit fields.

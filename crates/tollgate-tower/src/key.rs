@@ -40,6 +40,27 @@ use crate::ClientIp;
 /// ```
 pub trait KeyExtractor: Send + Sync + 'static {
     /// The key of the request with head `parts`, or `None` if this extractor cannot tell.
+    ///
+    /// ```
+    /// use http::request::Parts;
+    /// use tollgate_tower::key::{KeyExtractor, RequestKey};
+    ///
+    /// /// The tenant: the first label of the `Host` header.
+    /// struct Tenant;
+    ///
+    /// impl KeyExtractor for Tenant {
+    ///     fn extract(&self, parts: &Parts) -> Option<RequestKey> {
+    ///         let host = parts.headers.get("host")?.to_str().ok()?;
+    ///         Some(RequestKey::from(format!("tenant:{}", host.split('.').next()?)))
+    ///     }
+    /// }
+    ///
+    /// let (parts, _) = http::Request::get("/").header("host", "acme.example.com").body(())?.into_parts();
+    /// assert_eq!(Tenant.extract(&parts), Some(RequestKey::from("tenant:acme")));
+    /// let (no_host, _) = http::Request::new(()).into_parts();
+    /// assert_eq!(Tenant.extract(&no_host), None);
+    /// # Ok::<(), http::Error>(())
+    /// ```
     fn extract(&self, parts: &Parts) -> Option<RequestKey>;
 }
 
@@ -48,6 +69,21 @@ macro_rules! or_fallback {
     ($($name:ident $(<$t:ident>)?),*) => {$(
         impl$(<$t>)? $name$(<$t>)? {
             /// This extractor, or `fallback` when it cannot tell.
+            ///
+            /// ```
+            /// use tollgate::Key;
+            /// use tollgate_tower::key::{self, KeyExtractor};
+            ///
+            /// let by_api_key = key::header("x-api-key").or(key::constant("anonymous"));
+            /// let (with, _) = http::Request::get("/").header("x-api-key", "k1").body(())?.into_parts();
+            /// let (without, _) = http::Request::new(()).into_parts();
+            /// assert_eq!(&*by_api_key.extract(&with).unwrap().key_bytes(), b"x-api-key:k1");
+            /// assert_eq!(&*by_api_key.extract(&without).unwrap().key_bytes(), b"anonymous");
+            /// // The client IP is unknown without an address: the fallback tells.
+            /// let by_ip = key::client_ip().or(key::constant("no-ip"));
+            /// assert_eq!(&*by_ip.extract(&without).unwrap().key_bytes(), b"no-ip");
+            /// # Ok::<(), http::Error>(())
+            /// ```
             pub fn or<F: KeyExtractor>(self, fallback: F) -> Or<Self, F> {
                 Or {
                     first: self,
@@ -62,6 +98,18 @@ or_fallback!(ClientIpKey, HeaderKey, ExtensionKey<T>);
 
 impl<A, B> Or<A, B> {
     /// This chain, or `fallback` when no extractor of it can tell.
+    ///
+    /// ```
+    /// use tollgate::Key;
+    /// use tollgate_tower::key::{self, KeyExtractor};
+    ///
+    /// let chain = key::header("x-api-key").or(key::header("x-user-id")).or(key::constant("anonymous"));
+    /// let (user, _) = http::Request::get("/").header("x-user-id", "alice").body(())?.into_parts();
+    /// let (nobody, _) = http::Request::new(()).into_parts();
+    /// assert_eq!(&*chain.extract(&user).unwrap().key_bytes(), b"x-user-id:alice");
+    /// assert_eq!(&*chain.extract(&nobody).unwrap().key_bytes(), b"anonymous");
+    /// # Ok::<(), http::Error>(())
+    /// ```
     pub fn or<F: KeyExtractor>(self, fallback: F) -> Or<Self, F> {
         Or {
             first: self,
@@ -104,6 +152,24 @@ enum KeyRepr {
 
 impl RequestKey {
     /// The key of requests no extractor could name: one shared count for all of them.
+    ///
+    /// ```
+    /// use tollgate::Key;
+    /// use tollgate_tower::{HttpLimiter, key::{self, RequestKey}};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// assert_eq!(&*RequestKey::UNKNOWN.key_bytes(), b"?");
+    /// // Requests without the header share that one count.
+    /// let limiter = HttpLimiter::builder().key(key::header("x-api-key")).default_limit("1/minute").build()?;
+    /// assert_eq!(send(&limiter, get("/")).status(), 200);
+    /// assert_eq!(send(&limiter, get("/")).status(), 429);
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub const UNKNOWN: RequestKey = RequestKey(KeyRepr::Bytes(Cow::Borrowed(b"?")));
 }
 
@@ -169,6 +235,23 @@ pub fn client_ip() -> ClientIpKey {
 }
 
 /// The extractor made by [`client_ip`].
+///
+/// ```
+/// use std::net::IpAddr;
+/// use tollgate::Key;
+/// use tollgate_tower::{ClientIp, key::{self, KeyExtractor}};
+///
+/// let parts = |ip: &str| {
+///     let mut request = http::Request::new(());
+///     request.extensions_mut().insert(ClientIp(ip.parse::<IpAddr>().unwrap()));
+///     request.into_parts().0
+/// };
+/// let extractor = key::client_ip();
+/// assert_eq!(&*extractor.extract(&parts("192.0.2.1")).unwrap().key_bytes(), b"192.0.2.1");
+/// assert_eq!(&*extractor.extract(&parts("2001:db8::1")).unwrap().key_bytes(), b"2001:db8::");
+/// // Without a resolved address, it cannot tell.
+/// assert!(extractor.extract(&http::Request::new(()).into_parts().0).is_none());
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIpKey {
     ipv6_prefix: u8,
@@ -176,6 +259,21 @@ pub struct ClientIpKey {
 
 impl ClientIpKey {
     /// Groups IPv6 clients by their first `bits` bits (at most 128; 64 unless set).
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use tollgate::Key;
+    /// use tollgate_tower::{ClientIp, key::{self, KeyExtractor}};
+    ///
+    /// let mut request = http::Request::new(());
+    /// request.extensions_mut().insert(ClientIp("2001:db8:1:2:3:4:5:6".parse::<IpAddr>()?));
+    /// let (parts, _) = request.into_parts();
+    /// let key = |bits| key::client_ip().ipv6_prefix(bits).extract(&parts).unwrap();
+    /// assert_eq!(&*key(48).key_bytes(), b"2001:db8:1::");
+    /// assert_eq!(&*key(128).key_bytes(), b"2001:db8:1:2:3:4:5:6");
+    /// assert_eq!(key(200), key(128)); // at most 128
+    /// # Ok::<(), std::net::AddrParseError>(())
+    /// ```
     pub fn ipv6_prefix(mut self, bits: u8) -> Self {
         self.ipv6_prefix = bits.min(128);
         self
@@ -238,6 +336,17 @@ pub fn header_named(name: HeaderName) -> HeaderKey {
 }
 
 /// The extractor made by [`header`] and [`header_named`].
+///
+/// ```
+/// use tollgate::Key;
+/// use tollgate_tower::key::{self, KeyExtractor};
+///
+/// let user = key::header("x-user-id");
+/// let parts = |value: &str| http::Request::get("/").header("x-user-id", value).body(()).unwrap().into_parts().0;
+/// assert_eq!(&*user.extract(&parts("alice")).unwrap().key_bytes(), b"x-user-id:alice");
+/// assert!(user.extract(&parts("")).is_none()); // empty: cannot tell
+/// assert!(user.extract(&http::Request::new(()).into_parts().0).is_none()); // absent
+/// ```
 #[derive(Debug, Clone)]
 pub struct HeaderKey {
     name: HeaderName,
@@ -286,6 +395,18 @@ where
 }
 
 /// The extractor made by [`extension`].
+///
+/// ```
+/// use tollgate::Key;
+/// use tollgate_tower::key::{self, KeyExtractor};
+///
+/// let by_user = key::extension::<u64>().or(key::constant("anonymous"));
+/// let mut request = http::Request::new(());
+/// request.extensions_mut().insert(42u64);
+/// assert_eq!(&*by_user.extract(&request.into_parts().0).unwrap().key_bytes(), b"u64:42");
+/// let (anonymous, _) = http::Request::new(()).into_parts();
+/// assert_eq!(&*by_user.extract(&anonymous).unwrap().key_bytes(), b"anonymous");
+/// ```
 pub struct ExtensionKey<T> {
     _type: std::marker::PhantomData<fn() -> T>,
 }
@@ -330,6 +451,23 @@ pub fn constant(key: &'static str) -> ConstantKey {
 }
 
 /// The extractor made by [`constant`].
+///
+/// ```
+/// use tollgate_tower::{HttpLimiter, Limit, key};
+///
+/// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+/// #     use tower::{Layer, ServiceExt};
+/// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+/// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+/// # }
+/// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+/// // One count for every client of /export.
+/// let limiter = HttpLimiter::builder().route("/export", Limit::new("1/minute").key(key::constant("all"))).build()?;
+/// let from = |user: &str| http::Request::get("/export").header("x-user-id", user).body(()).unwrap();
+/// assert_eq!(send(&limiter, from("alice")).status(), 200);
+/// assert_eq!(send(&limiter, from("bob")).status(), 429);
+/// # Ok::<(), tollgate_tower::BuildError>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct ConstantKey {
     key: &'static str,
@@ -342,6 +480,16 @@ impl KeyExtractor for ConstantKey {
 }
 
 /// One extractor, or another when the first cannot tell: made by `.or(...)`.
+///
+/// ```
+/// use tollgate::Key;
+/// use tollgate_tower::key::{self, KeyExtractor, Or};
+///
+/// let extractor: Or<_, _> = key::header("x-api-key").or(key::constant("anonymous"));
+/// let (with, _) = http::Request::get("/").header("x-api-key", "k1").body(())?.into_parts();
+/// assert_eq!(&*extractor.extract(&with).unwrap().key_bytes(), b"x-api-key:k1");
+/// # Ok::<(), http::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Or<A, B> {
     first: A,

@@ -11,12 +11,22 @@ use crate::key::RequestKey;
 /// A request denied by a limit.
 ///
 /// ```
-/// use tollgate_tower::{Breach, HttpLimiter, Limit};
+/// use std::sync::{Arc, Mutex};
+/// use tollgate::Key;
+/// use tollgate_tower::{Breach, HttpLimiter, Limit, PeerAddr};
 ///
+/// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+/// #     use tower::{Layer, ServiceExt};
+/// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+/// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+/// # }
+/// let breaches: Arc<Mutex<Vec<Breach>>> = Arc::default();
+/// let log = Arc::clone(&breaches);
 /// let limiter = HttpLimiter::builder()
-///     .default_limit(Limit::new("100/minute"))
-///     .on_breach(|parts, breach: &Breach| {
+///     .route("/login", Limit::new("1/minute"))
+///     .on_breach(move |parts, breach: &Breach| {
 ///         eprintln!("{} {} denied by {}", parts.method, parts.uri, breach.limit_name());
+///         log.lock().unwrap().push(breach.clone());
 ///     })
 ///     // A plain-text 429 instead of the JSON default (rate-limit headers are added to it).
 ///     .rejection(|breach: &Breach| {
@@ -27,6 +37,20 @@ use crate::key::RequestKey;
 ///             .expect("valid response")
 ///     })
 ///     .build()?;
+/// let login = || {
+///     let mut request = http::Request::post("/login").body(()).unwrap();
+///     request.extensions_mut().insert(PeerAddr("192.0.2.1:4000".parse().unwrap()));
+///     request
+/// };
+/// assert_eq!(send(&limiter, login()).status(), 200);
+/// let denied = send(&limiter, login());
+/// assert_eq!(denied.headers()["retry-after"], "60");
+///
+/// let breach = breaches.lock().unwrap().pop().expect("one breach");
+/// assert_eq!(breach.limit_name(), "/login");
+/// assert_eq!(&*breach.key().key_bytes(), b"192.0.2.1"); // the client IP, the default key
+/// assert_eq!((breach.decision().limit(), breach.decision().remaining()), (1, 0));
+/// assert_eq!(breach.retry_after_secs(), 60);
 /// # Ok::<(), tollgate_tower::BuildError>(())
 /// ```
 #[derive(Debug, Clone)]

@@ -191,6 +191,18 @@ impl ManualClock {
 
     /// Sets the clock to `to`; setting it backwards is allowed, to test that the strategies
     /// cope.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Clock, ManualClock, Timestamp};
+    ///
+    /// let clock = ManualClock::new();
+    /// clock.set(Timestamp::from_nanos(5_000));
+    /// assert_eq!(clock.now().as_nanos(), 5_000);
+    /// clock.set(Timestamp::from_nanos(1_000)); // backwards
+    /// clock.advance(Duration::from_nanos(1));
+    /// assert_eq!(clock.now(), Timestamp::from_nanos(1_001));
+    /// ```
     pub fn set(&self, to: Timestamp) {
         self.nanos.store(to.0, Ordering::Release);
     }

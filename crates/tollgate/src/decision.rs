@@ -75,6 +75,22 @@ impl Decision {
     }
 
     /// Time until the binding rate's state is fresh again (its full capacity available).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Limiter, ManualClock, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let clock = ManualClock::new();
+    /// let limiter = Limiter::new(MemoryStore::new()).with_clock(clock.clone());
+    /// let api = limiter.policy("api", Policy::fixed_window(Rate::per_minute(2).into()));
+    /// assert_eq!(api.peek("k").await?.reset_after(), Duration::ZERO); // never hit: fresh
+    /// api.hit("k").await?; // the window starts now
+    /// clock.advance(Duration::from_millis(20_500));
+    /// assert_eq!(api.peek("k").await?.reset_after(), Duration::from_millis(39_500));
+    /// # Ok::<(), tollgate::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn reset_after(&self) -> Duration {
         Duration::from_nanos(self.reset_after_ns)
     }
@@ -112,11 +128,38 @@ impl Decision {
     }
 
     /// [`Decision::reset_after`] in whole seconds, rounded up (0 when the state is fresh).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Limiter, ManualClock, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let clock = ManualClock::new();
+    /// let limiter = Limiter::new(MemoryStore::new()).with_clock(clock.clone());
+    /// let api = limiter.policy("api", Policy::fixed_window(Rate::per_minute(2).into()));
+    /// assert_eq!(api.peek("k").await?.reset_after_secs(), 0);
+    /// api.hit("k").await?;
+    /// clock.advance(Duration::from_millis(20_500));
+    /// assert_eq!(api.peek("k").await?.reset_after_secs(), 40); // 39.5 s, rounded up
+    /// # Ok::<(), tollgate::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn reset_after_secs(&self) -> u64 {
         ceil_secs(self.reset_after())
     }
 
     /// [`Decision::window`] in whole seconds, rounded up and at least 1.
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// let api = limiter.policy("api", Policy::sliding_window_counter("10 per 90 seconds".parse()?));
+    /// assert_eq!(api.hit("k").await?.window_secs(), 90);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn window_secs(&self) -> u64 {
         ceil_secs(self.window()).max(1)
     }

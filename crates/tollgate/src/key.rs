@@ -51,7 +51,23 @@ enum Repr<'a> {
 }
 
 impl<'a> KeyBytes<'a> {
-    /// Key bytes borrowed from `bytes`.
+    /// Key bytes borrowed from `bytes`: what a [`Key`] that holds its canonical bytes returns.
+    ///
+    /// ```
+    /// use tollgate::{Key, KeyBytes};
+    ///
+    /// /// A tenant, keyed by its id's text.
+    /// struct Tenant(String);
+    ///
+    /// impl Key for Tenant {
+    ///     fn key_bytes(&self) -> KeyBytes<'_> {
+    ///         KeyBytes::borrowed(self.0.as_bytes())
+    ///     }
+    /// }
+    ///
+    /// assert_eq!(&*Tenant("acme".to_owned()).key_bytes(), b"acme");
+    /// assert_eq!(&*KeyBytes::borrowed(b"user:42"), b"user:42");
+    /// ```
     pub fn borrowed(bytes: &'a [u8]) -> Self {
         Self(Repr::Borrowed(bytes))
     }

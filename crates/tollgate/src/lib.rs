@@ -46,7 +46,7 @@
 //!   (a request meeting several policies) and [`Error`].
 //! - `store/`: the [`Store`] seam; [`MemoryStore`], sharded and bounded; [`Failover`], a
 //!   store around another that applies a [`FailureMode`] (allow, deny or fall back to
-//!   memory) when it fails; and, behind the `test-util` feature, [`testing::FlakyStore`].
+//!   memory) when it fails; and, behind the `test-util` feature, `testing::FlakyStore`.
 //!
 //! Nothing here knows about HTTP or Redis: those live in `tollgate-tower`, `tollgate-redis`
 //! and `tollgate-server`.

@@ -41,6 +41,13 @@ pub enum Strategy {
 
 impl Strategy {
     /// Every strategy, in the order of the docs.
+    ///
+    /// ```
+    /// use tollgate::Strategy;
+    ///
+    /// let names: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
+    /// assert_eq!(names, ["fixed-window", "sliding-window", "sliding-window-counter", "token-bucket"]);
+    /// ```
     pub const ALL: [Strategy; 4] = [
         Strategy::FixedWindow,
         Strategy::SlidingWindowLog,
@@ -50,6 +57,16 @@ impl Strategy {
 
     /// The strategy's name in configuration files: `fixed-window`, `sliding-window` (the log),
     /// `sliding-window-counter` or `token-bucket`.
+    ///
+    /// ```
+    /// use tollgate::Strategy;
+    ///
+    /// assert_eq!(Strategy::SlidingWindowCounter.name(), "sliding-window-counter");
+    /// // The name parses back to the strategy.
+    /// for strategy in Strategy::ALL {
+    ///     assert_eq!(strategy.name().parse::<Strategy>(), Ok(strategy));
+    /// }
+    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             Strategy::FixedWindow => "fixed-window",
@@ -101,6 +118,14 @@ pub struct Policy {
 
 impl Policy {
     /// `rates` applied with `strategy`.
+    ///
+    /// ```
+    /// use tollgate::{Policy, Rate, Strategy};
+    ///
+    /// let policy = Policy::new(Strategy::SlidingWindowLog, Rate::per_second(3).into());
+    /// assert_eq!(policy, Policy::sliding_window_log(Rate::per_second(3).into()));
+    /// assert_eq!(policy.to_string(), "3/second (sliding-window)");
+    /// ```
     pub fn new(strategy: Strategy, rates: Rates) -> Self {
         Self {
             rates,
@@ -206,16 +231,41 @@ impl Policy {
     }
 
     /// The rates, all of which a hit must fit.
+    ///
+    /// ```
+    /// use tollgate::{Policy, Rate};
+    ///
+    /// let policy = Policy::token_bucket("10/second; 100/minute".parse()?);
+    /// assert_eq!(policy.rates()[..], [Rate::per_second(10), Rate::per_minute(100)]);
+    /// # Ok::<(), tollgate::ParseError>(())
+    /// ```
     pub fn rates(&self) -> &Rates {
         &self.rates
     }
 
     /// The strategy.
+    ///
+    /// ```
+    /// use tollgate::{Policy, Strategy};
+    ///
+    /// let policy = Policy::token_bucket("10/second".parse()?);
+    /// assert_eq!(policy.strategy(), Strategy::TokenBucket);
+    /// # Ok::<(), tollgate::ParseError>(())
+    /// ```
     pub fn strategy(&self) -> Strategy {
         self.strategy
     }
 
     /// The token bucket capacity set by [`Policy::with_burst`], if any.
+    ///
+    /// ```
+    /// use tollgate::Policy;
+    ///
+    /// let bucket = Policy::token_bucket("10/second".parse()?);
+    /// assert_eq!(bucket.burst(), None); // the bucket holds the rate's amount, 10
+    /// assert_eq!(bucket.with_burst(25)?.burst(), Some(25));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn burst(&self) -> Option<u64> {
         self.burst
     }
@@ -273,6 +323,20 @@ impl fmt::Display for Policy {
 
 /// An invalid policy: an unknown strategy or failure mode name, or a burst that cannot
 /// apply.
+///
+/// ```
+/// use tollgate::{FailureMode, Policy, PolicyError, Strategy};
+///
+/// assert_eq!(
+///     "leaky-bucket".parse::<Strategy>(),
+///     Err(PolicyError::UnknownStrategy("leaky-bucket".to_owned()))
+/// );
+/// let err = Policy::token_bucket("1/second; 10/minute".parse()?).with_burst(5).unwrap_err();
+/// assert_eq!(err, PolicyError::BurstWithSeveralRates(2));
+/// assert_eq!(err.to_string(), "burst needs a token bucket with exactly one rate, not 2");
+/// assert!(matches!("open".parse::<FailureMode>(), Err(PolicyError::UnknownFailureMode(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PolicyError {

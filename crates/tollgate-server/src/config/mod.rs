@@ -27,6 +27,13 @@ use crate::grpc::envoy::EnvoyConfig;
 pub use proxy::{KeySpec, ProxyConfig, RouteConfig, RoutePattern, UpstreamUri};
 
 /// The address the check API listens on when nothing says otherwise.
+///
+/// ```
+/// use tollgate_server::{Config, DEFAULT_LISTEN};
+///
+/// assert_eq!(DEFAULT_LISTEN, "127.0.0.1:8080");
+/// assert_eq!(Config::empty().listen.to_string(), DEFAULT_LISTEN);
+/// ```
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// The name inline policies of the check API are counted and labelled under; no configured
@@ -94,12 +101,43 @@ pub struct Overrides {
 
 impl Config {
     /// The configuration with no file: the check API on [`DEFAULT_LISTEN`], in memory.
+    ///
+    /// ```
+    /// use tollgate::FailureMode;
+    /// use tollgate_server::Config;
+    ///
+    /// let config = Config::empty();
+    /// assert!(config.storage.is_memory());
+    /// assert_eq!(config.on_storage_error, FailureMode::Allow);
+    /// assert!(config.policies.is_empty() && config.proxy.is_none() && config.grpc_listen.is_none());
+    /// ```
     pub fn empty() -> Self {
         Self::parse("", "(defaults)").expect("the empty configuration is valid")
     }
 
     /// Reads and checks the file at `path` (and the Envoy descriptor file it names), with
     /// `overrides` from the command line: exactly what `serve` and `check-config` run.
+    ///
+    /// ```
+    /// use tollgate_server::{Config, Overrides};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("tollgate-config-load-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// std::fs::write(dir.join("ratelimit.yaml"), "domain: edge\n")?;
+    /// std::fs::write(
+    ///     dir.join("tollgate.toml"),
+    ///     "[server]\ngrpc_listen = \"127.0.0.1:8081\"\n\n[envoy]\nconfig = \"ratelimit.yaml\"\n",
+    /// )?;
+    /// let config = Config::load(&dir.join("tollgate.toml"), &Overrides::default())?;
+    /// // The descriptor file is found next to the configuration, and read.
+    /// assert_eq!(config.envoy_config, Some(dir.join("ratelimit.yaml")));
+    /// assert_eq!(config.envoy.expect("read").domains().collect::<Vec<_>>(), ["edge"]);
+    ///
+    /// let err = Config::load(&dir.join("missing.toml"), &Overrides::default()).unwrap_err();
+    /// assert!(err.message().starts_with("cannot read: "));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
@@ -125,6 +163,16 @@ impl Config {
     }
 
     /// Checks the configuration `text` with `overrides` from the command line.
+    ///
+    /// ```
+    /// use tollgate_server::{Config, Overrides};
+    ///
+    /// let text = "[server]\nstorage = \"redis://127.0.0.1:6379\"\n";
+    /// let overrides = Overrides { storage: Some("memory://".to_owned()), ..Overrides::default() };
+    /// assert!(Config::parse_with(text, "tollgate.toml", &overrides)?.storage.is_memory()); // the flag wins
+    /// assert!(!Config::parse(text, "tollgate.toml")?.storage.is_memory());
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
     pub fn parse_with(text: &str, file: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
         file::Checker::new(text, file).check(overrides)
     }

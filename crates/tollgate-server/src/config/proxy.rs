@@ -41,6 +41,33 @@ struct RouteSection {
 }
 
 /// The `[proxy]` section: requests to `listen` are limited and forwarded to `upstream`.
+///
+/// ```
+/// use tollgate_server::{Config, KeySpec};
+///
+/// let config = Config::parse(r#"
+/// [policies.api]
+/// limits = "100/minute"
+///
+/// [proxy]
+/// listen = "127.0.0.1:8081"
+/// upstream = "http://127.0.0.1:3000"
+/// trusted_proxies = ["10.0.0.0/8"]
+/// default_policy = "api"
+///
+/// [[proxy.routes]]
+/// path = "/health"
+/// exempt = true
+/// "#, "tollgate.toml")?;
+/// let proxy = config.proxy.expect("a [proxy] section");
+/// assert_eq!(proxy.listen.port(), 8081);
+/// assert_eq!(proxy.upstream.to_string(), "http://127.0.0.1:3000");
+/// assert!(proxy.trusted_proxies.contains("10.1.2.3".parse()?));
+/// assert_eq!(proxy.default_policy.as_deref(), Some("api"));
+/// assert_eq!(proxy.key, KeySpec::Ip); // unless `key` says otherwise
+/// assert_eq!((proxy.routes.len(), proxy.patterns.len()), (1, 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     /// Where the proxy listens.
@@ -60,6 +87,35 @@ pub struct ProxyConfig {
 }
 
 /// One `[[proxy.routes]]` entry.
+///
+/// ```
+/// use tollgate_server::{Config, KeySpec};
+///
+/// let config = Config::parse(r#"
+/// [policies.login]
+/// limits = "5/minute"
+///
+/// [proxy]
+/// listen = "127.0.0.1:8081"
+/// upstream = "http://127.0.0.1:3000"
+///
+/// [[proxy.routes]]
+/// path = "/login"
+/// methods = ["post"]
+/// policy = "login"
+/// key = "header:x-user-id"
+///
+/// [[proxy.routes]]
+/// path = "/static/*"
+/// exempt = true
+/// "#, "tollgate.toml")?;
+/// let routes = config.proxy.expect("a [proxy] section").routes;
+/// assert_eq!((routes[0].path.as_str(), &routes[0].methods[..]), ("/login", &[http::Method::POST][..]));
+/// assert_eq!(routes[0].policy.as_deref(), Some("login"));
+/// assert!(matches!(&routes[0].key, Some(KeySpec::Header { or_ip: false, .. })));
+/// assert_eq!((routes[1].path.as_str(), routes[1].policy.as_deref()), ("/static/*", None)); // exempt
+/// # Ok::<(), tollgate_server::ConfigError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
     /// `/ping` (exact) or `/api/*` (a prefix).
@@ -74,6 +130,28 @@ pub struct RouteConfig {
 
 /// An axum route pattern of the proxy (`/api/{*rest}`), with the routes that decide it (by
 /// index): all exempt, or all limited.
+///
+/// ```
+/// use tollgate_server::{Config, RoutePattern};
+///
+/// let config = Config::parse(r#"
+/// [policies.api]
+/// limits = "100/minute"
+///
+/// [proxy]
+/// listen = "127.0.0.1:8081"
+/// upstream = "http://127.0.0.1:3000"
+///
+/// [[proxy.routes]]
+/// path = "/api/*"
+/// policy = "api"
+/// "#, "tollgate.toml")?;
+/// let patterns = config.proxy.expect("a [proxy] section").patterns;
+/// let pattern = |text: &str| RoutePattern { pattern: text.to_owned(), routes: vec![0], exempt: false };
+/// // A prefix covers itself, with and without its slash, and everything below it.
+/// assert_eq!(patterns, [pattern("/api"), pattern("/api/"), pattern("/api/{*rest}")]);
+/// # Ok::<(), tollgate_server::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutePattern {
     /// The axum pattern.
@@ -85,6 +163,22 @@ pub struct RoutePattern {
 }
 
 /// The upstream, checked: `http://HOST[:PORT][/PATH]`.
+///
+/// ```
+/// use tollgate_server::Config;
+///
+/// let proxy_to = |upstream: &str| {
+///     let text = format!("[proxy]\nlisten = \"127.0.0.1:8081\"\nupstream = \"{upstream}\"\n");
+///     Config::parse(&text, "tollgate.toml").map(|config| config.proxy.expect("a [proxy] section").upstream)
+/// };
+/// let upstream = proxy_to("http://app.internal:3000/v2/")?;
+/// assert_eq!(upstream.authority.as_str(), "app.internal:3000");
+/// assert_eq!(upstream.base_path, "/v2");
+/// assert_eq!(upstream.host, "app.internal:3000");
+/// assert_eq!(upstream.to_string(), "http://app.internal:3000/v2");
+/// assert!(proxy_to("https://app.internal").is_err()); // plain HTTP only
+/// # Ok::<(), tollgate_server::ConfigError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct UpstreamUri {
     /// `HOST[:PORT]`.
@@ -103,6 +197,22 @@ impl std::fmt::Display for UpstreamUri {
 }
 
 /// Who pays for a request: `ip`, `header:NAME`, or `header:NAME,ip` (the header, else the IP).
+///
+/// ```
+/// use http::HeaderName;
+/// use tollgate_server::{Config, KeySpec};
+///
+/// let key = |spec: &str| {
+///     let text = format!("[proxy]\nlisten = \"127.0.0.1:8081\"\nupstream = \"http://127.0.0.1:3000\"\nkey = \"{spec}\"\n");
+///     Config::parse(&text, "tollgate.toml").map(|config| config.proxy.expect("a [proxy] section").key)
+/// };
+/// assert_eq!(key("ip")?, KeySpec::Ip);
+/// let api_key = HeaderName::from_static("x-api-key");
+/// assert_eq!(key("header:X-Api-Key")?, KeySpec::Header { name: api_key.clone(), or_ip: false });
+/// assert_eq!(key("header:x-api-key,ip")?, KeySpec::Header { name: api_key, or_ip: true });
+/// assert!(key("cookie:session").unwrap_err().message().starts_with("invalid key \"cookie:session\""));
+/// # Ok::<(), tollgate_server::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySpec {
     /// The client IP.

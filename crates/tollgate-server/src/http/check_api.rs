@@ -43,6 +43,11 @@ use crate::state::{InForce, PolicyFront, ServerState, ServerStore};
 /// let config = Config::parse("[policies.login]\nlimits = \"5/minute\"\n", "tollgate.toml")?;
 /// let state = ServerState::new(&config, config.storage.open().await?)?;
 /// let router: axum::Router = check_api_router(Arc::new(state));
+/// let check = http::Request::post("/v1/check")
+///     .body(axum::body::Body::from(r#"{"policy": "login", "key": "user:42"}"#))?;
+/// let response = tower::ServiceExt::oneshot(router, check).await?;
+/// assert_eq!(response.status(), 200);
+/// assert_eq!(response.headers()["ratelimit"], r#""login";r=4;t=60"#);
 /// # Ok(())
 /// # }
 /// ```

@@ -14,8 +14,25 @@ use crate::check::{LimitPolicy, PreparedLimit, Rules};
 use crate::client_ip::InvalidProxy;
 use crate::headers::LimitHeaders;
 
-/// Every mistake in a [`Builder`](super::Builder)'s declarations, in the order they were
-/// declared.
+/// Every mistake in a [`Builder`](super::Builder)'s declarations: those of its settings
+/// (trusted proxies, the clock) first, then the limits' in the order they were declared
+/// (application, default, routes).
+///
+/// ```
+/// use std::error::Error as _;
+/// use tollgate_tower::{BuildError, DeclarationError, HttpLimiter, Limit};
+///
+/// let err: BuildError = HttpLimiter::builder()
+///     .default_limit("5/minit")
+///     .route("/export", Limit::new("1/second").burst(5))
+///     .build()
+///     .unwrap_err();
+/// let mistakes = err.mistakes();
+/// assert!(matches!(&mistakes[0], DeclarationError::Rates { scope, .. } if scope == "default"));
+/// assert!(matches!(&mistakes[1], DeclarationError::Policy { scope, .. } if scope == r#"route "/export""#));
+/// assert_eq!(err.to_string().lines().count(), 2); // one line per mistake
+/// assert_eq!(err.source().map(|first| first.to_string()), Some(mistakes[0].to_string()));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildError {
     mistakes: Vec<DeclarationError>,
@@ -50,6 +67,33 @@ impl std::error::Error for BuildError {
 }
 
 /// One mistake in a [`Builder`](super::Builder)'s declarations.
+///
+/// ```
+/// use tollgate::{Limiter, ManualClock, MemoryStore, Policy, Strategy};
+/// use tollgate_tower::{DeclarationError, HttpLimiter, Limit};
+///
+/// let err = HttpLimiter::builder()
+///     .limiter(Limiter::new(MemoryStore::new()))
+///     .clock(ManualClock::new()) // the shared limiter has its own
+///     .route("/upload", Limit::new("10/hour").shared("uploads"))
+///     .route("/import", Limit::new("20/hour").shared("uploads"))
+///     .route("/export", Limit::policy(Policy::fixed_window("1/second".parse()?)).strategy(Strategy::TokenBucket))
+///     .build()
+///     .unwrap_err();
+/// assert!(matches!(
+///     err.mistakes(),
+///     [
+///         DeclarationError::ClockOfSharedLimiter,
+///         DeclarationError::SharedNameReused(name),
+///         DeclarationError::OptionsOnPolicy { .. },
+///     ] if name == "uploads"
+/// ));
+/// assert_eq!(
+///     err.mistakes()[0].to_string(),
+///     "a clock was set on a builder that shares a Limiter; set it on the Limiter with Limiter::with_clock"
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DeclarationError {

@@ -62,6 +62,25 @@ pub(crate) enum LimitRates {
 
 impl Limit {
     /// A fixed-window limit of `rates` (`"5/minute"`, `"10/second; 1000/day"`).
+    ///
+    /// ```
+    /// use tollgate_tower::{HttpLimiter, Limit};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder().route("/login", Limit::new("2/second; 3/hour")).build()?;
+    /// assert_eq!(send(&limiter, get("/login")).status(), 200);
+    /// assert_eq!(send(&limiter, get("/login")).status(), 200);
+    /// assert_eq!(send(&limiter, get("/login")).status(), 429);
+    /// // A notation error is reported by `build`, with the route.
+    /// let err = HttpLimiter::builder().route("/login", Limit::new("5 a minute")).build().unwrap_err();
+    /// assert!(err.to_string().starts_with(r#"limit on route "/login": invalid rate "5 a minute""#));
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn new(rates: &str) -> Self {
         Self::with_rates(LimitRates::Notation(rates.parse()))
     }
@@ -131,6 +150,30 @@ impl Limit {
     }
 
     /// Applies the rates with `strategy` instead of a fixed window.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{ManualClock, Strategy};
+    /// use tollgate_tower::{HttpLimiter, Limit};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let clock = ManualClock::new();
+    /// let limiter = HttpLimiter::builder()
+    ///     .clock(clock.clone())
+    ///     .default_limit(Limit::new("2/minute").strategy(Strategy::TokenBucket))
+    ///     .build()?;
+    /// assert_eq!(send(&limiter, get("/")).status(), 200);
+    /// assert_eq!(send(&limiter, get("/")).status(), 200);
+    /// assert_eq!(send(&limiter, get("/")).status(), 429);
+    /// clock.advance(Duration::from_secs(30)); // the bucket refills a token every 30 s
+    /// assert_eq!(send(&limiter, get("/")).status(), 200);
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = Some(strategy);
         self
@@ -138,6 +181,28 @@ impl Limit {
 
     /// A token bucket's size, when it should differ from the rate's amount (see
     /// [`tollgate::Policy::with_burst`]); only for [`Strategy::TokenBucket`] with one rate.
+    ///
+    /// ```
+    /// use tollgate::Strategy;
+    /// use tollgate_tower::{HttpLimiter, Limit};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let bucket = Limit::new("1/second").strategy(Strategy::TokenBucket).burst(3);
+    /// let limiter = HttpLimiter::builder().default_limit(bucket).build()?;
+    /// for _ in 0..3 {
+    ///     assert_eq!(send(&limiter, get("/")).status(), 200); // three at once
+    /// }
+    /// assert_eq!(send(&limiter, get("/")).status(), 429);
+    ///
+    /// let err = HttpLimiter::builder().default_limit(Limit::new("1/second").burst(3)).build().unwrap_err();
+    /// assert_eq!(err.to_string(), "limit on default: burst applies to token-bucket only, not fixed-window");
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn burst(mut self, burst: u64) -> Self {
         self.burst = Some(burst);
         self
@@ -162,6 +227,24 @@ impl Limit {
     }
 
     /// Counts each HTTP method apart (`GET /items` and `POST /items` get a count each).
+    ///
+    /// ```
+    /// use http::Method;
+    /// use tollgate_tower::{HttpLimiter, Limit};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder().route("/items", Limit::new("1/minute").per_method()).build()?;
+    /// let items = |method| http::Request::builder().method(method).uri("/items").body(()).unwrap();
+    /// assert_eq!(send(&limiter, items(Method::GET)).status(), 200);
+    /// assert_eq!(send(&limiter, items(Method::GET)).status(), 429);
+    /// assert_eq!(send(&limiter, items(Method::POST)).status(), 200); // a count of its own
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn per_method(mut self) -> Self {
         self.per_method = true;
         self
@@ -187,6 +270,25 @@ impl Limit {
     }
 
     /// Keys this limit with `key` instead of the limiter's key (see [`crate::Builder::key`]).
+    ///
+    /// ```
+    /// use tollgate_tower::{HttpLimiter, Limit, key};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder()
+    ///     .route("/search", Limit::new("1/minute").key(key::header("x-user-id")))
+    ///     .build()?;
+    /// let search = |user: &str| http::Request::get("/search").header("x-user-id", user).body(()).unwrap();
+    /// assert_eq!(send(&limiter, search("alice")).status(), 200);
+    /// assert_eq!(send(&limiter, search("alice")).status(), 429);
+    /// assert_eq!(send(&limiter, search("bob")).status(), 200);
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn key(mut self, key: impl KeyExtractor) -> Self {
         self.key = Some(Arc::new(key));
         self
@@ -195,6 +297,26 @@ impl Limit {
     /// Charges `cost(request)` units per request instead of 1 (an expensive endpoint costs
     /// 5). A cost of 0 lets the request through uncounted; a cost above what the limit could
     /// ever allow is refused with a 429 that has no `Retry-After`.
+    ///
+    /// ```
+    /// use tollgate_tower::{HttpLimiter, Limit};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let bulk = |parts: &http::request::Parts| if parts.uri.query() == Some("bulk") { 20 } else { 4 };
+    /// let limiter = HttpLimiter::builder().route("/export", Limit::new("10/minute").cost(bulk)).build()?;
+    /// assert_eq!(send(&limiter, get("/export")).status(), 200); // 4 units
+    /// assert_eq!(send(&limiter, get("/export")).status(), 200); // 8
+    /// assert_eq!(send(&limiter, get("/export")).status(), 429); // 12 would be over 10
+    /// let too_big = send(&limiter, get("/export?bulk"));
+    /// assert_eq!(too_big.status(), 429);
+    /// assert!(!too_big.headers().contains_key("retry-after")); // waiting would not help
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn cost<F>(mut self, cost: F) -> Self
     where
         F: Fn(&Parts) -> u64 + Send + Sync + 'static,
@@ -208,6 +330,35 @@ impl Limit {
     /// The request is charged before it runs, so parallel requests cannot slip past the limit
     /// while earlier ones are in flight; the charge is given back when the response does not
     /// count (or when the handler fails).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::StatusCode;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use tollgate_tower::{HttpLimiter, Limit};
+    ///
+    /// let limiter = HttpLimiter::builder()
+    ///     .route("/login", Limit::new("2/minute").deduct_when(|response| response.status == 401))
+    ///     .build()?;
+    /// // A login service answering with the status the request asks for.
+    /// let login = service_fn(|request: http::Request<StatusCode>| async move {
+    ///     let mut response = http::Response::new(());
+    ///     *response.status_mut() = *request.body();
+    ///     Ok::<_, Infallible>(response)
+    /// });
+    /// let service = limiter.layer().layer(login);
+    /// let attempt = |answer| {
+    ///     let request = http::Request::post("/login").body(answer).unwrap();
+    ///     futures_executor::block_on(service.clone().oneshot(request)).unwrap().status()
+    /// };
+    /// for _ in 0..5 {
+    ///     assert_eq!(attempt(StatusCode::OK), 200); // successful logins do not count
+    /// }
+    /// assert_eq!(attempt(StatusCode::UNAUTHORIZED), 401);
+    /// assert_eq!(attempt(StatusCode::UNAUTHORIZED), 401);
+    /// assert_eq!(attempt(StatusCode::OK), 429); // two failures: the limit is spent
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn deduct_when<F>(mut self, counts: F) -> Self
     where
         F: Fn(&http::response::Parts) -> bool + Send + Sync + 'static,

@@ -1,10 +1,12 @@
 //! [`Builder`]: declaring an [`HttpLimiter`]'s limits, keys, exemptions and answers.
 //!
 //! - `limit.rs`: [`Limit`], one declared limit.
+//! - `engine.rs`: where the counts live: the store and clock, or a shared limiter.
 //! - `compile.rs`: the declarations compiled into the limits requests are checked against,
 //!   and [`BuildError`], which lists every mistake found.
 
 pub(crate) mod compile;
+mod engine;
 pub(crate) mod limit;
 
 use std::collections::HashSet;
@@ -15,7 +17,7 @@ use axum::body::Body;
 use foldhash::fast::RandomState;
 use http::Response;
 use http::request::Parts;
-use tollgate::{Clock, Limiter, MemoryStore, Store};
+use tollgate::{MemoryStore, Store};
 
 use crate::check::{BreachFn, HttpLimiter, PeerFn, Predicate, RejectionFn};
 use crate::client_ip::{self, ProxyHeader, TrustedProxies};
@@ -23,11 +25,31 @@ use crate::headers::HeaderStyle;
 use crate::key::{self, KeyExtractor};
 use crate::respond::{self, Breach};
 pub use compile::{BuildError, DeclarationError};
+use engine::Engine;
 pub use limit::Limit;
 
 impl HttpLimiter<MemoryStore> {
     /// A builder over a fresh [`MemoryStore`], keyed on the client IP, trusting no proxy,
     /// with [`HeaderStyle::Ietf`] headers and no limits yet.
+    ///
+    /// ```
+    /// use tollgate_tower::HttpLimiter;
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let unlimited = HttpLimiter::builder().build()?;
+    /// assert_eq!(send(&unlimited, get("/search")).status(), 200);
+    ///
+    /// let limiter = HttpLimiter::builder().default_limit("5/minute").build()?;
+    /// let response = send(&limiter, get("/search"));
+    /// assert_eq!(response.status(), 200);
+    /// assert_eq!(response.headers()["ratelimit-policy"], r#""default";q=5;w=60"#);
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn builder() -> Builder<MemoryStore> {
         Builder {
             engine: Engine::New {
@@ -58,20 +80,30 @@ impl HttpLimiter<MemoryStore> {
 /// Limits are given as [`Limit`]s, [`tollgate::Policy`]s or plain strings (`"5/minute"`).
 /// Mistakes (a rate that does not parse, a burst on a fixed window, a bad proxy CIDR) are
 /// collected and reported together by [`Builder::build`], each naming where it is.
+///
+/// ```
+/// use tollgate_tower::{HttpLimiter, Limit};
+///
+/// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+/// #     use tower::{Layer, ServiceExt};
+/// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+/// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+/// # }
+/// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+/// let limiter = HttpLimiter::builder()
+///     .default_limit("100/minute")
+///     .route("/login", Limit::new("1/minute"))
+///     .exempt("/health")
+///     .build()?;
+/// assert_eq!(send(&limiter, get("/login")).status(), 200);
+/// assert_eq!(send(&limiter, get("/login")).status(), 429);
+/// assert_eq!(send(&limiter, get("/search")).status(), 200); // the default limit
+/// assert_eq!(send(&limiter, get("/health")).status(), 200);
+/// # Ok::<(), tollgate_tower::BuildError>(())
+/// ```
 pub struct Builder<S: Store> {
     engine: Engine<S>,
     declared: Declared,
-}
-
-/// Where the counts will live.
-enum Engine<S: Store> {
-    /// A limiter made by [`Builder::build`], over this store and clock.
-    New {
-        store: S,
-        clock: Option<Arc<dyn Clock>>,
-    },
-    /// A limiter shared with other users.
-    Shared(Limiter<S>),
 }
 
 /// Everything declared, whatever the store.
@@ -108,59 +140,6 @@ impl<S: Store> fmt::Debug for Builder<S> {
 }
 
 impl<S: Store> Builder<S> {
-    /// Keeps the counts in `store` instead of memory: a Redis store shares them between
-    /// processes. Wrap it in [`tollgate::Failover`] to choose what happens when it fails;
-    /// otherwise a store error answers `503 Service Unavailable`.
-    ///
-    /// ```
-    /// use tollgate::{Failover, FailureMode, MemoryStore};
-    /// use tollgate_tower::HttpLimiter;
-    ///
-    /// let limiter = HttpLimiter::builder()
-    ///     .store(Failover::new(MemoryStore::new(), FailureMode::Allow))
-    ///     .default_limit("10/second")
-    ///     .build()?;
-    /// # Ok::<(), tollgate_tower::BuildError>(())
-    /// ```
-    pub fn store<T: Store>(self, store: T) -> Builder<T> {
-        let clock = match self.engine {
-            Engine::New { clock, .. } => clock,
-            Engine::Shared(_) => None,
-        };
-        Builder {
-            engine: Engine::New { store, clock },
-            declared: self.declared,
-        }
-    }
-
-    /// Counts in `limiter`'s store, reads its clock and keeps the policies of dynamic limits
-    /// among its inline policies: for several front ends sharing one limiter (a server's
-    /// check API and its proxy). A clock set on this builder, before or after, is a mistake:
-    /// the limiter has its own.
-    ///
-    /// ```
-    /// use tollgate::{Limiter, MemoryStore};
-    /// use tollgate_tower::HttpLimiter;
-    ///
-    /// let shared = Limiter::new(MemoryStore::new());
-    /// let limiter = HttpLimiter::builder()
-    ///     .limiter(shared.clone())
-    ///     .default_limit("10/second")
-    ///     .build()?;
-    /// # Ok::<(), tollgate_tower::BuildError>(())
-    /// ```
-    pub fn limiter<T: Store>(mut self, limiter: Limiter<T>) -> Builder<T> {
-        if matches!(self.engine, Engine::New { clock: Some(_), .. }) {
-            self.declared
-                .errors
-                .push(DeclarationError::ClockOfSharedLimiter);
-        }
-        Builder {
-            engine: Engine::Shared(limiter),
-            declared: self.declared,
-        }
-    }
-
     /// Stores this rate limiter's counts under names starting with `namespace`, so that
     /// rate limiters sharing one store (or other users of it) never share a count.
     ///
@@ -180,21 +159,24 @@ impl<S: Store> Builder<S> {
         self
     }
 
-    /// Reads time from `clock` (a [`tollgate::ManualClock`] in tests).
-    ///
-    /// A builder given a [`Builder::limiter`] reads that limiter's clock: set it there.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        match &mut self.engine {
-            Engine::New { clock: slot, .. } => *slot = Some(Arc::new(clock)),
-            Engine::Shared(_) => self
-                .declared
-                .errors
-                .push(DeclarationError::ClockOfSharedLimiter),
-        }
-        self
-    }
-
     /// Keys every limit without a key of its own with `key` (the client IP unless set).
+    ///
+    /// ```
+    /// use tollgate_tower::{HttpLimiter, key};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder().key(key::header("x-api-key")).default_limit("1/minute").build()?;
+    /// let with_key = |k: &str| http::Request::get("/").header("x-api-key", k).body(()).unwrap();
+    /// assert_eq!(send(&limiter, with_key("k1")).status(), 200);
+    /// assert_eq!(send(&limiter, with_key("k1")).status(), 429);
+    /// assert_eq!(send(&limiter, with_key("k2")).status(), 200); // another key, another count
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn key(mut self, key: impl KeyExtractor) -> Self {
         self.declared.key = Arc::new(key);
         self
@@ -257,24 +239,105 @@ impl<S: Store> Builder<S> {
 
     /// Reads the client's address from `header` (when the peer is trusted) instead of
     /// `X-Forwarded-For`.
+    ///
+    /// ```
+    /// use tollgate_tower::{HttpLimiter, PeerAddr, ProxyHeader};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder()
+    ///     .trusted_proxies(["10.0.0.0/8"])
+    ///     .proxy_header(ProxyHeader::XRealIp)
+    ///     .default_limit("1/minute")
+    ///     .build()?;
+    /// let via_proxy = |client: &str| {
+    ///     let mut request = http::Request::get("/").header("x-real-ip", client).body(()).unwrap();
+    ///     request.extensions_mut().insert(PeerAddr("10.0.0.2:4000".parse().unwrap()));
+    ///     request
+    /// };
+    /// assert_eq!(send(&limiter, via_proxy("203.0.113.7")).status(), 200);
+    /// assert_eq!(send(&limiter, via_proxy("203.0.113.7")).status(), 429);
+    /// assert_eq!(send(&limiter, via_proxy("198.51.100.1")).status(), 200); // another client
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn proxy_header(mut self, header: ProxyHeader) -> Self {
         self.declared.proxies = self.declared.proxies.with_header(header);
         self
     }
 
     /// Which rate-limit headers responses carry.
+    ///
+    /// ```
+    /// use tollgate_tower::{HeaderStyle, HttpLimiter};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder().headers(HeaderStyle::Legacy).default_limit("5/minute").build()?;
+    /// let response = send(&limiter, get("/"));
+    /// assert_eq!(response.headers()["x-ratelimit-limit"], "5");
+    /// assert_eq!(response.headers()["x-ratelimit-remaining"], "4");
+    /// assert!(!response.headers().contains_key("ratelimit")); // no IETF fields
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn headers(mut self, style: HeaderStyle) -> Self {
         self.declared.headers = style;
         self
     }
 
     /// Adds a limit for every route that has none of its own, counted per route.
+    ///
+    /// ```
+    /// use tollgate_tower::HttpLimiter;
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder()
+    ///     .default_limit("1/minute")
+    ///     .route("/login", "5/minute")
+    ///     .build()?;
+    /// assert_eq!(send(&limiter, get("/search")).status(), 200);
+    /// assert_eq!(send(&limiter, get("/search")).status(), 429);
+    /// assert_eq!(send(&limiter, get("/login")).status(), 200); // it has a limit of its own
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn default_limit(mut self, limit: impl Into<Limit>) -> Self {
         self.declared.defaults.push(limit.into());
         self
     }
 
     /// Adds a limit every request meets, counted once per key across all routes.
+    ///
+    /// ```
+    /// use tollgate_tower::HttpLimiter;
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder()
+    ///     .application_limit("2/minute")
+    ///     .route("/a", "10/minute")
+    ///     .route("/b", "10/minute")
+    ///     .build()?;
+    /// assert_eq!(send(&limiter, get("/a")).status(), 200);
+    /// assert_eq!(send(&limiter, get("/b")).status(), 200);
+    /// assert_eq!(send(&limiter, get("/a")).status(), 429); // one count across the routes
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn application_limit(mut self, limit: impl Into<Limit>) -> Self {
         self.declared.application.push(limit.into());
         self
@@ -283,12 +346,49 @@ impl<S: Store> Builder<S> {
     /// Adds a limit on the route `path` (axum's route pattern, such as `/users/{id}`, or an
     /// exact path for other services). A route with limits of its own does not meet the
     /// default limits.
+    ///
+    /// ```
+    /// use tollgate_tower::{HttpLimiter, Limit};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder()
+    ///     .route("/login", "1/minute")
+    ///     .route("/export", Limit::new("10/hour"))
+    ///     .build()?;
+    /// assert_eq!(send(&limiter, get("/login")).status(), 200);
+    /// assert_eq!(send(&limiter, get("/login")).status(), 429);
+    /// assert_eq!(send(&limiter, get("/export")).status(), 200); // a count of its own
+    /// assert_eq!(send(&limiter, get("/about")).status(), 200); // no limit, no default
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn route(mut self, path: impl Into<String>, limit: impl Into<Limit>) -> Self {
         self.declared.routes.push((path.into(), limit.into()));
         self
     }
 
     /// Exempts the route `path` from every limit, application limits included.
+    ///
+    /// ```
+    /// use tollgate_tower::HttpLimiter;
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder().application_limit("1/minute").exempt("/health").build()?;
+    /// assert_eq!(send(&limiter, get("/")).status(), 200);
+    /// assert_eq!(send(&limiter, get("/")).status(), 429);
+    /// assert_eq!(send(&limiter, get("/health")).status(), 200);
+    /// assert!(!send(&limiter, get("/health")).headers().contains_key("ratelimit")); // not counted
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn exempt(mut self, path: impl Into<String>) -> Self {
         self.declared.exempt.insert(path.into().into_boxed_str());
         self
@@ -314,6 +414,32 @@ impl<S: Store> Builder<S> {
     }
 
     /// Calls `hook` with each denied request (to log or count breaches).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use tollgate_tower::HttpLimiter;
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let breaches = Arc::new(AtomicU64::new(0));
+    /// let count = Arc::clone(&breaches);
+    /// let limiter = HttpLimiter::builder()
+    ///     .default_limit("1/minute")
+    ///     .on_breach(move |_parts, _breach| {
+    ///         count.fetch_add(1, Ordering::Relaxed);
+    ///     })
+    ///     .build()?;
+    /// for _ in 0..3 {
+    ///     send(&limiter, get("/"));
+    /// }
+    /// assert_eq!(breaches.load(Ordering::Relaxed), 2);
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn on_breach<F>(mut self, hook: F) -> Self
     where
         F: Fn(&Parts, &Breach) + Send + Sync + 'static,
@@ -325,6 +451,32 @@ impl<S: Store> Builder<S> {
     /// Answers denied requests with `respond(breach)` instead of the default 429 with
     /// `Retry-After` and `{"error":"rate limit exceeded","retry_after":N}`. The rate-limit
     /// headers are added to the response, and `Retry-After` too if it is a 429 without one.
+    ///
+    /// ```
+    /// use axum::body::Body;
+    /// use tollgate_tower::{Breach, HttpLimiter};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder()
+    ///     .default_limit("1/minute")
+    ///     .rejection(|_: &Breach| {
+    ///         let mut response = http::Response::new(Body::from("slow down\n"));
+    ///         *response.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+    ///         response
+    ///     })
+    ///     .build()?;
+    /// send(&limiter, get("/"));
+    /// let denied = send(&limiter, get("/"));
+    /// assert_eq!(denied.status(), 429);
+    /// assert_eq!(denied.headers()["retry-after"], "60"); // added: a 429 without one
+    /// assert!(denied.headers().contains_key("ratelimit"));
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn rejection<F>(mut self, respond: F) -> Self
     where
         F: Fn(&Breach) -> Response<Body> + Send + Sync + 'static,
@@ -367,16 +519,6 @@ impl<S: Store> Builder<S> {
     /// );
     /// ```
     pub fn build(self) -> Result<HttpLimiter<S>, BuildError> {
-        let limiter = match self.engine {
-            Engine::New { store, clock } => {
-                let limiter = Limiter::new(store);
-                match clock {
-                    Some(clock) => limiter.with_clock(clock),
-                    None => limiter,
-                }
-            }
-            Engine::Shared(limiter) => limiter,
-        };
-        compile::compile(limiter, self.declared).map(HttpLimiter::new)
+        compile::compile(self.engine.into_limiter(), self.declared).map(HttpLimiter::new)
     }
 }

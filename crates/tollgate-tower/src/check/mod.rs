@@ -110,6 +110,22 @@ impl<S: Store> HttpLimiter<S> {
     }
 
     /// The store the counts live in.
+    ///
+    /// ```
+    /// use tollgate_tower::HttpLimiter;
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder().default_limit("5/minute").build()?;
+    /// assert_eq!(limiter.store().stats().keys, 0);
+    /// send(&limiter, get("/"));
+    /// assert_eq!(limiter.store().stats().keys, 1);
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn store(&self) -> &S {
         self.rules.limiter.store()
     }

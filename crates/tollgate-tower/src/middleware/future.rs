@@ -27,6 +27,27 @@ pin_project! {
     /// Over a store that answers at once (the memory store), the check has already run when
     /// this future is made: it is the inner service's future plus what to do with its
     /// response, with no allocation. Over a store that waits, it is boxed.
+    ///
+    /// ```
+    /// use tollgate::MemoryStore;
+    /// use tower::{Layer, Service, ServiceExt};
+    /// use tollgate_tower::{HttpLimiter, future::ResponseFuture};
+    ///
+    /// # use std::convert::Infallible;
+    /// # let hello = || tower::service_fn(|_: http::Request<()>| async {
+    /// #     Ok::<_, Infallible>(http::Response::new("hello"))
+    /// # });
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder().default_limit("1/minute").build()?;
+    /// let mut service = limiter.layer().layer(hello());
+    /// futures_executor::block_on(service.ready()).unwrap();
+    /// let first: ResponseFuture<_, MemoryStore, _, _> = service.call(get("/"));
+    /// futures_executor::block_on(service.ready()).unwrap();
+    /// let second = service.call(get("/")); // the check has already run
+    /// assert_eq!(futures_executor::block_on(second).unwrap().status(), 429);
+    /// assert_eq!(futures_executor::block_on(first).unwrap().status(), 200);
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub struct ResponseFuture<F, S: Store, B, E> {
         #[pin]
         state: State<F, S, B, E>,

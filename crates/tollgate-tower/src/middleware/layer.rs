@@ -10,6 +10,23 @@ use crate::middleware::service::HttpLimitService;
 
 impl<S: Store> HttpLimiter<S> {
     /// The Tower layer applying these limits.
+    ///
+    /// ```
+    /// use tower::{Layer, ServiceExt};
+    /// use tollgate_tower::HttpLimiter;
+    ///
+    /// # use std::convert::Infallible;
+    /// # let hello = || tower::service_fn(|_: http::Request<()>| async {
+    /// #     Ok::<_, Infallible>(http::Response::new("hello"))
+    /// # });
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder().default_limit("1/minute").build()?;
+    /// let service = limiter.layer().layer(hello());
+    /// let status = |request| futures_executor::block_on(service.clone().oneshot(request)).unwrap().status();
+    /// assert_eq!(status(get("/")), 200);
+    /// assert_eq!(status(get("/")), 429);
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn layer(&self) -> HttpLimitLayer<S> {
         HttpLimitLayer::new(self.clone())
     }
@@ -36,7 +53,25 @@ pub struct HttpLimitLayer<S: Store = MemoryStore> {
 }
 
 impl<S: Store> HttpLimitLayer<S> {
-    /// A layer applying `limiter`'s limits.
+    /// A layer applying `limiter`'s limits: what [`HttpLimiter::layer`] makes. Every service
+    /// it wraps shares the limiter's counts.
+    ///
+    /// ```
+    /// use tower::{Layer, ServiceExt};
+    /// use tollgate_tower::{HttpLimitLayer, HttpLimiter};
+    ///
+    /// # use std::convert::Infallible;
+    /// # let hello = || tower::service_fn(|_: http::Request<()>| async {
+    /// #     Ok::<_, Infallible>(http::Response::new("hello"))
+    /// # });
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder().application_limit("1/minute").build()?;
+    /// let layer = HttpLimitLayer::new(limiter);
+    /// let (first, second) = (layer.layer(hello()), layer.layer(hello()));
+    /// assert_eq!(futures_executor::block_on(first.oneshot(get("/a"))).unwrap().status(), 200);
+    /// assert_eq!(futures_executor::block_on(second.oneshot(get("/b"))).unwrap().status(), 429);
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn new(limiter: HttpLimiter<S>) -> Self {
         Self { limiter }
     }

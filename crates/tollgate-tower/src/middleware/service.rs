@@ -17,6 +17,26 @@ use crate::respond;
 
 /// The body of an [`HttpLimitService`]'s responses: the inner service's, or the limiter's
 /// own (a 429, a 503).
+///
+/// ```
+/// use http_body_util::Either;
+/// use tower::{Layer, ServiceExt};
+/// use tollgate_tower::{HttpLimitBody, HttpLimiter};
+///
+/// # use std::convert::Infallible;
+/// # let hello = || tower::service_fn(|_: http::Request<()>| async {
+/// #     Ok::<_, Infallible>(http::Response::new("hello"))
+/// # });
+/// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+/// let limiter = HttpLimiter::builder().default_limit("1/minute").build()?;
+/// let service = limiter.layer().layer(hello());
+/// let send = |request| futures_executor::block_on(service.clone().oneshot(request)).unwrap();
+/// let allowed: http::Response<HttpLimitBody<&str>> = send(get("/"));
+/// assert!(matches!(allowed.body(), Either::Left("hello"))); // the inner service's body
+/// let denied = send(get("/"));
+/// assert!(matches!(denied.body(), Either::Right(_))); // the limiter's 429
+/// # Ok::<(), tollgate_tower::BuildError>(())
+/// ```
 pub type HttpLimitBody<B> = Either<B, Body>;
 
 /// A service behind an [`HttpLimiter`]'s limits; made by [`crate::HttpLimitLayer`].
@@ -53,12 +73,49 @@ pub struct HttpLimitService<S: Store = MemoryStore, Inner = ()> {
 }
 
 impl<S: Store, Inner> HttpLimitService<S, Inner> {
-    /// `inner` behind `limiter`'s limits.
+    /// `inner` behind `limiter`'s limits: what [`crate::HttpLimitLayer`] wraps a service in.
+    ///
+    /// ```
+    /// use tower::ServiceExt;
+    /// use tollgate_tower::{HttpLimitService, HttpLimiter};
+    ///
+    /// # use std::convert::Infallible;
+    /// # let hello = || tower::service_fn(|_: http::Request<()>| async {
+    /// #     Ok::<_, Infallible>(http::Response::new("hello"))
+    /// # });
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder().default_limit("1/minute").build()?;
+    /// let service = HttpLimitService::new(limiter, hello());
+    /// let status = |request| futures_executor::block_on(service.clone().oneshot(request)).unwrap().status();
+    /// assert_eq!(status(get("/")), 200);
+    /// assert_eq!(status(get("/")), 429);
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn new(limiter: HttpLimiter<S>, inner: Inner) -> Self {
         Self { limiter, inner }
     }
 
     /// The wrapped service.
+    ///
+    /// ```
+    /// use tower::{Layer, ServiceExt};
+    /// use tollgate_tower::HttpLimiter;
+    ///
+    /// # use std::convert::Infallible;
+    /// # let hello = || tower::service_fn(|_: http::Request<()>| async {
+    /// #     Ok::<_, Infallible>(http::Response::new("hello"))
+    /// # });
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder().default_limit("1/minute").build()?;
+    /// let service = limiter.layer().layer(hello());
+    /// let status = |request| futures_executor::block_on(service.clone().oneshot(request)).unwrap().status();
+    /// assert_eq!(status(get("/")), 200);
+    /// assert_eq!(status(get("/")), 429);
+    /// // Called directly, the inner service meets no limit.
+    /// let inner = service.inner().clone();
+    /// assert_eq!(futures_executor::block_on(inner.oneshot(get("/"))).unwrap().status(), 200);
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
     pub fn inner(&self) -> &Inner {
         &self.inner
     }

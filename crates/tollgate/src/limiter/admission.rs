@@ -1,174 +1,13 @@
-//! [`Admission`]: one request meeting several policies, charged all or none, and settled
-//! after its response.
+//! [`Admission`]: one request meeting several policies, charged all or none.
 
 use std::fmt;
 
 use smallvec::SmallVec;
 
-use crate::decision::Decision;
-use crate::key::Key;
-use crate::limiter::handle::PolicyHandle;
+use crate::limiter::charge::{Charge, ChargeResult};
+use crate::limiter::verdict::{Settlement, Verdict};
+use crate::store::Store;
 use crate::store::memory::MemoryStore;
-use crate::store::{Store, StoreError};
-
-/// Key bytes up to this length are kept in a charge without allocating.
-const INLINE_KEY: usize = 64;
-
-/// One charge of an [`Admission`]: `cost` units of a policy, paid by a key.
-///
-/// ```
-/// use tollgate::{Charge, Limiter, MemoryStore, Policy, Rate};
-///
-/// let limiter = Limiter::new(MemoryStore::new());
-/// let login = limiter.policy("login", Policy::fixed_window(Rate::per_minute(5).into()));
-/// let charge = Charge::new(login, "203.0.113.7", 1).settle_after();
-/// assert_eq!((charge.key(), charge.cost()), (&b"203.0.113.7"[..], 1));
-/// ```
-pub struct Charge<S: Store = MemoryStore> {
-    handle: PolicyHandle<S>,
-    key: SmallVec<[u8; INLINE_KEY]>,
-    cost: u64,
-    /// Counted and decided, but never refuses the admission.
-    shadow: bool,
-    /// May be given back when the admission is settled (deduct-when).
-    settle_after: bool,
-}
-
-impl<S: Store> fmt::Debug for Charge<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Charge")
-            .field("policy", &self.handle.name())
-            .field("key", &String::from_utf8_lossy(&self.key))
-            .field("cost", &self.cost)
-            .field("shadow", &self.shadow)
-            .field("settle_after", &self.settle_after)
-            .finish()
-    }
-}
-
-impl<S: Store> Charge<S> {
-    /// `cost` units of `handle`'s policy, paid by `key` (its bytes are copied). A cost of 0
-    /// is a peek: it charges nothing, and refuses the admission if a hit of one unit would be
-    /// denied now.
-    pub fn new<K: Key + ?Sized>(handle: PolicyHandle<S>, key: &K, cost: u64) -> Self {
-        Self {
-            handle,
-            key: SmallVec::from_slice(&key.key_bytes()),
-            cost,
-            shadow: false,
-            settle_after: false,
-        }
-    }
-
-    /// Makes this a shadow charge: counted and decided like any other, reported, but never
-    /// refusing the admission (a limit rolled out to watch what it would deny). A store
-    /// failure still fails the admission: the store the enforced charges count in is likely
-    /// down too.
-    pub fn shadow(mut self) -> Self {
-        self.shadow = true;
-        self
-    }
-
-    /// Lets [`Settlement::settle`] give this charge back once the response shows it should
-    /// not count (*deduct-when*: charged before the request runs, so parallel requests see
-    /// each other).
-    pub fn settle_after(mut self) -> Self {
-        self.settle_after = true;
-        self
-    }
-
-    /// The policy charged.
-    pub fn handle(&self) -> &PolicyHandle<S> {
-        &self.handle
-    }
-
-    /// The key's bytes.
-    pub fn key(&self) -> &[u8] {
-        &self.key
-    }
-
-    /// The units charged.
-    pub fn cost(&self) -> u64 {
-        self.cost
-    }
-
-    /// Whether this is a shadow charge.
-    pub fn is_shadow(&self) -> bool {
-        self.shadow
-    }
-
-    /// Applies the charge: its result.
-    async fn apply(&self) -> ChargeResult {
-        let handle = &self.handle;
-        if self.cost > handle.max_cost() {
-            return ChargeResult::CostExceedsLimit {
-                cost: self.cost,
-                max_cost: handle.max_cost(),
-            };
-        }
-        match handle.store_hit(&self.key, handle.now(), self.cost).await {
-            Ok(decision) if decision.allowed() => ChargeResult::Allowed(decision),
-            Ok(decision) if self.shadow => ChargeResult::ShadowDenied(decision),
-            Ok(decision) => ChargeResult::Denied(decision),
-            Err(err) => ChargeResult::Failed(err),
-        }
-    }
-
-    /// Gives back what the charge took.
-    async fn give_back(&self) -> Result<(), StoreError> {
-        let handle = &self.handle;
-        handle
-            .store_refund(&self.key, handle.now(), self.cost)
-            .await
-    }
-}
-
-/// What one charge of an admission came to.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ChargeResult {
-    /// Allowed, and charged (unless its cost was 0).
-    Allowed(Decision),
-    /// Denied: the admission is refused.
-    Denied(Decision),
-    /// A shadow charge over its limit: it would have been denied; nothing was charged, and
-    /// the admission goes on.
-    ShadowDenied(Decision),
-    /// The cost is more than the policy could ever allow: refused without a wait (waiting
-    /// would not help).
-    CostExceedsLimit {
-        /// The cost asked for.
-        cost: u64,
-        /// The largest the policy allows at once.
-        max_cost: u64,
-    },
-    /// The store failed; the admission stops here.
-    Failed(StoreError),
-    /// Not tried: an earlier charge had refused the admission, or the store had failed.
-    Skipped,
-}
-
-impl ChargeResult {
-    /// The decision, for a charge that got one.
-    pub fn decision(&self) -> Option<&Decision> {
-        match self {
-            ChargeResult::Allowed(decision)
-            | ChargeResult::Denied(decision)
-            | ChargeResult::ShadowDenied(decision) => Some(decision),
-            _ => None,
-        }
-    }
-
-    /// Whether a charge with this result refuses the admission (unless it is a shadow one).
-    fn refuses(&self) -> bool {
-        matches!(
-            self,
-            ChargeResult::Denied(_)
-                | ChargeResult::CostExceedsLimit { .. }
-                | ChargeResult::Failed(_)
-        )
-    }
-}
 
 /// One request meeting several policies: each [`Charge`] is made in turn, and the request is
 /// admitted only if every one allows it. When one refuses, what the others charged is given
@@ -226,6 +65,17 @@ impl<S: Store> fmt::Debug for Admission<S> {
 
 impl<S: Store> Admission<S> {
     /// An admission with no charges (admitted, deciding nothing).
+    ///
+    /// ```
+    /// use tollgate::{Admission, MemoryStore};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let verdict = Admission::<MemoryStore>::new().decide().await;
+    /// assert!(verdict.is_admitted());
+    /// assert!(verdict.results().is_empty());
+    /// assert!(verdict.closest().is_none());
+    /// # });
+    /// ```
     pub fn new() -> Self {
         Self {
             charges: SmallVec::new(),
@@ -240,11 +90,43 @@ impl<S: Store> Admission<S> {
     }
 
     /// Adds `charge`, to be made after those added before.
+    ///
+    /// ```
+    /// use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// let limits = [
+    ///     limiter.policy("per-second", Policy::fixed_window("2/second".parse()?)),
+    ///     limiter.policy("per-day", Policy::fixed_window("100/day".parse()?)),
+    /// ];
+    /// let mut admission = Admission::new();
+    /// for limit in &limits {
+    ///     admission.push(Charge::new(limit.clone(), "alice", 1));
+    /// }
+    /// assert_eq!(admission.charges().len(), 2);
+    /// assert!(admission.decide().await.is_admitted());
+    /// assert_eq!(limits[1].peek("alice").await?.remaining(), 99);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn push(&mut self, charge: Charge<S>) {
         self.charges.push(charge);
     }
 
     /// The charges, in order.
+    ///
+    /// ```
+    /// use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// let api = limiter.policy("api", Policy::token_bucket(Rate::per_second(10).into()));
+    /// let admission = Admission::new()
+    ///     .charge(Charge::new(api.clone(), "alice", 1))
+    ///     .charge(Charge::new(api, "tenant:acme", 3));
+    /// let charged: Vec<(&[u8], u64)> = admission.charges().iter().map(|c| (c.key(), c.cost())).collect();
+    /// assert_eq!(charged, [(&b"alice"[..], 1), (&b"tenant:acme"[..], 3)]);
+    /// ```
     pub fn charges(&self) -> &[Charge<S>] {
         &self.charges
     }
@@ -253,6 +135,27 @@ impl<S: Store> Admission<S> {
     /// Envoy's protocol reports a status per descriptor); their charges are given back with
     /// the rest. Without it, charges after a refusal are [`ChargeResult::Skipped`]. A store
     /// failure stops the admission either way.
+    ///
+    /// ```
+    /// use tollgate::{Admission, Charge, ChargeResult, Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// let a = limiter.policy("a", Policy::fixed_window(Rate::per_minute(1).into()));
+    /// let b = limiter.policy("b", Policy::fixed_window(Rate::per_minute(1).into()));
+    /// a.hit("k").await?; // `a` is spent
+    /// let request = || {
+    ///     Admission::new().charge(Charge::new(a.clone(), "k", 1)).charge(Charge::new(b.clone(), "k", 1))
+    /// };
+    /// let first_only = request().decide().await;
+    /// assert!(matches!(first_only.results(), [ChargeResult::Denied(_), ChargeResult::Skipped]));
+    /// let every = request().decide_every_charge().decide().await;
+    /// assert!(!every.is_admitted());
+    /// assert!(matches!(every.results(), [ChargeResult::Denied(_), ChargeResult::Allowed(_)]));
+    /// assert!(b.hit("k").await?.allowed()); // b's charge was given back
+    /// # Ok::<(), tollgate::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn decide_every_charge(mut self) -> Self {
         self.every = true;
         self
@@ -329,113 +232,4 @@ fn closest(
         }
     }
     closest.map(|(index, _)| index)
-}
-
-/// What an [`Admission`] decided: admitted or refused, and what each charge came to.
-pub struct Verdict<S: Store = MemoryStore> {
-    results: SmallVec<[ChargeResult; 2]>,
-    refused_by: Option<usize>,
-    closest: Option<usize>,
-    give_back_error: Option<StoreError>,
-    settlement: Settlement<S>,
-}
-
-impl<S: Store> fmt::Debug for Verdict<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Verdict")
-            .field("results", &self.results)
-            .field("refused_by", &self.refused_by)
-            .field("closest", &self.closest)
-            .field("give_back_error", &self.give_back_error)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S: Store> Verdict<S> {
-    /// Whether every (enforced) charge allowed the request.
-    pub fn is_admitted(&self) -> bool {
-        self.refused_by.is_none()
-    }
-
-    /// The first charge that refused the request, by index, with its result.
-    pub fn refused_by(&self) -> Option<(usize, &ChargeResult)> {
-        self.refused_by.map(|index| (index, &self.results[index]))
-    }
-
-    /// What each charge came to, in the order they were added.
-    pub fn results(&self) -> &[ChargeResult] {
-        &self.results
-    }
-
-    /// The decision closest to denying, by index: the refusing charge's, or among the
-    /// enforced charges that allowed the request the one with the fewest units left. What
-    /// rate-limit headers describe.
-    pub fn closest(&self) -> Option<(usize, &Decision)> {
-        let index = self.closest?;
-        self.results[index]
-            .decision()
-            .map(|decision| (index, decision))
-    }
-
-    /// The first store error met while giving back the charges of a refused request (the
-    /// key then pays for those units until its state resets).
-    pub fn give_back_error(&self) -> Option<&StoreError> {
-        self.give_back_error.as_ref()
-    }
-
-    /// What is left to settle after the response: the charges of an admitted request made
-    /// with [`Charge::settle_after`] (none for a refused one).
-    pub fn into_settlement(self) -> Settlement<S> {
-        self.settlement
-    }
-}
-
-/// The charges of an admitted request that its response may give back (*deduct-when*).
-///
-/// ```
-/// use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate};
-///
-/// # futures_executor::block_on(async {
-/// let login = Limiter::new(MemoryStore::new())
-///     .policy("login", Policy::fixed_window(Rate::per_minute(1).into()));
-/// let attempt = || Admission::new().charge(Charge::new(login.clone(), "alice", 1).settle_after());
-/// // Only failed logins count: this one succeeded, so its charge is given back.
-/// let verdict = attempt().decide().await;
-/// assert!(verdict.is_admitted());
-/// let login_failed = false;
-/// verdict.into_settlement().settle(|_index| login_failed).await?;
-/// assert!(attempt().decide().await.is_admitted());
-/// # Ok::<(), tollgate::StoreError>(())
-/// # }).unwrap();
-/// ```
-pub struct Settlement<S: Store = MemoryStore> {
-    /// Charges that may be given back, with their index in the admission.
-    pending: SmallVec<[(usize, Charge<S>); 1]>,
-}
-
-impl<S: Store> fmt::Debug for Settlement<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(&self.pending).finish()
-    }
-}
-
-impl<S: Store> Settlement<S> {
-    /// Whether there is nothing to settle.
-    pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
-    }
-
-    /// Gives back every pending charge for which `counts(index)` (its index in the
-    /// admission) is false. Every charge is tried; the first store error is returned.
-    pub async fn settle(self, mut counts: impl FnMut(usize) -> bool) -> Result<(), StoreError> {
-        let mut first_error = None;
-        for (index, charge) in &self.pending {
-            if !counts(*index)
-                && let Err(err) = charge.give_back().await
-            {
-                first_error.get_or_insert(err);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    }
 }

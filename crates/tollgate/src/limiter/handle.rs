@@ -95,16 +95,46 @@ impl<S: Store> PolicyHandle<S> {
     }
 
     /// The name the policy was prepared under (for an inline policy, `{scope}|{policy}`).
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// let policy = Policy::fixed_window(Rate::per_minute(5).into());
+    /// assert_eq!(limiter.policy("login", policy.clone()).name(), "login");
+    /// assert_eq!(limiter.inline("plans", &policy).name(), "plans|5/minute (fixed-window)");
+    /// ```
     pub fn name(&self) -> &str {
         &self.prepared.name
     }
 
     /// The policy.
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Strategy};
+    ///
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// let api = limiter.policy("api", Policy::token_bucket("10/second".parse()?).with_burst(20)?);
+    /// assert_eq!(api.policy().strategy(), Strategy::TokenBucket);
+    /// assert_eq!(api.policy().burst(), Some(20));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn policy(&self) -> &Policy {
         &self.prepared.policy
     }
 
     /// The largest cost one hit may have ([`Policy::max_cost`]).
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy};
+    ///
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// let export = limiter.policy("export", Policy::fixed_window("10/second; 50/hour".parse()?));
+    /// assert_eq!(export.max_cost(), 10);
+    /// assert!(export.hit_sync("u1", export.max_cost())?.allowed());
+    /// assert!(export.hit_sync("u2", export.max_cost() + 1).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_cost(&self) -> u64 {
         self.prepared.max_cost
     }
@@ -123,7 +153,23 @@ impl<S: Store> PolicyHandle<S> {
         Arc::ptr_eq(&self.prepared, &other.prepared)
     }
 
-    /// Charges one unit to `key`.
+    /// Charges one unit to `key`: [`PolicyHandle::hit_cost`] with a cost of 1.
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let api = Limiter::new(MemoryStore::new())
+    ///     .policy("api", Policy::fixed_window(Rate::per_minute(2).into()));
+    /// let first = api.hit("alice").await?;
+    /// assert!(first.allowed());
+    /// assert_eq!((first.limit(), first.remaining()), (2, 1));
+    /// assert_eq!(api.hit("alice").await?.remaining(), 0);
+    /// assert!(!api.hit("alice").await?.allowed());
+    /// assert!(api.hit("bob").await?.allowed()); // each key has its own count
+    /// # Ok::<(), tollgate::Error>(())
+    /// # }).unwrap();
+    /// ```
     #[inline]
     pub fn hit<K: Key + ?Sized>(
         &self,

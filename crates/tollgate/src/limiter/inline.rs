@@ -17,6 +17,19 @@ use crate::store::Store;
 /// sweep): busy policies stay, and requests choosing ever new policies only evict each other.
 /// An evicted policy's counts start afresh if it comes back; evictions are counted
 /// ([`crate::Limiter::evicted_inline_policies`]).
+///
+/// ```
+/// use tollgate::{Limiter, MemoryStore, Policy, Rate, MAX_INLINE_POLICIES};
+///
+/// let limiter = Limiter::new(MemoryStore::new());
+/// let plan = |n: usize| Policy::fixed_window(Rate::per_hour(n as u64 + 1).into());
+/// for n in 0..MAX_INLINE_POLICIES {
+///     limiter.inline("plans", &plan(n));
+/// }
+/// assert_eq!(limiter.evicted_inline_policies(), 0); // all kept
+/// limiter.inline("plans", &plan(MAX_INLINE_POLICIES));
+/// assert_eq!(limiter.evicted_inline_policies(), 1); // one more evicts one
+/// ```
 pub const MAX_INLINE_POLICIES: usize = 1024;
 
 /// Inline policies by scope and policy, shared by every clone of a limiter (so a server

@@ -2,21 +2,28 @@
 //!
 //! - [`PolicyHandle`] (`handle.rs`): one prepared policy, hit without a lookup.
 //! - the inline registry (`inline.rs`): policies chosen per request, prepared once.
+//! - [`Charge`] (`charge.rs`): one charge of an admission, and what it came to.
 //! - [`Admission`] (`admission.rs`): a request meeting several policies, all or none.
+//! - [`Verdict`] and [`Settlement`] (`verdict.rs`): what it decided, and what its response
+//!   may give back.
 //! - [`Error`] (`error.rs`).
 
 mod admission;
+mod charge;
 mod error;
 mod handle;
 mod inline;
+mod verdict;
 
 use std::fmt;
 use std::sync::Arc;
 
-pub use admission::{Admission, Charge, ChargeResult, Settlement, Verdict};
+pub use admission::Admission;
+pub use charge::{Charge, ChargeResult};
 pub use error::Error;
 pub use handle::PolicyHandle;
 pub use inline::MAX_INLINE_POLICIES;
+pub use verdict::{Settlement, Verdict};
 
 use crate::clock::{Clock, MonotonicClock};
 use crate::policy::Policy;
@@ -70,6 +77,15 @@ impl<S: Store + fmt::Debug> fmt::Debug for Limiter<S> {
 
 impl<S: Store> Limiter<S> {
     /// A limiter over `store`, reading a [`MonotonicClock`].
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// let limiter = Limiter::new(MemoryStore::with_max_keys(1_000));
+    /// let api = limiter.policy("api", Policy::fixed_window(Rate::per_second(5).into()));
+    /// assert_eq!(api.hit_sync("k", 2)?.remaining(), 3);
+    /// # Ok::<(), tollgate::Error>(())
+    /// ```
     pub fn new(store: S) -> Self {
         Self {
             store: Arc::new(store),
@@ -82,6 +98,20 @@ impl<S: Store> Limiter<S> {
     ///
     /// Set it before preparing policies: a handle keeps the clock of the limiter that
     /// prepared it. The inline policies start afresh.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Limiter, ManualClock, MemoryStore, Policy, Rate};
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = Limiter::new(MemoryStore::new()).with_clock(clock.clone());
+    /// let api = limiter.policy("api", Policy::fixed_window(Rate::per_minute(1).into()));
+    /// assert!(api.hit_sync("k", 1)?.allowed());
+    /// assert!(!api.hit_sync("k", 1)?.allowed());
+    /// clock.advance(Duration::from_secs(60)); // time passes only when told
+    /// assert!(api.hit_sync("k", 1)?.allowed());
+    /// # Ok::<(), tollgate::Error>(())
+    /// ```
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self.inline = Arc::default();
@@ -89,11 +119,32 @@ impl<S: Store> Limiter<S> {
     }
 
     /// The store.
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// let api = limiter.policy("api", Policy::fixed_window(Rate::per_second(5).into()));
+    /// api.hit_sync("alice", 1)?;
+    /// api.hit_sync("bob", 1)?;
+    /// assert_eq!(limiter.store().stats().keys, 2);
+    /// # Ok::<(), tollgate::Error>(())
+    /// ```
     pub fn store(&self) -> &S {
         &self.store
     }
 
     /// The clock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Limiter, ManualClock, MemoryStore};
+    ///
+    /// let clock = ManualClock::new();
+    /// clock.advance(Duration::from_secs(3));
+    /// let limiter = Limiter::new(MemoryStore::new()).with_clock(clock);
+    /// assert_eq!(limiter.clock().now().as_nanos(), 3_000_000_000);
+    /// ```
     pub fn clock(&self) -> &dyn Clock {
         &*self.clock
     }

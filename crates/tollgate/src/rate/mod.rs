@@ -23,6 +23,14 @@ pub(crate) const UNITS: [(&str, u64); 6] = [
 
 /// The longest window a [`Rate`] may have, in seconds: its length in nanoseconds must fit in
 /// a `u64` (about 584 years).
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::{Rate, MAX_WINDOW_SECS};
+///
+/// assert!(Rate::new(1, Duration::from_secs(MAX_WINDOW_SECS)).is_ok());
+/// assert!(Rate::new(1, Duration::from_secs(MAX_WINDOW_SECS + 1)).is_err());
+/// ```
 pub const MAX_WINDOW_SECS: u64 = u64::MAX / 1_000_000_000;
 
 /// One rate: at most `amount` units in every `window`.
@@ -166,6 +174,14 @@ impl FromStr for Rate {
 
 /// The error of [`Rate::new`]: a window that is not a whole number of seconds between one
 /// second and [`MAX_WINDOW_SECS`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::Rate;
+///
+/// let err = Rate::new(5, Duration::from_millis(500)).unwrap_err();
+/// assert!(err.to_string().starts_with("invalid window 500ms: expected a whole number of seconds"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidWindow {
     window: Duration,

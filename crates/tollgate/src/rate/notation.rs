@@ -61,6 +61,12 @@ impl ParseError {
     }
 
     /// The rejected input.
+    ///
+    /// ```
+    /// let err = "5/minute; 10/fortnight".parse::<tollgate::Rates>().unwrap_err();
+    /// assert_eq!(err.input(), "5/minute; 10/fortnight");
+    /// assert_eq!(&err.input()[err.position()..], "fortnight");
+    /// ```
     pub fn input(&self) -> &str {
         &self.input
     }

@@ -37,7 +37,16 @@ pub enum FailureMode {
 }
 
 impl FailureMode {
-    /// The policy's name in configuration files.
+    /// The failure mode's name in configuration files: `allow`, `deny` or `fallback`.
+    ///
+    /// ```
+    /// use tollgate::FailureMode;
+    ///
+    /// assert_eq!(FailureMode::default().name(), "allow");
+    /// assert_eq!(FailureMode::Fallback.name(), "fallback");
+    /// assert_eq!(FailureMode::Deny.name().parse::<FailureMode>()?, FailureMode::Deny);
+    /// # Ok::<(), tollgate::PolicyError>(())
+    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             FailureMode::Allow => "allow",
@@ -131,6 +140,21 @@ pub struct Failover<S> {
 
 /// A policy prepared for a [`Failover`]: for its store and, under
 /// [`FailureMode::Fallback`], for the local store.
+///
+/// ```
+/// use tollgate::{Failover, FailureMode, MemoryStore, Policy, PreparedFailover, PreparedMemory};
+/// use tollgate::{Rate, Store, Timestamp};
+///
+/// # futures_executor::block_on(async {
+/// let failover = Failover::new(MemoryStore::new(), FailureMode::Fallback);
+/// let policy = Policy::fixed_window(Rate::per_minute(1).into());
+/// let login: PreparedFailover<PreparedMemory> = failover.prepare("login", &policy);
+/// let now = Timestamp::from_nanos(0);
+/// assert!(failover.hit(&login, b"alice", now, 1).await?.allowed());
+/// assert!(!failover.hit(&login, b"alice", now, 1).await?.allowed());
+/// # Ok::<(), tollgate::StoreError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug)]
 pub struct PreparedFailover<P> {
     prepared: P,
@@ -142,9 +166,40 @@ pub struct PreparedFailover<P> {
 
 impl<S: Store> Failover<S> {
     /// While falling back, the store is tried again at most this often.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::testing::FlakyStore; // behind the `test-util` feature
+    /// use tollgate::{Failover, FailureMode, Policy, Rate, Store, Timestamp};
+    ///
+    /// # futures_executor::block_on(async {
+    /// assert_eq!(Failover::<FlakyStore>::PROBE_INTERVAL, Duration::from_millis(200));
+    /// let flaky = FlakyStore::new();
+    /// let failover = Failover::new(flaky.clone(), FailureMode::Fallback);
+    /// let p = failover.prepare("p", &Policy::fixed_window(Rate::per_minute(100).into()));
+    /// let at = |ms| Timestamp::from_nanos(0) + Duration::from_millis(ms);
+    /// flaky.set_down(true);
+    /// failover.hit(&p, b"k", at(0), 1).await?; // the store fails: counted in memory
+    /// flaky.set_down(false);
+    /// failover.hit(&p, b"k", at(100), 1).await?; // too soon to try the store again
+    /// assert!(failover.is_falling_back());
+    /// failover.hit(&p, b"k", at(200), 1).await?; // a probe, and the store answers
+    /// assert!(!failover.is_falling_back());
+    /// # Ok::<(), tollgate::StoreError>(())
+    /// # }).unwrap();
+    /// ```
     pub const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 
     /// `store`, with `mode` applied to its errors.
+    ///
+    /// ```
+    /// use tollgate::{Failover, FailureMode, Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// let failover = Failover::new(MemoryStore::new(), FailureMode::Deny);
+    /// let api = Limiter::new(failover).policy("api", Policy::fixed_window(Rate::per_second(5).into()));
+    /// assert!(api.hit_sync("k", 1)?.allowed()); // a store that works is used as it is
+    /// # Ok::<(), tollgate::Error>(())
+    /// ```
     pub fn new(store: S, mode: FailureMode) -> Self {
         Self {
             store,
@@ -157,11 +212,29 @@ impl<S: Store> Failover<S> {
     }
 
     /// The wrapped store.
+    ///
+    /// ```
+    /// use tollgate::{Failover, FailureMode, MemoryStore, Policy, Rate, Store, Timestamp};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let failover = Failover::new(MemoryStore::new(), FailureMode::Allow);
+    /// let p = failover.prepare("p", &Policy::fixed_window(Rate::per_minute(5).into()));
+    /// failover.hit(&p, b"alice", Timestamp::from_nanos(0), 1).await?;
+    /// assert_eq!(failover.store().stats().keys, 1); // counted in the wrapped store
+    /// # Ok::<(), tollgate::StoreError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn store(&self) -> &S {
         &self.store
     }
 
     /// What a store error means.
+    ///
+    /// ```
+    /// use tollgate::{Failover, FailureMode, MemoryStore};
+    ///
+    /// assert_eq!(Failover::new(MemoryStore::new(), FailureMode::Deny).mode(), FailureMode::Deny);
+    /// ```
     pub fn mode(&self) -> FailureMode {
         self.mode
     }

@@ -96,6 +96,15 @@ pub trait Store: Send + Sync + 'static {
     /// on I/O, like [`crate::MemoryStore`]): the run-time twin of [`SyncStore`], for code
     /// generic over any store. Callers may then drive a hit to completion in place instead of
     /// allocating for a wait. `false` unless a store says otherwise.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tollgate::{Failover, FailureMode, MemoryStore, Store};
+    ///
+    /// assert!(MemoryStore::new().answers_immediately());
+    /// assert!(Arc::new(MemoryStore::new()).answers_immediately());
+    /// assert!(Failover::new(MemoryStore::new(), FailureMode::Allow).answers_immediately());
+    /// ```
     fn answers_immediately(&self) -> bool {
         false
     }
@@ -195,6 +204,16 @@ pub struct StoreError {
 
 impl StoreError {
     /// The backend failed or is unreachable.
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    /// use tollgate::StoreError;
+    ///
+    /// let err = StoreError::unavailable("connection refused");
+    /// assert!(!err.is_timeout());
+    /// assert_eq!(err.to_string(), "store unavailable: connection refused");
+    /// assert_eq!(err.source().map(|source| source.to_string()).as_deref(), Some("connection refused"));
+    /// ```
     pub fn unavailable(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         Self {
             timeout: false,

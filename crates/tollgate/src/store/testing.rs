@@ -53,6 +53,15 @@ impl FlakyStore {
     }
 
     /// Whether hits and refunds fail.
+    ///
+    /// ```
+    /// use tollgate::testing::FlakyStore;
+    ///
+    /// let flaky = FlakyStore::new();
+    /// assert!(!flaky.is_down());
+    /// flaky.clone().set_down(true); // clones share the switch
+    /// assert!(flaky.is_down());
+    /// ```
     pub fn is_down(&self) -> bool {
         self.down.load(Ordering::SeqCst)
     }

@@ -39,6 +39,19 @@ pub use token_bucket::TokenBucket;
 /// One rate of a policy as the strategies see it, with its window in ticks.
 ///
 /// Made by [`crate::Policy::limits`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::Policy;
+///
+/// let policy = Policy::token_bucket("100/minute".parse()?).with_burst(150)?;
+/// let limit = policy.limits(Duration::from_millis(1))[0]; // ticks of 1 ms
+/// assert_eq!(limit.amount(), 100);
+/// assert_eq!(limit.capacity(), 150); // the burst
+/// assert_eq!(limit.window(), 60_000);
+/// assert_eq!(limit.unit_ticks(), 600); // a token every 600 ms
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TickRate {
     /// Units per window; 0 denies everything.
@@ -129,6 +142,22 @@ impl TickRate {
 ///
 /// `Default` is the fresh state: a key never seen. Every method is total: it never panics,
 /// whatever the inputs, and treats a `now` earlier than the times it has seen as equal to them.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::strategy::{FixedWindow, RateState, TickRate};
+///
+/// // 3 units per 60 ticks of one second.
+/// let limit = TickRate::new(3, 3, Duration::from_secs(60), Duration::from_secs(1));
+/// let mut state = FixedWindow::default();
+/// assert_eq!((state.remaining(&limit, 0), state.reset_after(&limit, 0)), (3, 0)); // fresh
+/// assert_eq!(state.retry_after(&limit, 0, 3), None);
+/// state.consume(&limit, 0, 3);
+/// assert_eq!(state.retry_after(&limit, 10, 1), Some(50)); // the window ends at 60
+/// state.refund(&limit, 10, 1);
+/// assert_eq!(state.remaining(&limit, 10), 1);
+/// assert_eq!(state.reset_after(&limit, 10), 50);
+/// ```
 pub trait RateState: Default + Clone + fmt::Debug + Send + Sync + 'static {
     /// `None` when a hit of `cost` fits at `now`; otherwise the exact number of ticks until
     /// it would fit if nothing else happened (at least 1).
@@ -159,6 +188,23 @@ pub trait RateState: Default + Clone + fmt::Debug + Send + Sync + 'static {
 ///
 /// The numbers describe the *binding* rate: for a denied hit, the rate that makes it wait
 /// longest; for an allowed one, the rate with the fewest units left.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::strategy::{apply, FixedWindow, TickDecision};
+/// use tollgate::Policy;
+///
+/// let policy = Policy::fixed_window("10/second; 3/minute".parse()?);
+/// let limits = policy.limits(Duration::from_secs(1)); // ticks of one second
+/// let mut states = [FixedWindow::default(), FixedWindow::default()];
+/// let decision: TickDecision = apply(&mut states, &limits, 0, 1);
+/// // The minute's rate is binding: it has 2 left, the second's 9.
+/// assert_eq!(
+///     decision,
+///     TickDecision { allowed: true, limit: 3, remaining: 2, reset_after: 60, retry_after: None, window: 60 }
+/// );
+/// # Ok::<(), tollgate::ParseError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TickDecision {
     /// Whether the hit was allowed (and charged, unless its cost was 0).
@@ -197,6 +243,14 @@ impl TickDecision {
     }
 
     /// The outcome of a hit under no limit at all: allowed, nothing to report.
+    ///
+    /// ```
+    /// use tollgate::strategy::{apply, TickDecision, TokenBucket};
+    ///
+    /// let mut no_states: [TokenBucket; 0] = [];
+    /// assert_eq!(apply(&mut no_states, &[], 0, 1), TickDecision::UNLIMITED);
+    /// assert!(TickDecision::UNLIMITED.allowed);
+    /// ```
     pub const UNLIMITED: TickDecision = TickDecision {
         allowed: true,
         limit: 0,

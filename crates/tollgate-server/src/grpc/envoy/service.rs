@@ -27,6 +27,19 @@ const OVERRIDE_SCOPE: &str = "envoy-override";
 
 /// A function told, for every descriptor a request matched to a rate limit, the policy's name
 /// and the [`DescriptorVerdict`]; see [`EnvoyService::with_observer`].
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use tollgate_server::{DescriptorVerdict, Observer};
+///
+/// let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+/// let log = Arc::clone(&seen);
+/// let observer: Observer = Arc::new(move |policy: &str, verdict: DescriptorVerdict| {
+///     log.lock().expect("not poisoned").push(format!("{policy} {verdict}"));
+/// });
+/// observer("envoy:edge:user", DescriptorVerdict::OverLimit);
+/// assert_eq!(*seen.lock().expect("not poisoned"), ["envoy:edge:user over_limit"]);
+/// ```
 pub type Observer = Arc<dyn Fn(&str, DescriptorVerdict) + Send + Sync>;
 
 /// Envoy's rate limit service (`envoy.service.ratelimit.v3.RateLimitService`): one policy
@@ -166,6 +179,20 @@ impl<S: Store> EnvoyService<S> {
     }
 
     /// The configuration.
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore};
+    /// use tollgate_server::{EnvoyConfig, EnvoyService};
+    ///
+    /// let config = EnvoyConfig::from_yaml(
+    ///     "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: { unit: hour, requests_per_unit: 100 }\n",
+    ///     "ratelimit.yaml",
+    /// )?;
+    /// let service = EnvoyService::new(&Limiter::new(MemoryStore::new()), &config);
+    /// assert_eq!(service.config().file(), "ratelimit.yaml");
+    /// assert_eq!(service.config().limits()[0].policy_name(), "envoy:edge:user");
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
     pub fn config(&self) -> &EnvoyConfig {
         &self.config
     }

@@ -9,7 +9,7 @@ use tollgate::{Decision, Store};
 use crate::grpc::envoy::matched::Matched;
 
 /// What a descriptor's rate limit decided, as reported to an observer (see
-/// [`EnvoyService::with_observer`]).
+/// [`EnvoyService::with_observer`](crate::EnvoyService::with_observer)).
 ///
 /// ```
 /// use tollgate_server::DescriptorVerdict;

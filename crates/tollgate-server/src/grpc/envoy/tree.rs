@@ -304,6 +304,27 @@ impl EnvoyLimit {
     }
 
     /// The names of the rate limits this one replaces when both apply to a request.
+    ///
+    /// ```
+    /// let config = tollgate_server::EnvoyConfig::from_yaml(
+    ///     r#"
+    /// domain: edge
+    /// descriptors:
+    ///   - key: user
+    ///     rate_limit: { name: per_user, unit: minute, requests_per_unit: 10 }
+    ///   - key: plan
+    ///     value: premium
+    ///     rate_limit:
+    ///       unit: minute
+    ///       requests_per_unit: 1000
+    ///       replaces: [{ name: per_user }]
+    /// "#,
+    ///     "rl.yaml",
+    /// )?;
+    /// assert!(config.limits()[0].replaces().is_empty());
+    /// assert_eq!(config.limits()[1].replaces(), ["per_user"]);
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
     pub fn replaces(&self) -> &[String] {
         &self.replaces
     }
@@ -314,6 +335,18 @@ impl EnvoyLimit {
     }
 
     /// Whether the rate limit is `unlimited: true`: always OK, never counted.
+    ///
+    /// ```
+    /// let config = tollgate_server::EnvoyConfig::from_yaml(
+    ///     "domain: edge\ndescriptors:\n  - key: internal\n    rate_limit: { unlimited: true }\n  \
+    ///      - key: user\n    rate_limit: { unit: minute, requests_per_unit: 10 }\n",
+    ///     "rl.yaml",
+    /// )?;
+    /// let (internal, user) = (&config.limits()[0], &config.limits()[1]);
+    /// assert!(internal.is_unlimited() && internal.policy().is_none() && internal.unit().is_none());
+    /// assert!(!user.is_unlimited());
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
     pub fn is_unlimited(&self) -> bool {
         self.limited.is_none()
     }
@@ -332,6 +365,24 @@ impl EnvoyLimit {
 
     /// The tollgate policy: `requests_per_unit` per `unit` with the chosen strategy, unless
     /// unlimited.
+    ///
+    /// ```
+    /// let config = tollgate_server::EnvoyConfig::from_yaml(
+    ///     r#"
+    /// domain: edge
+    /// descriptors:
+    ///   - key: user
+    ///     rate_limit: { unit: week, requests_per_unit: 700 }
+    ///   - key: path
+    ///     rate_limit: { unit: second, requests_per_unit: 5, strategy: token-bucket, burst: 10 }
+    /// "#,
+    ///     "rl.yaml",
+    /// )?;
+    /// let policy = |i: usize| config.limits()[i].policy().map(ToString::to_string);
+    /// assert_eq!(policy(0).as_deref(), Some("700/7 days (fixed-window)"));
+    /// assert_eq!(policy(1).as_deref(), Some("5/second (token-bucket, burst 10)"));
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
     pub fn policy(&self) -> Option<&Policy> {
         self.limited.as_ref().map(|limited| &limited.policy)
     }

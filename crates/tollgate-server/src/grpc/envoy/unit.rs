@@ -36,6 +36,14 @@ pub enum Unit {
 
 impl Unit {
     /// Every unit, shortest first.
+    ///
+    /// ```
+    /// use tollgate_server::Unit;
+    ///
+    /// let seconds: Vec<u64> = Unit::ALL.iter().map(|unit| unit.seconds()).collect();
+    /// assert!(seconds.is_sorted());
+    /// assert_eq!((Unit::ALL[0], Unit::ALL[6]), (Unit::Second, Unit::Year));
+    /// ```
     pub const ALL: [Unit; 7] = [
         Unit::Second,
         Unit::Minute,
@@ -47,6 +55,15 @@ impl Unit {
     ];
 
     /// The unit's name in configuration files, in lower case.
+    ///
+    /// ```
+    /// use tollgate_server::Unit;
+    ///
+    /// assert_eq!(Unit::Week.name(), "week");
+    /// for unit in Unit::ALL {
+    ///     assert_eq!(Unit::from_name(unit.name()), Some(unit));
+    /// }
+    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             Unit::Second => "second",

@@ -20,6 +20,17 @@ use crate::store::{Store, StoreError, SyncStore};
 use crate::strategy::{FixedWindow, SlidingWindowCounter, SlidingWindowLog, TokenBucket};
 
 /// The default cap on keys tracked per policy.
+///
+/// ```
+/// use tollgate::{MemoryStore, DEFAULT_MAX_KEYS};
+///
+/// assert_eq!(DEFAULT_MAX_KEYS, 1 << 20);
+/// // What `MemoryStore::new` tracks at most per policy.
+/// assert_eq!(
+///     format!("{:?}", MemoryStore::new()),
+///     format!("{:?}", MemoryStore::with_max_keys(DEFAULT_MAX_KEYS)),
+/// );
+/// ```
 pub const DEFAULT_MAX_KEYS: usize = 1 << 20;
 
 /// A [`Store`] in this process's memory: fast from many threads, bounded in size.
@@ -121,6 +132,22 @@ pub struct MemoryStats {
 
 /// A policy prepared for a [`MemoryStore`]: its table of states, and the store's secret for
 /// digesting long keys (kept here so that a hit reads nothing of the store itself).
+///
+/// ```
+/// use tollgate::{MemoryStore, Policy, PreparedMemory, Rate, Store, Timestamp};
+///
+/// # futures_executor::block_on(async {
+/// let store = MemoryStore::new();
+/// let policy = Policy::fixed_window(Rate::per_minute(1).into());
+/// let login: PreparedMemory = store.prepare("login", &policy);
+/// let now = Timestamp::from_nanos(0);
+/// assert!(store.hit(&login, b"alice", now, 1).await?.allowed());
+/// // Prepared again under the same name with an equal policy (a reload): the same counts.
+/// let reloaded = store.prepare("login", &policy);
+/// assert!(!store.hit(&reloaded, b"alice", now, 1).await?.allowed());
+/// # Ok::<(), tollgate::StoreError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct PreparedMemory {
     table: Arc<dyn PolicyTable>,
@@ -135,6 +162,19 @@ impl fmt::Debug for PreparedMemory {
 
 impl MemoryStore {
     /// An empty store tracking at most [`DEFAULT_MAX_KEYS`] keys per policy.
+    ///
+    /// Clones share the states.
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// let store = MemoryStore::new();
+    /// assert_eq!(store.stats().keys, 0);
+    /// let api = Limiter::new(store.clone()).policy("api", Policy::fixed_window(Rate::per_second(5).into()));
+    /// api.hit_sync("alice", 1)?;
+    /// assert_eq!(store.stats().keys, 1);
+    /// # Ok::<(), tollgate::Error>(())
+    /// ```
     pub fn new() -> Self {
         Self::with_max_keys(DEFAULT_MAX_KEYS)
     }
@@ -142,7 +182,17 @@ impl MemoryStore {
     /// An empty store tracking at most about `max_keys` keys per policy (at least 1).
     ///
     /// ```
-    /// let store = tollgate::MemoryStore::with_max_keys(50_000_000);
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// let store = MemoryStore::with_max_keys(1_000);
+    /// let api = Limiter::new(store.clone()).policy("api", Policy::fixed_window(Rate::per_hour(5).into()));
+    /// for client in 0..10_000u32 {
+    ///     api.hit_sync(&client, 1)?; // a flood of unique keys
+    /// }
+    /// let stats = store.stats();
+    /// assert!(stats.keys <= 1_000);
+    /// assert!(stats.evicted > 0);
+    /// # Ok::<(), tollgate::Error>(())
     /// ```
     pub fn with_max_keys(max_keys: usize) -> Self {
         Self {

@@ -1,0 +1,183 @@
+//! [`Verdict`]: what an admission decided; [`Settlement`]: what its response may give back.
+
+use std::fmt;
+
+use smallvec::SmallVec;
+
+use crate::decision::Decision;
+use crate::limiter::charge::{Charge, ChargeResult};
+use crate::store::memory::MemoryStore;
+use crate::store::{Store, StoreError};
+
+/// What an [`Admission`] decided: admitted or refused, and what each charge came to.
+///
+/// ```
+/// use tollgate::{Admission, Charge, ChargeResult, Limiter, MemoryStore, Policy, Rate};
+///
+/// # futures_executor::block_on(async {
+/// let limiter = Limiter::new(MemoryStore::new());
+/// let daily = limiter.policy("daily", Policy::fixed_window(Rate::per_day(1000).into()));
+/// let burst = limiter.policy("burst", Policy::fixed_window(Rate::per_second(2).into()));
+/// let request = || {
+///     Admission::new()
+///         .charge(Charge::new(daily.clone(), "alice", 1))
+///         .charge(Charge::new(burst.clone(), "alice", 1).settle_after())
+/// };
+/// let admitted = request().decide().await;
+/// assert!(admitted.is_admitted());
+/// assert!(admitted.refused_by().is_none());
+/// assert_eq!(admitted.results().len(), 2);
+/// // `burst` has 1 unit left, `daily` 999: the closest to denying is `burst`, at index 1.
+/// assert_eq!(admitted.closest().map(|(i, d)| (i, d.remaining())), Some((1, 1)));
+/// assert!(!admitted.into_settlement().is_empty()); // its settle-after charge
+///
+/// assert!(request().decide().await.is_admitted());
+/// let refused = request().decide().await;
+/// assert!(matches!(refused.refused_by(), Some((1, ChargeResult::Denied(_)))));
+/// assert!(refused.give_back_error().is_none()); // `daily`'s charge was given back
+/// assert!(refused.into_settlement().is_empty());
+/// assert_eq!(daily.peek("alice").await?.remaining(), 998);
+/// # Ok::<(), tollgate::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct Verdict<S: Store = MemoryStore> {
+    pub(super) results: SmallVec<[ChargeResult; 2]>,
+    pub(super) refused_by: Option<usize>,
+    pub(super) closest: Option<usize>,
+    pub(super) give_back_error: Option<StoreError>,
+    pub(super) settlement: Settlement<S>,
+}
+
+impl<S: Store> fmt::Debug for Verdict<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verdict")
+            .field("results", &self.results)
+            .field("refused_by", &self.refused_by)
+            .field("closest", &self.closest)
+            .field("give_back_error", &self.give_back_error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> Verdict<S> {
+    /// Whether every (enforced) charge allowed the request.
+    pub fn is_admitted(&self) -> bool {
+        self.refused_by.is_none()
+    }
+
+    /// The first charge that refused the request, by index, with its result.
+    pub fn refused_by(&self) -> Option<(usize, &ChargeResult)> {
+        self.refused_by.map(|index| (index, &self.results[index]))
+    }
+
+    /// What each charge came to, in the order they were added.
+    pub fn results(&self) -> &[ChargeResult] {
+        &self.results
+    }
+
+    /// The decision closest to denying, by index: the refusing charge's, or among the
+    /// enforced charges that allowed the request the one with the fewest units left. What
+    /// rate-limit headers describe.
+    pub fn closest(&self) -> Option<(usize, &Decision)> {
+        let index = self.closest?;
+        self.results[index]
+            .decision()
+            .map(|decision| (index, decision))
+    }
+
+    /// The first store error met while giving back the charges of a refused request (the
+    /// key then pays for those units until its state resets).
+    pub fn give_back_error(&self) -> Option<&StoreError> {
+        self.give_back_error.as_ref()
+    }
+
+    /// What is left to settle after the response: the charges of an admitted request made
+    /// with [`Charge::settle_after`] (none for a refused one).
+    pub fn into_settlement(self) -> Settlement<S> {
+        self.settlement
+    }
+}
+
+/// The charges of an admitted request that its response may give back (*deduct-when*).
+///
+/// ```
+/// use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate};
+///
+/// # futures_executor::block_on(async {
+/// let login = Limiter::new(MemoryStore::new())
+///     .policy("login", Policy::fixed_window(Rate::per_minute(1).into()));
+/// let attempt = || Admission::new().charge(Charge::new(login.clone(), "alice", 1).settle_after());
+/// // Only failed logins count: this one succeeded, so its charge is given back.
+/// let verdict = attempt().decide().await;
+/// assert!(verdict.is_admitted());
+/// let login_failed = false;
+/// verdict.into_settlement().settle(|_index| login_failed).await?;
+/// assert!(attempt().decide().await.is_admitted());
+/// # Ok::<(), tollgate::StoreError>(())
+/// # }).unwrap();
+/// ```
+pub struct Settlement<S: Store = MemoryStore> {
+    /// Charges that may be given back, with their index in the admission.
+    pub(super) pending: SmallVec<[(usize, Charge<S>); 1]>,
+}
+
+impl<S: Store> fmt::Debug for Settlement<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.pending).finish()
+    }
+}
+
+impl<S: Store> Settlement<S> {
+    /// Whether there is nothing to settle.
+    ///
+    /// ```
+    /// use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let login = Limiter::new(MemoryStore::new())
+    ///     .policy("login", Policy::fixed_window(Rate::per_minute(5).into()));
+    /// let charge = || Charge::new(login.clone(), "alice", 1);
+    /// let plain = Admission::new().charge(charge()).decide().await;
+    /// assert!(plain.into_settlement().is_empty()); // nothing may be given back
+    /// let deduct = Admission::new().charge(charge().settle_after()).decide().await;
+    /// assert!(!deduct.into_settlement().is_empty());
+    /// # });
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Gives back every pending charge for which `counts(index)` (its index in the
+    /// admission) is false. Every charge is tried; the first store error is returned.
+    ///
+    /// ```
+    /// use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// let a = limiter.policy("a", Policy::fixed_window(Rate::per_minute(1).into()));
+    /// let b = limiter.policy("b", Policy::fixed_window(Rate::per_minute(1).into()));
+    /// let verdict = Admission::new()
+    ///     .charge(Charge::new(a.clone(), "k", 1).settle_after())
+    ///     .charge(Charge::new(b.clone(), "k", 1).settle_after())
+    ///     .decide()
+    ///     .await;
+    /// // Only the charge at index 1 counts: the one at index 0 is given back.
+    /// verdict.into_settlement().settle(|index| index == 1).await?;
+    /// assert!(a.peek("k").await?.allowed());
+    /// assert!(!b.peek("k").await?.allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn settle(self, mut counts: impl FnMut(usize) -> bool) -> Result<(), StoreError> {
+        let mut first_error = None;
+        for (index, charge) in &self.pending {
+            if !counts(*index)
+                && let Err(err) = charge.give_back().await
+            {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
