@@ -25,17 +25,21 @@ enum HitOutcome {
     Denied,
     /// Over the limit in shadow mode: counted, reported allowed.
     ShadowDenied,
-    /// No decision: the storage failed, or the request was wrong.
+    /// No decision: the storage failed.
     Error,
+    /// No decision: the client asked for what the policy can never allow (a cost above its
+    /// limit), a mistake of the request and not of the storage.
+    Invalid,
 }
 
 impl HitOutcome {
     /// Every outcome, in declaration order (their discriminants index this array).
-    const ALL: [HitOutcome; 4] = [
+    const ALL: [HitOutcome; 5] = [
         HitOutcome::Allowed,
         HitOutcome::Denied,
         HitOutcome::ShadowDenied,
         HitOutcome::Error,
+        HitOutcome::Invalid,
     ];
 }
 
@@ -46,6 +50,7 @@ impl EncodeLabelValue for HitOutcome {
             HitOutcome::Denied => "denied",
             HitOutcome::ShadowDenied => "shadow_denied",
             HitOutcome::Error => "error",
+            HitOutcome::Invalid => "invalid",
         })
     }
 }
@@ -79,8 +84,8 @@ struct HitLabels {
 /// ```
 #[derive(Debug, Clone)]
 pub struct PolicyCounters {
-    /// By [`HitOutcome`]: allowed, denied, shadow-denied, error.
-    counters: Arc<[Counter; 4]>,
+    /// By [`HitOutcome`]: allowed, denied, shadow-denied, error, invalid.
+    counters: Arc<[Counter; 5]>,
 }
 
 impl PolicyCounters {
@@ -90,7 +95,9 @@ impl PolicyCounters {
             ChargeResult::Allowed(_) => HitOutcome::Allowed,
             ChargeResult::Denied(_) => HitOutcome::Denied,
             ChargeResult::ShadowDenied(_) => HitOutcome::ShadowDenied,
+            ChargeResult::CostExceedsLimit { .. } => HitOutcome::Invalid,
             ChargeResult::Skipped => return,
+            // A storage failure (and whatever a later engine adds).
             _ => HitOutcome::Error,
         };
         self.count(outcome);

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -58,7 +59,38 @@ pub fn check_api_router(state: Arc<ServerState>) -> Router {
         .route("/v1/reset", post(reset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// `{"error": ...}` for a path the API does not have.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    json_error(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "no such endpoint {:?}: the API has POST /v1/check, /v1/peek, /v1/reset and GET /healthz, /livez, /readyz, /metrics",
+            uri.path()
+        ),
+    )
+}
+
+/// `{"error": ...}` for a method a path does not take.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("{} does not take {method}", uri.path()),
+    )
+}
+
+/// A request body, or the JSON error saying why it could not be read (too large: 413).
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Refusal> {
+    body.map_err(|rejection| {
+        Refusal(
+            rejection.status(),
+            format!("request body: {}", rejection.body_text()),
+        )
+    })
 }
 
 /// The body of a check, a peek or a reset.
@@ -99,6 +131,13 @@ impl CheckRequest {
     }
 
     fn parse(body: &[u8]) -> Result<Self, Refusal> {
+        // serde reads a struct from an array of its fields too; the API takes objects only.
+        if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(Refusal(
+                StatusCode::BAD_REQUEST,
+                "invalid request body: expected a JSON object, such as {\"policy\": \"login\", \"key\": \"user:42\"}".to_owned(),
+            ));
+        }
         serde_json::from_slice(body).map_err(|err| {
             Refusal(
                 StatusCode::BAD_REQUEST,
@@ -157,18 +196,37 @@ impl CheckRequest {
     }
 }
 
-async fn check(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
-    decide(&state, &body, None).await
+async fn check(
+    State(state): State<Arc<ServerState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    decide(&state, body, Asked::Check).await
 }
 
-async fn peek(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
-    decide(&state, &body, Some(0)).await
+async fn peek(
+    State(state): State<Arc<ServerState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    decide(&state, body, Asked::Peek).await
 }
 
-/// Applies the hit a request body asks for (`cost` overrides its cost: 0 for a peek).
-async fn decide(state: &ServerState, body: &[u8], cost: Option<u64>) -> Response {
+/// What a request to [`decide`] asks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    /// A hit of the body's cost, counted in `/metrics`.
+    Check,
+    /// A look at the count without charging (cost 0), not counted as a hit.
+    Peek,
+}
+
+/// Applies the hit a request body asks for, or peeks.
+async fn decide(
+    state: &ServerState,
+    body: Result<Bytes, BytesRejection>,
+    asked: Asked,
+) -> Response {
     let started = Instant::now();
-    let request = match CheckRequest::parse(body) {
+    let request = match read_body(body).and_then(|body| CheckRequest::parse(&body)) {
         Ok(request) => request,
         Err(refusal) => return refusal.into_response(),
     };
@@ -177,14 +235,19 @@ async fn decide(state: &ServerState, body: &[u8], cost: Option<u64>) -> Response
         Ok(policy) => policy,
         Err(refusal) => return refusal.into_response(),
     };
-    let cost = cost.unwrap_or(request.cost);
+    let cost = match asked {
+        Asked::Check => request.cost,
+        Asked::Peek => 0,
+    };
     let verdict = Admission::new()
         .charge(Charge::new(handle.into_owned(), request.key.as_str(), cost))
         .decide()
         .await;
     let result = &verdict.results()[0];
-    front.counters.record(result);
-    state.metrics().took(started.elapsed());
+    if asked == Asked::Check {
+        front.counters.record(result);
+        state.metrics().took(started.elapsed());
+    }
     let decision = match result {
         ChargeResult::Allowed(decision) | ChargeResult::Denied(decision) => decision,
         &ChargeResult::CostExceedsLimit { cost, max_cost } => {
@@ -248,7 +311,11 @@ fn ceil_ms(duration: Duration) -> u64 {
     u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
-async fn reset(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn reset(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let in_force = state.in_force();
     let Some(token) = in_force.admin_token() else {
         return json_error(
@@ -259,7 +326,7 @@ async fn reset(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: 
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     if presented.is_none_or(|presented| !constant_time_eq(presented.as_bytes(), token.as_bytes())) {
         let mut response = json_error(
             StatusCode::UNAUTHORIZED,
@@ -270,7 +337,7 @@ async fn reset(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: 
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return response;
     }
-    let request = match CheckRequest::parse(&body) {
+    let request = match read_body(body).and_then(|body| CheckRequest::parse(&body)) {
         Ok(request) => request,
         Err(refusal) => return refusal.into_response(),
     };
@@ -286,6 +353,15 @@ async fn reset(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: 
         }
         Err(err) => json_error(StatusCode::BAD_REQUEST, &err.to_string()),
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme's case does not matter
+/// (RFC 9110 section 11.1), nor do the spaces around the token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
 }
 
 /// Compares secrets in time independent of where they differ.
@@ -315,6 +391,10 @@ async fn healthz(State(state): State<Arc<ServerState>>) -> Response {
     }
 }
 
+/// The content type of what [`Metrics::render`](crate::Metrics::render) writes: OpenMetrics
+/// text, which Prometheus scrapes (it ends in `# EOF` and names counters without `_total`).
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
     let limiter = state.limiter();
     let text = state.metrics().render(&Totals {
@@ -323,9 +403,8 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
         inline_evicted: limiter.evicted_inline_policies(),
     });
     let mut response = Response::new(Body::from(text));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS));
     response
 }

@@ -1,0 +1,204 @@
+//! Answers a client can rely on: every error of the check API is JSON `{"error": ...}`
+//! (unknown paths, wrong methods, bodies too large, arrays for objects), the bearer scheme
+//! in any case, and `/metrics` served as what it is, counting hits and not peeks or mistakes.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tollgate_server::{Config, ServerState, check_api_router};
+use tower::ServiceExt;
+
+const CONFIG: &str = r#"
+[server]
+admin_token = "s3cret"
+
+[policies.login]
+limits = "2/minute"
+"#;
+
+async fn router() -> Router {
+    let config = Config::parse(CONFIG, "tollgate.toml").expect("a valid config");
+    let store = config.storage.open().await.expect("memory storage opens");
+    let state = ServerState::new(&config, store).expect("state");
+    check_api_router(Arc::new(state))
+}
+
+/// Sends `request`: the status, the content type and the body as text.
+async fn send(router: &Router, request: Request<Body>) -> (StatusCode, String, String) {
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    (
+        status,
+        content_type,
+        String::from_utf8(bytes.to_vec()).expect("utf-8"),
+    )
+}
+
+fn post(path: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::post(path)
+        .header("content-type", "application/json")
+        .body(body.into())
+        .expect("a request")
+}
+
+/// The `"error"` of a JSON error body, after checking that it is one.
+fn error_of(content_type: &str, body: &str) -> String {
+    assert_eq!(content_type, "application/json", "{body}");
+    let value: Value = serde_json::from_str(body).expect("a JSON body");
+    value["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no \"error\" in {body}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn unknown_paths_and_wrong_methods_answer_json() {
+    let router = router().await;
+    let get = |path: &str| Request::get(path).body(Body::empty()).expect("a request");
+
+    let (status, content_type, body) = send(&router, get("/v2/check")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        error_of(&content_type, &body).contains("/v2/check"),
+        "{body}"
+    );
+
+    let (status, content_type, body) = send(&router, get("/v1/check")).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(error_of(&content_type, &body).contains("GET"), "{body}");
+
+    let (status, content_type, body) = send(&router, post("/healthz", "{}")).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    error_of(&content_type, &body);
+}
+
+#[tokio::test]
+async fn a_body_too_large_answers_413_json() {
+    let router = router().await;
+    let key = "k".repeat(3 << 20);
+    let body = format!(r#"{{"policy": "login", "key": "{key}"}}"#);
+    for path in ["/v1/check", "/v1/peek", "/v1/reset"] {
+        let request = Request::post(path)
+            .header("authorization", "Bearer s3cret")
+            .body(Body::from(body.clone()))
+            .expect("a request");
+        let (status, content_type, text) = send(&router, request).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        assert!(
+            error_of(&content_type, &text).contains("request body"),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn arrays_are_not_taken_for_objects() {
+    let router = router().await;
+    // serde would read this as the struct's fields in order: policy, limits, ..., key.
+    for body in [
+        r#"["login", null, null, null, "user:42", 1]"#,
+        r#"  ["login"]"#,
+        "null",
+        "\"login\"",
+    ] {
+        let (status, content_type, text) = send(&router, post("/v1/check", body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            error_of(&content_type, &text).contains("expected a JSON object"),
+            "{body}: {text}"
+        );
+    }
+    let object = "\n {\"policy\": \"login\", \"key\": \"user:42\"}";
+    assert_eq!(
+        send(&router, post("/v1/check", object)).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_matches_in_any_case() {
+    let router = router().await;
+    let reset = |authorization: &str| {
+        Request::post("/v1/reset")
+            .header("authorization", authorization)
+            .body(Body::from(r#"{"policy": "login", "key": "user:42"}"#))
+            .expect("a request")
+    };
+    for accepted in [
+        "Bearer s3cret",
+        "bearer s3cret",
+        "BEARER  s3cret",
+        " Bearer s3cret ",
+    ] {
+        let (status, _, body) = send(&router, reset(accepted)).await;
+        assert_eq!(status, StatusCode::OK, "{accepted:?}: {body}");
+    }
+    for refused in [
+        "Basic s3cret",
+        "Bearer s3cre",
+        "Bearers3cret",
+        "s3cret",
+        "Bearer",
+    ] {
+        let (status, content_type, body) = send(&router, reset(refused)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused:?}");
+        error_of(&content_type, &body);
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_hits_not_peeks_or_mistakes() {
+    let router = router().await;
+    let login = r#"{"policy": "login", "key": "user:42"}"#;
+    for _ in 0..3 {
+        assert_eq!(
+            send(&router, post("/v1/peek", login)).await.0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        send(&router, post("/v1/check", login)).await.0,
+        StatusCode::OK
+    );
+    let too_costly = r#"{"policy": "login", "key": "user:42", "cost": 3}"#;
+    assert_eq!(
+        send(&router, post("/v1/check", too_costly)).await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    let metrics = Request::get("/metrics")
+        .body(Body::empty())
+        .expect("a request");
+    let (status, content_type, text) = send(&router, metrics).await;
+    assert_eq!(status, StatusCode::OK);
+    // What prometheus-client writes is OpenMetrics text: it ends so, and says so.
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(
+        content_type.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{content_type}"
+    );
+    for (outcome, count) in [("allowed", 1), ("denied", 0), ("error", 0), ("invalid", 1)] {
+        let line = format!(r#"tollgate_hits_total{{policy="login",outcome="{outcome}"}} {count}"#);
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    assert!(
+        text.contains("tollgate_check_duration_seconds_count 2"),
+        "{text}"
+    );
+}
