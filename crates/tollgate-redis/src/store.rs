@@ -385,12 +385,20 @@ impl RedisStore {
         invocation
     }
 
-    async fn call<T: redis::FromRedisValue>(
-        &self,
-        run: impl AsyncFnOnce(&mut Connection) -> Result<T, RedisError>,
-    ) -> Result<T, StoreError> {
+    /// Runs `run` within the timeout, and once more (within the same timeout) when the first
+    /// attempt's connection was refused: the command was never sent, so a second attempt
+    /// cannot count a hit twice. The client remembers the last reconnect's failure and
+    /// returns it to the next call even when Redis is back; the second attempt waits on the
+    /// reconnect that call started.
+    async fn call<T: redis::FromRedisValue>(&self, command: Command<'_>) -> Result<T, StoreError> {
         let mut connection = self.connection.clone();
-        match tokio::time::timeout(self.timeout, run(&mut connection)).await {
+        let attempts = async {
+            match connection.run(&command).await {
+                Err(err) if never_sent(&err) => connection.run(&command).await,
+                result => result,
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempts).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(StoreError::unavailable(err)),
             Err(_) => Err(StoreError::timeout(format!(
@@ -399,6 +407,12 @@ impl RedisStore {
             ))),
         }
     }
+}
+
+/// Whether `err` proves the command never reached Redis: the connection it was to be sent on
+/// was refused.
+fn never_sent(err: &RedisError) -> bool {
+    err.is_connection_refusal()
 }
 
 fn unavailable(at: &str, err: RedisError) -> StoreError {
@@ -432,23 +446,32 @@ pub fn redacted(uri: &str) -> String {
         .join(",")
 }
 
-impl Connection {
-    async fn invoke<T: redis::FromRedisValue>(
-        &mut self,
-        invocation: &redis::ScriptInvocation<'_>,
-    ) -> Result<T, RedisError> {
-        match self {
-            Connection::Single(c) => invocation.invoke_async(c).await,
-            Connection::Cluster(c) => invocation.invoke_async(c).await,
-        }
-    }
+/// What a call sends.
+enum Command<'a> {
+    /// A script call.
+    Invoke(&'a redis::ScriptInvocation<'a>),
+    /// `DEL key`.
+    Del(&'a [u8]),
+}
 
-    async fn del(&mut self, key: &[u8]) -> Result<(), RedisError> {
-        let mut cmd = redis::cmd("DEL");
-        cmd.arg(key);
-        match self {
-            Connection::Single(c) => cmd.exec_async(c).await,
-            Connection::Cluster(c) => cmd.exec_async(c).await,
+impl Connection {
+    async fn run<T: redis::FromRedisValue>(
+        &mut self,
+        command: &Command<'_>,
+    ) -> Result<T, RedisError> {
+        match command {
+            Command::Invoke(invocation) => match self {
+                Connection::Single(c) => invocation.invoke_async(c).await,
+                Connection::Cluster(c) => invocation.invoke_async(c).await,
+            },
+            Command::Del(key) => {
+                let mut cmd = redis::cmd("DEL");
+                cmd.arg(*key);
+                match self {
+                    Connection::Single(c) => cmd.query_async(c).await,
+                    Connection::Cluster(c) => cmd.query_async(c).await,
+                }
+            }
         }
     }
 }
@@ -511,9 +534,7 @@ impl Store for RedisStore {
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
         let invocation = self.invocation(&policy.scripts.apply, policy, key, now, cost);
         async move {
-            let reply: Vec<i64> = self
-                .call(async |c: &mut Connection| c.invoke(&invocation).await)
-                .await?;
+            let reply: Vec<i64> = self.call(Command::Invoke(&invocation)).await?;
             let outcome = outcome(&reply).ok_or_else(|| {
                 StoreError::unavailable(format!("unexpected reply from the script: {reply:?}"))
             })?;
@@ -532,9 +553,7 @@ impl Store for RedisStore {
             (cost > 0).then(|| self.invocation(&policy.scripts.refund, policy, key, now, cost));
         async move {
             if let Some(invocation) = invocation {
-                let _refunded: i64 = self
-                    .call(async |c: &mut Connection| c.invoke(&invocation).await)
-                    .await?;
+                let _refunded: i64 = self.call(Command::Invoke(&invocation)).await?;
             }
             Ok(())
         }
@@ -542,8 +561,8 @@ impl Store for RedisStore {
 
     async fn reset(&self, policy: &PreparedRedis, key: &[u8]) -> Result<(), StoreError> {
         let key = policy.redis_key(key);
-        self.call(async |c: &mut Connection| c.del(&key).await)
-            .await
+        let _deleted: i64 = self.call(Command::Del(&key)).await?;
+        Ok(())
     }
 }
 
