@@ -77,6 +77,12 @@ pub const MAX_AMOUNT: u64 = 1 << 40;
 /// [`StoreError`] that a [`tollgate::Failover`] can act on. Calls run on tokio: use the
 /// store from within a tokio runtime.
 ///
+/// A call whose connection is refused is tried once more within the same timeout (the
+/// command was never sent, so it cannot be counted twice). A call that times out is not
+/// retried, and may still be applied by Redis after the timeout: a timed-out hit is not
+/// proof that nothing was counted, so a [`tollgate::Failover`] answering for it may count it
+/// a second time (in memory), or refuse a request that Redis charged.
+///
 /// ```no_run
 /// use tollgate::{Limiter, Policy};
 /// use tollgate_redis::RedisStore;
@@ -239,14 +245,35 @@ impl RedisStore {
     /// ```
     pub async fn connect(uri: &str) -> Result<Self, StoreError> {
         let client = Client::open(uri).map_err(StoreError::unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(None)
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(100));
         let manager = client
-            .get_connection_manager_with_config(config)
+            .get_connection_manager_with_config(manager_config())
             .await
+            .map_err(|e| unavailable(uri, e))?;
+        Ok(Self::new(Connection::Single(manager)))
+    }
+
+    /// A store for one Redis server that connects on its first call instead of now, so that
+    /// it can be made while Redis is down: calls fail (as [`StoreError`]s a
+    /// [`tollgate::Failover`] can act on) until Redis is there, and are counted in Redis from
+    /// then on. Fails only for a URI that is not a Redis URI. Must be called within a tokio
+    /// runtime.
+    ///
+    /// ```
+    /// use tollgate::{Policy, Store, Timestamp};
+    /// use tollgate_redis::RedisStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::connect_lazily("redis://127.0.0.1:1")?; // nothing there yet
+    /// let p = store.prepare("p", &Policy::fixed_window("5/minute".parse()?));
+    /// assert!(store.hit(&p, b"k", Timestamp::from_nanos(0), 1).await.is_err());
+    /// assert!(RedisStore::connect_lazily("http://127.0.0.1:6379").is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn connect_lazily(uri: &str) -> Result<Self, StoreError> {
+        let client = Client::open(uri).map_err(StoreError::unavailable)?;
+        let manager = ConnectionManager::new_lazy_with_config(client, manager_config())
             .map_err(|e| unavailable(uri, e))?;
         Ok(Self::new(Connection::Single(manager)))
     }
@@ -407,6 +434,15 @@ impl RedisStore {
             ))),
         }
     }
+}
+
+/// How a single server's connection is made and remade: one second to connect, one retry.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(None)
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(100))
 }
 
 /// Whether `err` proves the command never reached Redis: the connection it was to be sent on
