@@ -77,6 +77,12 @@ pub const MAX_AMOUNT: u64 = 1 << 40;
 /// [`StoreError`] that a [`tollgate::Failover`] can act on. Calls run on tokio: use the
 /// store from within a tokio runtime.
 ///
+/// A call whose connection is refused is tried once more within the same timeout (the
+/// command was never sent, so it cannot be counted twice). A call that times out is not
+/// retried, and may still be applied by Redis after the timeout: a timed-out hit is not
+/// proof that nothing was counted, so a [`tollgate::Failover`] answering for it may count it
+/// a second time (in memory), or refuse a request that Redis charged.
+///
 /// ```no_run
 /// use tollgate::{Limiter, Policy};
 /// use tollgate_redis::RedisStore;
@@ -239,14 +245,35 @@ impl RedisStore {
     /// ```
     pub async fn connect(uri: &str) -> Result<Self, StoreError> {
         let client = Client::open(uri).map_err(StoreError::unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(None)
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(100));
         let manager = client
-            .get_connection_manager_with_config(config)
+            .get_connection_manager_with_config(manager_config())
             .await
+            .map_err(|e| unavailable(uri, e))?;
+        Ok(Self::new(Connection::Single(manager)))
+    }
+
+    /// A store for one Redis server that connects on its first call instead of now, so that
+    /// it can be made while Redis is down: calls fail (as [`StoreError`]s a
+    /// [`tollgate::Failover`] can act on) until Redis is there, and are counted in Redis from
+    /// then on. Fails only for a URI that is not a Redis URI. Must be called within a tokio
+    /// runtime.
+    ///
+    /// ```
+    /// use tollgate::{Policy, Store, Timestamp};
+    /// use tollgate_redis::RedisStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::connect_lazily("redis://127.0.0.1:1")?; // nothing there yet
+    /// let p = store.prepare("p", &Policy::fixed_window("5/minute".parse()?));
+    /// assert!(store.hit(&p, b"k", Timestamp::from_nanos(0), 1).await.is_err());
+    /// assert!(RedisStore::connect_lazily("http://127.0.0.1:6379").is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn connect_lazily(uri: &str) -> Result<Self, StoreError> {
+        let client = Client::open(uri).map_err(StoreError::unavailable)?;
+        let manager = ConnectionManager::new_lazy_with_config(client, manager_config())
             .map_err(|e| unavailable(uri, e))?;
         Ok(Self::new(Connection::Single(manager)))
     }
@@ -385,12 +412,20 @@ impl RedisStore {
         invocation
     }
 
-    async fn call<T: redis::FromRedisValue>(
-        &self,
-        run: impl AsyncFnOnce(&mut Connection) -> Result<T, RedisError>,
-    ) -> Result<T, StoreError> {
+    /// Runs `run` within the timeout, and once more (within the same timeout) when the first
+    /// attempt's connection was refused: the command was never sent, so a second attempt
+    /// cannot count a hit twice. The client remembers the last reconnect's failure and
+    /// returns it to the next call even when Redis is back; the second attempt waits on the
+    /// reconnect that call started.
+    async fn call<T: redis::FromRedisValue>(&self, command: Command<'_>) -> Result<T, StoreError> {
         let mut connection = self.connection.clone();
-        match tokio::time::timeout(self.timeout, run(&mut connection)).await {
+        let attempts = async {
+            match connection.run(&command).await {
+                Err(err) if never_sent(&err) => connection.run(&command).await,
+                result => result,
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempts).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(StoreError::unavailable(err)),
             Err(_) => Err(StoreError::timeout(format!(
@@ -399,6 +434,21 @@ impl RedisStore {
             ))),
         }
     }
+}
+
+/// How a single server's connection is made and remade: one second to connect, one retry.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(None)
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(100))
+}
+
+/// Whether `err` proves the command never reached Redis: the connection it was to be sent on
+/// was refused.
+fn never_sent(err: &RedisError) -> bool {
+    err.is_connection_refusal()
 }
 
 fn unavailable(at: &str, err: RedisError) -> StoreError {
@@ -432,23 +482,32 @@ pub fn redacted(uri: &str) -> String {
         .join(",")
 }
 
-impl Connection {
-    async fn invoke<T: redis::FromRedisValue>(
-        &mut self,
-        invocation: &redis::ScriptInvocation<'_>,
-    ) -> Result<T, RedisError> {
-        match self {
-            Connection::Single(c) => invocation.invoke_async(c).await,
-            Connection::Cluster(c) => invocation.invoke_async(c).await,
-        }
-    }
+/// What a call sends.
+enum Command<'a> {
+    /// A script call.
+    Invoke(&'a redis::ScriptInvocation<'a>),
+    /// `DEL key`.
+    Del(&'a [u8]),
+}
 
-    async fn del(&mut self, key: &[u8]) -> Result<(), RedisError> {
-        let mut cmd = redis::cmd("DEL");
-        cmd.arg(key);
-        match self {
-            Connection::Single(c) => cmd.exec_async(c).await,
-            Connection::Cluster(c) => cmd.exec_async(c).await,
+impl Connection {
+    async fn run<T: redis::FromRedisValue>(
+        &mut self,
+        command: &Command<'_>,
+    ) -> Result<T, RedisError> {
+        match command {
+            Command::Invoke(invocation) => match self {
+                Connection::Single(c) => invocation.invoke_async(c).await,
+                Connection::Cluster(c) => invocation.invoke_async(c).await,
+            },
+            Command::Del(key) => {
+                let mut cmd = redis::cmd("DEL");
+                cmd.arg(*key);
+                match self {
+                    Connection::Single(c) => cmd.query_async(c).await,
+                    Connection::Cluster(c) => cmd.query_async(c).await,
+                }
+            }
         }
     }
 }
@@ -511,9 +570,7 @@ impl Store for RedisStore {
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
         let invocation = self.invocation(&policy.scripts.apply, policy, key, now, cost);
         async move {
-            let reply: Vec<i64> = self
-                .call(async |c: &mut Connection| c.invoke(&invocation).await)
-                .await?;
+            let reply: Vec<i64> = self.call(Command::Invoke(&invocation)).await?;
             let outcome = outcome(&reply).ok_or_else(|| {
                 StoreError::unavailable(format!("unexpected reply from the script: {reply:?}"))
             })?;
@@ -532,9 +589,7 @@ impl Store for RedisStore {
             (cost > 0).then(|| self.invocation(&policy.scripts.refund, policy, key, now, cost));
         async move {
             if let Some(invocation) = invocation {
-                let _refunded: i64 = self
-                    .call(async |c: &mut Connection| c.invoke(&invocation).await)
-                    .await?;
+                let _refunded: i64 = self.call(Command::Invoke(&invocation)).await?;
             }
             Ok(())
         }
@@ -542,8 +597,8 @@ impl Store for RedisStore {
 
     async fn reset(&self, policy: &PreparedRedis, key: &[u8]) -> Result<(), StoreError> {
         let key = policy.redis_key(key);
-        self.call(async |c: &mut Connection| c.del(&key).await)
-            .await
+        let _deleted: i64 = self.call(Command::Del(&key)).await?;
+        Ok(())
     }
 }
 

@@ -271,6 +271,43 @@ impl StorageUri {
     }
 }
 
+impl StorageUri {
+    /// Opens the store like [`StorageUri::open`], but when the URI names one Redis server that
+    /// cannot be reached yet, opens it anyway, connecting on first use (see
+    /// [`RedisStore::connect_lazily`]): for a server whose failure mode covers for a Redis
+    /// that is down. Returns the store and, when Redis was not reachable, why. A Redis Cluster
+    /// must still be reachable to be opened.
+    ///
+    /// ```
+    /// use tollgate_redis::{AnyStore, StorageUri};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let down: StorageUri = "redis://127.0.0.1:1".parse()?; // nothing listens there
+    /// let (store, unreachable) = down.open_or_connect_later().await?;
+    /// assert!(matches!(store, AnyStore::Redis(_)));
+    /// assert!(unreachable.expect("redis is down").is_unreachable());
+    /// let (_, unreachable) = StorageUri::memory().open_or_connect_later().await?;
+    /// assert!(unreachable.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn open_or_connect_later(&self) -> Result<(AnyStore, Option<UriError>), UriError> {
+        match self.open().await {
+            Ok(store) => Ok((store, None)),
+            Err(err) if err.is_unreachable() && self.kind == StorageKind::Redis => {
+                let store = RedisStore::connect_lazily(&self.uri).map_err(|e| UriError {
+                    uri: crate::redacted(&self.uri),
+                    reason: e.to_string(),
+                    unreachable: false,
+                })?;
+                Ok((AnyStore::Redis(store), Some(err)))
+            }
+            Err(err) => Err(err),
+        }
+    }
+}
+
 impl AnyStore {
     /// Opens the store `uri` names, connecting to Redis if it names Redis: see
     /// [`StorageUri`].

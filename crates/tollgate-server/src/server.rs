@@ -14,8 +14,8 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tollgate::{Failover, Limiter, MemoryStore};
-use tollgate_redis::AnyStore;
+use tollgate::{Failover, FailureMode, Limiter, MemoryStore};
+use tollgate_redis::{AnyStore, UriError};
 
 use crate::config::{Config, ConfigError, Overrides};
 use crate::http::check_api;
@@ -193,11 +193,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let mut config = settings.load().map_err(ServeError::Config)?;
-    let store = config
-        .storage
-        .open()
-        .await
-        .map_err(|err| ServeError::Storage(err.to_string()))?;
+    let store = open_storage(&config).await?;
     let state = Arc::new(ServerState::new(&config, store).map_err(ServeError::Proxy)?);
     let check_listener = bind("check API", config.listen).await?;
     announce("check API", &check_listener);
@@ -363,4 +359,26 @@ fn restart_only_changes(old: &Config, new: &Config) -> Result<(), String> {
             changed.join(", ")
         ))
     }
+}
+
+/// The configured storage. Under a failure mode that covers for a store that is down
+/// (`allow`, `fallback`), a Redis server that cannot be reached yet does not stop the server:
+/// it is connected to when it appears, and the failure mode answers until then.
+async fn open_storage(config: &Config) -> Result<AnyStore, ServeError> {
+    let failed = |err: UriError| ServeError::Storage(err.to_string());
+    if config.on_storage_error == FailureMode::Deny {
+        return config.storage.open().await.map_err(failed);
+    }
+    let (store, unreachable) = config
+        .storage
+        .open_or_connect_later()
+        .await
+        .map_err(failed)?;
+    if let Some(err) = unreachable {
+        tracing::warn!(
+            on_storage_error = %config.on_storage_error,
+            "{err}; serving by the failure mode and connecting when it appears"
+        );
+    }
+    Ok(store)
 }
