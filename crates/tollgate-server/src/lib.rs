@@ -26,7 +26,7 @@ mod server;
 mod state;
 
 pub use config::{
-    Config, ConfigError, DEFAULT_LISTEN, KeySpec, Overrides, ProxyConfig, RouteConfig,
+    Config, ConfigError, Connections, DEFAULT_LISTEN, KeySpec, Overrides, ProxyConfig, RouteConfig,
     RoutePattern, UpstreamUri,
 };
 pub use grpc::envoy::{DescriptorVerdict, EnvoyConfig, EnvoyLimit, EnvoyService, Observer, Unit};

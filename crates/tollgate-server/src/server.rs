@@ -12,13 +12,15 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
     RateLimitService, RateLimitServiceServer,
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tollgate::{Failover, FailureMode, Limiter, MemoryStore};
 use tollgate_redis::{AnyStore, UriError};
 
-use crate::config::{Config, ConfigError, Overrides};
+use crate::config::{Config, ConfigError, Connections, Overrides};
 use crate::http::check_api;
+use crate::http::limits::{Deadline, IdleIo};
 use crate::metrics::Metrics;
 use crate::state::{InForce, ServerState};
 
@@ -205,14 +207,12 @@ pub async fn serve(
     };
     let mut tasks = tokio::task::JoinSet::new();
     let router = check_api::check_api_router(Arc::clone(&state));
-    tasks.spawn(
-        axum::serve(
-            check_listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped(stop_rx.clone()))
-        .into_future(),
-    );
+    tasks.spawn(serve_http(
+        check_listener,
+        router,
+        config.connections,
+        stop_rx.clone(),
+    ));
     if let Some(proxy) = &config.proxy {
         let listener = bind("proxy", proxy.listen).await?;
         announce("proxy", &listener);
@@ -224,14 +224,12 @@ pub async fn serve(
                 tower::ServiceExt::oneshot(router, request)
             }
         }));
-        tasks.spawn(
-            axum::serve(
-                listener,
-                front.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
-        );
+        tasks.spawn(serve_http(
+            listener,
+            front,
+            config.connections,
+            stop_rx.clone(),
+        ));
     }
     if let Some(addr) = config.grpc_listen {
         let listener = bind("Envoy rate limit service", addr).await?;
@@ -298,6 +296,81 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serves HTTP/1.1 on `listener` until `stop`: at most `limits.max_connections` at once
+/// (more wait in the accept queue), headers within `limits.header_timeout`, idle keep-alive
+/// connections closed after `limits.keepalive_timeout`.
+async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: Connections,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            () = stopping(&mut stop) => break,
+            permit = Arc::clone(&permits).acquire_owned() => permit.map_err(std::io::Error::other)?,
+        };
+        let (stream, peer) = tokio::select! {
+            () = stopping(&mut stop) => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of descriptors and the like: wait a little rather than spin.
+                    tracing::warn!("accept failed: {err}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let mut stop = stop.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    let body_timeout = limits.body_timeout;
+                    let request = request
+                        .map(|body| axum::body::Body::new(Deadline::new(body, body_timeout)));
+                    tower::ServiceExt::oneshot(router.clone(), request)
+                },
+            );
+            let io = TokioIo::new(IdleIo::new(stream, limits.keepalive_timeout));
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .keep_alive(true);
+            let conn = builder.serve_connection(io, service);
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(err) = result {
+                        tracing::debug!(%peer, "connection closed: {err}");
+                    }
+                }
+                () = stopping(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Completes when `stop` says stop (or its sender is gone).
+async fn stopping(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
         .await
@@ -342,6 +415,10 @@ fn restart_only_changes(old: &Config, new: &Config) -> Result<(), String> {
             proxy_listen(old) != proxy_listen(new),
         ),
         ("server.storage", old.storage != new.storage),
+        (
+            "server.header_timeout, body_timeout, keepalive_timeout or max_connections",
+            old.connections != new.connections,
+        ),
         (
             "server.on_storage_error",
             old.on_storage_error != new.on_storage_error,

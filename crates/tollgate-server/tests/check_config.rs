@@ -61,6 +61,14 @@ fn check_config_and_serve_agree_on_good_and_bad_configurations() {
             Some(":3: server.storage: invalid storage URI \"mongodb://x\": unknown scheme".to_owned()),
         ),
         (
+            "[server]\nlisten = \"127.0.0.1:0\"\nheader_timeout = \"60 sec\"\n".to_owned(),
+            Some(":3: server.header_timeout: invalid duration \"60 sec\"".to_owned()),
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\nmax_connections = 0\n".to_owned(),
+            Some(":3: server.max_connections: must be between 1 and 1000000".to_owned()),
+        ),
+        (
             format!(
                 "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n\
                  upstream = \"{upstream}\"\n"

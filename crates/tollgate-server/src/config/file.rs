@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 use tollgate::{FailureMode, Policy, Rates, Strategy};
@@ -14,7 +15,7 @@ use tollgate_tower::HeaderStyle;
 use toml::Spanned;
 
 use crate::config::proxy::ProxySection;
-use crate::config::{Config, ConfigError, DEFAULT_LISTEN, INLINE_POLICY, Overrides};
+use crate::config::{Config, ConfigError, Connections, DEFAULT_LISTEN, INLINE_POLICY, Overrides};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +37,10 @@ struct ServerSection {
     on_storage_error: Option<Spanned<String>>,
     headers: Option<Spanned<String>>,
     admin_token: Option<Spanned<String>>,
+    header_timeout: Option<Spanned<String>>,
+    body_timeout: Option<Spanned<String>>,
+    keepalive_timeout: Option<Spanned<String>>,
+    max_connections: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -165,6 +170,29 @@ impl<'a> Checker<'a> {
             }
             token => token.as_ref().map(|token| token.get_ref().clone()),
         };
+        let defaults = Connections::default();
+        let connections = Connections {
+            header_timeout: self
+                .duration(&server.header_timeout, "server.header_timeout")?
+                .unwrap_or(defaults.header_timeout),
+            body_timeout: self
+                .duration(&server.body_timeout, "server.body_timeout")?
+                .unwrap_or(defaults.body_timeout),
+            keepalive_timeout: self
+                .duration(&server.keepalive_timeout, "server.keepalive_timeout")?
+                .unwrap_or(defaults.keepalive_timeout),
+            max_connections: match &server.max_connections {
+                Some(max) if *max.get_ref() == 0 || *max.get_ref() > 1_000_000 => {
+                    return Err(self.error(
+                        max.span(),
+                        "server.max_connections",
+                        "must be between 1 and 1000000",
+                    ));
+                }
+                Some(max) => usize::try_from(*max.get_ref()).unwrap_or(usize::MAX),
+                None => defaults.max_connections,
+            },
+        };
         let mut policies = BTreeMap::new();
         for (name, section) in &raw.policies {
             let field = format!("policies.{name}");
@@ -249,6 +277,7 @@ impl<'a> Checker<'a> {
             on_storage_error,
             headers,
             admin_token,
+            connections,
             policies,
             proxy,
             envoy_config: raw
@@ -256,6 +285,45 @@ impl<'a> Checker<'a> {
                 .map(|envoy| PathBuf::from(envoy.config.into_inner())),
             envoy: None,
         })
+    }
+
+    /// A duration such as `60s`, `500ms` or `2m`, more than zero and at most an hour.
+    fn duration(
+        &self,
+        value: &Option<Spanned<String>>,
+        field: &str,
+    ) -> Result<Option<Duration>, ConfigError> {
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        let text = value.get_ref().trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let parsed = number.parse::<u64>().ok().and_then(|n| match unit {
+            "ms" => Some(Duration::from_millis(n)),
+            "s" => Some(Duration::from_secs(n)),
+            "m" => n.checked_mul(60).map(Duration::from_secs),
+            _ => None,
+        });
+        match parsed {
+            Some(duration) if !duration.is_zero() && duration <= Duration::from_secs(3600) => {
+                Ok(Some(duration))
+            }
+            Some(_) => Err(self.error(
+                value.span(),
+                field,
+                format!("{text:?} is out of range; expected more than 0 and at most 1 hour"),
+            )),
+            None => Err(self.error(
+                value.span(),
+                field,
+                format!(
+                    "invalid duration {text:?}; expected a number with ms, s or m, such as \"60s\""
+                ),
+            )),
+        }
     }
 
     pub(crate) fn address(

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tollgate::{FailureMode, Policy};
 use tollgate_redis::StorageUri;
@@ -70,6 +71,9 @@ pub struct Config {
     pub headers: HeaderStyle,
     /// The bearer token `POST /v1/reset` requires; reset is disabled without one.
     pub admin_token: Option<String>,
+    /// How long clients may take, and how many may be connected (`[server]` header_timeout,
+    /// body_timeout, keepalive_timeout, max_connections); restart-only.
+    pub connections: Connections,
     /// The named policies.
     pub policies: BTreeMap<String, Policy>,
     /// The reverse proxy, if configured.
@@ -79,6 +83,45 @@ pub struct Config {
     pub envoy_config: Option<PathBuf>,
     /// The Envoy descriptor configuration, read by [`Config::load`] from `envoy_config`.
     pub envoy: Option<EnvoyConfig>,
+}
+
+/// What each HTTP listener (check API, proxy) and the gRPC listener allow a client, so that
+/// slow or idle clients cannot hold sockets forever.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate_server::Config;
+///
+/// let config = Config::parse("[server]\nheader_timeout = \"5s\"\nmax_connections = 10\n", "t.toml")?;
+/// assert_eq!(config.connections.header_timeout, Duration::from_secs(5));
+/// assert_eq!(config.connections.body_timeout, Duration::from_secs(60)); // the default
+/// assert_eq!(config.connections.max_connections, 10);
+/// # Ok::<(), tollgate_server::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connections {
+    /// How long a request's headers may take to arrive (`header_timeout`, 60 s by default).
+    pub header_timeout: Duration,
+    /// How long a request's body may take to arrive (`body_timeout`, 60 s by default);
+    /// past it the request is answered 408 and the connection closed.
+    pub body_timeout: Duration,
+    /// How long a keep-alive connection may stay idle between requests
+    /// (`keepalive_timeout`, 75 s by default).
+    pub keepalive_timeout: Duration,
+    /// How many connections each listener holds at once (`max_connections`, 10000 by
+    /// default); more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(75),
+            max_connections: 10_000,
+        }
+    }
 }
 
 /// What the command line says instead of the file (`tollgate serve --listen --storage`).

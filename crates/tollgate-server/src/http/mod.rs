@@ -1,4 +1,5 @@
 //! The HTTP front ends: the check API and the reverse proxy.
 
 pub(crate) mod check_api;
+pub(crate) mod limits;
 pub(crate) mod proxy;
