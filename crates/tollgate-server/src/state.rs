@@ -192,7 +192,8 @@ impl ServerState {
     fn on(config: &Config, limiter: Limiter<ServerStore>) -> Result<Self, BuildError> {
         let probe = limiter.store().store().prepare(
             "tollgate:probe",
-            &Policy::fixed_window(Rate::per_second(1).into()),
+            // Never denied, so every probe writes (a denial in Redis writes nothing).
+            &Policy::fixed_window(Rate::per_second(1 << 30).into()),
         );
         let metrics = Arc::new(Metrics::new());
         let in_force = InForce::new(&limiter, &metrics, config)?;
@@ -333,8 +334,9 @@ impl ServerState {
         &self.storage
     }
 
-    /// Whether the storage answers now (asked directly, not through the failure mode):
-    /// `Err` says why not.
+    /// Whether the storage accepts a write now (asked directly, not through the failure
+    /// mode): a hit on a probe key that expires within a second. `Err` says why not (a
+    /// Redis that refuses writes under `maxmemory` fails it, where a read would pass).
     ///
     /// ```
     /// use tollgate_server::{Config, ServerState};
@@ -351,7 +353,7 @@ impl ServerState {
         self.limiter
             .store()
             .store()
-            .hit(&self.probe, b"probe", Timestamp::from_nanos(0), 0)
+            .hit(&self.probe, b"probe", self.limiter.clock().now(), 1)
             .await
             .map(drop)
     }

@@ -99,11 +99,18 @@ fn dead_redis_follows_on_storage_error() {
             }
             _ => assert_eq!(reply.status, 200, "{policy}: {reply:?}"),
         }
-        let health = request(server.api(), "GET", "/healthz", &[], "");
-        assert_eq!(
-            health.status, 503,
-            "{policy}: healthz reports the dead storage"
-        );
+        // Live whatever the storage does; ready (degraded) while the failure mode answers.
+        assert_eq!(request(server.api(), "GET", "/livez", &[], "").status, 200);
+        for path in ["/readyz", "/healthz"] {
+            let health = request(server.api(), "GET", path, &[], "");
+            let (status, said) = match *policy {
+                "deny" => (503, "storage unreachable"),
+                _ => (200, "degraded"),
+            };
+            assert_eq!(health.status, status, "{policy} {path}: {health:?}");
+            assert_eq!(health.json()["status"], said, "{policy} {path}");
+            assert!(health.json()["error"].is_string(), "{policy} {path}");
+        }
         let metrics = request(server.api(), "GET", "/metrics", &[], "");
         assert!(
             !metrics.body.contains("tollgate_storage_errors_total 0"),
@@ -152,4 +159,43 @@ fn a_reload_keeps_named_and_inline_counts_in_redis() {
     assert!(reloaded, "the new policy appeared");
     assert_eq!(post(server.api(), "/v1/check", inline).status, 429);
     assert_eq!(post(server.api(), "/v1/check", bucket).status, 429);
+}
+
+#[test]
+fn readiness_asks_for_a_write_a_full_redis_refuses() {
+    let redis = RedisServer::start();
+    let config = write_config(
+        "tollgate.toml",
+        "[server]\non_storage_error = \"deny\"\n[policies.login]\nlimits = \"5/minute\"\n",
+    );
+    let args = [
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--storage",
+        &redis.uri(),
+    ];
+    let server = Tollgate::serve(&args, &[]);
+    assert_eq!(request(server.api(), "GET", "/readyz", &[], "").status, 200);
+    // Over maxmemory with noeviction, Redis still answers reads but refuses every write.
+    redis.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    redis.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    let check = post(
+        server.api(),
+        "/v1/check",
+        r#"{"policy": "login", "key": "k"}"#,
+    );
+    assert_eq!(check.status, 503, "{check:?}");
+    for path in ["/readyz", "/healthz"] {
+        let health = request(server.api(), "GET", path, &[], "");
+        assert_eq!(health.status, 503, "{path}: {health:?}");
+        assert!(
+            health.json()["error"]
+                .as_str()
+                .is_some_and(|error| error.contains("OOM")),
+            "{path}: {health:?}"
+        );
+    }
+    assert_eq!(request(server.api(), "GET", "/livez", &[], "").status, 200);
+    redis.cli(&["CONFIG", "SET", "maxmemory", "0"]);
+    assert_eq!(request(server.api(), "GET", "/readyz", &[], "").status, 200);
 }

@@ -1,5 +1,5 @@
-//! The HTTP check API: `POST /v1/check`, `/v1/peek`, `/v1/reset`, `GET /healthz` and
-//! `GET /metrics`.
+//! The HTTP check API: `POST /v1/check`, `/v1/peek`, `/v1/reset`, `GET /livez`, `/readyz`
+//! (and `/healthz`, the same) and `GET /metrics`.
 //!
 //! A check names a configured policy, or carries one inline:
 //!
@@ -26,7 +26,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use tollgate::{Admission, Charge, ChargeResult, Decision, Policy, PolicyHandle, Rates, Strategy};
+use tollgate::{
+    Admission, Charge, ChargeResult, Decision, FailureMode, Policy, PolicyHandle, Rates, Strategy,
+};
 use tollgate_tower::{json_error, store_unavailable};
 
 use crate::config::INLINE_POLICY;
@@ -57,7 +59,9 @@ pub fn check_api_router(state: Arc<ServerState>) -> Router {
         .route("/v1/check", post(check))
         .route("/v1/peek", post(peek))
         .route("/v1/reset", post(reset))
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(readyz))
+        .route("/readyz", get(readyz))
+        .route("/livez", get(livez))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -369,26 +373,40 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
-async fn healthz(State(state): State<Arc<ServerState>>) -> Response {
-    let falling_back = state.limiter().store().is_falling_back();
-    match state.probe().await {
-        Ok(()) => axum::Json(serde_json::json!({
-            "status": "ok",
-            "storage": state.storage(),
-            "falling_back": falling_back,
-        }))
-        .into_response(),
-        Err(err) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({
-                "status": "storage unreachable",
-                "storage": state.storage(),
-                "error": err.to_string(),
-                "falling_back": falling_back,
-            })),
-        )
-            .into_response(),
+/// Liveness: the process serves requests. A Kubernetes `livenessProbe` restarts the pod only
+/// when this fails, never because the storage is down.
+async fn livez() -> Response {
+    axum::Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+/// Readiness (also `/healthz`): 200 `ok` when the storage accepts a write; 200 `degraded`
+/// when it does not but the failure mode (`allow`, `fallback`) answers checks anyway; 503
+/// when it does not and checks fail (`deny`).
+async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
+    let store = state.limiter().store();
+    let falling_back = store.is_falling_back();
+    let mode = store.mode();
+    let probe = state.probe().await;
+    let status = match (&probe, mode) {
+        (Ok(()), _) => "ok",
+        (Err(_), FailureMode::Allow | FailureMode::Fallback) => "degraded",
+        (Err(_), _) => "storage unreachable",
+    };
+    let mut body = serde_json::json!({
+        "status": status,
+        "storage": state.storage(),
+        "on_storage_error": mode.to_string(),
+        "falling_back": falling_back,
+    });
+    if let Err(err) = &probe {
+        body["error"] = serde_json::Value::from(err.to_string());
     }
+    let code = if status == "storage unreachable" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, axum::Json(body)).into_response()
 }
 
 /// The content type of what [`Metrics::render`](crate::Metrics::render) writes: OpenMetrics
