@@ -202,3 +202,23 @@ async fn metrics_count_hits_not_peeks_or_mistakes() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn an_inline_policy_holds_at_most_sixteen_rates() {
+    let router = router().await;
+    let rates = |n: usize| vec!["1000/second"; n].join("; ");
+    let body = |n: usize| format!(r#"{{"limits": "{}", "key": "k"}}"#, rates(n));
+    assert_eq!(
+        send(&router, post("/v1/check", body(16))).await.0,
+        StatusCode::OK
+    );
+    // 10,000 rates per hit once made each key cost megabytes.
+    for n in [17, 10_000] {
+        let (status, content_type, text) = send(&router, post("/v1/check", body(n))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{n} rates");
+        assert!(
+            error_of(&content_type, &text).contains("more than 16 rates in one limit"),
+            "{text}"
+        );
+    }
+}

@@ -68,7 +68,7 @@ pub use limiter::{
     Verdict,
 };
 pub use policy::{Policy, PolicyError, Strategy};
-pub use rate::{InvalidWindow, MAX_WINDOW_SECS, ParseError, Rate, Rates};
+pub use rate::{InvalidWindow, MAX_RATES, MAX_WINDOW_SECS, ParseError, Rate, Rates};
 pub use store::failover::{Failover, FailureMode, PreparedFailover};
 pub use store::memory::{DEFAULT_MAX_KEYS, MemoryStats, MemoryStore, PreparedMemory};
 #[cfg(feature = "test-util")]

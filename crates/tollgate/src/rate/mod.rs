@@ -33,6 +33,21 @@ pub(crate) const UNITS: [(&str, u64); 6] = [
 /// ```
 pub const MAX_WINDOW_SECS: u64 = u64::MAX / 1_000_000_000;
 
+/// The most rates one limit string may hold (`"1/second; 10/minute; ..."`): the notation
+/// parser refuses more, so that a client's inline policy cannot make every hit it sends cost
+/// thousands of counters. Each rate is a counter per key; 16 is far beyond any real tiering.
+///
+/// ```
+/// use tollgate::{MAX_RATES, Rates};
+///
+/// let most = vec!["1/second"; MAX_RATES].join("; ");
+/// assert_eq!(most.parse::<Rates>()?.len(), MAX_RATES);
+/// let err = format!("{most}; 1/day").parse::<Rates>().unwrap_err();
+/// assert!(err.to_string().ends_with("more than 16 rates in one limit"), "{err}");
+/// # Ok::<(), tollgate::ParseError>(())
+/// ```
+pub const MAX_RATES: usize = 16;
+
 /// One rate: at most `amount` units in every `window`.
 ///
 /// The window is a whole number of seconds, from one second up to [`MAX_WINDOW_SECS`].

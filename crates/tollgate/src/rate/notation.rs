@@ -13,11 +13,11 @@
 //! Letters match without regard to ASCII case and `ws` is any character Python's `str.isspace`
 //! accepts (Rust's `char::is_whitespace` plus U+001C to U+001F). The only strings Python accepts that are rejected here are those
 //! whose amount does not fit in a `u64` or whose window does not fit in a `u64` of
-//! nanoseconds (about 584 years).
+//! nanoseconds (about 584 years), and lists of more than [`MAX_RATES`] rates.
 
 use std::fmt;
 
-use crate::rate::{Rate, UNITS};
+use crate::rate::{MAX_RATES, Rate, UNITS};
 
 /// Why a limit string was rejected: the input, the byte position of the problem and what was
 /// expected there.
@@ -52,6 +52,7 @@ enum Reason {
     ExpectedSeparator { found: String },
     TrailingSeparator,
     ExpectedOne { found: usize },
+    TooManyRates,
 }
 
 impl ParseError {
@@ -109,6 +110,7 @@ impl fmt::Display for ParseError {
             ),
             Reason::TrailingSeparator => f.write_str("expected a rate after the separator"),
             Reason::ExpectedOne { found } => write!(f, "expected exactly one rate, found {found}"),
+            Reason::TooManyRates => write!(f, "more than {MAX_RATES} rates in one limit"),
         }
     }
 }
@@ -132,6 +134,9 @@ pub(crate) fn parse_many(input: &str) -> Result<Vec<Rate>, ParseError> {
                 cursor.bump(sep);
                 if cursor.rest().chars().all(is_space) {
                     return Err(cursor.error_at(at, Reason::TrailingSeparator));
+                }
+                if rates.len() == MAX_RATES {
+                    return Err(cursor.error_at(at, Reason::TooManyRates));
                 }
                 rates.push(cursor.rate()?);
             }
