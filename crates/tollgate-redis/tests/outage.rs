@@ -78,11 +78,13 @@ async fn survive_an_outage(mode: FailureMode) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.store(true, Ordering::Relaxed);
-    let mut calls = 0;
+    // Every worker kept calling through the outage: none stalled. (While Redis is down, a
+    // refused call waits for one reconnect attempt before failing, so workers make fewer
+    // calls then than against a live Redis; the slowest call is bounded below.)
     for worker in workers {
-        calls += worker.await.expect("no worker panicked");
+        let calls = worker.await.expect("no worker panicked");
+        assert!(calls >= 20, "{mode}: a worker stalled ({calls} calls)");
     }
-    assert!(calls > 1000, "{mode}: load kept going ({calls} calls)");
     let slowest = Duration::from_micros(slowest_us.load(Ordering::Relaxed));
     assert!(
         slowest <= DEFAULT_TIMEOUT + SLACK,
