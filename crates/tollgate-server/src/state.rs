@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use tollgate::{Clock, Failover, Limiter, Policy, PolicyHandle, Rate, Store, Timestamp};
+use tollgate::{Clock, Failover, Limiter, Policy, PolicyHandle, Rate, Store};
 use tollgate_redis::{AnyStore, PreparedAny};
 use tollgate_tower::{BuildError, HeaderStyle, LimitHeaders};
 
