@@ -97,6 +97,26 @@ fn check_config_and_serve_agree_on_good_and_bad_configurations() {
             Some(":12: proxy.routes[0].path: invalid path \"/files/*/raw\"".to_owned()),
         ),
         (
+            proxy("\n[[proxy.routes]]\npath = \"/./a\"\npolicy = \"api\"\n"),
+            Some(":12: proxy.routes[0].path: invalid path \"/./a\"".to_owned()),
+        ),
+        (
+            proxy("\n[[proxy.routes]]\npath = \"/q?b\"\npolicy = \"api\"\n"),
+            Some(":12: proxy.routes[0].path: invalid path \"/q?b\"".to_owned()),
+        ),
+        (
+            proxy("\n[[proxy.routes]]\npath = \"/a#b\"\npolicy = \"api\"\n"),
+            Some(":12: proxy.routes[0].path: invalid path \"/a#b\"".to_owned()),
+        ),
+        (
+            proxy("\n[[proxy.routes]]\npath = \"/a b\"\npolicy = \"api\"\n"),
+            Some(":12: proxy.routes[0].path: invalid path \"/a b\"".to_owned()),
+        ),
+        (
+            proxy("\n[[proxy.routes]]\npath = \"/a/../b\"\npolicy = \"api\"\n"),
+            Some(":12: proxy.routes[0].path: invalid path \"/a/../b\"".to_owned()),
+        ),
+        (
             proxy("\n[[proxy.routes]]\npath = \"/x\"\npolicy = \"nope\"\n"),
             Some(":13: proxy.routes[0].policy: unknown policy \"nope\"; defined: api".to_owned()),
         ),

@@ -288,7 +288,8 @@ impl Checker<'_> {
                     format!("{field}.path"),
                     format!(
                         "invalid path {path:?}; expected an exact path such as /ping or a \
-                         prefix such as /api/*"
+                         prefix such as /api/*, without a query, fragment, spaces or \
+                         dot segments (it could never match)"
                     ),
                 )
             })?;
@@ -447,7 +448,15 @@ impl Checker<'_> {
 /// the prefix without and with its slash and everything below it; `None` for a path that is
 /// neither.
 fn route_patterns(path: &str) -> Option<(Specificity, Vec<String>)> {
-    if !path.starts_with('/') || path.contains(['{', '}']) {
+    // A request's path is normalised before routing and never holds a query, a fragment,
+    // spaces or dot segments, so a route path with any of them would never match.
+    let unmatchable = path.contains(['{', '}', '?', '#'])
+        || path.contains("//")
+        || path.chars().any(|c| c.is_whitespace() || c.is_control())
+        || path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..");
+    if !path.starts_with('/') || unmatchable {
         return None;
     }
     let Some(prefix) = path.strip_suffix("/*") else {

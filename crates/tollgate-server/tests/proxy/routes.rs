@@ -240,3 +240,46 @@ async fn a_root_prefix_covers_every_path() {
     }
     assert_eq!(seen, [200, 200, 200, 200, 429]);
 }
+
+#[tokio::test]
+async fn an_encoded_slash_or_backslash_cannot_slip_past_a_limit_through_an_exempt_prefix() {
+    let upstream = upstream().await;
+    let config = LESSON.replace(
+        "[[proxy.routes]]\npath = \"/ping\"",
+        "[[proxy.routes]]\npath = \"/static/*\"\nexempt = true\n\n[[proxy.routes]]\npath = \"/ping\"",
+    );
+    let proxy = proxy(&config, &upstream).await;
+    let client = client();
+    // An upstream that decodes the path would serve /ping for each of these.
+    for path in [
+        "/static/..%2fping",
+        "/static/..%2Fping",
+        "/static/..%5cping",
+        "/static/..%5Cping",
+    ] {
+        let answer = get_from(&client, proxy, path, &[]).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(
+            answer.json()["error"]
+                .as_str()
+                .is_some_and(|error| error.contains("encoded slash")),
+            "{path}"
+        );
+    }
+    assert_eq!(upstream.state.hits.load(Ordering::SeqCst), 0);
+    // Variants of /ping: dot segments meet its limit; the others are other paths, under the
+    // default policy (matching is exact and case-sensitive, a `;` is part of the segment).
+    let limited = get_from(&client, proxy, "/static/../ping", &[]).await;
+    assert_eq!(limited.header("x-ratelimit-limit"), Some("3"));
+    assert_eq!(limited.json()["uri"], "/ping");
+    let limited = get_from(&client, proxy, "/ping/.", &[]).await;
+    assert_eq!(
+        limited.header("x-ratelimit-limit"),
+        Some("100"),
+        "/ping/ is another path"
+    );
+    for other in ["/PING", "/ping;jsessionid=1", "/ping%20", "/ping/"] {
+        let answer = get_from(&client, proxy, other, &[]).await;
+        assert_eq!(answer.header("x-ratelimit-limit"), Some("100"), "{other}");
+    }
+}

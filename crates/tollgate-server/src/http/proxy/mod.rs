@@ -103,11 +103,14 @@ pub(crate) fn proxy_router(
         .with_state(Arc::new(Upstream::new(config)));
     // Normalised before routing, so that `/log%69n` or `/x/../login` meet `/login`'s limit
     // (and reach the upstream as `/login`).
-    Ok(Router::new().fallback_service(
-        tower::ServiceBuilder::new()
-            .map_request(path::normalize_path)
-            .service(routed),
-    ))
+    // Encoded slashes and backslashes are refused first (see `refuse_escaped_separators`).
+    Ok(Router::new()
+        .fallback_service(
+            tower::ServiceBuilder::new()
+                .map_request(path::normalize_path)
+                .service(routed),
+        )
+        .layer(axum::middleware::from_fn(path::refuse_escaped_separators)))
 }
 
 /// The limit of the `index`th route, `None` if it is exempt. It is one shared count for all

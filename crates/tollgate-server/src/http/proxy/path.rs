@@ -28,6 +28,34 @@ pub(crate) fn normalize_path(mut request: Request) -> Request {
     request
 }
 
+/// Refuses (400, JSON) a request whose path holds an encoded slash or backslash (`%2F`,
+/// `%5C`, either case): routes match the path as sent, but an upstream that decodes it sees
+/// another path, so `/static/..%2flogin` would reach `/login` past its limit. Envoy's
+/// `path_with_escaped_slashes_action` offers the same refusal.
+pub(crate) async fn refuse_escaped_separators(
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if has_escaped_separator(request.uri().path()) {
+        return tollgate_tower::json_error(
+            http::StatusCode::BAD_REQUEST,
+            "the path holds an encoded slash or backslash (%2F, %5C), which the proxy refuses",
+        );
+    }
+    next.run(request).await
+}
+
+/// Whether `path` holds `%2F` or `%5C` in either case.
+fn has_escaped_separator(path: &str) -> bool {
+    path.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'2', b'f') | (b'5', b'c')
+            )
+    })
+}
+
 /// The normal form of `path`, or `None` if it already is normal.
 fn normalized(path: &str) -> Option<String> {
     let suspicious = path.contains('%') || path.contains("//") || path.contains("/.");
@@ -76,7 +104,19 @@ fn normalized(path: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::normalized;
+    use super::{has_escaped_separator, normalized};
+
+    #[test]
+    fn escaped_separators_are_found_in_either_case() {
+        for path in ["/static/..%2flogin", "/a%2Fb", "/a%5cb", "/a%5C", "%2f"] {
+            assert!(has_escaped_separator(path), "{path}");
+        }
+        for path in [
+            "/login", "/a%2", "/a%25", "/a%2e", "/a/b\\c", "/%5", "/a%F2",
+        ] {
+            assert!(!has_escaped_separator(path), "{path}");
+        }
+    }
 
     #[test]
     fn paths_are_normalised_before_routing() {
