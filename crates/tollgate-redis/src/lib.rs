@@ -51,9 +51,11 @@
 //! client-time mode keys live at least a minute, since the client's clock need not run with
 //! Redis's.
 
+mod connection;
 mod script;
 mod store;
 mod uri;
 
-pub use store::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, MAX_AMOUNT, PreparedRedis, RedisStore, redacted};
+pub use connection::redacted;
+pub use store::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, MAX_AMOUNT, PreparedRedis, RedisStore};
 pub use uri::{AnyStore, PreparedAny, StorageUri, UriError};
