@@ -55,20 +55,35 @@ pub const DEFAULT_MAX_KEYS: usize = 1 << 20;
 ///
 /// Idle keys are forgotten once their state is indistinguishable from fresh (a hit would find
 /// the full limit available), without a background thread: sweeps ride on hits, a shard
-/// sweeping once it has served twice as many hits as it has slots, before it would grow, and when
-/// it reaches its cap. A store that receives no hits at all keeps what it has.
+/// sweeping once it has served twice as many hits as it has slots, before it would grow, and
+/// when the store's budget of keys is full. A store that receives no hits at all keeps what it
+/// has.
 ///
-/// # The cap on keys
+/// # The budget of keys
 ///
-/// Each policy tracks at most about [`MemoryStore::with_max_keys`] keys (default
-/// [`DEFAULT_MAX_KEYS`]), so a flood of unique keys (key spraying) cannot exhaust memory.
-/// When a shard reaches its share of the cap, it first drops its fresh states; if that leaves
-/// less than an eighth of its share free, it also evicts a randomly chosen eighth of its keys
-/// (the choice depends on a secret hash seed, so a client cannot aim it). An evicted key starts afresh on its next hit, so at the
-/// cap a limit may let a client through early; evictions are counted in
-/// [`MemoryStats::evicted`], and the fix is a larger cap or keying on coarser identities.
-/// The alternatives were worse: refusing untracked keys denies every new client during a
-/// flood, and not tracking them lets every new client through.
+/// The store tracks at most about [`MemoryStore::with_max_keys`] keys (default
+/// [`DEFAULT_MAX_KEYS`]) over all its policies together, so neither a flood of unique keys
+/// (key spraying) nor a flood of policies (the check API's inline policies) can exhaust
+/// memory. The hit of a key already tracked does no bookkeeping for it; a new key is counted
+/// as it is inserted, and so is each key dropped.
+///
+/// When a new key finds the budget full, room is made where keys are plentiful. The budget
+/// is split evenly over the live policies (and each policy's shards): a shard holding at
+/// least its share drops its own fresh states and, if that frees less than an eighth of its
+/// share, evicts a randomly chosen eighth of its keys; a shard holding less takes room the
+/// same way from a shard of another policy holding more than its share. So a flood on one
+/// policy evicts that policy's keys, and a policy with few keys keeps them; only when every
+/// policy holds its share does each one pay for its own new keys (a policy with many
+/// legitimate keys then keeps its share, not more). Which keys go depends on a secret hash
+/// seed, so a client cannot aim an eviction at a key. The total may pass the budget by a few
+/// keys: one per insert racing with another at the budget, and one per insert that found no
+/// shard to take room from at that moment.
+///
+/// An evicted key starts afresh on its next hit, so at the budget a limit may let a client
+/// through early; evictions are counted in [`MemoryStats::evicted`], and the fix is a larger
+/// budget or keying on coarser identities. The alternatives were worse: refusing untracked
+/// keys denies every new client during a flood, and not tracking them lets every new client
+/// through.
 ///
 /// ```
 /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
@@ -121,7 +136,7 @@ impl Default for MemoryStore {
 /// let stats = tollgate::MemoryStore::new().stats();
 /// assert_eq!((stats.keys, stats.expired, stats.evicted), (0, 0, 0));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct MemoryStats {
     /// Keys tracked now, over all live policies.
