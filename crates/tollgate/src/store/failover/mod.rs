@@ -35,9 +35,11 @@ pub use mode::FailureMode;
 /// tries the store again at most every [`Failover::PROBE_INTERVAL`]. A store made of parts
 /// that fail independently says so ([`Store::failure_domains`], the hash slots of a Redis
 /// Cluster): then only the keys of the parts that failed are counted in memory, and keys of
-/// healthy parts keep counting in the store. While nothing fails a hit costs one atomic load
-/// more than the store's own. The switch to memory and back is reported once each to
-/// [`Failover::on_switch`], with the cause, and counted ([`Failover::switches`]).
+/// healthy parts keep counting in the store. While nothing fails, a hit costs one atomic load
+/// more than the store's own (and, under fallback, a copy of its key, kept inline up to 40
+/// bytes): no key's domain is worked out until some domain fails. The switch to memory and
+/// back is reported once each to [`Failover::on_switch`], with the cause, and counted
+/// ([`Failover::switches`]).
 ///
 /// # Hits that time out
 ///
