@@ -52,10 +52,12 @@
 //! Redis's.
 
 mod connection;
+mod late;
 mod script;
 mod store;
 mod uri;
 
 pub use connection::redacted;
+pub use late::LateHitStats;
 pub use store::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, MAX_AMOUNT, PreparedRedis, RedisStore};
 pub use uri::{AnyStore, PreparedAny, StorageUri, UriError};

@@ -11,7 +11,8 @@ use redis::cluster::ClusterClient;
 use tollgate::strategy::{TickDecision, TickRate};
 use tollgate::{Decision, Policy, Store, StoreError, Timestamp};
 
-use crate::connection::{Command, Connection, manager_config, never_sent, unavailable};
+use crate::connection::{Command, Connection, manager_config, timed_out, unavailable, within};
+use crate::late::{LateHitStats, LateHits};
 use crate::script::{self, Scripts};
 
 /// The default prefix of every key tollgate writes.
@@ -80,8 +81,13 @@ pub const MAX_AMOUNT: u64 = 1 << 40;
 /// A call whose connection is refused is tried once more within the same timeout (the
 /// command was never sent, so it cannot be counted twice). A call that times out is not
 /// retried, and may still be applied by Redis after the timeout: a timed-out hit is not
-/// proof that nothing was counted, so a [`tollgate::Failover`] answering for it may count it
-/// a second time (in memory), or refuse a request that Redis charged.
+/// proof that nothing was counted. So the store keeps waiting for a timed-out hit's reply in
+/// the background (up to 10 s, for at most 1024 hits at once), counts what it learns
+/// ([`RedisStore::late_hits`]), and attaches a [`tollgate::PendingHit`] to the timeout
+/// error: a [`tollgate::Failover`] whose answer refused the request gives a late charge back,
+/// so that a request is not refused now and counted against its client later (see
+/// [`tollgate::Failover`]'s "Hits that time out"). A hit whose reply never comes within that
+/// wait, or past that many, stays as Redis left it.
 ///
 /// ```no_run
 /// use tollgate::{Limiter, Policy};
@@ -100,6 +106,8 @@ pub struct RedisStore {
     prefix: Arc<[u8]>,
     timeout: Duration,
     client_time: bool,
+    /// Hits that timed out, whose late outcome is watched.
+    late: Arc<LateHits>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -307,7 +315,26 @@ impl RedisStore {
             prefix: Arc::from(DEFAULT_PREFIX.as_bytes()),
             timeout: DEFAULT_TIMEOUT,
             client_time: false,
+            late: Arc::default(),
         }
+    }
+
+    /// What is known of the hits that timed out so far: how many, how many Redis charged
+    /// after all, how many of those were given back (their request refused). Clones share
+    /// the counts.
+    ///
+    /// ```
+    /// use tollgate_redis::RedisStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::connect_lazily("redis://127.0.0.1:6379")?;
+    /// assert_eq!(store.late_hits().timed_out, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn late_hits(&self) -> LateHitStats {
+        self.late.stats()
     }
 
     /// Sets the prefix of every key (default [`DEFAULT_PREFIX`]); applies to policies
@@ -405,29 +432,6 @@ impl RedisStore {
         }
         invocation
     }
-
-    /// Runs `run` within the timeout, and once more (within the same timeout) when the first
-    /// attempt's connection was refused: the command was never sent, so a second attempt
-    /// cannot count a hit twice. The client remembers the last reconnect's failure and
-    /// returns it to the next call even when Redis is back; the second attempt waits on the
-    /// reconnect that call started.
-    async fn call<T: redis::FromRedisValue>(&self, command: Command<'_>) -> Result<T, StoreError> {
-        let mut connection = self.connection.clone();
-        let attempts = async {
-            match connection.run(&command).await {
-                Err(err) if never_sent(&err) => connection.run(&command).await,
-                result => result,
-            }
-        };
-        match tokio::time::timeout(self.timeout, attempts).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(StoreError::unavailable(err)),
-            Err(_) => Err(StoreError::timeout(format!(
-                "redis did not answer within {:?}",
-                self.timeout
-            ))),
-        }
-    }
 }
 
 /// The tick, in whole microseconds, for a policy: 1 µs unless some rate's
@@ -459,6 +463,16 @@ fn fingerprint(policy: &Policy) -> String {
 impl Store for RedisStore {
     type Prepared = PreparedRedis;
 
+    /// One for a single server; the 16384 hash slots of a cluster.
+    fn failure_domains(&self) -> usize {
+        self.connection.failure_domains()
+    }
+
+    /// The hash slot of the key's Redis key, in a cluster.
+    fn failure_domain(&self, policy: &PreparedRedis, key: &[u8]) -> usize {
+        self.connection.failure_domain(&policy.redis_key(key))
+    }
+
     fn prepare(&self, name: &str, policy: &Policy) -> PreparedRedis {
         let tick_us = tick_us(policy);
         let limits = policy
@@ -487,8 +501,20 @@ impl Store for RedisStore {
         cost: u64,
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
         let invocation = self.invocation(&policy.scripts.apply, policy, key, now, cost);
+        // For the refund of a late charge, should one be given back.
+        let key = key.to_vec();
         async move {
-            let reply: Vec<i64> = self.call(Command::Invoke(&invocation)).await?;
+            let reply = self.connection.send(Command::Invoke(invocation));
+            let reply: Vec<i64> = match within(self.timeout, reply).await {
+                Ok(reply) => reply.map_err(StoreError::unavailable)?,
+                Err(pending) => {
+                    let refund = self.invocation(&policy.scripts.refund, policy, &key, now, cost);
+                    let refund = self.connection.send(Command::Invoke(refund));
+                    return Err(self
+                        .late
+                        .watch(timed_out(self.timeout), pending, cost, refund));
+                }
+            };
             let outcome = outcome(&reply).ok_or_else(|| {
                 StoreError::unavailable(format!("unexpected reply from the script: {reply:?}"))
             })?;
@@ -507,15 +533,16 @@ impl Store for RedisStore {
             (cost > 0).then(|| self.invocation(&policy.scripts.refund, policy, key, now, cost));
         async move {
             if let Some(invocation) = invocation {
-                let _refunded: i64 = self.call(Command::Invoke(&invocation)).await?;
+                let command = Command::Invoke(invocation);
+                let _refunded: i64 = self.connection.call(self.timeout, command).await?;
             }
             Ok(())
         }
     }
 
     async fn reset(&self, policy: &PreparedRedis, key: &[u8]) -> Result<(), StoreError> {
-        let key = policy.redis_key(key);
-        let _deleted: i64 = self.call(Command::Del(&key)).await?;
+        let command = Command::Del(policy.redis_key(key));
+        let _deleted: i64 = self.connection.call(self.timeout, command).await?;
         Ok(())
     }
 }

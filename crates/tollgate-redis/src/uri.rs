@@ -3,8 +3,11 @@
 use std::fmt;
 use std::future::Future;
 
-use tollgate::{Decision, MemoryStore, Policy, PreparedMemory, Store, StoreError, Timestamp};
+use tollgate::{
+    DEFAULT_MAX_KEYS, Decision, MemoryStore, Policy, PreparedMemory, Store, StoreError, Timestamp,
+};
 
+use crate::late::LateHitStats;
 use crate::store::{PreparedRedis, RedisStore};
 
 /// A store chosen at run time from a URI:
@@ -133,6 +136,8 @@ pub struct StorageUri {
     /// As written (it may hold a password).
     uri: String,
     kind: StorageKind,
+    /// The budget of keys of a memory store opened from it.
+    max_keys: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,6 +201,7 @@ impl std::str::FromStr for StorageUri {
         Ok(Self {
             uri: uri.to_owned(),
             kind,
+            max_keys: DEFAULT_MAX_KEYS,
         })
     }
 }
@@ -221,7 +227,37 @@ impl StorageUri {
         Self {
             uri: "memory://".to_owned(),
             kind: StorageKind::Memory,
+            max_keys: DEFAULT_MAX_KEYS,
         }
+    }
+
+    /// Sets the budget of keys of the memory store `memory://` opens
+    /// ([`MemoryStore::with_max_keys`]; [`DEFAULT_MAX_KEYS`] unless set), over all its
+    /// policies together. A Redis URI keeps it for whoever opens a memory store beside Redis
+    /// (a failure mode's fallback); Redis itself has no such budget.
+    ///
+    /// ```
+    /// use tollgate_redis::{AnyStore, StorageUri};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let uri = StorageUri::memory().with_max_keys(1_000);
+    /// assert_eq!(uri.max_keys(), 1_000);
+    /// assert_eq!(uri.to_string(), "memory://"); // not part of the URI
+    /// let AnyStore::Memory(store) = uri.open().await? else { unreachable!() };
+    /// assert!(format!("{store:?}").contains("max_keys: 1000"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
+    }
+
+    /// The budget of keys of a memory store opened from this URI: see
+    /// [`StorageUri::with_max_keys`].
+    pub fn max_keys(&self) -> usize {
+        self.max_keys
     }
 
     /// Whether this is `memory://`.
@@ -258,7 +294,7 @@ impl StorageUri {
             unreachable: true,
         };
         Ok(match &self.kind {
-            StorageKind::Memory => AnyStore::Memory(MemoryStore::new()),
+            StorageKind::Memory => AnyStore::Memory(MemoryStore::with_max_keys(self.max_keys)),
             StorageKind::Redis => {
                 AnyStore::Redis(RedisStore::connect(&self.uri).await.map_err(unreachable)?)
             }
@@ -314,6 +350,26 @@ impl AnyStore {
     pub async fn open(uri: &str) -> Result<Self, UriError> {
         uri.parse::<StorageUri>()?.open().await
     }
+
+    /// What is known of the Redis store's hits that timed out ([`RedisStore::late_hits`]);
+    /// nothing for memory, which never times out.
+    ///
+    /// ```
+    /// use tollgate_redis::AnyStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = AnyStore::open("memory://").await?;
+    /// assert_eq!(store.late_hits().timed_out, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn late_hits(&self) -> LateHitStats {
+        match self {
+            AnyStore::Memory(_) => LateHitStats::default(),
+            AnyStore::Redis(store) => store.late_hits(),
+        }
+    }
 }
 
 /// A call handed to the store it was prepared for.
@@ -332,6 +388,20 @@ impl Store for AnyStore {
 
     fn answers_immediately(&self) -> bool {
         matches!(self, AnyStore::Memory(_))
+    }
+
+    fn failure_domains(&self) -> usize {
+        match self {
+            AnyStore::Memory(store) => store.failure_domains(),
+            AnyStore::Redis(store) => store.failure_domains(),
+        }
+    }
+
+    fn failure_domain(&self, policy: &PreparedAny, key: &[u8]) -> usize {
+        match (self, policy) {
+            (AnyStore::Redis(store), PreparedAny::Redis(p)) => store.failure_domain(p, key),
+            _ => 0,
+        }
     }
 
     fn prepare(&self, name: &str, policy: &Policy) -> PreparedAny {

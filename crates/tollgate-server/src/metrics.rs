@@ -134,7 +134,8 @@ impl PolicyCounters {
     }
 }
 
-/// What the limiter counts itself, read when metrics are rendered.
+/// What the limiter counts itself, read when metrics are rendered
+/// ([`ServerState::totals`](crate::ServerState::totals)).
 ///
 /// The counts are totals so far: each rendering adds what is new since the last.
 ///
@@ -143,22 +144,35 @@ impl PolicyCounters {
 ///
 /// let metrics = Metrics::new();
 /// metrics.render(&Totals { storage_errors: 2, ..Totals::default() });
-/// let text = metrics.render(&Totals { storage_errors: 5, falling_back: true, inline_evicted: 0 });
+/// let text = metrics.render(&Totals { storage_errors: 5, falling_back: true, ..Totals::default() });
 /// assert!(text.contains("tollgate_storage_errors_total 5")); // not 2 + 5
 /// assert!(text.contains("tollgate_storage_fallback 1"));
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Totals {
-    /// Storage errors seen by the failure mode.
+    /// Storage errors seen by the failure mode (timeouts included).
     pub storage_errors: u64,
-    /// Whether hits are counted in memory because the storage fails.
+    /// Whether hits (of some keys at least) are counted in memory because the storage fails.
     pub falling_back: bool,
     /// Inline policies evicted so far.
     pub inline_evicted: u64,
+    /// Hits that timed out (the storage may still have applied them).
+    pub timed_out_hits: u64,
+    /// Of those, hits the storage was seen to charge after the timeout.
+    pub late_charges: u64,
+    /// Of those, charges given back because the request was refused.
+    pub late_charges_given_back: u64,
+    /// Switches of hits to memory because the storage failed.
+    pub fallback_switches: u64,
+    /// Keys tracked in memory now: the `memory://` storage's and the fallback's.
+    pub memory_keys: usize,
+    /// Keys evicted from memory so far to keep within `[server] max_keys`.
+    pub memory_evicted: u64,
 }
 
-/// The server's counters: hits by policy and outcome, storage errors, whether hits are
-/// falling back to memory, inline policies evicted, and the latency of checks.
+/// The server's counters: hits by policy and outcome, storage errors (timed-out hits apart,
+/// and what became of them), whether and how often hits fell back to memory, the keys
+/// tracked in memory and evicted from it, inline policies evicted, and the latency of checks.
 ///
 /// ```
 /// use std::time::Duration;
@@ -166,23 +180,62 @@ pub struct Totals {
 ///
 /// let metrics = Metrics::new();
 /// metrics.took(Duration::from_micros(40));
-/// let text = metrics.render(&Totals { storage_errors: 3, falling_back: false, inline_evicted: 2 });
+/// let text = metrics.render(&Totals {
+///     storage_errors: 3,
+///     timed_out_hits: 2,
+///     late_charges: 1,
+///     fallback_switches: 1,
+///     inline_evicted: 2,
+///     memory_keys: 42,
+///     ..Totals::default()
+/// });
 /// assert!(text.contains("tollgate_storage_errors_total 3"));
+/// assert!(text.contains("tollgate_storage_timed_out_hits_total 2"));
+/// assert!(text.contains("tollgate_storage_late_charges_total 1"));
+/// assert!(text.contains("tollgate_storage_late_charges_given_back_total 0"));
 /// assert!(text.contains("tollgate_storage_fallback 0"));
+/// assert!(text.contains("tollgate_storage_fallback_switches_total 1"));
 /// assert!(text.contains("tollgate_inline_policies_evicted_total 2"));
+/// assert!(text.contains("tollgate_memory_keys 42"));
+/// assert!(text.contains("tollgate_memory_keys_evicted_total 0"));
 /// ```
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     hits: Family<HitLabels, Counter>,
     latency: Histogram,
-    storage_errors: Counter,
-    /// The storage error count already added to `storage_errors`.
-    storage_errors_seen: AtomicU64,
     fallback: Gauge,
-    inline_evicted: Counter,
-    /// The eviction count already added to `inline_evicted`.
-    inline_evicted_seen: AtomicU64,
+    memory_keys: Gauge,
+    /// The counters of [`Totals`], each with the total already added to it.
+    storage_errors: CaughtUp,
+    timed_out_hits: CaughtUp,
+    late_charges: CaughtUp,
+    late_charges_given_back: CaughtUp,
+    fallback_switches: CaughtUp,
+    memory_evicted: CaughtUp,
+    inline_evicted: CaughtUp,
+}
+
+/// A counter that follows a total kept elsewhere: each rendering adds what is new.
+#[derive(Debug, Default)]
+struct CaughtUp {
+    counter: Counter,
+    /// The total already added to `counter`.
+    seen: AtomicU64,
+}
+
+impl CaughtUp {
+    /// A counter registered as `name` with `help`.
+    fn register(registry: &mut Registry, name: &str, help: &str) -> Self {
+        let caught_up = Self::default();
+        registry.register(name, help, caught_up.counter.clone());
+        caught_up
+    }
+
+    fn catch_up(&self, total: u64) {
+        let before = self.seen.swap(total, Ordering::Relaxed);
+        self.counter.inc_by(total.saturating_sub(before));
+    }
 }
 
 impl Default for Metrics {
@@ -197,8 +250,8 @@ impl Metrics {
         let hits = Family::<HitLabels, Counter>::default();
         // 25 us to about 0.8 s.
         let latency = Histogram::new(exponential_buckets(0.000_025, 2.0, 16));
-        let storage_errors = Counter::default();
         let fallback = Gauge::default();
+        let memory_keys = Gauge::default();
         let mut registry = Registry::default();
         registry.register("tollgate_hits", "Hits by policy and outcome", hits.clone());
         registry.register(
@@ -206,31 +259,64 @@ impl Metrics {
             "Time to decide a check, in seconds",
             latency.clone(),
         );
-        registry.register(
+        let storage_errors = CaughtUp::register(
+            &mut registry,
             "tollgate_storage_errors",
-            "Storage errors seen by the failure mode",
-            storage_errors.clone(),
+            "Storage errors seen by the failure mode, timeouts included",
+        );
+        let timed_out_hits = CaughtUp::register(
+            &mut registry,
+            "tollgate_storage_timed_out_hits",
+            "Hits that timed out, which the storage may still have applied",
+        );
+        let late_charges = CaughtUp::register(
+            &mut registry,
+            "tollgate_storage_late_charges",
+            "Timed-out hits the storage was seen to charge after the timeout",
+        );
+        let late_charges_given_back = CaughtUp::register(
+            &mut registry,
+            "tollgate_storage_late_charges_given_back",
+            "Late charges given back because the failure mode refused the request",
         );
         registry.register(
             "tollgate_storage_fallback",
-            "1 while hits are counted in memory because the storage fails",
+            "1 while hits (of some keys at least) are counted in memory because the storage fails",
             fallback.clone(),
         );
-        let inline_evicted = Counter::default();
+        let fallback_switches = CaughtUp::register(
+            &mut registry,
+            "tollgate_storage_fallback_switches",
+            "Switches of hits to memory because the storage failed",
+        );
         registry.register(
+            "tollgate_memory_keys",
+            "Keys tracked in memory (the memory storage and the fallback), within max_keys",
+            memory_keys.clone(),
+        );
+        let memory_evicted = CaughtUp::register(
+            &mut registry,
+            "tollgate_memory_keys_evicted",
+            "Keys evicted from memory to keep within max_keys (their counts restart)",
+        );
+        let inline_evicted = CaughtUp::register(
+            &mut registry,
             "tollgate_inline_policies_evicted",
             "Inline policies evicted to keep the most the server keeps (their counts restart)",
-            inline_evicted.clone(),
         );
         Self {
             registry,
             hits,
             latency,
-            storage_errors,
-            storage_errors_seen: AtomicU64::new(0),
             fallback,
+            memory_keys,
+            storage_errors,
+            timed_out_hits,
+            late_charges,
+            late_charges_given_back,
+            fallback_switches,
+            memory_evicted,
             inline_evicted,
-            inline_evicted_seen: AtomicU64::new(0),
         }
     }
 
@@ -276,24 +362,19 @@ impl Metrics {
         self.latency.observe(took.as_secs_f64());
     }
 
-    /// The text format, with the limiter's state as it is now: the storage's error count,
-    /// whether it falls back to memory, and the inline policies evicted so far.
+    /// The text format, with the limiter's state as it is now (see [`Totals`]).
     pub fn render(&self, now: &Totals) -> String {
-        let catch_up = |counter: &Counter, seen: &AtomicU64, total: u64| {
-            let before = seen.swap(total, Ordering::Relaxed);
-            counter.inc_by(total.saturating_sub(before));
-        };
-        catch_up(
-            &self.storage_errors,
-            &self.storage_errors_seen,
-            now.storage_errors,
-        );
-        catch_up(
-            &self.inline_evicted,
-            &self.inline_evicted_seen,
-            now.inline_evicted,
-        );
+        self.storage_errors.catch_up(now.storage_errors);
+        self.timed_out_hits.catch_up(now.timed_out_hits);
+        self.late_charges.catch_up(now.late_charges);
+        self.late_charges_given_back
+            .catch_up(now.late_charges_given_back);
+        self.fallback_switches.catch_up(now.fallback_switches);
+        self.memory_evicted.catch_up(now.memory_evicted);
+        self.inline_evicted.catch_up(now.inline_evicted);
         self.fallback.set(i64::from(now.falling_back));
+        self.memory_keys
+            .set(i64::try_from(now.memory_keys).unwrap_or(i64::MAX));
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

@@ -414,7 +414,11 @@ fn restart_only_changes(old: &Config, new: &Config) -> Result<(), String> {
             "the [proxy] section or proxy.listen",
             proxy_listen(old) != proxy_listen(new),
         ),
-        ("server.storage", old.storage != new.storage),
+        // The storage URI carries the budget of keys in memory.
+        (
+            "server.storage or server.max_keys",
+            old.storage != new.storage,
+        ),
         (
             "server.header_timeout, body_timeout, keepalive_timeout or max_connections",
             old.connections != new.connections,

@@ -4,14 +4,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use tollgate::{Clock, Failover, Limiter, Policy, PolicyHandle, Rate, Store};
+use tollgate::{
+    Clock, Failover, FailoverSwitch, Limiter, MemoryStats, MemoryStore, Policy, PolicyHandle, Rate,
+    Store,
+};
 use tollgate_redis::{AnyStore, PreparedAny};
 use tollgate_tower::{BuildError, HeaderStyle, LimitHeaders};
 
 use crate::config::{Config, INLINE_POLICY};
 use crate::grpc::envoy::EnvoyService;
 use crate::http::proxy;
-use crate::metrics::{Metrics, PolicyCounters};
+use crate::metrics::{Metrics, PolicyCounters, Totals};
 
 /// The store every front end counts in: the configured storage behind its failure mode.
 ///
@@ -148,10 +151,7 @@ impl ServerState {
     /// # }
     /// ```
     pub fn new(config: &Config, store: AnyStore) -> Result<Self, BuildError> {
-        Self::on(
-            config,
-            Limiter::new(Failover::new(store, config.on_storage_error)),
-        )
+        Self::on(config, Limiter::new(failover(config, store)))
     }
 
     /// The state for `config` with the clock `clock` (a [`tollgate::ManualClock`] in tests).
@@ -185,7 +185,7 @@ impl ServerState {
         store: AnyStore,
         clock: impl Clock,
     ) -> Result<Self, BuildError> {
-        let limiter = Limiter::new(Failover::new(store, config.on_storage_error)).with_clock(clock);
+        let limiter = Limiter::new(failover(config, store)).with_clock(clock);
         Self::on(config, limiter)
     }
 
@@ -357,6 +357,57 @@ impl ServerState {
             .await
             .map(drop)
     }
+}
+
+impl ServerState {
+    /// What the limiter and its storage have counted so far, for [`Metrics::render`].
+    ///
+    /// ```
+    /// use tollgate_server::{Config, ServerState};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = Config::parse("[policies.login]\nlimits = \"5/minute\"\n", "tollgate.toml")?;
+    /// let state = ServerState::new(&config, config.storage.open().await?)?;
+    /// state.limiter().policy("login", config.policies["login"].clone()).hit("alice").await?;
+    /// let totals = state.totals();
+    /// assert_eq!((totals.memory_keys, totals.storage_errors), (1, 0));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn totals(&self) -> Totals {
+        let failover = self.limiter.store();
+        let memory = match failover.store() {
+            AnyStore::Memory(store) => store.stats(),
+            AnyStore::Redis(_) => MemoryStats::default(),
+        };
+        let fallback = failover.fallback().stats();
+        let late = failover.store().late_hits();
+        Totals {
+            storage_errors: failover.errors(),
+            falling_back: failover.is_falling_back(),
+            inline_evicted: self.limiter.evicted_inline_policies(),
+            timed_out_hits: failover.timed_out_hits(),
+            late_charges: late.charged_late,
+            late_charges_given_back: late.given_back,
+            fallback_switches: failover.switches(),
+            memory_keys: memory.keys + fallback.keys,
+            memory_evicted: memory.evicted + fallback.evicted,
+        }
+    }
+}
+
+/// The configured storage behind the failure mode: a fallback in memory with the configured
+/// budget of keys, and each switch to it and back logged (a warning with the cause, then an
+/// info line).
+fn failover(config: &Config, store: AnyStore) -> ServerStore {
+    let fallback = MemoryStore::with_max_keys(config.storage.max_keys());
+    Failover::new(store, config.on_storage_error)
+        .with_fallback(fallback)
+        .on_switch(|switch: &FailoverSwitch| match switch {
+            FailoverSwitch::ToFallback { .. } => tracing::warn!("{switch}"),
+            _ => tracing::info!("{switch}"),
+        })
 }
 
 impl InForce {

@@ -69,8 +69,8 @@ pub use limiter::{
 };
 pub use policy::{Policy, PolicyError, Strategy};
 pub use rate::{InvalidWindow, MAX_RATES, MAX_WINDOW_SECS, ParseError, Rate, Rates};
-pub use store::failover::{Failover, FailureMode, PreparedFailover};
+pub use store::failover::{Failover, FailoverSwitch, FailureMode, PreparedFailover};
 pub use store::memory::{DEFAULT_MAX_KEYS, MemoryStats, MemoryStore, PreparedMemory};
 #[cfg(feature = "test-util")]
 pub use store::testing;
-pub use store::{Store, StoreError, SyncStore};
+pub use store::{PendingHit, Store, StoreError, SyncStore};

@@ -1,15 +1,20 @@
 //! Many OS threads hammer one key: exactly the limit gets through, for every strategy. A lost
 //! update (two threads charging the same state without seeing each other) would let more
 //! through. And admissions over two policies from many threads: never more than either limit,
-//! and every charge of a refused request given back exactly.
+//! and every charge of a refused request given back exactly. And a failover switching to
+//! memory and back under hits from many threads reports each switch exactly once, in order.
 
-use std::sync::Arc;
-use std::sync::Barrier;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
+use std::time::Duration;
 
 use futures_executor::block_on;
-use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate, Strategy};
+use tollgate::testing::FlakyStore;
+use tollgate::{
+    Admission, Charge, Failover, FailoverSwitch, FailureMode, Limiter, ManualClock, MemoryStore,
+    Policy, Rate, Strategy,
+};
 
 const THREADS: u64 = 8;
 const HITS_PER_THREAD: u64 = 2_000;
@@ -141,4 +146,58 @@ fn admissions_from_many_threads_never_exceed_a_limit_and_give_back_exactly() {
         let left = global.hit_sync("all", 0).expect("peek").remaining();
         assert_eq!(left, GLOBAL - total, "{strategy}");
     }
+}
+
+#[test]
+fn each_switch_is_reported_once_under_hits_from_many_threads() {
+    let flaky = FlakyStore::with_domains(4);
+    let clock = ManualClock::new();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let failover = Failover::new(flaky.clone(), FailureMode::Fallback).on_switch({
+        let heard = Arc::clone(&heard);
+        move |switch: &FailoverSwitch| {
+            let kind = matches!(switch, FailoverSwitch::ToFallback { .. });
+            heard.lock().expect("lock").push(kind);
+        }
+    });
+    let limiter = Limiter::new(failover).with_clock(clock.clone());
+    let p = limiter.policy("p", Policy::fixed_window(Rate::per_hour(1 << 30).into()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|thread| {
+            let (p, stop) = (p.clone(), Arc::clone(&stop));
+            thread::spawn(move || {
+                let mut key = thread;
+                while !stop.load(Ordering::Relaxed) {
+                    key = key.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    block_on(p.hit(&key.to_le_bytes()[..])).expect("an answer");
+                }
+            })
+        })
+        .collect();
+    let pause = || thread::sleep(Duration::from_millis(30));
+    // Every domain fails, one after the other, then all come back, one after the other.
+    for domain in 0..4 {
+        flaky.set_domain_down(domain, true);
+        pause();
+    }
+    for domain in 0..4 {
+        flaky.set_domain_down(domain, false);
+        clock.advance(Failover::<FlakyStore>::PROBE_INTERVAL);
+        pause();
+    }
+    while limiter.store().is_falling_back() {
+        clock.advance(Failover::<FlakyStore>::PROBE_INTERVAL);
+        pause();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for thread in threads {
+        thread.join().expect("thread");
+    }
+    assert_eq!(
+        *heard.lock().expect("lock"),
+        [true, false],
+        "to memory, then back"
+    );
+    assert_eq!(limiter.store().switches(), 1);
 }

@@ -1,11 +1,13 @@
 //! The failure modes against a store that fails on command.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_executor::block_on;
 use tollgate::testing::FlakyStore;
 use tollgate::{
-    Decision, Error, Failover, FailureMode, Limiter, ManualClock, Policy, PolicyHandle, Rate,
+    Decision, Error, Failover, FailoverSwitch, FailureMode, Limiter, ManualClock, Policy,
+    PolicyHandle, Rate,
 };
 
 type Handle = PolicyHandle<Failover<FlakyStore>>;
@@ -182,4 +184,162 @@ fn falling_back_refunds_in_memory_where_the_hits_went() {
     assert!(hit(&p).expect("answer").allowed());
     assert!(!limiter.store().is_falling_back());
     assert!(!hit(&p).expect("answer").allowed(), "the store is full");
+}
+
+/// What an observer heard, as text.
+fn observed(failover: Failover<FlakyStore>) -> (Failover<FlakyStore>, Arc<Mutex<Vec<String>>>) {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let failover = failover.on_switch({
+        let heard = Arc::clone(&heard);
+        move |switch: &FailoverSwitch| heard.lock().expect("lock").push(switch.to_string())
+    });
+    (failover, heard)
+}
+
+#[test]
+fn each_switch_to_the_fallback_and_back_is_reported_once_with_its_cause() {
+    let flaky = FlakyStore::new();
+    let clock = ManualClock::new();
+    let (failover, heard) = observed(Failover::new(flaky.clone(), FailureMode::Fallback));
+    let limiter = Limiter::new(failover).with_clock(clock.clone());
+    let p = limiter.policy("p", Policy::fixed_window(Rate::per_hour(100).into()));
+    hit(&p).expect("answer");
+    flaky.set_down(true);
+    // Many hits while down: failing ones, probes that fail, and hits counted in memory.
+    for _ in 0..20 {
+        hit(&p).expect("answer");
+        refund(&p).expect("answer");
+        clock.advance(Failover::<FlakyStore>::PROBE_INTERVAL / 4);
+    }
+    assert!(limiter.store().errors() > 1, "probes failed too");
+    flaky.set_down(false);
+    for _ in 0..5 {
+        clock.advance(Failover::<FlakyStore>::PROBE_INTERVAL);
+        hit(&p).expect("answer");
+    }
+    assert!(!limiter.store().is_falling_back());
+    let heard = heard.lock().expect("lock").clone();
+    assert_eq!(
+        heard,
+        [
+            "storage failing, counting in memory: store timed out: flaky store is down",
+            "storage answering again after 1.2s in memory",
+        ]
+    );
+    assert_eq!(limiter.store().switches(), 1);
+}
+
+#[test]
+fn only_the_keys_of_a_failing_domain_fall_back() {
+    let flaky = FlakyStore::with_domains(2);
+    let clock = ManualClock::new();
+    let (failover, heard) = observed(Failover::new(flaky.clone(), FailureMode::Fallback));
+    let limiter = Limiter::new(failover).with_clock(clock.clone());
+    let p = limiter.policy("p", Policy::fixed_window(Rate::per_hour(100).into()));
+    // b'b' (98) lives in domain 0, b'a' (97) and b'c' (99) in domain 1.
+    flaky.set_domain_down(1, true);
+    let served = flaky.served();
+    for _ in 0..10 {
+        block_on(p.hit("a")).expect("answer");
+        block_on(p.hit("b")).expect("answer");
+        block_on(p.hit("c")).expect("answer");
+        clock.advance(Failover::<FlakyStore>::PROBE_INTERVAL / 4);
+    }
+    assert_eq!(limiter.store().falling_back_domains(), 1);
+    assert_eq!(
+        flaky.served() - served,
+        10,
+        "every hit of b reached the store"
+    );
+    // The store counted b's ten hits; a and c were counted in memory.
+    let store =
+        Limiter::new(flaky.clone()).policy("p", Policy::fixed_window(Rate::per_hour(100).into()));
+    assert_eq!(store.hit_sync("b", 0).expect("peek").remaining(), 90);
+    assert_eq!(
+        block_on(p.peek("a")).expect("peek").remaining(),
+        90,
+        "in memory"
+    );
+    // Domain 0 failing too is no new switch: hits were already falling back.
+    flaky.set_domain_down(0, true);
+    block_on(p.hit("b")).expect("answer");
+    assert_eq!(limiter.store().falling_back_domains(), 2);
+    flaky.set_domain_down(0, false);
+    clock.advance(Failover::<FlakyStore>::PROBE_INTERVAL);
+    block_on(p.hit("b")).expect("answer");
+    assert_eq!(limiter.store().falling_back_domains(), 1);
+    assert!(limiter.store().is_falling_back(), "domain 1 still fails");
+    // Domain 1 back: its next probe counts a in the store again, and the switch back is heard.
+    flaky.set_domain_down(1, false);
+    clock.advance(Failover::<FlakyStore>::PROBE_INTERVAL);
+    block_on(p.hit("a")).expect("answer");
+    assert!(!limiter.store().is_falling_back());
+    assert_eq!(
+        store.hit_sync("a", 0).expect("peek").remaining(),
+        99,
+        "a's first hit in the store"
+    );
+    let heard = heard.lock().expect("lock").clone();
+    assert_eq!(heard.len(), 2, "{heard:?}");
+    assert!(heard[0].starts_with("storage failing"), "{heard:?}");
+    assert!(heard[1].starts_with("storage answering again"), "{heard:?}");
+}
+
+/// A store that applies hits after they timed out (as Redis may): a request the failure mode
+/// refused has its late charge given back; one it let through keeps it.
+#[test]
+fn a_late_charge_is_given_back_only_when_the_request_was_refused() {
+    for mode in [FailureMode::Deny, FailureMode::Allow, FailureMode::Fallback] {
+        let flaky = FlakyStore::new();
+        let clock = ManualClock::new();
+        let limiter = Limiter::new(Failover::new(flaky.clone(), mode)).with_clock(clock.clone());
+        let p = limiter.policy("p", Policy::fixed_window(Rate::per_hour(10).into()));
+        flaky.set_down(true);
+        flaky.apply_late(true);
+        let mut allowed = 0;
+        for _ in 0..15 {
+            if hit(&p).is_ok_and(|decision| decision.allowed()) {
+                allowed += 1;
+            }
+        }
+        assert_eq!(
+            limiter.store().timed_out_hits(),
+            if mode == FailureMode::Fallback { 1 } else { 15 }
+        );
+        flaky.set_down(false);
+        let store = Limiter::new(flaky.clone())
+            .policy("p", Policy::fixed_window(Rate::per_hour(10).into()));
+        let remaining = store.hit_sync("k", 0).expect("peek").remaining();
+        match mode {
+            // Every request refused: nothing stays charged.
+            FailureMode::Deny => assert_eq!((allowed, remaining), (0, 10), "{mode}"),
+            // Every request let through, uncounted: the late charges are their count.
+            FailureMode::Allow => assert_eq!((allowed, remaining), (15, 0), "{mode}"),
+            // The one hit that reached the store was allowed in memory: its charge stays.
+            FailureMode::Fallback => assert_eq!((allowed, remaining), (10, 9), "{mode}"),
+        }
+    }
+}
+
+/// Under fallback, a timed-out probe that memory answers with a denial has its late charge
+/// given back: the client is not refused now and charged in the store later.
+#[test]
+fn a_probe_denied_in_memory_leaves_no_late_charge() {
+    let flaky = FlakyStore::new();
+    let clock = ManualClock::new();
+    let limiter =
+        Limiter::new(Failover::new(flaky.clone(), FailureMode::Fallback)).with_clock(clock.clone());
+    let p = limiter.policy("p", Policy::fixed_window(Rate::per_hour(2).into()));
+    flaky.set_down(true);
+    flaky.apply_late(true);
+    assert!(hit(&p).expect("answer").allowed()); // the first failure, charged late: kept
+    assert!(hit(&p).expect("answer").allowed()); // in memory
+    for _ in 0..5 {
+        clock.advance(Failover::<FlakyStore>::PROBE_INTERVAL);
+        assert!(!hit(&p).expect("answer").allowed()); // probes: charged late, then denied
+    }
+    assert_eq!(limiter.store().timed_out_hits(), 6);
+    flaky.set_down(false);
+    let store = Limiter::new(flaky).policy("p", Policy::fixed_window(Rate::per_hour(2).into()));
+    assert_eq!(store.hit_sync("k", 0).expect("peek").remaining(), 1);
 }

@@ -215,3 +215,96 @@ fn concurrent_hits_and_refunds_keep_exactly_the_limit() {
         );
     }
 }
+
+/// The budget of keys is the store's, not each policy's: 50 policies flooded with distinct
+/// keys from several threads at once stay within it in total, each keeps a fair part of it,
+/// and a quiet policy with a few keys keeps every one of them.
+#[test]
+fn fifty_flooded_policies_share_one_budget_and_a_quiet_one_keeps_its_keys() {
+    const BUDGET: usize = 10_000;
+    const POLICIES: usize = 50;
+    const KEYS_EACH: u32 = 2_000;
+    const THREADS: usize = 4;
+    let store = MemoryStore::with_max_keys(BUDGET);
+    // A manual clock that never moves: no state ever becomes fresh, so only evictions free room.
+    let limiter = Limiter::new(store.clone()).with_clock(ManualClock::new());
+    let hourly = Policy::fixed_window(Rate::per_hour(1).into());
+    let quiet = limiter.policy("quiet", hourly.clone());
+    for key in 0..20u32 {
+        assert!(quiet.hit_sync(&key, 1).expect("hit").allowed());
+    }
+    let flooded: Vec<_> = (0..POLICIES)
+        .map(|p| limiter.policy(&format!("flooded-{p}"), hourly.clone()))
+        .collect();
+    let start = Arc::new(Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|thread| {
+            let (flooded, start) = (flooded.clone(), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                // Every thread floods every policy, each with its own keys, interleaved.
+                for key in 0..KEYS_EACH / THREADS as u32 {
+                    for policy in &flooded {
+                        let key = key * THREADS as u32 + thread as u32;
+                        assert!(policy.hit_sync(&key, 1).expect("hit").allowed());
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("thread");
+    }
+    let stats = store.stats();
+    // A few keys of slack: one per insert racing another at the budget.
+    assert!(stats.keys <= BUDGET + THREADS, "{stats:?}");
+    assert!(
+        stats.keys >= BUDGET * 3 / 4,
+        "the budget is used: {stats:?}"
+    );
+    let inserted = 20 + POLICIES as u64 * u64::from(KEYS_EACH);
+    assert_eq!(stats.keys as u64 + stats.evicted, inserted, "{stats:?}");
+    assert_eq!(stats.expired, 0);
+    // Each flooded policy still tracks some of its keys: a tracked key is denied (1/hour).
+    for policy in &flooded {
+        let tracked = (0..KEYS_EACH)
+            .filter(|key| policy.hit_sync(key, 0).expect("peek").remaining() == 0)
+            .count();
+        assert!(tracked >= BUDGET / POLICIES / 4, "{tracked} keys tracked");
+    }
+    for key in 0..20u32 {
+        let peek = quiet.hit_sync(&key, 0).expect("peek");
+        assert_eq!(
+            peek.remaining(),
+            0,
+            "the quiet policy's key {key} was evicted"
+        );
+    }
+}
+
+/// A policy that needs room while the budget is held by another takes it from that one, even
+/// when the other sees no more traffic.
+#[test]
+fn a_new_policy_takes_room_from_one_holding_the_whole_budget() {
+    let store = MemoryStore::with_max_keys(1_000);
+    let limiter = Limiter::new(store.clone()).with_clock(ManualClock::new());
+    let hourly = Policy::fixed_window(Rate::per_hour(1).into());
+    let old = limiter.policy("old", hourly.clone());
+    for key in 0..1_000u32 {
+        old.hit_sync(&key, 1).expect("hit");
+    }
+    assert_eq!(store.stats().keys, 1_000);
+    let new = limiter.policy("new", hourly);
+    for key in 0..400u32 {
+        assert!(new.hit_sync(&key, 1).expect("hit").allowed());
+    }
+    let stats = store.stats();
+    assert!(stats.keys <= 1_000, "{stats:?}");
+    // Every key of the new policy is tracked: it held less than its share (half the budget).
+    for key in 0..400u32 {
+        assert_eq!(new.hit_sync(&key, 0).expect("peek").remaining(), 0, "{key}");
+    }
+    // A dropped policy gives its keys back.
+    drop(old);
+    assert_eq!(store.stats().keys, 400);
+}

@@ -9,13 +9,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tollgate::{FailureMode, Policy, Rates, Strategy};
+use tollgate::{DEFAULT_MAX_KEYS, FailureMode, Policy, Rates, Strategy};
 use tollgate_redis::StorageUri;
 use tollgate_tower::HeaderStyle;
 use toml::Spanned;
 
 use crate::config::proxy::ProxySection;
 use crate::config::{Config, ConfigError, Connections, DEFAULT_LISTEN, INLINE_POLICY, Overrides};
+
+/// The largest `[server] max_keys`: about 2^30 keys, tens of gigabytes of states.
+const MAX_KEYS_LIMIT: u64 = 1 << 30;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +44,7 @@ struct ServerSection {
     body_timeout: Option<Spanned<String>>,
     keepalive_timeout: Option<Spanned<String>>,
     max_connections: Option<Spanned<u64>>,
+    max_keys: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -139,7 +143,9 @@ impl<'a> Checker<'a> {
             .as_ref()
             .map(|addr| self.address(addr, "server.grpc_listen"))
             .transpose()?;
-        let storage = self.storage(&server, overrides)?;
+        let storage = self
+            .storage(&server, overrides)?
+            .with_max_keys(self.max_keys(&server.max_keys)?);
         let on_storage_error = match &server.on_storage_error {
             Some(mode) => mode
                 .get_ref()
@@ -285,6 +291,22 @@ impl<'a> Checker<'a> {
                 .map(|envoy| PathBuf::from(envoy.config.into_inner())),
             envoy: None,
         })
+    }
+
+    /// The budget of keys tracked in memory, over all policies: between 1 and
+    /// [`MAX_KEYS_LIMIT`], [`DEFAULT_MAX_KEYS`] unless set.
+    fn max_keys(&self, value: &Option<Spanned<u64>>) -> Result<usize, ConfigError> {
+        match value {
+            None => Ok(DEFAULT_MAX_KEYS),
+            Some(max) if (1..=MAX_KEYS_LIMIT).contains(max.get_ref()) => {
+                Ok(usize::try_from(*max.get_ref()).unwrap_or(usize::MAX))
+            }
+            Some(max) => Err(self.error(
+                max.span(),
+                "server.max_keys",
+                format!("must be between 1 and {MAX_KEYS_LIMIT}"),
+            )),
+        }
     }
 
     /// A duration such as `60s`, `500ms` or `2m`, more than zero and at most an hour.

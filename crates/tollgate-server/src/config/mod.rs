@@ -63,7 +63,20 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where Envoy's rate limit service listens, if anywhere (then `envoy_config` is set).
     pub grpc_listen: Option<SocketAddr>,
-    /// The storage.
+    /// The storage, with the budget of keys tracked in memory (`[server] max_keys`, over all
+    /// policies: of `memory://`, and of the memory a `fallback` counts in;
+    /// [`StorageUri::max_keys`]); restart-only.
+    ///
+    /// ```
+    /// use tollgate_server::Config;
+    ///
+    /// let config = Config::parse("[server]\nmax_keys = 50000\n", "t.toml")?;
+    /// assert_eq!(config.storage.max_keys(), 50_000);
+    /// assert_eq!(Config::empty().storage.max_keys(), tollgate::DEFAULT_MAX_KEYS);
+    /// let err = Config::parse("[server]\nmax_keys = 0\n", "t.toml").unwrap_err();
+    /// assert_eq!(err.to_string(), "t.toml:2: server.max_keys: must be between 1 and 1073741824");
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
     pub storage: StorageUri,
     /// What a storage error means for a hit.
     pub on_storage_error: FailureMode,

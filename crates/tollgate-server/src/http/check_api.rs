@@ -32,7 +32,6 @@ use tollgate::{
 use tollgate_tower::{json_error, store_unavailable};
 
 use crate::config::INLINE_POLICY;
-use crate::metrics::Totals;
 use crate::state::{InForce, PolicyFront, ServerState, ServerStore};
 
 /// The check API's router over `state`.
@@ -414,12 +413,7 @@ async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
-    let limiter = state.limiter();
-    let text = state.metrics().render(&Totals {
-        storage_errors: limiter.store().errors(),
-        falling_back: limiter.store().is_falling_back(),
-        inline_evicted: limiter.evicted_inline_policies(),
-    });
+    let text = state.metrics().render(&state.totals());
     let mut response = Response::new(Body::from(text));
     response
         .headers_mut()

@@ -26,11 +26,16 @@ impl Tollgate {
     /// Runs `tollgate serve` with `args`, and waits until the check API listens (and the
     /// listeners named in `also`).
     pub fn serve(args: &[&str], also: &[&str]) -> Self {
+        Self::serve_logging_to(args, also, Stdio::inherit())
+    }
+
+    /// As [`Tollgate::serve`], with the log (standard error) going to `log`.
+    pub fn serve_logging_to(args: &[&str], also: &[&str], log: Stdio) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
             .arg("serve")
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("the tollgate binary runs");
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));

@@ -108,6 +108,36 @@ pub trait Store: Send + Sync + 'static {
     fn answers_immediately(&self) -> bool {
         false
     }
+
+    /// How many failure domains this store's keys fall into: parts of the store that fail
+    /// independently, such as the hash slots of a Redis Cluster (a dead master fails the keys
+    /// of its slots, and only those). A [`crate::Failover`] falls back to memory for the keys
+    /// of a failing domain only. 1 unless a store says otherwise.
+    ///
+    /// ```
+    /// use tollgate::{MemoryStore, Store};
+    ///
+    /// assert_eq!(MemoryStore::new().failure_domains(), 1);
+    /// ```
+    fn failure_domains(&self) -> usize {
+        1
+    }
+
+    /// The failure domain `key` of `policy` lives in, below [`Store::failure_domains`];
+    /// 0 unless a store says otherwise. Asked only while some domain fails, so a store that
+    /// must hash the key to answer costs nothing while it is healthy.
+    ///
+    /// ```
+    /// use tollgate::{MemoryStore, Policy, Rate, Store};
+    ///
+    /// let store = MemoryStore::new();
+    /// let p = store.prepare("p", &Policy::fixed_window(Rate::per_minute(5).into()));
+    /// assert_eq!(store.failure_domain(&p, b"alice"), 0);
+    /// ```
+    fn failure_domain(&self, policy: &Self::Prepared, key: &[u8]) -> usize {
+        let _ = (policy, key);
+        0
+    }
 }
 
 /// A [`Store`] whose every future is ready when first polled: it never waits on I/O, as
@@ -185,6 +215,14 @@ impl<S: Store> Store for Arc<S> {
     fn answers_immediately(&self) -> bool {
         (**self).answers_immediately()
     }
+
+    fn failure_domains(&self) -> usize {
+        (**self).failure_domains()
+    }
+
+    fn failure_domain(&self, policy: &Self::Prepared, key: &[u8]) -> usize {
+        (**self).failure_domain(policy, key)
+    }
 }
 
 /// A store could not answer: its backend is unreachable, timed out, or failed.
@@ -200,6 +238,8 @@ impl<S: Store> Store for Arc<S> {
 pub struct StoreError {
     timeout: bool,
     source: Box<dyn StdError + Send + Sync>,
+    /// A hit that timed out but may still be applied.
+    pending: Option<PendingHit>,
 }
 
 impl StoreError {
@@ -218,6 +258,7 @@ impl StoreError {
         Self {
             timeout: false,
             source: source.into(),
+            pending: None,
         }
     }
 
@@ -226,12 +267,35 @@ impl StoreError {
         Self {
             timeout: true,
             source: source.into(),
+            pending: None,
         }
     }
 
     /// Whether the store gave up waiting, rather than being told no.
     pub fn is_timeout(&self) -> bool {
         self.timeout
+    }
+
+    /// Attaches the hit that failed (by a timeout) but that the store may still apply: see
+    /// [`PendingHit`].
+    ///
+    /// ```
+    /// use tollgate::{PendingHit, StoreError};
+    ///
+    /// let mut err = StoreError::timeout("no answer").with_pending(PendingHit::new(|| {}));
+    /// assert!(err.take_pending().is_some());
+    /// assert!(err.take_pending().is_none()); // taken once
+    /// ```
+    pub fn with_pending(mut self, hit: PendingHit) -> Self {
+        self.pending = Some(hit);
+        self
+    }
+
+    /// Takes the hit that failed but that the store may still apply, if the store said so.
+    /// Whoever answers for the failed hit takes it, and gives it back if the answer refused
+    /// the request ([`PendingHit::give_back`]); dropping it keeps whatever the store does.
+    pub fn take_pending(&mut self) -> Option<PendingHit> {
+        self.pending.take()
     }
 }
 
@@ -249,5 +313,54 @@ impl fmt::Display for StoreError {
 impl StdError for StoreError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         Some(&*self.source)
+    }
+}
+
+/// A hit that failed by a timeout but that the store may still apply later (a Redis script
+/// already queued when the caller stopped waiting): the store watches for its late outcome.
+///
+/// The answer given for the failed hit decides what a late charge means. If the request was
+/// let through (failing open, or allowed by a fallback count), the charge is fair: drop the
+/// `PendingHit`. If the request was refused (failing closed, or denied by a fallback count),
+/// call [`PendingHit::give_back`]: should the store turn out to have charged the hit, it gives
+/// the charge back, so that one request is not refused now *and* counted against the client
+/// later. A [`crate::Failover`] does this for the hits it answers for.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use tollgate::PendingHit;
+///
+/// let given_back = Arc::new(AtomicBool::new(false));
+/// let hit = PendingHit::new({
+///     let given_back = Arc::clone(&given_back);
+///     move || given_back.store(true, Ordering::SeqCst)
+/// });
+/// hit.give_back();
+/// assert!(given_back.load(Ordering::SeqCst));
+/// ```
+pub struct PendingHit {
+    give_back: Box<dyn FnOnce() + Send + Sync>,
+}
+
+impl PendingHit {
+    /// A pending hit that `give_back` gives back if the store charges it (now or when its
+    /// outcome arrives).
+    pub fn new(give_back: impl FnOnce() + Send + Sync + 'static) -> Self {
+        Self {
+            give_back: Box::new(give_back),
+        }
+    }
+
+    /// The request this hit was for was refused: if the store charges the hit (or has), it
+    /// gives the charge back.
+    pub fn give_back(self) {
+        (self.give_back)();
+    }
+}
+
+impl fmt::Debug for PendingHit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PendingHit(..)")
     }
 }

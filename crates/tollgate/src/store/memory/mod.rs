@@ -1,5 +1,6 @@
 //! [`MemoryStore`]: the states of every policy and key, in this process.
 
+mod budget;
 mod stored_key;
 mod table;
 
@@ -10,8 +11,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use budget::Budget;
 use stored_key::{DigestKey, StoredKey};
-use table::{DropCounts, PolicyTable, Table};
+use table::{PolicyTable, Table};
 
 use crate::clock::Timestamp;
 use crate::decision::Decision;
@@ -19,13 +21,13 @@ use crate::policy::{Policy, Strategy};
 use crate::store::{Store, StoreError, SyncStore};
 use crate::strategy::{FixedWindow, SlidingWindowCounter, SlidingWindowLog, TokenBucket};
 
-/// The default cap on keys tracked per policy.
+/// The default budget of keys a [`MemoryStore`] tracks, over all its policies together.
 ///
 /// ```
 /// use tollgate::{MemoryStore, DEFAULT_MAX_KEYS};
 ///
 /// assert_eq!(DEFAULT_MAX_KEYS, 1 << 20);
-/// // What `MemoryStore::new` tracks at most per policy.
+/// // What `MemoryStore::new` tracks at most.
 /// assert_eq!(
 ///     format!("{:?}", MemoryStore::new()),
 ///     format!("{:?}", MemoryStore::with_max_keys(DEFAULT_MAX_KEYS)),
@@ -53,20 +55,35 @@ pub const DEFAULT_MAX_KEYS: usize = 1 << 20;
 ///
 /// Idle keys are forgotten once their state is indistinguishable from fresh (a hit would find
 /// the full limit available), without a background thread: sweeps ride on hits, a shard
-/// sweeping once it has served twice as many hits as it has slots, before it would grow, and when
-/// it reaches its cap. A store that receives no hits at all keeps what it has.
+/// sweeping once it has served twice as many hits as it has slots, before it would grow, and
+/// when the store's budget of keys is full. A store that receives no hits at all keeps what it
+/// has.
 ///
-/// # The cap on keys
+/// # The budget of keys
 ///
-/// Each policy tracks at most about [`MemoryStore::with_max_keys`] keys (default
-/// [`DEFAULT_MAX_KEYS`]), so a flood of unique keys (key spraying) cannot exhaust memory.
-/// When a shard reaches its share of the cap, it first drops its fresh states; if that leaves
-/// less than an eighth of its share free, it also evicts a randomly chosen eighth of its keys
-/// (the choice depends on a secret hash seed, so a client cannot aim it). An evicted key starts afresh on its next hit, so at the
-/// cap a limit may let a client through early; evictions are counted in
-/// [`MemoryStats::evicted`], and the fix is a larger cap or keying on coarser identities.
-/// The alternatives were worse: refusing untracked keys denies every new client during a
-/// flood, and not tracking them lets every new client through.
+/// The store tracks at most about [`MemoryStore::with_max_keys`] keys (default
+/// [`DEFAULT_MAX_KEYS`]) over all its policies together, so neither a flood of unique keys
+/// (key spraying) nor a flood of policies (the check API's inline policies) can exhaust
+/// memory. The hit of a key already tracked does no bookkeeping for it; a new key is counted
+/// as it is inserted, and so is each key dropped.
+///
+/// When a new key finds the budget full, room is made where keys are plentiful. The budget
+/// is split evenly over the live policies (and each policy's shards): a shard holding at
+/// least its share drops its own fresh states and, if that frees less than an eighth of its
+/// share, evicts a randomly chosen eighth of its keys; a shard holding less takes room the
+/// same way from a shard of another policy holding more than its share. So a flood on one
+/// policy evicts that policy's keys, and a policy with few keys keeps them; only when every
+/// policy holds its share does each one pay for its own new keys (a policy with many
+/// legitimate keys then keeps its share, not more). Which keys go depends on a secret hash
+/// seed, so a client cannot aim an eviction at a key. The total may pass the budget by a few
+/// keys: one per insert racing with another at the budget, and one per insert that found no
+/// shard to take room from at that moment.
+///
+/// An evicted key starts afresh on its next hit, so at the budget a limit may let a client
+/// through early; evictions are counted in [`MemoryStats::evicted`], and the fix is a larger
+/// budget or keying on coarser identities. The alternatives were worse: refusing untracked
+/// keys denies every new client during a flood, and not tracking them lets every new client
+/// through.
 ///
 /// ```
 /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
@@ -86,9 +103,9 @@ pub struct MemoryStore {
 }
 
 struct Inner {
-    max_keys: usize,
     digest_key: DigestKey,
-    counters: Arc<DropCounts>,
+    /// The keys every table may track together, and the counts of keys dropped.
+    budget: Arc<Budget>,
     /// Tables by policy name, so that preparing the same policy again (a reload) finds the
     /// same counts; dead tables are pruned as new ones are prepared.
     tables: Mutex<HashMap<String, Registered>>,
@@ -102,7 +119,7 @@ struct Registered {
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
-            .field("max_keys", &self.inner.max_keys)
+            .field("max_keys", &self.inner.budget.max())
             .finish_non_exhaustive()
     }
 }
@@ -119,14 +136,14 @@ impl Default for MemoryStore {
 /// let stats = tollgate::MemoryStore::new().stats();
 /// assert_eq!((stats.keys, stats.expired, stats.evicted), (0, 0, 0));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct MemoryStats {
     /// Keys tracked now, over all live policies.
     pub keys: usize,
     /// Keys dropped because their state had become fresh.
     pub expired: u64,
-    /// Keys dropped at the cap while their state still mattered.
+    /// Keys dropped at the budget while their state still mattered.
     pub evicted: u64,
 }
 
@@ -161,7 +178,7 @@ impl fmt::Debug for PreparedMemory {
 }
 
 impl MemoryStore {
-    /// An empty store tracking at most [`DEFAULT_MAX_KEYS`] keys per policy.
+    /// An empty store tracking at most about [`DEFAULT_MAX_KEYS`] keys.
     ///
     /// Clones share the states.
     ///
@@ -179,47 +196,62 @@ impl MemoryStore {
         Self::with_max_keys(DEFAULT_MAX_KEYS)
     }
 
-    /// An empty store tracking at most about `max_keys` keys per policy (at least 1).
+    /// An empty store tracking at most about `max_keys` keys (at least 1) over all its
+    /// policies together: see [the budget of keys](MemoryStore#the-budget-of-keys).
     ///
     /// ```
     /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
     ///
     /// let store = MemoryStore::with_max_keys(1_000);
-    /// let api = Limiter::new(store.clone()).policy("api", Policy::fixed_window(Rate::per_hour(5).into()));
+    /// let limiter = Limiter::new(store.clone());
+    /// let api = limiter.policy("api", Policy::fixed_window(Rate::per_hour(5).into()));
+    /// let login = limiter.policy("login", Policy::fixed_window(Rate::per_hour(5).into()));
+    /// login.hit_sync("alice", 1)?;
     /// for client in 0..10_000u32 {
     ///     api.hit_sync(&client, 1)?; // a flood of unique keys
     /// }
     /// let stats = store.stats();
-    /// assert!(stats.keys <= 1_000);
+    /// assert!(stats.keys <= 1_000); // both policies together
     /// assert!(stats.evicted > 0);
+    /// assert_eq!(login.hit_sync("alice", 0)?.remaining(), 4); // the flood evicted its own keys
     /// # Ok::<(), tollgate::Error>(())
     /// ```
     pub fn with_max_keys(max_keys: usize) -> Self {
         Self {
             inner: Arc::new(Inner {
-                max_keys: max_keys.max(1),
                 digest_key: DigestKey::random(),
-                counters: Arc::default(),
+                budget: Arc::new(Budget::new(max_keys, shard_count(max_keys))),
                 tables: Mutex::default(),
             }),
         }
     }
 
     /// What the store holds and has dropped.
+    ///
+    /// ```
+    /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// let store = MemoryStore::with_max_keys(100);
+    /// let limiter = Limiter::new(store.clone());
+    /// let mut policies = Vec::new();
+    /// for policy in 0..10 {
+    ///     let p = limiter.policy(&format!("p{policy}"), Policy::fixed_window(Rate::per_hour(5).into()));
+    ///     for client in 0..100u32 {
+    ///         p.hit_sync(&client, 1)?;
+    ///     }
+    ///     policies.push(p); // a policy dropped gives its keys back
+    /// }
+    /// let stats = store.stats();
+    /// assert!(stats.keys <= 100);
+    /// assert_eq!(stats.keys as u64 + stats.evicted, 1_000);
+    /// # Ok::<(), tollgate::Error>(())
+    /// ```
     pub fn stats(&self) -> MemoryStats {
-        let tables = self
-            .inner
-            .tables
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let budget = &self.inner.budget;
         MemoryStats {
-            keys: tables
-                .values()
-                .filter_map(|registered| registered.table.upgrade())
-                .map(|table| table.len())
-                .sum(),
-            expired: self.inner.counters.expired.load(Ordering::Relaxed),
-            evicted: self.inner.counters.evicted.load(Ordering::Relaxed),
+            keys: budget.used(),
+            expired: budget.expired.load(Ordering::Relaxed),
+            evicted: budget.evicted.load(Ordering::Relaxed),
         }
     }
 
@@ -258,51 +290,38 @@ impl MemoryStore {
         }
     }
 
+    /// A new, empty table for `policy`, registered with the store's budget.
     fn new_table(&self, policy: &Policy) -> Arc<dyn PolicyTable> {
         let limits = policy.limits(Duration::from_nanos(1));
-        let max_keys = self.inner.max_keys;
-        let counters = Arc::clone(&self.inner.counters);
-        let shards = shard_count(max_keys);
+        let budget = &self.inner.budget;
         fn table<C: table::Slots>(
             limits: Box<[crate::strategy::TickRate]>,
-            max_keys: usize,
-            shards: usize,
-            counters: Arc<DropCounts>,
+            budget: &Arc<Budget>,
         ) -> Arc<dyn PolicyTable> {
-            Arc::new(Table::<C>::new(limits, max_keys, shards, counters))
+            let table: Arc<dyn PolicyTable> = Arc::new(Table::<C>::new(limits, Arc::clone(budget)));
+            budget.register(Arc::downgrade(&table));
+            table
         }
         let single = limits.len() == 1;
         match (policy.strategy(), single) {
-            (Strategy::FixedWindow, true) => {
-                table::<[FixedWindow; 1]>(limits, max_keys, shards, counters)
-            }
-            (Strategy::FixedWindow, false) => {
-                table::<Box<[FixedWindow]>>(limits, max_keys, shards, counters)
-            }
-            (Strategy::SlidingWindowLog, true) => {
-                table::<[SlidingWindowLog; 1]>(limits, max_keys, shards, counters)
-            }
-            (Strategy::SlidingWindowLog, false) => {
-                table::<Box<[SlidingWindowLog]>>(limits, max_keys, shards, counters)
-            }
+            (Strategy::FixedWindow, true) => table::<[FixedWindow; 1]>(limits, budget),
+            (Strategy::FixedWindow, false) => table::<Box<[FixedWindow]>>(limits, budget),
+            (Strategy::SlidingWindowLog, true) => table::<[SlidingWindowLog; 1]>(limits, budget),
+            (Strategy::SlidingWindowLog, false) => table::<Box<[SlidingWindowLog]>>(limits, budget),
             (Strategy::SlidingWindowCounter, true) => {
-                table::<[SlidingWindowCounter; 1]>(limits, max_keys, shards, counters)
+                table::<[SlidingWindowCounter; 1]>(limits, budget)
             }
             (Strategy::SlidingWindowCounter, false) => {
-                table::<Box<[SlidingWindowCounter]>>(limits, max_keys, shards, counters)
+                table::<Box<[SlidingWindowCounter]>>(limits, budget)
             }
-            (Strategy::TokenBucket, true) => {
-                table::<[TokenBucket; 1]>(limits, max_keys, shards, counters)
-            }
-            (Strategy::TokenBucket, false) => {
-                table::<Box<[TokenBucket]>>(limits, max_keys, shards, counters)
-            }
+            (Strategy::TokenBucket, true) => table::<[TokenBucket; 1]>(limits, budget),
+            (Strategy::TokenBucket, false) => table::<Box<[TokenBucket]>>(limits, budget),
         }
     }
 }
 
-/// Shards for a table: 16 per CPU rounded up to a power of two, at most 1024, and no more
-/// than one per 1024 keys of the cap (so a small cap is split evenly).
+/// Shards for each table: 16 per CPU rounded up to a power of two, at most 1024, and no more
+/// than one per 1024 keys of the budget (so a small budget is split evenly).
 fn shard_count(max_keys: usize) -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let by_cpus = (cpus * 16).next_power_of_two().min(1024);

@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use hashbrown::HashTable;
 
+use super::budget::Budget;
 use super::stored_key::StoredKey;
 use crate::strategy::{RateState, TickDecision, TickRate, apply, refund};
 
@@ -66,17 +67,10 @@ pub(crate) trait PolicyTable: Send + Sync + fmt::Debug {
     /// Forgets a key.
     fn reset(&self, key: StoredKey);
 
-    /// The number of keys tracked.
-    fn len(&self) -> usize;
-}
-
-/// Counts shared by all tables of a store.
-#[derive(Debug, Default)]
-pub(crate) struct DropCounts {
-    /// Keys dropped because their state had become fresh.
-    pub(crate) expired: AtomicU64,
-    /// Keys dropped to stay under the cap while their state still mattered.
-    pub(crate) evicted: AtomicU64,
+    /// Frees room in shard `shard` (modulo the shard count) if it holds more than `share`
+    /// keys and its lock is free: drops its fresh states, then evicts if that freed too
+    /// little. Returns the keys freed.
+    fn give_up(&self, shard: usize, share: usize) -> usize;
 }
 
 /// A lock-protected shard, alone on its cache lines so that shards do not slow each other.
@@ -90,6 +84,10 @@ struct Shard<C> {
     hits_since_sweep: usize,
     /// Picks which eighth of the keys the next eviction drops.
     evictions: u64,
+    /// The latest time a key was inserted at: what another table sweeping this shard to
+    /// take room from it counts as now (freshness only grows with time, so an earlier time
+    /// never drops a state that still matters).
+    inserted_at: u64,
 }
 
 /// The states of one policy: `shards` hash tables, each behind a mutex, chosen by bits of
@@ -97,16 +95,13 @@ struct Shard<C> {
 ///
 /// Idle keys are dropped by sweeps that ride on hits: a shard sweeps (drops every state that
 /// has become fresh) when it has served twice as many hits as it has slots, and then sweeps one
-/// other shard in turn; it also sweeps before it grows and when it reaches its cap. A shard
-/// still nearly full at its cap after a sweep evicts a random eighth of its keys, counted in
-/// [`DropCounts::evicted`].
+/// other shard in turn; it also sweeps before it grows. The keys count against the store's
+/// [`Budget`]: an insert into a full budget first makes room (see [`Table::make_room`]).
 pub(crate) struct Table<C> {
     limits: Box<[TickRate]>,
     shards: Box<[Padded<Mutex<Shard<C>>>]>,
-    /// The most keys one shard holds.
-    shard_cap: usize,
     hasher: foldhash::fast::RandomState,
-    counters: Arc<DropCounts>,
+    budget: Arc<Budget>,
     /// The shard that the next sweep also sweeps, so that traffic anywhere in the table
     /// eventually sweeps shards that get no hits of their own.
     sweep_cursor: AtomicUsize,
@@ -117,7 +112,6 @@ impl<C> fmt::Debug for Table<C> {
         f.debug_struct("Table")
             .field("limits", &self.limits)
             .field("shards", &self.shards.len())
-            .field("shard_cap", &self.shard_cap)
             .finish_non_exhaustive()
     }
 }
@@ -127,14 +121,10 @@ impl<C> fmt::Debug for Table<C> {
 const SHARD_SHIFT: u32 = 40;
 
 impl<C: Slots> Table<C> {
-    /// A table for `limits` holding at most about `max_keys` keys in `shards` shards
-    /// (a power of two, at most 1024).
-    pub(crate) fn new(
-        limits: Box<[TickRate]>,
-        max_keys: usize,
-        shards: usize,
-        counters: Arc<DropCounts>,
-    ) -> Self {
+    /// A table for `limits` in the budget's number of shards (a power of two, at most
+    /// 1024), counting its keys against `budget`. The caller registers it with the budget.
+    pub(crate) fn new(limits: Box<[TickRate]>, budget: Arc<Budget>) -> Self {
+        let shards = budget.shards();
         debug_assert!(shards.is_power_of_two() && shards <= 1024);
         Self {
             limits,
@@ -144,12 +134,12 @@ impl<C: Slots> Table<C> {
                         entries: HashTable::new(),
                         hits_since_sweep: 0,
                         evictions: 0,
+                        inserted_at: 0,
                     }))
                 })
                 .collect(),
-            shard_cap: max_keys.div_ceil(shards).max(1),
             hasher: foldhash::fast::RandomState::default(),
-            counters,
+            budget,
             sweep_cursor: AtomicUsize::new(0),
         }
     }
@@ -179,11 +169,12 @@ impl<C: Slots> Table<C> {
     }
 
     /// Drops the states that are fresh at `now` and, when `evict` is set, a randomly chosen
-    /// eighth of the others (which eighth turns with each eviction).
-    fn sweep(&self, shard: &mut Shard<C>, now: u64, evict: bool) {
+    /// eighth of the others (which eighth turns with each eviction; at least one key when
+    /// the shard holds any). Returns the keys dropped.
+    fn sweep(&self, shard: &mut Shard<C>, now: u64, evict: bool) -> usize {
         let round = shard.evictions % 8;
         shard.evictions += u64::from(evict);
-        let (mut expired, mut evicted) = (0u64, 0u64);
+        let (mut expired, mut evicted) = (0usize, 0usize);
         shard.entries.retain(|(key, slots)| {
             if self.is_fresh(slots, now) {
                 expired += 1;
@@ -195,13 +186,37 @@ impl<C: Slots> Table<C> {
                 true
             }
         });
-        self.counters.expired.fetch_add(expired, Ordering::Relaxed);
-        self.counters.evicted.fetch_add(evicted, Ordering::Relaxed);
+        if evict && evicted == 0 && !shard.entries.is_empty() {
+            // A small shard may hold no key of this eighth: drop the first in the table's
+            // order (which the secret hash seed decides), so that an eviction always frees.
+            let mut first = true;
+            shard.entries.retain(|_| !std::mem::take(&mut first));
+            evicted = 1;
+        }
+        self.budget
+            .expired
+            .fetch_add(expired as u64, Ordering::Relaxed);
+        self.budget
+            .evicted
+            .fetch_add(evicted as u64, Ordering::Relaxed);
+        self.budget.removed(expired + evicted);
         shard.hits_since_sweep = 0;
         let wanted = (shard.entries.len() * 2).max(16);
         if shard.entries.capacity() > wanted * 2 {
             shard.entries.shrink_to(wanted, |(key, _)| self.hash(key));
         }
+        expired + evicted
+    }
+
+    /// Frees room in a shard that holds at least `share` keys: drops its fresh states and,
+    /// if that freed less than an eighth of the share, evicts an eighth of its keys too (so
+    /// that the next time the budget is full is some inserts away). Returns the keys freed.
+    fn shrink(&self, shard: &mut Shard<C>, now: u64, share: usize) -> usize {
+        let freed = self.sweep(shard, now, false);
+        if freed >= (share / 8).max(1) {
+            return freed;
+        }
+        freed + self.sweep(shard, now, true)
     }
 
     /// Sweeps the locked shard, then the next shard in turn if its lock is free.
@@ -214,16 +229,16 @@ impl<C: Slots> Table<C> {
         }
     }
 
-    /// Makes room for one more key. A shard at its cap drops its fresh states and, if that
-    /// leaves less than an eighth of the cap free, evicts an eighth of its live keys too (so
-    /// the next sweep at the cap is at least an eighth of the cap away); a shard about to grow
-    /// sweeps first when enough hits have passed to pay for it.
+    /// Makes room for one more key. When the store's budget is full, a shard holding at
+    /// least its share pays itself ([`Table::shrink`]); one holding less takes room from
+    /// another table's shard ([`Budget::reclaim`]), or pays itself if none can give any. A
+    /// shard about to grow sweeps first when enough hits have passed to pay for it.
     fn make_room(&self, shard: &mut Shard<C>, now: u64) {
         let len = shard.entries.len();
-        if len >= self.shard_cap {
-            self.sweep(shard, now, false);
-            if shard.entries.len() + self.shard_cap / 8 >= self.shard_cap {
-                self.sweep(shard, now, true);
+        if self.budget.is_full() {
+            let share = self.budget.shard_share();
+            if len >= share || (self.budget.reclaim() == 0 && len > 0) {
+                self.shrink(shard, now, share);
             }
         } else if len == shard.entries.capacity() && shard.hits_since_sweep >= len / 2 {
             self.sweep(shard, now, false);
@@ -249,6 +264,8 @@ impl<C: Slots> PolicyTable for Table<C> {
             shard
                 .entries
                 .insert_unique(hash, (key, slots), |(k, _)| self.hash(k));
+            shard.inserted_at = shard.inserted_at.max(now);
+            self.budget.inserted();
         }
         outcome
     }
@@ -268,7 +285,8 @@ impl<C: Slots> PolicyTable for Table<C> {
         // back) drops it at once rather than at the next sweep.
         if self.is_fresh(slots, now) {
             entry.remove();
-            self.counters.expired.fetch_add(1, Ordering::Relaxed);
+            self.budget.expired.fetch_add(1, Ordering::Relaxed);
+            self.budget.removed(1);
         }
     }
 
@@ -277,20 +295,37 @@ impl<C: Slots> PolicyTable for Table<C> {
         let mut shard = self.lock(hash);
         if let Ok(entry) = shard.entries.find_entry(hash, |(k, _)| *k == key) {
             entry.remove();
+            self.budget.removed(1);
         }
     }
 
-    fn len(&self) -> usize {
-        self.shards
-            .iter()
+    fn give_up(&self, shard: usize, share: usize) -> usize {
+        let Ok(mut shard) = self.shards[shard & (self.shards.len() - 1)].0.try_lock() else {
+            return 0;
+        };
+        if shard.entries.len() <= share {
+            return 0;
+        }
+        let at = shard.inserted_at;
+        self.shrink(&mut shard, at, share)
+    }
+}
+
+/// A table dropped (its policy gone) gives its keys back to the budget.
+impl<C> Drop for Table<C> {
+    fn drop(&mut self) {
+        let keys = self
+            .shards
+            .iter_mut()
             .map(|shard| {
                 shard
                     .0
-                    .lock()
+                    .get_mut()
                     .unwrap_or_else(PoisonError::into_inner)
                     .entries
                     .len()
             })
-            .sum()
+            .sum();
+        self.budget.unregister(keys);
     }
 }
