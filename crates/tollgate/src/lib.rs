@@ -18,7 +18,7 @@
 //! # futures_executor::block_on(async {
 //! let clock = ManualClock::new();
 //! let limiter = Limiter::new(MemoryStore::new()).with_clock(clock.clone());
-//! let ping = limiter.policy("ping", Policy::token_bucket("1/second".parse()?).with_burst(2)?);
+//! let ping = limiter.policy("ping", Policy::token_bucket("1/second".parse()?)?.with_burst(2)?);
 //!
 //! assert!(ping.hit("alice").await?.allowed());
 //! assert!(ping.hit("alice").await?.allowed());
@@ -67,8 +67,8 @@ pub use limiter::{
     Admission, Charge, ChargeResult, Error, Limiter, MAX_INLINE_POLICIES, PolicyHandle, Settlement,
     Verdict,
 };
-pub use policy::{Policy, PolicyError, Strategy};
-pub use rate::{InvalidWindow, MAX_RATES, MAX_WINDOW_SECS, ParseError, Rate, Rates};
+pub use policy::{MAX_TOKENS_PER_SECOND, Policy, PolicyError, Strategy};
+pub use rate::{InvalidRate, MAX_AMOUNT, MAX_RATES, MAX_WINDOW_SECS, ParseError, Rate, Rates};
 pub use store::failover::{Failover, FailureMode, PreparedFailover};
 pub use store::memory::{DEFAULT_MAX_KEYS, MemoryStats, MemoryStore, PreparedMemory};
 #[cfg(feature = "test-util")]
