@@ -435,6 +435,24 @@ pub enum PolicyError {
     UnknownFailureMode(String),
 }
 
+impl PolicyError {
+    /// Whether the mistake is in the rates (a token bucket that refills too fast) rather than
+    /// in the burst or a name: where a front end that reads a policy's parts points.
+    ///
+    /// ```
+    /// use tollgate::{Policy, Strategy};
+    ///
+    /// let fast = Policy::from_parts(Strategy::TokenBucket, "2000000/second".parse()?, None);
+    /// assert!(fast.unwrap_err().is_about_rates());
+    /// let empty = Policy::from_parts(Strategy::TokenBucket, "1/second".parse()?, Some(0));
+    /// assert!(!empty.unwrap_err().is_about_rates());
+    /// # Ok::<(), tollgate::ParseError>(())
+    /// ```
+    pub fn is_about_rates(&self) -> bool {
+        matches!(self, PolicyError::TokenRateTooHigh(_))
+    }
+}
+
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
