@@ -30,7 +30,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         AnyStore::Redis(store) => AnyStore::Redis(store.with_timeout(Duration::from_secs(2))),
         memory => memory,
     };
-    let load = Limiter::new(store).policy("load", Policy::new(strategy, limits.parse()?));
+    let load = Limiter::new(store).policy("load", Policy::new(strategy, limits.parse()?)?);
 
     let started = Instant::now();
     let workers: Vec<_> = (0..tasks)

@@ -6,7 +6,7 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
-//! let api = Limiter::new(store).policy("api", Policy::token_bucket("100/second".parse()?));
+//! let api = Limiter::new(store).policy("api", Policy::token_bucket("100/second".parse()?)?);
 //! if !api.hit("203.0.113.7").await?.allowed() {
 //!     // answer 429
 //! }
@@ -25,6 +25,14 @@
 //! - `prefix` is `tollgate:` unless set with [`RedisStore::with_prefix`];
 //! - `fingerprint` is 8 hex digits of a hash of the policy's canonical text, so a changed
 //!   policy starts from fresh keys rather than reading states of another shape;
+//! - `key` is the client's key as it is when it is at most [`MAX_PLAIN_KEY_LEN`] (64) bytes
+//!   long, and otherwise `sha256:` and the 64 lowercase hex digits of the SHA-256 of its
+//!   bytes (`tollgate:api:1a2b3c4d:sha256:9f86d081...`): a client's key takes at most 71
+//!   bytes of Redis, however long it is. Plain keys are at most 64 bytes and digested ones
+//!   71, so the two never meet, and two long keys share a count only if SHA-256 collides.
+//!   The digest is not keyed (the memory store's is, with a secret per process) because
+//!   every process must find the same Redis key for a client, with no secret to share;
+//!   SHA-256's collision resistance is what keeps clients from aiming at each other's counts;
 //! - the value is a MessagePack array with one state per rate of the policy, in the layout of
 //!   the strategy's state in [`tollgate::strategy`] (fixed window `[start, count]`, sliding
 //!   window log `[[at, units, ...], total]`, sliding window counter
@@ -43,21 +51,29 @@
 //! states. Each script is `prelude.lua` (helpers), the strategy's file (its state machine),
 //! `state.lua` (the arguments, the key's states, writing them back) and `apply.lua` or
 //! `refund.lua`. A refund of a key with no state leaves it absent.
-//! Times are counted in ticks of 1 µs (the resolution of Redis's `TIME`); a policy whose
-//! `amount × window` reaches 2^49 µs counts in 10 µs, 100 µs, ... so that every number stays
-//! exact in Lua's doubles, and amounts above [`MAX_AMOUNT`] are capped to it. So decisions
-//! are the memory store's, computed at that resolution instead of nanoseconds: a token
-//! bucket refills at most one token per tick, and a wait is rounded to whole ticks. In
-//! client-time mode keys live at least a minute, since the client's clock need not run with
-//! Redis's.
+//! Times are counted in ticks of 1 µs (the resolution of Redis's `TIME`). A policy for which
+//! a number a script forms would reach 2^49 ticks (a window; for the sliding window counter,
+//! amount × window; for a token bucket, its depth, burst × the ticks a token takes) counts
+//! in ticks of 10 µs, 100 µs, ... instead, so that every number stays exact in Lua's
+//! doubles. Amounts, bursts and costs are at most [`tollgate::MAX_AMOUNT`] and windows at
+//! most [`tollgate::MAX_WINDOW_SECS`]: the core refuses anything larger where policies are
+//! made, so nothing is capped here. So decisions are the memory store's, computed at that
+//! resolution instead of nanoseconds: a wait is rounded up to whole ticks, and a token
+//! bucket refills at most one token per tick (the core refuses buckets faster than one
+//! token per microsecond, and a bucket counts in 1 µs ticks unless it takes longer than
+//! 2^49 µs, about 17 years, to refill). In client-time mode keys live at least a minute,
+//! since the client's clock need not run with Redis's.
 
 mod connection;
+mod key;
 mod late;
 mod script;
 mod store;
+mod tick;
 mod uri;
 
 pub use connection::redacted;
+pub use key::MAX_PLAIN_KEY_LEN;
 pub use late::LateHitStats;
-pub use store::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, MAX_AMOUNT, PreparedRedis, RedisStore};
+pub use store::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, PreparedRedis, RedisStore};
 pub use uri::{AnyStore, PreparedAny, StorageUri, UriError};

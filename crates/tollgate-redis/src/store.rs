@@ -12,8 +12,10 @@ use tollgate::strategy::{TickDecision, TickRate};
 use tollgate::{Decision, Policy, Store, StoreError, Timestamp};
 
 use crate::connection::{Command, Connection, manager_config, timed_out, unavailable, within};
+use crate::key::{client_key_len, push_client_key};
 use crate::late::{LateHitStats, LateHits};
 use crate::script::{self, Scripts};
+use crate::tick::tick_us;
 
 /// The default prefix of every key tollgate writes.
 ///
@@ -40,24 +42,6 @@ pub const DEFAULT_PREFIX: &str = "tollgate:";
 /// assert_eq!(tollgate_redis::DEFAULT_TIMEOUT, Duration::from_millis(50));
 /// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
-
-/// Amounts and capacities above this are treated as this: the scripts count in doubles,
-/// exact below 2^53.
-///
-/// ```no_run
-/// use tollgate::{Policy, Rate, Store};
-/// use tollgate_redis::{MAX_AMOUNT, RedisStore};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
-/// let huge = store.prepare("huge", &Policy::token_bucket(Rate::per_second(1 << 50).into()));
-/// assert_eq!(huge.limits()[0].amount(), MAX_AMOUNT);
-/// assert_eq!(huge.limits()[0].capacity(), MAX_AMOUNT);
-/// # Ok(())
-/// # }
-/// ```
-pub const MAX_AMOUNT: u64 = 1 << 40;
 
 /// A [`Store`] in Redis or a Redis Cluster: every process that points at the same Redis
 /// shares one count.
@@ -148,7 +132,7 @@ impl fmt::Debug for RedisStore {
 pub struct PreparedRedis {
     /// The strategy's scripts, to apply hits and to refund.
     scripts: &'static Scripts,
-    /// `{prefix}{name}:{fingerprint}:`; the key follows.
+    /// `{prefix}{name}:{fingerprint}:`; the client's key follows, digested when long.
     key_prefix: Vec<u8>,
     /// The tick, in microseconds, that times and windows are counted in.
     tick_us: u64,
@@ -157,21 +141,24 @@ pub struct PreparedRedis {
 
 impl PreparedRedis {
     /// The length of the ticks the script counts time in: 1 µs, or a power of ten of them for
-    /// policies whose numbers would not stay exact (see the crate's docs).
+    /// policies whose numbers would not stay exact in Lua's doubles (see the crate's docs).
     ///
-    /// ```no_run
+    /// ```
     /// use std::time::Duration;
     /// use tollgate::{Policy, Rate, Store};
     /// use tollgate_redis::RedisStore;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// let store = RedisStore::connect_lazily("redis://127.0.0.1:6379")?; // prepares offline
     /// let login = store.prepare("login", &Policy::fixed_window(Rate::per_minute(5).into()));
     /// assert_eq!(login.tick(), Duration::from_micros(1));
-    /// // 10^9 a day over 86,400 s of µs would reach 2^49: counted in coarser ticks.
-    /// let busy = store.prepare("busy", &Policy::fixed_window(Rate::per_day(1_000_000_000).into()));
-    /// assert!(busy.tick() > Duration::from_micros(1));
+    /// // A counter weighs 10^9 a day by 86,400 s of µs, past 2^49: counted in ticks of 1 s.
+    /// let busy = Policy::sliding_window_counter(Rate::per_day(1_000_000_000).into());
+    /// assert_eq!(store.prepare("busy", &busy).tick(), Duration::from_secs(1));
+    /// // A token bucket of 10^6 a second counts a token a microsecond, however written.
+    /// let fast = Policy::token_bucket("86400000000/day".parse()?)?;
+    /// assert_eq!(store.prepare("fast", &fast).tick(), Duration::from_micros(1));
     /// # Ok(())
     /// # }
     /// ```
@@ -207,7 +194,9 @@ impl PreparedRedis {
         &self.limits
     }
 
-    /// The Redis key holding `key`'s state.
+    /// The Redis key holding `key`'s state: the policy's prefix, then `key` as it is when
+    /// it is at most [`MAX_PLAIN_KEY_LEN`](crate::MAX_PLAIN_KEY_LEN) bytes long, and its
+    /// SHA-256 digest otherwise (see the crate's `# Layout`).
     ///
     /// ```
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -215,13 +204,14 @@ impl PreparedRedis {
     /// let store = tollgate_redis::RedisStore::connect("redis://127.0.0.1:6379").await?;
     /// let p = store.prepare("login", &Policy::fixed_window("5/minute".parse()?));
     /// assert!(p.redis_key(b"alice").starts_with(b"tollgate:login:"));
+    /// assert!(p.redis_key(b"alice").ends_with(b":alice"));
     /// # Ok(())
     /// # }
     /// ```
     pub fn redis_key(&self, key: &[u8]) -> Vec<u8> {
-        let mut full = Vec::with_capacity(self.key_prefix.len() + key.len());
+        let mut full = Vec::with_capacity(self.key_prefix.len() + client_key_len(key));
         full.extend_from_slice(&self.key_prefix);
-        full.extend_from_slice(key);
+        push_client_key(&mut full, key);
         full
     }
 }
@@ -421,7 +411,7 @@ impl RedisStore {
             invocation.arg("");
         }
         invocation
-            .arg(cost.min(MAX_AMOUNT))
+            .arg(cost)
             .arg(policy.tick_us)
             .arg(policy.limits.len());
         for limit in &policy.limits {
@@ -432,23 +422,6 @@ impl RedisStore {
         }
         invocation
     }
-}
-
-/// The tick, in whole microseconds, for a policy: 1 µs unless some rate's
-/// `max(amount, capacity) × window` would reach 2^49 ticks, then 10 µs, 100 µs, ... so that
-/// every product the scripts form stays exact in a double. (A token bucket refills at most
-/// one token per tick.)
-fn tick_us(policy: &Policy) -> u64 {
-    let mut tick = 1u64;
-    while tick < 1_000_000_000_000
-        && policy.limits(Duration::from_micros(tick)).iter().any(|l| {
-            let units = u128::from(l.amount().max(l.capacity()).min(MAX_AMOUNT));
-            units * u128::from(l.window()) >= 1 << 49
-        })
-    {
-        tick *= 10;
-    }
-    tick
 }
 
 /// A short, stable fingerprint of a policy (FNV-1a of its canonical text), so that a changed
@@ -475,11 +448,7 @@ impl Store for RedisStore {
 
     fn prepare(&self, name: &str, policy: &Policy) -> PreparedRedis {
         let tick_us = tick_us(policy);
-        let limits = policy
-            .limits(Duration::from_micros(tick_us))
-            .iter()
-            .map(|l| l.capped(MAX_AMOUNT))
-            .collect();
+        let limits = policy.limits(Duration::from_micros(tick_us));
         let mut key_prefix = self.prefix.to_vec();
         key_prefix.extend_from_slice(name.as_bytes());
         key_prefix.push(b':');

@@ -1,7 +1,9 @@
 //! The Lua scripts against the pure strategy functions: random sequences of hits and refunds
 //! (time, key, cost) through a RedisStore in client-time mode and through
 //! `tollgate::strategy::apply` and `tollgate::strategy::refund` give identical decisions and
-//! leave identical states, for every strategy and for policies of one to three rates.
+//! leave identical states, for every strategy and for policies of one to three rates, and at
+//! the bounds (amounts and costs up to `MAX_AMOUNT`, windows up to `MAX_WINDOW_SECS`, token
+//! buckets at the fastest refill). The memory store against the Redis store: `alike.rs`.
 
 mod support;
 
@@ -14,7 +16,7 @@ use tollgate::Strategy as Algorithm;
 use tollgate::strategy::{
     FixedWindow, RateState, SlidingWindowCounter, SlidingWindowLog, TokenBucket, apply, refund,
 };
-use tollgate::{Decision, Policy, Rate, Rates, Store, Timestamp};
+use tollgate::{Decision, MAX_AMOUNT, Policy, Rate, Rates, Store, Timestamp};
 use tollgate_redis::RedisStore;
 
 /// A policy of 1 to 3 rates of 1 to 6 units per 1 to 5 seconds, maybe with a burst.
@@ -31,7 +33,7 @@ fn policies() -> impl Strategy<Value = Policy> {
                     .map(|(n, secs)| Rate::new(n, Duration::from_secs(secs)).expect("window")),
             )
             .expect("non-empty");
-            let policy = Policy::new(Algorithm::ALL[s], rates);
+            let policy = Policy::new(Algorithm::ALL[s], rates).expect("slow enough");
             match burst {
                 Some(b) => policy.clone().with_burst(b).unwrap_or(policy),
                 None => policy,
@@ -54,6 +56,19 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
         ),
         1..60,
     )
+}
+
+/// A seed that stands for the whole of a policy's largest cost (see [`hit_cost`]).
+const EVERYTHING: u64 = u64::MAX - 1;
+
+/// The cost of a hit with `seed`: `seed % (max_cost + 1)`, except that the seeds just under
+/// [`EVERYTHING`] stand for the largest costs (`EVERYTHING` for `max_cost`, one less for one
+/// less, ...).
+fn hit_cost(seed: u64, max_cost: u64) -> u64 {
+    match EVERYTHING.checked_sub(seed) {
+        Some(less) if less < 8 => max_cost.saturating_sub(less),
+        _ => seed % (max_cost + 1),
+    }
 }
 
 /// Reads a key's states as the scripts stored them: one array per rate, or nil.
@@ -181,14 +196,19 @@ fn twin<S: Twin>(
             .entry(key)
             .or_insert_with(|| vec![S::default(); limits.len()]);
         let op = if is_refund {
-            // Refunds may give back more than any hit could have charged: both saturate.
-            let cost = seed % (max_cost + 3);
+            // Refunds may give back more than any hit could have charged, up to u64::MAX:
+            // both saturate.
+            let cost = if seed == u64::MAX {
+                seed
+            } else {
+                seed % (max_cost + 3)
+            };
             rt.block_on(store.refund(&prepared, key_bytes.as_bytes(), now, cost))
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             refund(state, &limits, ticks, cost);
             format!("refund of {cost}")
         } else {
-            let cost = seed % (max_cost + 1);
+            let cost = hit_cost(seed, max_cost);
             let redis: Decision = rt
                 .block_on(store.hit(&prepared, key_bytes.as_bytes(), now, cost))
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -315,7 +335,7 @@ fn lua_scripts_agree_on_window_boundaries() {
     ];
     for (i, rates) in policies.iter().enumerate() {
         for algorithm in Algorithm::ALL {
-            let policy = Policy::new(algorithm, rates.parse().expect("rates"));
+            let policy = Policy::new(algorithm, rates.parse().expect("rates")).expect("policy");
             let name = format!("boundary{i}{algorithm}");
             let result = run_twins(&mut twins, &name, &policy, &ops);
             result.unwrap_or_else(|e| panic!("{policy}: {e}"));
@@ -323,70 +343,70 @@ fn lua_scripts_agree_on_window_boundaries() {
     }
 }
 
-/// The memory store (nanosecond ticks) and the Redis store (microsecond ticks) decide alike,
-/// through hits and refunds, wherever the rate and the times are whole microseconds; a wait that is not a whole number
-/// of microseconds (the counter's) is rounded up by Redis, never down.
+/// Policies at the bounds, with hits and refunds that reach their edges: amounts, bursts and
+/// costs of `MAX_AMOUNT`, windows of 100 years, token buckets refilling a token per
+/// microsecond or taking 100 years to refill, and refunds of `u64::MAX`. Where the store
+/// counts in coarser ticks the scripts must stay exact, step for step.
 #[test]
-fn memory_and_redis_decide_alike_at_whole_microseconds() {
-    use tollgate::{Limiter, ManualClock, MemoryStore};
-
+fn lua_scripts_agree_at_the_bounds() {
     let server = support::RedisServer::start();
-    let (store, rt) = client_time_store(&server);
-    let clock = ManualClock::new();
-    clock.set(Timestamp::from_nanos(1_780_000_000_000_000_000));
-    for (i, rates) in [
-        "10000/second",
-        "5/second",
-        "4/2 seconds; 5/5 seconds",
-        "4/second",
-    ]
-    .iter()
-    .enumerate()
-    {
+    let mut twins = twins(&server);
+    let policies: [(&str, Option<u64>); 8] = [
+        ("1000000000000/second", None),
+        ("1000000000000/100 years", None),
+        ("999999999999/3110399999 seconds; 1/100 years", None),
+        ("1/100 years; 1000000/second", None),
+        ("1000000/second", Some(MAX_AMOUNT)),
+        ("86400000000/day", None),
+        ("1/second", Some(3_110_400_000)),
+        ("0/100 years; 7/second", None),
+    ];
+    for (i, (rates, burst)) in policies.into_iter().enumerate() {
         for algorithm in Algorithm::ALL {
-            let policy = Policy::new(algorithm, rates.parse().expect("rates"));
-            let name = format!("alike{i}{algorithm}");
-            let memory = Limiter::new(MemoryStore::new())
-                .with_clock(clock.clone())
-                .policy(&name, policy.clone());
-            let redis = Limiter::new(store.clone())
-                .with_clock(clock.clone())
-                .policy(&name, policy.clone());
-            for step in 0..400u64 {
-                // Steps of 0.1 ms to 1.2 s, in a pattern that lands on window edges.
-                clock.advance(Duration::from_micros(
-                    [100, 0, 250_000, 1_000, 999_900, 1_200_000][step as usize % 6],
-                ));
-                let (key, cost) = (step % 2, step % 3);
-                let m = memory.hit_sync(&key, cost).expect("memory");
-                let r = rt.block_on(redis.hit_cost(&key, cost)).expect("redis");
-                let what = format!("{policy}, step {step}: {m:?} {r:?}");
-                assert_eq!(m.allowed(), r.allowed(), "{what}");
-                assert_eq!(
-                    (m.limit(), m.remaining()),
-                    (r.limit(), r.remaining()),
-                    "{what}"
-                );
-                assert_eq!(
-                    (m.reset_after(), m.window()),
-                    (r.reset_after(), r.window()),
-                    "{what}"
-                );
-                let (m_wait, r_wait) = (
-                    m.retry_after().unwrap_or_default(),
-                    r.retry_after().unwrap_or_default(),
-                );
-                assert!(
-                    r_wait >= m_wait && r_wait - m_wait < Duration::from_micros(1),
-                    "{what}"
-                );
-                if step % 5 == 4 {
-                    // Deduct-when: give the hit back; the next decisions must still agree.
-                    let refunded = futures_executor::block_on(memory.refund(&key, cost));
-                    refunded.expect("memory");
-                    rt.block_on(redis.refund(&key, cost)).expect("redis");
-                }
-            }
+            let rates: Rates = rates.parse().expect("in bounds");
+            let burst = burst.filter(|_| algorithm == Algorithm::TokenBucket);
+            let Ok(policy) = Policy::from_parts(algorithm, rates.clone(), burst) else {
+                // Only a token bucket above 10^6 a second is refused.
+                assert_eq!(algorithm, Algorithm::TokenBucket, "{rates}");
+                continue;
+            };
+            let longest = rates.iter().map(|r| r.window()).max().unwrap_or_default();
+            let ops = edge_ops(u64::try_from(longest.as_millis()).unwrap_or(u64::MAX));
+            let name = format!("bounds{i}{algorithm}");
+            let result = run_twins(&mut twins, &name, &policy, &ops);
+            result.unwrap_or_else(|e| panic!("{policy}: {e}"));
         }
     }
+}
+
+/// Steps that reach the edges of a window of `w` ms (none, a millisecond, half, a third,
+/// just under all of it), with costs of everything, one less, one and none, and refunds of
+/// `u64::MAX` and of one. Time runs for at most 2.5 windows: a 100-year window counted from
+/// 2026 stays within a `u64` of nanoseconds.
+fn edge_ops(w: u64) -> Vec<Op> {
+    let steps = [
+        0,
+        1,
+        w / 2,
+        w / 2 - 1,
+        1,
+        0,
+        w / 3,
+        w - 1,
+        2,
+        0,
+        w / 7,
+        1,
+        w / 2,
+    ];
+    let seeds = [EVERYTHING, 1, 0, EVERYTHING - 1, u64::MAX, 1, 0];
+    let mut elapsed = 0u64;
+    let mut ops = Vec::new();
+    for (i, &step) in steps.iter().cycle().take(40).enumerate() {
+        let dt = step.min((w / 2 * 5).saturating_sub(elapsed));
+        elapsed += dt;
+        let seed = seeds[i % seeds.len()];
+        ops.push((dt, i % 2, seed, seed == u64::MAX || i % 9 == 8));
+    }
+    ops
 }

@@ -20,7 +20,7 @@ async fn survive_an_outage(mode: FailureMode) {
     let limiter = Limiter::new(Failover::new(store, mode));
     let api = limiter.policy(
         "api",
-        Policy::token_bucket(Rate::per_second(1_000_000).into()),
+        Policy::token_bucket(Rate::per_second(1_000_000).into()).expect("bucket"),
     );
     // Keys that live an hour, to see where hits are counted.
     let probe = limiter.policy(

@@ -1,6 +1,7 @@
 //! Answers a client can rely on: every error of the check API is JSON `{"error": ...}`
 //! (unknown paths, wrong methods, bodies too large, arrays for objects), the bearer scheme
-//! in any case, and `/metrics` served as what it is, counting hits and not peeks or mistakes.
+//! in any case, and `/metrics` served as what it is, counting hits and not peeks or mistakes;
+//! policies outside the bounds refused with the field at fault.
 
 use std::sync::Arc;
 
@@ -221,4 +222,37 @@ async fn an_inline_policy_holds_at_most_sixteen_rates() {
             "{text}"
         );
     }
+}
+
+/// Policies outside the bounds every store shares are refused with what is wrong and which
+/// field holds it: a too-fast token bucket is a mistake in `limits`, not in `burst`, in an
+/// inline policy as in the configuration file.
+#[tokio::test]
+async fn policies_outside_the_bounds_name_the_field_at_fault() {
+    let router = router().await;
+    for (body, expected) in [
+        (
+            r#"{"limits": "2000000/second", "strategy": "token-bucket", "key": "k"}"#,
+            "limits: token bucket rate 2000000/second refills faster than 1000000 units per second",
+        ),
+        (
+            r#"{"limits": "1/second", "strategy": "token-bucket", "burst": 5000000000, "key": "k"}"#,
+            "burst: burst 5000000000 at 1/second takes longer than 100 years",
+        ),
+        (
+            r#"{"limits": "18446744073709551615/second", "key": "k"}"#,
+            "amount 18446744073709551615 is above the maximum 1000000000000",
+        ),
+    ] {
+        let (status, content_type, text) = send(&router, post("/v1/check", body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let error = error_of(&content_type, &text);
+        assert!(error.contains(expected), "{body}: {error}");
+    }
+    let file = "[policies.fast]\nlimits = \"2000000/second\"\nstrategy = \"token-bucket\"\n";
+    let err = Config::parse(file, "tollgate.toml").expect_err("too fast");
+    assert_eq!(
+        (err.line(), err.field()),
+        (Some(2), Some("policies.fast.limits"))
+    );
 }

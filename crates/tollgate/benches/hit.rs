@@ -95,7 +95,8 @@ impl Mode {
     }
 
     fn token_bucket(self) -> Policy {
-        let policy = Policy::token_bucket(Rates::from(Rate::per_day(1000)));
+        let policy =
+            Policy::token_bucket(Rates::from(Rate::per_day(1000))).expect("a valid bucket");
         match self {
             Mode::Allowed => policy
                 .with_burst(u64::from(BIG_BURST))
@@ -106,7 +107,7 @@ impl Mode {
 
     fn window_rate(self) -> Rates {
         Rates::from(match self {
-            Mode::Allowed => Rate::per_day(u64::from(BIG_BURST)),
+            Mode::Allowed => Rate::per_day(BIG_BURST),
             Mode::Denied => Rate::per_day(1000),
         })
     }

@@ -98,7 +98,7 @@ fn governor_quota() -> Quota {
 fn tollgate_policy(limiter: &str) -> Policy {
     let rate = Rates::from(Rate::per_day(1000));
     match limiter {
-        "tollgate/token-bucket" => Policy::token_bucket(rate),
+        "tollgate/token-bucket" => Policy::token_bucket(rate).expect("a valid bucket"),
         "tollgate/fixed-window" => Policy::fixed_window(rate),
         "tollgate/sliding-window-counter" => Policy::sliding_window_counter(rate),
         "tollgate/sliding-window" => Policy::sliding_window_log(rate),

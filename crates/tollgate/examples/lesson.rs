@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let fixed = limiter.policy("fixed", Policy::fixed_window("3/minute".parse()?));
     let bucket = limiter.policy(
         "bucket",
-        Policy::token_bucket("1/second".parse()?).with_burst(2)?,
+        Policy::token_bucket("1/second".parse()?)?.with_burst(2)?,
     );
     let per_user = limiter.policy("per-user", Policy::fixed_window("3 per minute".parse()?));
 

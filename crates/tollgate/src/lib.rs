@@ -18,7 +18,7 @@
 //! # futures_executor::block_on(async {
 //! let clock = ManualClock::new();
 //! let limiter = Limiter::new(MemoryStore::new()).with_clock(clock.clone());
-//! let ping = limiter.policy("ping", Policy::token_bucket("1/second".parse()?).with_burst(2)?);
+//! let ping = limiter.policy("ping", Policy::token_bucket("1/second".parse()?)?.with_burst(2)?);
 //!
 //! assert!(ping.hit("alice").await?.allowed());
 //! assert!(ping.hit("alice").await?.allowed());
@@ -32,8 +32,11 @@
 //!
 //! # Layout
 //!
-//! - `rate/`: [`Rate`], [`Rates`] and the notation parser: `"5/minute"` to rates and back.
-//! - `policy.rs`: [`Policy`] (rates, a [`Strategy`], a token bucket's burst).
+//! - `rate/`: [`Rate`], [`Rates`] and the notation parser: `"5/minute"` to rates and back;
+//!   the bounds every store shares, [`MAX_AMOUNT`] and [`MAX_WINDOW_SECS`] (and
+//!   [`MAX_RATES`]).
+//! - `policy.rs`: [`Policy`] (rates, a [`Strategy`], a token bucket's burst), and the
+//!   token bucket's bound, [`MAX_TOKENS_PER_SECOND`].
 //! - [`strategy`]: each strategy as a pure state machine, time passed in;
 //!   [`strategy::apply`], which charges a hit to all of a policy's rates or none; and
 //!   [`strategy::refund`], which gives units back to all of them. Every store uses these
@@ -67,8 +70,8 @@ pub use limiter::{
     Admission, Charge, ChargeResult, Error, Limiter, MAX_INLINE_POLICIES, PolicyHandle, Settlement,
     Verdict,
 };
-pub use policy::{Policy, PolicyError, Strategy};
-pub use rate::{InvalidWindow, MAX_RATES, MAX_WINDOW_SECS, ParseError, Rate, Rates};
+pub use policy::{MAX_TOKENS_PER_SECOND, Policy, PolicyError, Strategy};
+pub use rate::{InvalidRate, MAX_AMOUNT, MAX_RATES, MAX_WINDOW_SECS, ParseError, Rate, Rates};
 pub use store::failover::{Failover, FailoverSwitch, FailureMode, PreparedFailover};
 pub use store::memory::{DEFAULT_MAX_KEYS, MemoryStats, MemoryStore, PreparedMemory};
 #[cfg(feature = "test-util")]

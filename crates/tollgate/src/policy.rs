@@ -4,8 +4,31 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::rate::Rates;
+use crate::rate::{MAX_AMOUNT, MAX_WINDOW_SECS, Rate, Rates};
 use crate::strategy::TickRate;
+
+/// The fastest a token bucket may refill: one million units per second, one per
+/// microsecond.
+///
+/// A token bucket refills at most one token per tick of its store's clock, and the Redis
+/// store counts in microseconds where the memory store counts in nanoseconds: a faster
+/// bucket would refill faster in memory than in Redis. So a token bucket policy with a
+/// faster rate is refused when it is made, for every store. Count in larger units (kilobytes
+/// rather than bytes), or use a window strategy, which has no such bound.
+///
+/// ```
+/// use tollgate::{MAX_TOKENS_PER_SECOND, Policy, PolicyError};
+///
+/// assert_eq!(MAX_TOKENS_PER_SECOND, 1_000_000);
+/// assert!(Policy::token_bucket("1000000/second".parse()?).is_ok());
+/// assert!(Policy::token_bucket("86400000000/day".parse()?).is_ok()); // the same rate
+/// let err = Policy::token_bucket("1000001/second".parse()?).unwrap_err();
+/// assert!(matches!(err, PolicyError::TokenRateTooHigh(_)));
+/// // Window strategies count any rate.
+/// let _bytes = Policy::fixed_window("10000000000/second".parse()?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const MAX_TOKENS_PER_SECOND: u64 = 1_000_000;
 
 /// How a policy counts hits. Each is written once, as a pure state machine in
 /// [`crate::strategy`]; every store applies the same functions.
@@ -104,7 +127,7 @@ impl FromStr for Strategy {
 /// assert_eq!(login.strategy(), Strategy::FixedWindow);
 /// assert_eq!(login.rates().len(), 2);
 ///
-/// let api = Policy::token_bucket("1/second".parse()?).with_burst(2)?;
+/// let api = Policy::token_bucket("1/second".parse()?)?.with_burst(2)?;
 /// assert_eq!(api.to_string(), "1/second (token-bucket, burst 2)");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -112,21 +135,38 @@ impl FromStr for Strategy {
 pub struct Policy {
     rates: Rates,
     strategy: Strategy,
-    /// Token bucket capacity; only set for a token bucket with exactly one rate, never 0.
+    /// Token bucket capacity; only set for a token bucket with exactly one rate,
+    /// `1..=MAX_AMOUNT`, and refilled within `MAX_WINDOW_SECS`.
     burst: Option<u64>,
 }
 
 impl Policy {
     /// `rates` applied with `strategy`.
     ///
+    /// Fails only for a token bucket, when a rate refills faster than
+    /// [`MAX_TOKENS_PER_SECOND`]; see [`Policy::token_bucket`].
+    ///
     /// ```
     /// use tollgate::{Policy, Rate, Strategy};
     ///
-    /// let policy = Policy::new(Strategy::SlidingWindowLog, Rate::per_second(3).into());
+    /// let policy = Policy::new(Strategy::SlidingWindowLog, Rate::per_second(3).into())?;
     /// assert_eq!(policy, Policy::sliding_window_log(Rate::per_second(3).into()));
     /// assert_eq!(policy.to_string(), "3/second (sliding-window)");
+    /// assert!(Policy::new(Strategy::FixedWindow, "5000000/second".parse()?).is_ok());
+    /// assert!(Policy::new(Strategy::TokenBucket, "5000000/second".parse()?).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new(strategy: Strategy, rates: Rates) -> Self {
+    pub fn new(strategy: Strategy, rates: Rates) -> Result<Self, PolicyError> {
+        if strategy == Strategy::TokenBucket
+            && let Some(&rate) = rates.iter().find(|rate| refills_too_fast(rate))
+        {
+            return Err(PolicyError::TokenRateTooHigh(rate));
+        }
+        Ok(Self::unchecked(strategy, rates))
+    }
+
+    /// A policy no strategy can refuse: a window strategy's.
+    fn unchecked(strategy: Strategy, rates: Rates) -> Self {
         Self {
             rates,
             strategy,
@@ -138,7 +178,8 @@ impl Policy {
     /// one constructor for policies read from configuration (a file, a request body, an Envoy
     /// descriptor), so that each front end only says where a mistake is.
     ///
-    /// Fails as [`Policy::with_burst`] does when a burst cannot apply.
+    /// Fails as [`Policy::new`] does for a token bucket that refills too fast, and as
+    /// [`Policy::with_burst`] does when a burst cannot apply.
     ///
     /// ```
     /// use tollgate::{Policy, PolicyError, Strategy};
@@ -156,7 +197,7 @@ impl Policy {
         rates: Rates,
         burst: Option<u64>,
     ) -> Result<Self, PolicyError> {
-        let policy = Self::new(strategy, rates);
+        let policy = Self::new(strategy, rates)?;
         match burst {
             Some(burst) => policy.with_burst(burst),
             None => Ok(policy),
@@ -170,7 +211,7 @@ impl Policy {
     /// assert_eq!(p.to_string(), "3/minute (fixed-window)");
     /// ```
     pub fn fixed_window(rates: Rates) -> Self {
-        Self::new(Strategy::FixedWindow, rates)
+        Self::unchecked(Strategy::FixedWindow, rates)
     }
 
     /// A [`Strategy::SlidingWindowLog`] policy.
@@ -180,7 +221,7 @@ impl Policy {
     /// assert_eq!(p.to_string(), "3/minute (sliding-window)");
     /// ```
     pub fn sliding_window_log(rates: Rates) -> Self {
-        Self::new(Strategy::SlidingWindowLog, rates)
+        Self::unchecked(Strategy::SlidingWindowLog, rates)
     }
 
     /// A [`Strategy::SlidingWindowCounter`] policy.
@@ -190,41 +231,71 @@ impl Policy {
     /// assert_eq!(p.to_string(), "3/minute (sliding-window-counter)");
     /// ```
     pub fn sliding_window_counter(rates: Rates) -> Self {
-        Self::new(Strategy::SlidingWindowCounter, rates)
+        Self::unchecked(Strategy::SlidingWindowCounter, rates)
     }
 
     /// A [`Strategy::TokenBucket`] policy; each rate's bucket holds its amount of tokens
     /// unless [`Policy::with_burst`] says otherwise.
     ///
+    /// Fails when a rate refills faster than [`MAX_TOKENS_PER_SECOND`] (one unit per
+    /// microsecond), which not every store could count.
+    ///
     /// ```
-    /// let p = tollgate::Policy::token_bucket(tollgate::Rate::per_second(10).into());
+    /// use tollgate::{Policy, PolicyError};
+    ///
+    /// let p = Policy::token_bucket(tollgate::Rate::per_second(10).into())?;
     /// assert_eq!(p.to_string(), "10/second (token-bucket)");
+    /// let err = Policy::token_bucket("10/second; 10000000000/second".parse()?).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "token bucket rate 10000000000/second refills faster than 1000000 units per second \
+    ///      (one per microsecond), the fastest every store can count; count in larger units \
+    ///      (kilobytes rather than bytes, say) or use a window strategy"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn token_bucket(rates: Rates) -> Self {
+    pub fn token_bucket(rates: Rates) -> Result<Self, PolicyError> {
         Self::new(Strategy::TokenBucket, rates)
     }
 
     /// Sets the capacity of a token bucket with one rate.
     ///
     /// Fails for other strategies, for several rates (say which rate the burst belongs to by
-    /// splitting the policy), and for a burst of 0 (write `0/second` for a kill switch).
+    /// splitting the policy), for a burst of 0 (write `0/second` for a kill switch), for a
+    /// burst above [`MAX_AMOUNT`], and for a burst that would take longer than
+    /// [`MAX_WINDOW_SECS`] (100 years) to refill at the rate.
     ///
     /// ```
-    /// use tollgate::{Policy, Rate};
+    /// use tollgate::{Policy, PolicyError, Rate};
     ///
-    /// assert!(Policy::token_bucket(Rate::per_second(1).into()).with_burst(2).is_ok());
+    /// let bucket = || Policy::token_bucket(Rate::per_second(1).into());
+    /// assert!(bucket()?.with_burst(2).is_ok());
     /// assert!(Policy::fixed_window(Rate::per_second(1).into()).with_burst(2).is_err());
-    /// assert!(Policy::token_bucket(Rate::per_second(1).into()).with_burst(0).is_err());
+    /// assert_eq!(bucket()?.with_burst(0), Err(PolicyError::ZeroBurst));
+    /// assert_eq!(bucket()?.with_burst(u64::MAX), Err(PolicyError::BurstTooLarge(u64::MAX)));
+    /// // 3,110,400,000 tokens at one a second refill in exactly 100 years; one more does not.
+    /// assert!(bucket()?.with_burst(3_110_400_000).is_ok());
+    /// let err = bucket()?.with_burst(3_110_400_001).unwrap_err();
+    /// assert!(matches!(err, PolicyError::RefillTooSlow { .. }));
+    /// # Ok::<(), PolicyError>(())
     /// ```
     pub fn with_burst(mut self, burst: u64) -> Result<Self, PolicyError> {
         if self.strategy != Strategy::TokenBucket {
             return Err(PolicyError::BurstWithoutTokenBucket(self.strategy));
         }
-        if self.rates.len() != 1 {
+        let &[rate] = &self.rates[..] else {
             return Err(PolicyError::BurstWithSeveralRates(self.rates.len()));
-        }
+        };
         if burst == 0 {
             return Err(PolicyError::ZeroBurst);
+        }
+        if burst > MAX_AMOUNT {
+            return Err(PolicyError::BurstTooLarge(burst));
+        }
+        // burst / (amount / window) ≤ MAX_WINDOW_SECS, exactly; a kill switch never refills.
+        let refill = u128::from(burst) * u128::from(rate.window().as_secs());
+        if rate.amount() > 0 && refill > u128::from(MAX_WINDOW_SECS) * u128::from(rate.amount()) {
+            return Err(PolicyError::RefillTooSlow { burst, rate });
         }
         self.burst = Some(burst);
         Ok(self)
@@ -235,9 +306,9 @@ impl Policy {
     /// ```
     /// use tollgate::{Policy, Rate};
     ///
-    /// let policy = Policy::token_bucket("10/second; 100/minute".parse()?);
+    /// let policy = Policy::token_bucket("10/second; 100/minute".parse()?)?;
     /// assert_eq!(policy.rates()[..], [Rate::per_second(10), Rate::per_minute(100)]);
-    /// # Ok::<(), tollgate::ParseError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn rates(&self) -> &Rates {
         &self.rates
@@ -248,9 +319,9 @@ impl Policy {
     /// ```
     /// use tollgate::{Policy, Strategy};
     ///
-    /// let policy = Policy::token_bucket("10/second".parse()?);
+    /// let policy = Policy::token_bucket("10/second".parse()?)?;
     /// assert_eq!(policy.strategy(), Strategy::TokenBucket);
-    /// # Ok::<(), tollgate::ParseError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn strategy(&self) -> Strategy {
         self.strategy
@@ -261,7 +332,7 @@ impl Policy {
     /// ```
     /// use tollgate::Policy;
     ///
-    /// let bucket = Policy::token_bucket("10/second".parse()?);
+    /// let bucket = Policy::token_bucket("10/second".parse()?)?;
     /// assert_eq!(bucket.burst(), None); // the bucket holds the rate's amount, 10
     /// assert_eq!(bucket.with_burst(25)?.burst(), Some(25));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -294,7 +365,7 @@ impl Policy {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let p = tollgate::Policy::token_bucket(tollgate::Rate::per_minute(3).into()).with_burst(6)?;
+    /// let p = tollgate::Policy::token_bucket(tollgate::Rate::per_minute(3).into())?.with_burst(6)?;
     /// let limits = p.limits(Duration::from_millis(1));
     /// assert_eq!((limits[0].amount(), limits[0].capacity(), limits[0].window()), (3, 6, 60_000));
     /// # Ok::<(), tollgate::PolicyError>(())
@@ -321,8 +392,8 @@ impl fmt::Display for Policy {
     }
 }
 
-/// An invalid policy: an unknown strategy or failure mode name, or a burst that cannot
-/// apply.
+/// An invalid policy: an unknown strategy or failure mode name, a token bucket that refills
+/// too fast, or a burst that cannot apply.
 ///
 /// ```
 /// use tollgate::{FailureMode, Policy, PolicyError, Strategy};
@@ -331,7 +402,7 @@ impl fmt::Display for Policy {
 ///     "leaky-bucket".parse::<Strategy>(),
 ///     Err(PolicyError::UnknownStrategy("leaky-bucket".to_owned()))
 /// );
-/// let err = Policy::token_bucket("1/second; 10/minute".parse()?).with_burst(5).unwrap_err();
+/// let err = Policy::token_bucket("1/second; 10/minute".parse()?)?.with_burst(5).unwrap_err();
 /// assert_eq!(err, PolicyError::BurstWithSeveralRates(2));
 /// assert_eq!(err.to_string(), "burst needs a token bucket with exactly one rate, not 2");
 /// assert!(matches!("open".parse::<FailureMode>(), Err(PolicyError::UnknownFailureMode(_))));
@@ -348,8 +419,38 @@ pub enum PolicyError {
     BurstWithSeveralRates(usize),
     /// A burst of 0 was given.
     ZeroBurst,
+    /// A burst above [`MAX_AMOUNT`] was given.
+    BurstTooLarge(u64),
+    /// A token bucket's burst would take longer than [`MAX_WINDOW_SECS`] to refill at its
+    /// rate.
+    RefillTooSlow {
+        /// The burst.
+        burst: u64,
+        /// The rate that refills it.
+        rate: Rate,
+    },
+    /// A token bucket's rate refills faster than [`MAX_TOKENS_PER_SECOND`].
+    TokenRateTooHigh(Rate),
     /// The failure mode name is not `allow`, `deny` or `fallback`.
     UnknownFailureMode(String),
+}
+
+impl PolicyError {
+    /// Whether the mistake is in the rates (a token bucket that refills too fast) rather than
+    /// in the burst or a name: where a front end that reads a policy's parts points.
+    ///
+    /// ```
+    /// use tollgate::{Policy, Strategy};
+    ///
+    /// let fast = Policy::from_parts(Strategy::TokenBucket, "2000000/second".parse()?, None);
+    /// assert!(fast.unwrap_err().is_about_rates());
+    /// let empty = Policy::from_parts(Strategy::TokenBucket, "1/second".parse()?, Some(0));
+    /// assert!(!empty.unwrap_err().is_about_rates());
+    /// # Ok::<(), tollgate::ParseError>(())
+    /// ```
+    pub fn is_about_rates(&self) -> bool {
+        matches!(self, PolicyError::TokenRateTooHigh(_))
+    }
 }
 
 impl fmt::Display for PolicyError {
@@ -376,8 +477,28 @@ impl fmt::Display for PolicyError {
             PolicyError::ZeroBurst => f.write_str(
                 "burst must be at least 1 (use a rate of 0, such as 0/second, to deny everything)",
             ),
+            PolicyError::BurstTooLarge(burst) => {
+                write!(f, "burst {burst} is above the maximum {MAX_AMOUNT}")
+            }
+            PolicyError::RefillTooSlow { burst, rate } => write!(
+                f,
+                "burst {burst} at {rate} takes longer than 100 years ({MAX_WINDOW_SECS} seconds) \
+                 to refill; lower the burst or raise the rate"
+            ),
+            PolicyError::TokenRateTooHigh(rate) => write!(
+                f,
+                "token bucket rate {rate} refills faster than {MAX_TOKENS_PER_SECOND} units per \
+                 second (one per microsecond), the fastest every store can count; count in \
+                 larger units (kilobytes rather than bytes, say) or use a window strategy"
+            ),
         }
     }
 }
 
 impl std::error::Error for PolicyError {}
+
+/// Whether a token bucket at `rate` would refill faster than [`MAX_TOKENS_PER_SECOND`].
+fn refills_too_fast(rate: &Rate) -> bool {
+    // Both sides stay below 2^52: amounts and windows are bounded.
+    rate.amount() > MAX_TOKENS_PER_SECOND * rate.window().as_secs()
+}

@@ -304,8 +304,8 @@ proptest! {
     ) {
         let limiter = Limiter::new(MemoryStore::new()).with_clock(ManualClock::new());
         let policies = [
-            limiter.policy("a", Policy::fixed_window(Rate::per_hour(limits[0]).into())),
-            limiter.policy("b", Policy::fixed_window(Rate::per_hour(limits[1]).into())),
+            limiter.policy("a", Policy::fixed_window(Rate::per_hour(limits[0] as u32).into())),
+            limiter.policy("b", Policy::fixed_window(Rate::per_hour(limits[1] as u32).into())),
         ];
         let mut used = [0u64; 2];
         for request in &requests {

@@ -24,8 +24,10 @@ const LIMIT: u64 = 5_000;
 fn exactly_the_limit_gets_through_one_key() {
     for strategy in Strategy::ALL {
         // Per day, so the bucket refills by a negligible 0.06 units per second of test.
-        let hot = Limiter::new(MemoryStore::new())
-            .policy("hot", Policy::new(strategy, Rate::per_day(LIMIT).into()));
+        let hot = Limiter::new(MemoryStore::new()).policy(
+            "hot",
+            Policy::new(strategy, Rate::per_day(LIMIT as u32).into()).expect("policy"),
+        );
         let allowed = Arc::new(AtomicU64::new(0));
         let start = Arc::new(Barrier::new(THREADS as usize));
         let threads: Vec<_> = (0..THREADS)
@@ -52,8 +54,10 @@ fn exactly_the_limit_gets_through_one_key() {
 #[test]
 fn many_keys_from_many_threads_each_get_their_limit() {
     let store = MemoryStore::new();
-    let api =
-        Limiter::new(store.clone()).policy("api", Policy::token_bucket(Rate::per_day(10).into()));
+    let api = Limiter::new(store.clone()).policy(
+        "api",
+        Policy::token_bucket(Rate::per_day(10).into()).expect("bucket"),
+    );
     let allowed = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..4)
         .map(|_| {
@@ -86,11 +90,11 @@ fn admissions_from_many_threads_never_exceed_a_limit_and_give_back_exactly() {
         let limiter = Limiter::new(MemoryStore::new());
         let user = limiter.policy(
             "user",
-            Policy::new(strategy, Rate::per_day(PER_USER).into()),
+            Policy::new(strategy, Rate::per_day(PER_USER as u32).into()).expect("policy"),
         );
         let global = limiter.policy(
             "global",
-            Policy::new(strategy, Rate::per_day(GLOBAL).into()),
+            Policy::new(strategy, Rate::per_day(GLOBAL as u32).into()).expect("policy"),
         );
         let admitted: Arc<Vec<AtomicU64>> =
             Arc::new((0..USERS).map(|_| AtomicU64::new(0)).collect());

@@ -41,7 +41,7 @@ fn fixed_window_three_per_minute_denies_the_fourth_and_fifth() {
 fn token_bucket_capacity_two_refills_one_per_second() {
     let clock = ManualClock::new();
     let bucket = Policy::token_bucket(Rate::per_second(1).into())
-        .with_burst(2)
+        .and_then(|bucket| bucket.with_burst(2))
         .expect("valid burst");
     let ping = Limiter::new(MemoryStore::new())
         .with_clock(clock.clone())

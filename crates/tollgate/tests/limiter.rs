@@ -72,7 +72,8 @@ fn sliding_window_counter_weighs_the_previous_window() {
 
 #[test]
 fn token_bucket_refills_continuously() {
-    let (limiter, clock) = limiter(Policy::token_bucket(Rate::per_second(4).into()));
+    let (limiter, clock) =
+        limiter(Policy::token_bucket(Rate::per_second(4).into()).expect("bucket"));
     assert!(hit(&limiter, 4).allowed());
     let d = hit(&limiter, 3);
     assert_eq!(d.retry_after(), Some(Duration::from_millis(750)));
@@ -88,7 +89,10 @@ fn cost_zero_is_a_peek_for_every_strategy() {
         let store = MemoryStore::new();
         let p = Limiter::new(store.clone())
             .with_clock(ManualClock::new())
-            .policy("p", Policy::new(strategy, Rate::per_minute(2).into()));
+            .policy(
+                "p",
+                Policy::new(strategy, Rate::per_minute(2).into()).expect("policy"),
+            );
         // A peek on an unknown key reports the full limit and stores nothing.
         let peek = block_on(p.peek("k")).expect("peek");
         assert!(peek.allowed());
@@ -108,10 +112,9 @@ fn cost_zero_is_a_peek_for_every_strategy() {
 #[test]
 fn cost_above_the_limit_is_its_own_error() {
     for strategy in Strategy::ALL {
-        let (limiter, _clock) = limiter(Policy::new(
-            strategy,
-            "10/second; 5/minute".parse().expect("rates"),
-        ));
+        let (limiter, _clock) = limiter(
+            Policy::new(strategy, "10/second; 5/minute".parse().expect("rates")).expect("policy"),
+        );
         assert!(hit(&limiter, 5).allowed(), "{strategy}");
         let err = block_on(limiter.hit_cost("k", 6)).expect_err("cost 6 > 5");
         assert!(
@@ -129,7 +132,7 @@ fn cost_above_the_limit_is_its_own_error() {
     }
     // A token bucket's burst is its capacity.
     let bucket = Policy::token_bucket(Rate::per_second(1).into())
-        .with_burst(3)
+        .and_then(|bucket| bucket.with_burst(3))
         .expect("burst");
     let (limiter, _clock) = limiter(bucket);
     assert!(hit(&limiter, 3).allowed());
@@ -142,10 +145,9 @@ fn cost_above_the_limit_is_its_own_error() {
 #[test]
 fn several_rates_charge_all_or_nothing() {
     for strategy in Strategy::ALL {
-        let (limiter, clock) = limiter(Policy::new(
-            strategy,
-            "3/second; 5/minute".parse().expect("rates"),
-        ));
+        let (limiter, clock) = limiter(
+            Policy::new(strategy, "3/second; 5/minute".parse().expect("rates")).expect("policy"),
+        );
         for _ in 0..3 {
             assert!(hit(&limiter, 1).allowed(), "{strategy}");
         }
@@ -171,7 +173,8 @@ fn several_rates_charge_all_or_nothing() {
 #[test]
 fn zero_is_a_kill_switch() {
     for strategy in Strategy::ALL {
-        let (limiter, _clock) = limiter(Policy::new(strategy, "0/second".parse().expect("rate")));
+        let (limiter, _clock) =
+            limiter(Policy::new(strategy, "0/second".parse().expect("rate")).expect("policy"));
         for cost in [0, 1, 1000] {
             let d = hit(&limiter, cost);
             assert!(!d.allowed(), "{strategy} cost {cost}");
@@ -184,7 +187,8 @@ fn zero_is_a_kill_switch() {
 #[test]
 fn time_going_backwards_never_lets_more_through() {
     for strategy in Strategy::ALL {
-        let (limiter, clock) = limiter(Policy::new(strategy, Rate::per_minute(3).into()));
+        let (limiter, clock) =
+            limiter(Policy::new(strategy, Rate::per_minute(3).into()).expect("policy"));
         clock.set(tollgate::Timestamp::from_nanos(10_000_000_000));
         assert!(hit(&limiter, 3).allowed());
         clock.set(tollgate::Timestamp::from_nanos(5_000_000_000));
@@ -227,7 +231,8 @@ fn refund(p: &PolicyHandle, cost: u64) {
 #[test]
 fn a_refunded_hit_lets_the_next_one_through() {
     for strategy in Strategy::ALL {
-        let (limiter, clock) = limiter(Policy::new(strategy, Rate::per_minute(3).into()));
+        let (limiter, clock) =
+            limiter(Policy::new(strategy, Rate::per_minute(3).into()).expect("policy"));
         clock.advance(Duration::from_secs(90));
         assert!(hit(&limiter, 2).allowed(), "{strategy}");
         assert!(hit(&limiter, 1).allowed(), "{strategy}");
@@ -325,7 +330,7 @@ fn a_flood_of_inline_policies_evicts_the_unused_ones_and_is_counted() {
     limiter.inline("s", &busy).hit_sync("k", 1).expect("hit");
     let flood = 3 * MAX_INLINE_POLICIES as u64;
     for n in 0..flood {
-        let policy = Policy::fixed_window(Rate::per_hour(1_000 + n).into());
+        let policy = Policy::fixed_window(Rate::per_hour(1_000 + n as u32).into());
         limiter
             .inline("flood", &policy)
             .hit_sync("k", 1)

@@ -113,7 +113,7 @@ fn preparing_the_same_policy_again_keeps_its_counts() {
 #[test]
 fn a_limiter_rebuilt_over_the_same_store_reads_the_same_time() {
     let store = MemoryStore::new();
-    let policy = Policy::token_bucket(Rate::per_minute(2).into());
+    let policy = Policy::token_bucket(Rate::per_minute(2).into()).expect("bucket");
     let first = Limiter::new(store.clone()).policy("api", policy.clone());
     assert!(first.hit_sync("k", 2).expect("hit").allowed());
     std::thread::sleep(Duration::from_millis(50));
@@ -152,7 +152,10 @@ fn at_the_cap_fresh_states_go_before_live_ones() {
 fn a_refund_never_creates_state_and_drops_a_key_it_leaves_fresh() {
     for strategy in Strategy::ALL {
         let store = MemoryStore::new();
-        let policy = store.prepare("login", &Policy::new(strategy, Rate::per_minute(2).into()));
+        let policy = store.prepare(
+            "login",
+            &Policy::new(strategy, Rate::per_minute(2).into()).expect("policy"),
+        );
         let now = Timestamp::from_nanos(1_000);
         block_on(store.refund(&policy, b"alice", now, 1)).expect("refund");
         assert_eq!(store.stats().keys, 0, "{strategy}: nothing to give back to");
@@ -181,8 +184,10 @@ fn concurrent_hits_and_refunds_keep_exactly_the_limit() {
     const LIMIT: u64 = 300;
     for strategy in Strategy::ALL {
         // Per day, so the bucket refills by a negligible 0.004 units per second of test.
-        let login = Limiter::new(MemoryStore::new())
-            .policy("login", Policy::new(strategy, Rate::per_day(LIMIT).into()));
+        let login = Limiter::new(MemoryStore::new()).policy(
+            "login",
+            Policy::new(strategy, Rate::per_day(LIMIT as u32).into()).expect("policy"),
+        );
         let kept = Arc::new(AtomicU64::new(0));
         let start = Arc::new(Barrier::new(THREADS as usize));
         let threads: Vec<_> = (0..THREADS)

@@ -1,6 +1,6 @@
 -- tollgate: helpers shared by every strategy script.
 -- Numbers are Lua doubles: every value here is an integer below 2^53 (the store picks a tick
--- that keeps amount x window below 2^49), so + - * are exact. So is floor(a / b) for integers
+-- that keeps every span and product below 2^49 ticks, see src/tick.rs), so + - * are exact. So is floor(a / b) for integers
 -- 0 <= a < 2^53 and b >= 1: the division's rounding error is below a / (b * 2^53) < 1 / b,
 -- less than the distance from a / b to the next integer when a / b is not one.
 

@@ -20,7 +20,7 @@ function S.retry_after(s, l, now, cost)
   local e, freed = s[1], 0
   while i <= #e do
     freed = freed + e[i + 1]
-    if freed >= excess then return math.max(sat_sub(e[i] + l.window, now), 1) end
+    if freed >= excess then return math.max(math.min(sat_sub(e[i] + l.window, now), l.window), 1) end
     i = i + 2
   end
   return l.window

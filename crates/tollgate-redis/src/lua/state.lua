@@ -37,6 +37,7 @@ end
 local function save()
   local ttl = 0
   for i = 1, n do ttl = math.max(ttl, S.reset_after(states[i], limits[i], now)) end
+  -- Below 10^14 ms (the bounds keep it under 10^13): Lua writes it with all its digits.
   local ttl_ms = math.ceil(ttl * tick_us / 1000)
   -- In client-time mode the client's clock need not run with Redis's: keep keys a minute.
   if not server_time then ttl_ms = math.max(ttl_ms, 60000) end

@@ -8,10 +8,10 @@ local function interval(l)
   return math.max(idiv(l.window + n - 1, n), 1)
 end
 
+-- Fits when backlog + cost x I <= capacity x I; otherwise waits for the excess.
 function S.retry_after(s, l, now, cost)
   local i = interval(l)
-  local after = math.max(s[1], now) + cost * i
-  local over = (after - now) - l.capacity * i
+  local over = sat_sub(s[1], now) + cost * i - l.capacity * i
   if over > 0 then return over end
   return nil
 end

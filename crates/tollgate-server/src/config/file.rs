@@ -424,6 +424,9 @@ impl<'a> Checker<'a> {
         };
         let burst = section.burst.as_ref().map(|burst| *burst.get_ref());
         Policy::from_parts(strategy, rates, burst).map_err(|err| {
+            if err.is_about_rates() {
+                return self.error(section.limits.span(), format!("{field}.limits"), err);
+            }
             let span = section
                 .burst
                 .as_ref()

@@ -182,8 +182,10 @@ impl CheckRequest {
                     Some(name) => name.parse().map_err(|err| bad(format!("strategy: {err}")))?,
                     None => Strategy::FixedWindow,
                 };
-                let policy = Policy::from_parts(strategy, rates, self.burst)
-                    .map_err(|err| bad(format!("burst: {err}")))?;
+                let policy = Policy::from_parts(strategy, rates, self.burst).map_err(|err| {
+                    let field = if err.is_about_rates() { "limits" } else { "burst" };
+                    bad(format!("{field}: {err}"))
+                })?;
                 let handle = state.limiter().inline(INLINE_POLICY, &policy);
                 Ok((Cow::Owned(handle), in_force.inline()))
             }

@@ -321,8 +321,9 @@ impl<S: Store> Compiler<'_, S> {
                 LimitPolicy::Fixed(self.limiter.policy(&store_name, policy.clone()))
             }
             LimitRates::Dynamic(rates_for) => {
-                // Check the strategy and burst once, on a rate they must fit.
-                let one: Rates = tollgate::Rate::per_second(1).into();
+                // Check the strategy and burst once, on a rate they must fit: the fastest
+                // a token bucket may have, which refills any burst in time.
+                let one: Rates = tollgate::Rate::per_second(1_000_000).into();
                 Policy::from_parts(strategy, one, limit.burst).map_err(invalid)?;
                 LimitPolicy::Dynamic {
                     rates_for: Arc::clone(rates_for),

@@ -104,7 +104,7 @@ impl Limit {
     /// use tollgate::Policy;
     /// use tollgate_tower::Limit;
     ///
-    /// let bucket = Policy::token_bucket("10/second".parse()?).with_burst(20)?;
+    /// let bucket = Policy::token_bucket("10/second".parse()?)?.with_burst(20)?;
     /// let limit = Limit::policy(bucket);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

@@ -10,7 +10,7 @@ use super::*;
 #[tokio::test]
 async fn a_limit_made_from_a_policy_keeps_its_strategy_and_burst() {
     let bucket = Policy::token_bucket("1/minute".parse().expect("rates"))
-        .with_burst(3)
+        .and_then(|bucket| bucket.with_burst(3))
         .expect("burst");
     let limiter = HttpLimiter::builder()
         .clock(ManualClock::new())
@@ -210,4 +210,25 @@ async fn a_dynamic_limit_that_goes_wrong_charges_nothing() {
         429,
         "the application limit: 5 charged"
     );
+}
+
+/// A dynamic token bucket's burst is checked when the limiter is built, against the fastest
+/// rate a bucket may have: a burst that the limit's own rates refill in time is not refused
+/// for a slower rate it never uses, and a burst above the bound still is.
+#[tokio::test]
+async fn a_dynamic_token_bucket_takes_any_burst_its_rates_refill() {
+    let bucket = |burst: u64| {
+        HttpLimiter::builder()
+            .clock(ManualClock::new())
+            .route(
+                "/a",
+                Limit::dynamic(|_| Some("1000/second".to_owned()))
+                    .strategy(tollgate::Strategy::TokenBucket)
+                    .burst(burst),
+            )
+            .build()
+    };
+    // 5 × 10^9 tokens at 1,000 a second refill in 58 days; at 1 a second, in 158 years.
+    assert!(bucket(5_000_000_000).is_ok());
+    assert!(bucket(tollgate::MAX_AMOUNT + 1).is_err());
 }

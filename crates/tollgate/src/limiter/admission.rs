@@ -120,7 +120,8 @@ impl<S: Store> Admission<S> {
     /// use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate};
     ///
     /// let limiter = Limiter::new(MemoryStore::new());
-    /// let api = limiter.policy("api", Policy::token_bucket(Rate::per_second(10).into()));
+    /// let bucket = Policy::token_bucket(Rate::per_second(10).into()).expect("a valid token bucket");
+    /// let api = limiter.policy("api", bucket);
     /// let admission = Admission::new()
     ///     .charge(Charge::new(api.clone(), "alice", 1))
     ///     .charge(Charge::new(api, "tenant:acme", 3));

@@ -10,8 +10,8 @@ use crate::store::StoreError;
 /// use tollgate::{Error, Limiter, MemoryStore, Policy, Rate};
 ///
 /// # futures_executor::block_on(async {
-/// let export = Limiter::new(MemoryStore::new())
-///     .policy("export", Policy::token_bucket(Rate::per_minute(10).into()));
+/// let bucket = Policy::token_bucket(Rate::per_minute(10).into()).expect("a valid token bucket");
+/// let export = Limiter::new(MemoryStore::new()).policy("export", bucket);
 /// let err = export.hit_cost("u1", 11).await.unwrap_err();
 /// assert!(matches!(err, Error::CostExceedsLimit { cost: 11, max_cost: 10, .. }));
 /// assert_eq!(

@@ -114,7 +114,7 @@ impl<S: Store> PolicyHandle<S> {
     /// use tollgate::{Limiter, MemoryStore, Policy, Strategy};
     ///
     /// let limiter = Limiter::new(MemoryStore::new());
-    /// let api = limiter.policy("api", Policy::token_bucket("10/second".parse()?).with_burst(20)?);
+    /// let api = limiter.policy("api", Policy::token_bucket("10/second".parse()?)?.with_burst(20)?);
     /// assert_eq!(api.policy().strategy(), Strategy::TokenBucket);
     /// assert_eq!(api.policy().burst(), Some(20));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -188,8 +188,8 @@ impl<S: Store> PolicyHandle<S> {
     /// use tollgate::{Error, Limiter, MemoryStore, Policy, Rate};
     ///
     /// # futures_executor::block_on(async {
-    /// let export = Limiter::new(MemoryStore::new())
-    ///     .policy("export", Policy::token_bucket(Rate::per_minute(10).into()));
+    /// let bucket = Policy::token_bucket(Rate::per_minute(10).into()).expect("a valid token bucket");
+    /// let export = Limiter::new(MemoryStore::new()).policy("export", bucket);
     /// assert_eq!(export.hit_cost("u1", 6).await?.remaining(), 4);
     /// assert!(!export.hit_cost("u1", 6).await?.allowed());
     /// assert!(matches!(

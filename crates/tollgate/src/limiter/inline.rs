@@ -22,7 +22,7 @@ use crate::store::Store;
 /// use tollgate::{Limiter, MemoryStore, Policy, Rate, MAX_INLINE_POLICIES};
 ///
 /// let limiter = Limiter::new(MemoryStore::new());
-/// let plan = |n: usize| Policy::fixed_window(Rate::per_hour(n as u64 + 1).into());
+/// let plan = |n: usize| Policy::fixed_window(Rate::per_hour(n as u32 + 1).into());
 /// for n in 0..MAX_INLINE_POLICIES {
 ///     limiter.inline("plans", &plan(n));
 /// }

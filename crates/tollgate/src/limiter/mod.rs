@@ -43,7 +43,7 @@ use inline::InlinePolicies;
 /// # futures_executor::block_on(async {
 /// let limiter = Limiter::new(MemoryStore::new());
 /// let login = limiter.policy("login", Policy::fixed_window("5/minute".parse()?));
-/// let api = limiter.policy("api", Policy::token_bucket("10/second; 1000/hour".parse()?));
+/// let api = limiter.policy("api", Policy::token_bucket("10/second; 1000/hour".parse()?)?);
 /// assert!(login.hit("203.0.113.7").await?.allowed());
 /// assert_eq!(api.hit_cost("user:42", 3).await?.remaining(), 7);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -209,7 +209,7 @@ impl<S: Store> Limiter<S> {
     /// use tollgate::{Limiter, MemoryStore, Policy, Rate, MAX_INLINE_POLICIES};
     ///
     /// let limiter = Limiter::new(MemoryStore::new());
-    /// for n in 0..=MAX_INLINE_POLICIES as u64 {
+    /// for n in 0..=MAX_INLINE_POLICIES as u32 {
     ///     limiter.inline("plans", &Policy::fixed_window(Rate::per_hour(n + 1).into()));
     /// }
     /// assert_eq!(limiter.evicted_inline_policies(), 1);

@@ -21,17 +21,44 @@ pub(crate) const UNITS: [(&str, u64); 6] = [
     ("second", 1),
 ];
 
-/// The longest window a [`Rate`] may have, in seconds: its length in nanoseconds must fit in
-/// a `u64` (about 584 years).
+/// The largest amount a [`Rate`] may have, and the largest burst of a token bucket:
+/// 10^12 units.
+///
+/// Far beyond any count of requests, and room for byte counts of a terabyte. The bound is
+/// the same for every store: the notation parser, [`Rate::new`] and [`crate::Policy::with_burst`]
+/// refuse larger numbers, so that no store ever has to count past it (the Redis store
+/// counts in Lua's doubles, exact below 2^53).
 ///
 /// ```
 /// use std::time::Duration;
-/// use tollgate::{Rate, MAX_WINDOW_SECS};
+/// use tollgate::{MAX_AMOUNT, Rate, Rates};
 ///
+/// assert!(Rate::new(MAX_AMOUNT, Duration::from_secs(1)).is_ok());
+/// assert!(Rate::new(MAX_AMOUNT + 1, Duration::from_secs(1)).is_err());
+/// let err = "18446744073709551615/second".parse::<Rates>().unwrap_err();
+/// assert!(err.to_string().ends_with("amount 18446744073709551615 is above the maximum 1000000000000"));
+/// ```
+pub const MAX_AMOUNT: u64 = 1_000_000_000_000;
+
+/// The longest window a [`Rate`] may have, in seconds: 100 years of the notation (a year is
+/// 360 days), 3,110,400,000 seconds.
+///
+/// The bound leaves headroom for the arithmetic of every store: a state's times plus two
+/// windows (the sliding window counter's reach) stay far inside a `u64` of nanoseconds for
+/// clocks that count from 1970 until past the year 2300, and a window in microseconds stays
+/// below 2^52, exact in the Redis store's doubles.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::{Rate, Rates, MAX_WINDOW_SECS};
+///
+/// assert_eq!(MAX_WINDOW_SECS, 100 * 360 * 86_400);
 /// assert!(Rate::new(1, Duration::from_secs(MAX_WINDOW_SECS)).is_ok());
 /// assert!(Rate::new(1, Duration::from_secs(MAX_WINDOW_SECS + 1)).is_err());
+/// assert!("1/100 years".parse::<Rates>().is_ok());
+/// assert!("1/101 years".parse::<Rates>().is_err());
 /// ```
-pub const MAX_WINDOW_SECS: u64 = u64::MAX / 1_000_000_000;
+pub const MAX_WINDOW_SECS: u64 = 100 * 360 * 86_400;
 
 /// The most rates one limit string may hold (`"1/second; 10/minute; ..."`): the notation
 /// parser refuses more, so that a client's inline policy cannot make every hit it sends cost
@@ -50,8 +77,9 @@ pub const MAX_RATES: usize = 16;
 
 /// One rate: at most `amount` units in every `window`.
 ///
-/// The window is a whole number of seconds, from one second up to [`MAX_WINDOW_SECS`].
-/// An amount of 0 is valid and denies every hit: a kill switch.
+/// The amount is at most [`MAX_AMOUNT`]; the window is a whole number of seconds, from one
+/// second up to [`MAX_WINDOW_SECS`]. An amount of 0 is valid and denies every hit: a kill
+/// switch.
 ///
 /// ```
 /// use std::time::Duration;
@@ -66,7 +94,7 @@ pub const MAX_RATES: usize = 16;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Rate {
-    /// Units allowed per window; 0 denies everything.
+    /// Units allowed per window, `0..=MAX_AMOUNT`; 0 denies everything.
     amount: u64,
     /// Window length in seconds, `1..=MAX_WINDOW_SECS`.
     window_secs: u64,
@@ -75,43 +103,46 @@ pub struct Rate {
 impl Rate {
     /// A rate of `amount` units per `window`.
     ///
-    /// Fails when the window is not a whole number of seconds between 1 second and
-    /// [`MAX_WINDOW_SECS`].
+    /// Fails when the amount is above [`MAX_AMOUNT`], or the window is not a whole number of
+    /// seconds between 1 second and [`MAX_WINDOW_SECS`].
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tollgate::Rate;
+    /// use tollgate::{InvalidRate, MAX_AMOUNT, Rate};
     ///
     /// assert!(Rate::new(5, Duration::from_secs(60)).is_ok());
     /// assert!(Rate::new(5, Duration::from_millis(1500)).is_err());
     /// assert!(Rate::new(5, Duration::ZERO).is_err());
+    /// assert_eq!(Rate::new(u64::MAX, Duration::from_secs(1)), Err(InvalidRate::Amount(u64::MAX)));
     /// ```
-    pub fn new(amount: u64, window: Duration) -> Result<Self, InvalidWindow> {
-        if window.subsec_nanos() != 0 || window.as_secs() == 0 {
-            return Err(InvalidWindow { window });
+    pub fn new(amount: u64, window: Duration) -> Result<Self, InvalidRate> {
+        if amount > MAX_AMOUNT {
+            return Err(InvalidRate::Amount(amount));
         }
-        Self::from_secs(amount, window.as_secs()).ok_or(InvalidWindow { window })
+        if window.subsec_nanos() != 0 {
+            return Err(InvalidRate::Window(window));
+        }
+        Self::from_secs(amount, window.as_secs()).ok_or(InvalidRate::Window(window))
     }
 
-    /// `amount` units per `window_secs` seconds, or `None` when the window is 0 or longer
-    /// than [`MAX_WINDOW_SECS`].
+    /// `amount` units per `window_secs` seconds, or `None` when the amount is above
+    /// [`MAX_AMOUNT`] or the window is 0 or longer than [`MAX_WINDOW_SECS`].
     pub(crate) fn from_secs(amount: u64, window_secs: u64) -> Option<Self> {
-        (1..=MAX_WINDOW_SECS)
-            .contains(&window_secs)
-            .then_some(Self {
-                amount,
-                window_secs,
-            })
+        (amount <= MAX_AMOUNT && (1..=MAX_WINDOW_SECS).contains(&window_secs)).then_some(Self {
+            amount,
+            window_secs,
+        })
     }
 
-    /// `amount` units per second.
+    /// `amount` units per second. (The amount is a `u32`, so it cannot pass
+    /// [`MAX_AMOUNT`]; [`Rate::new`] takes larger ones.)
     ///
     /// ```
     /// assert_eq!(tollgate::Rate::per_second(10).to_string(), "10/second");
     /// ```
-    pub const fn per_second(amount: u64) -> Self {
+    pub const fn per_second(amount: u32) -> Self {
         Self {
-            amount,
+            amount: amount as u64,
             window_secs: 1,
         }
     }
@@ -121,9 +152,9 @@ impl Rate {
     /// ```
     /// assert_eq!(tollgate::Rate::per_minute(5).to_string(), "5/minute");
     /// ```
-    pub const fn per_minute(amount: u64) -> Self {
+    pub const fn per_minute(amount: u32) -> Self {
         Self {
-            amount,
+            amount: amount as u64,
             window_secs: 60,
         }
     }
@@ -133,9 +164,9 @@ impl Rate {
     /// ```
     /// assert_eq!(tollgate::Rate::per_hour(100).to_string(), "100/hour");
     /// ```
-    pub const fn per_hour(amount: u64) -> Self {
+    pub const fn per_hour(amount: u32) -> Self {
         Self {
-            amount,
+            amount: amount as u64,
             window_secs: 3_600,
         }
     }
@@ -145,9 +176,9 @@ impl Rate {
     /// ```
     /// assert_eq!(tollgate::Rate::per_day(1000).to_string(), "1000/day");
     /// ```
-    pub const fn per_day(amount: u64) -> Self {
+    pub const fn per_day(amount: u32) -> Self {
         Self {
-            amount,
+            amount: amount as u64,
             window_secs: 86_400,
         }
     }
@@ -187,8 +218,8 @@ impl FromStr for Rate {
     }
 }
 
-/// The error of [`Rate::new`]: a window that is not a whole number of seconds between one
-/// second and [`MAX_WINDOW_SECS`].
+/// The error of [`Rate::new`]: an amount above [`MAX_AMOUNT`], or a window that is not a
+/// whole number of seconds between one second and [`MAX_WINDOW_SECS`].
 ///
 /// ```
 /// use std::time::Duration;
@@ -196,23 +227,33 @@ impl FromStr for Rate {
 ///
 /// let err = Rate::new(5, Duration::from_millis(500)).unwrap_err();
 /// assert!(err.to_string().starts_with("invalid window 500ms: expected a whole number of seconds"));
+/// let err = Rate::new(1 << 50, Duration::from_secs(1)).unwrap_err();
+/// assert_eq!(err.to_string(), "invalid amount 1125899906842624: above the maximum 1000000000000");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidWindow {
-    window: Duration,
+pub enum InvalidRate {
+    /// The amount is above [`MAX_AMOUNT`].
+    Amount(u64),
+    /// The window is not a whole number of seconds from 1 to [`MAX_WINDOW_SECS`].
+    Window(Duration),
 }
 
-impl fmt::Display for InvalidWindow {
+impl fmt::Display for InvalidRate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid window {:?}: expected a whole number of seconds from 1 to {MAX_WINDOW_SECS}",
-            self.window
-        )
+        match self {
+            InvalidRate::Amount(amount) => {
+                write!(f, "invalid amount {amount}: above the maximum {MAX_AMOUNT}")
+            }
+            InvalidRate::Window(window) => write!(
+                f,
+                "invalid window {window:?}: expected a whole number of seconds from 1 to \
+                 {MAX_WINDOW_SECS} (100 years)"
+            ),
+        }
     }
 }
 
-impl std::error::Error for InvalidWindow {}
+impl std::error::Error for InvalidRate {}
 
 /// A non-empty list of rates, all of which apply at once (`"10/second; 100/minute"`).
 ///

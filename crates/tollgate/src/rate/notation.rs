@@ -11,13 +11,14 @@
 //! ```
 //!
 //! Letters match without regard to ASCII case and `ws` is any character Python's `str.isspace`
-//! accepts (Rust's `char::is_whitespace` plus U+001C to U+001F). The only strings Python accepts that are rejected here are those
-//! whose amount does not fit in a `u64` or whose window does not fit in a `u64` of
-//! nanoseconds (about 584 years), and lists of more than [`MAX_RATES`] rates.
+//! accepts (Rust's `char::is_whitespace` plus U+001C to U+001F). The only strings Python
+//! accepts that are rejected here are those whose amount is above [`MAX_AMOUNT`] or whose
+//! window is longer than [`MAX_WINDOW_SECS`] (100 years), and lists of more than
+//! [`MAX_RATES`] rates.
 
 use std::fmt;
 
-use crate::rate::{MAX_RATES, Rate, UNITS};
+use crate::rate::{MAX_AMOUNT, MAX_RATES, MAX_WINDOW_SECS, Rate, UNITS};
 
 /// Why a limit string was rejected: the input, the byte position of the problem and what was
 /// expected there.
@@ -41,17 +42,30 @@ pub struct ParseError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Reason {
     Empty,
-    ExpectedAmount { found: String },
+    ExpectedAmount {
+        found: String,
+    },
     Negative,
     Decimal,
-    AmountTooLarge,
-    ExpectedPer { found: String },
-    ExpectedUnit { found: String },
-    UnknownUnit { unit: String },
+    /// The amount, when it fits in a `u64`.
+    AmountTooLarge(Option<u64>),
+    ExpectedPer {
+        found: String,
+    },
+    ExpectedUnit {
+        found: String,
+    },
+    UnknownUnit {
+        unit: String,
+    },
     WindowTooLong,
-    ExpectedSeparator { found: String },
+    ExpectedSeparator {
+        found: String,
+    },
     TrailingSeparator,
-    ExpectedOne { found: usize },
+    ExpectedOne {
+        found: usize,
+    },
     TooManyRates,
 }
 
@@ -89,7 +103,10 @@ impl fmt::Display for ParseError {
             Reason::Decimal => f.write_str(
                 "decimals are not allowed; use whole numbers (\"3 per 2 seconds\", not \"1.5/second\")",
             ),
-            Reason::AmountTooLarge => write!(f, "amount is larger than {}", u64::MAX),
+            Reason::AmountTooLarge(Some(amount)) => {
+                write!(f, "amount {amount} is above the maximum {MAX_AMOUNT}")
+            }
+            Reason::AmountTooLarge(None) => write!(f, "amount is above the maximum {MAX_AMOUNT}"),
             Reason::ExpectedPer { found } => write!(f, "found {found}; expected \"/\" or \"per\""),
             Reason::ExpectedUnit { found } => write!(
                 f,
@@ -101,8 +118,7 @@ impl fmt::Display for ParseError {
             ),
             Reason::WindowTooLong => write!(
                 f,
-                "window is longer than {} seconds",
-                crate::rate::MAX_WINDOW_SECS
+                "window is longer than the maximum, 100 years ({MAX_WINDOW_SECS} seconds)"
             ),
             Reason::ExpectedSeparator { found } => write!(
                 f,
@@ -225,7 +241,8 @@ impl<'a> Cursor<'a> {
     /// `*ws amount *ws ("/" / "per") *ws [count] *ws unit ["s"] *ws`
     fn rate(&mut self) -> Result<Rate, ParseError> {
         self.skip_space();
-        let amount = self.number(Reason::AmountTooLarge)?.ok_or_else(|| {
+        let amount_at = self.pos;
+        let amount = self.number(Reason::AmountTooLarge(None))?.ok_or_else(|| {
             let reason = match self.peek() {
                 Some('-') => Reason::Negative,
                 Some('.') => Reason::Decimal,
@@ -235,6 +252,9 @@ impl<'a> Cursor<'a> {
             };
             self.error(reason)
         })?;
+        if amount > MAX_AMOUNT {
+            return Err(self.error_at(amount_at, Reason::AmountTooLarge(Some(amount))));
+        }
         self.skip_space();
         if self.rest().starts_with('/') {
             self.bump('/');
@@ -379,14 +399,37 @@ mod tests {
         assert_eq!(reject("1.5/second").position(), 1);
         assert!(reject("-5/second").to_string().contains("negative"));
         assert!(reject("5/-1 second").to_string().contains("negative"));
+        let err = reject("99999999999999999999/second");
         assert!(
-            reject("99999999999999999999/second")
-                .to_string()
-                .contains("larger than")
+            err.to_string()
+                .ends_with("at byte 0: amount is above the maximum 1000000000000"),
+            "{err}"
         );
-        let err = reject("1/600 years");
-        assert_eq!(err.position(), 2);
-        assert!(err.to_string().contains("longer than"), "{err}");
+        let err = reject("1/second; 18446744073709551615/second");
+        assert_eq!(
+            err.to_string(),
+            "invalid rate \"1/second; 18446744073709551615/second\" at byte 10: \
+             amount 18446744073709551615 is above the maximum 1000000000000"
+        );
+        let err = reject(" 1000000000001 per day");
+        assert_eq!(err.position(), 1);
+        assert!(
+            err.to_string()
+                .ends_with("amount 1000000000001 is above the maximum 1000000000000")
+        );
+        assert_eq!(parse("1000000000000/day"), [(MAX_AMOUNT, 86_400)]);
+        for too_long in ["1/600 years", "1/585 years", "1/101 years", "1/36001 days"] {
+            let err = reject(too_long);
+            assert_eq!(err.position(), 2, "{too_long}");
+            assert!(
+                err.to_string()
+                    .ends_with("window is longer than the maximum, 100 years (3110400000 seconds)"),
+                "{err}"
+            );
+        }
+        assert_eq!(parse("1/100 years"), [(1, MAX_WINDOW_SECS)]);
+        assert_eq!(parse("1/3110400000 seconds"), [(1, MAX_WINDOW_SECS)]);
+        assert!(parse_many("1/3110400001 seconds").is_err());
         assert!(
             reject("10 second")
                 .to_string()

@@ -44,7 +44,7 @@ pub use token_bucket::TokenBucket;
 /// use std::time::Duration;
 /// use tollgate::Policy;
 ///
-/// let policy = Policy::token_bucket("100/minute".parse()?).with_burst(150)?;
+/// let policy = Policy::token_bucket("100/minute".parse()?)?.with_burst(150)?;
 /// let limit = policy.limits(Duration::from_millis(1))[0]; // ticks of 1 ms
 /// assert_eq!(limit.amount(), 100);
 /// assert_eq!(limit.capacity(), 150); // the burst
@@ -104,26 +104,6 @@ impl TickRate {
         self.window
     }
 
-    /// This limit with its amount and capacity capped at `max` (for stores that count in
-    /// floating point, exact only below some bound).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tollgate::strategy::TickRate;
-    ///
-    /// let limit = TickRate::new(1 << 60, 1 << 60, Duration::from_secs(1), Duration::from_micros(1));
-    /// assert_eq!(limit.capped(1 << 40).amount(), 1 << 40);
-    /// ```
-    pub fn capped(&self, max: u64) -> Self {
-        let amount = self.amount.min(max);
-        Self {
-            amount,
-            capacity: self.capacity.min(max),
-            window: self.window,
-            unit_ticks: self.window.div_ceil(amount.max(1)).max(1),
-        }
-    }
-
     /// The ticks one unit takes at the rate, `⌈window / amount⌉` and at least 1.
     ///
     /// ```
@@ -160,7 +140,9 @@ impl TickRate {
 /// ```
 pub trait RateState: Default + Clone + fmt::Debug + Send + Sync + 'static {
     /// `None` when a hit of `cost` fits at `now`; otherwise the exact number of ticks until
-    /// it would fit if nothing else happened (at least 1).
+    /// it would fit if nothing else happened: at least 1, and never more than
+    /// [`RateState::reset_after`] at `now` (a fresh state takes any hit that fits the
+    /// capacity).
     ///
     /// `cost` is at least 1 and at most `limit.capacity()`.
     fn retry_after(&self, limit: &TickRate, now: u64, cost: u64) -> Option<u64>;
@@ -216,6 +198,8 @@ pub struct TickDecision {
     /// Ticks until the binding rate's state is fresh again.
     pub reset_after: u64,
     /// For a denied hit, ticks until the same hit would be allowed; `None` when allowed.
+    /// Never more than `reset_after`, except for a kill switch (an amount of 0), whose state
+    /// is always fresh (`reset_after` 0) and which waits its window.
     pub retry_after: Option<u64>,
     /// The binding rate's window in ticks.
     pub window: u64,
@@ -278,7 +262,7 @@ impl TickDecision {
 /// use tollgate::strategy::{apply, TokenBucket};
 /// use tollgate::Policy;
 ///
-/// let policy = Policy::token_bucket("2/second; 3/minute".parse()?);
+/// let policy = Policy::token_bucket("2/second; 3/minute".parse()?)?;
 /// let limits = policy.limits(Duration::from_millis(1)); // ticks of 1 ms
 /// let mut states = [TokenBucket::default(), TokenBucket::default()];
 /// assert!(apply(&mut states, &limits, 0, 2).allowed);
@@ -286,7 +270,7 @@ impl TickDecision {
 /// assert!(!denied.allowed);
 /// assert_eq!(denied.retry_after, Some(20_000)); // the minute bucket makes it wait longest
 /// assert!(apply(&mut states, &limits, 1_000, 1).allowed);
-/// # Ok::<(), tollgate::ParseError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn apply<S: RateState>(
     states: &mut [S],

@@ -95,10 +95,12 @@ impl RateState for SlidingWindowCounter {
             return Some(fits_at.saturating_sub(v.elapsed).max(1));
         }
         // Fits in the next window, where `current` becomes the previous count:
-        // current × (W − e') ≤ (N − cost) × W.
+        // current × (W − e') ≤ (N − cost) × W. The wait, at most 2W − e, is counted in u128
+        // as the reset is, so that it never passes the reset where 2W does not fit.
         let allowed_weight = mul_div(n.saturating_sub(cost), w, v.current);
         let fits_at = w - allowed_weight.min(w);
-        Some((w - v.elapsed).saturating_add(fits_at).max(1))
+        let wait = u128::from(w - v.elapsed) + u128::from(fits_at);
+        Some(u64::try_from(wait).unwrap_or(u64::MAX).max(1))
     }
 
     fn consume(&mut self, limit: &TickRate, now: u64, cost: u64) {
@@ -146,14 +148,49 @@ impl RateState for SlidingWindowCounter {
         units.saturating_sub(v.current)
     }
 
+    /// `start + W` (only the previous window counts) or `start + 2W` (the current one
+    /// does) less `now`, and at most 2W; counted in u128, where `start + 2W` cannot
+    /// overflow, and saturating at `u64::MAX` only at the end.
     fn reset_after(&self, limit: &TickRate, now: u64) -> u64 {
         let (start, previous, current) = self.roll(limit, now);
-        let w = limit.window;
+        let w = u128::from(limit.window);
         let fresh_at = match (previous, current) {
-            (_, 1..) => start.saturating_add(w).saturating_add(w),
-            (1.., 0) => start.saturating_add(w),
+            (_, 1..) => u128::from(start) + 2 * w,
+            (1.., 0) => u128::from(start) + w,
             (0, 0) => return 0,
         };
-        fresh_at.saturating_sub(now).min(w.saturating_mul(2))
+        let wait = fresh_at.saturating_sub(u128::from(now)).min(2 * w);
+        u64::try_from(wait).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Issue 10: with a window past 292 years of nanoseconds, two windows do not fit in a
+    /// `u64`; the wait (into the next window) saturated at `u64::MAX` while the reset
+    /// saturated at `start + 2W`, below it, so the wait came out longer than the reset.
+    #[test]
+    fn a_wait_never_passes_the_reset_even_past_two_windows_of_u64() {
+        let window = (1u64 << 63) + (1 << 62);
+        let limit = TickRate::new(1, 1, Duration::from_nanos(window), Duration::from_nanos(1));
+        let mut state = SlidingWindowCounter::default();
+        state.consume(&limit, 1, 1);
+        let retry = state.retry_after(&limit, 1, 1).expect("full");
+        let reset = state.reset_after(&limit, 1);
+        assert!(retry <= reset, "retry {retry} > reset {reset}");
+        assert_eq!(
+            reset,
+            u64::MAX,
+            "2W - 0 does not fit: saturated at the end only"
+        );
+        // Where it fits, the reset is exact: 2W − elapsed.
+        let limit = TickRate::new(1, 1, Duration::from_nanos(1 << 62), Duration::from_nanos(1));
+        let mut state = SlidingWindowCounter::default();
+        state.consume(&limit, u64::MAX / 2, 1);
+        assert_eq!(state.reset_after(&limit, u64::MAX / 2 + 5), (1 << 63) - 5);
     }
 }

@@ -53,12 +53,15 @@ impl RateState for SlidingWindowLog {
         if excess == 0 {
             return None;
         }
-        // Wait until the oldest entries that free `excess` units have left the window.
+        // Wait until the oldest entries that free `excess` units have left the window: at
+        // most a window, as the reset (an entry after `now`, from a clock that went back,
+        // waits as if it were at `now`).
         let mut freed = 0u64;
         for &(at, units) in entries {
             freed = freed.saturating_add(units);
             if freed >= excess {
-                return Some(at.saturating_add(limit.window).saturating_sub(now).max(1));
+                let wait = at.saturating_add(limit.window).saturating_sub(now);
+                return Some(wait.min(limit.window).max(1));
             }
         }
         Some(limit.window)

@@ -10,7 +10,12 @@ use super::{RateState, TickRate};
 /// `c` units fits when `max(TAT, now) + c·I − now ≤ burst·I`. So the units allowed in any
 /// interval of length T are at most `burst + T/I ≤ burst + rate × T`, exactly; the rounding
 /// of I only ever makes the refill a little slower (by less than one tick per token, so a
-/// rate above one unit per tick is capped at one per tick).
+/// rate above one unit per tick would be capped at one per tick: [`crate::Policy`] refuses
+/// token buckets faster than one unit per microsecond, the coarsest tick of any store).
+///
+/// The arithmetic of a wait never overflows: it is computed from the distances to `now`
+/// (the backlog `TAT − now` and the depth `burst × I`), so the wait is exact and never longer
+/// than the reset even where `now + 2 × depth` would not fit in a `u64`.
 ///
 /// ```
 /// use tollgate::strategy::{TickRate, RateState, TokenBucket};
@@ -29,15 +34,25 @@ pub struct TokenBucket {
     tat: u64,
 }
 
+impl TokenBucket {
+    /// Ticks until the bucket is full again, as seen at `now`.
+    fn backlog(&self, now: u64) -> u64 {
+        self.tat.saturating_sub(now)
+    }
+}
+
+/// `a × b` exactly.
+fn wide(a: u64, b: u64) -> u128 {
+    u128::from(a) * u128::from(b)
+}
+
 impl RateState for TokenBucket {
     fn retry_after(&self, limit: &TickRate, now: u64, cost: u64) -> Option<u64> {
         let interval = limit.unit_ticks;
-        let after = self
-            .tat
-            .max(now)
-            .saturating_add(cost.saturating_mul(interval));
-        let over = (after - now).checked_sub(limit.capacity.saturating_mul(interval))?;
-        (over > 0).then_some(over)
+        // The hit fits when backlog + cost·I ≤ burst·I; otherwise it waits for the excess.
+        let needed = u128::from(self.backlog(now)) + wide(cost, interval);
+        let over = needed.checked_sub(wide(limit.capacity, interval))?;
+        (over > 0).then(|| u64::try_from(over).unwrap_or(u64::MAX))
     }
 
     fn consume(&mut self, limit: &TickRate, now: u64, cost: u64) {
@@ -74,12 +89,39 @@ impl RateState for TokenBucket {
 
     fn remaining(&self, limit: &TickRate, now: u64) -> u64 {
         let interval = limit.unit_ticks;
-        let depth = limit.capacity.saturating_mul(interval);
-        let slack = depth.saturating_sub(self.tat.saturating_sub(now));
-        (slack / interval).min(limit.capacity)
+        let slack = wide(limit.capacity, interval).saturating_sub(u128::from(self.backlog(now)));
+        let units = slack / u128::from(interval);
+        u64::try_from(units).unwrap_or(u64::MAX).min(limit.capacity)
     }
 
     fn reset_after(&self, _limit: &TickRate, now: u64) -> u64 {
-        self.tat.saturating_sub(now)
+        self.backlog(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Issue 10: a token bucket of `1/584 years` said to retry after about 8.9 years, not
+    /// 584: `TAT + cost × I` passed `u64::MAX` and saturated, and the depth was taken off the
+    /// saturated sum. Policies can no longer have such windows, but the strategy stays exact
+    /// wherever its state fits.
+    #[test]
+    fn a_wait_longer_than_half_the_clock_is_exact() {
+        let year = 360 * 86_400 * 1_000_000_000u64;
+        for window in [584 * year, (1 << 63) + (1 << 62)] {
+            let limit = TickRate::new(1, 1, Duration::from_nanos(window), Duration::from_nanos(1));
+            let now = 5_000_000_000_000;
+            let mut bucket = TokenBucket::default();
+            bucket.consume(&limit, now, 1);
+            assert_eq!(bucket.retry_after(&limit, now, 1), Some(window));
+            assert_eq!(bucket.retry_after(&limit, now + 7, 1), Some(window - 7));
+            assert_eq!(bucket.reset_after(&limit, now), window);
+            assert_eq!(bucket.remaining(&limit, now), 0);
+            assert_eq!(bucket.remaining(&limit, now + window), 1);
+        }
     }
 }

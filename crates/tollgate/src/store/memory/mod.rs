@@ -91,7 +91,7 @@ pub const DEFAULT_MAX_KEYS: usize = 1 << 20;
 /// # futures_executor::block_on(async {
 /// let store = MemoryStore::with_max_keys(10_000);
 /// let api = Limiter::new(store.clone())
-///     .policy("api", Policy::token_bucket(Rate::per_second(100).into()));
+///     .policy("api", Policy::token_bucket(Rate::per_second(100).into()).expect("a valid bucket"));
 /// api.hit("user:1").await?;
 /// assert_eq!(store.stats().keys, 1);
 /// # Ok::<(), tollgate::Error>(())

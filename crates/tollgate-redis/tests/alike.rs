@@ -1,0 +1,166 @@
+//! The memory store (nanosecond ticks) against the Redis store (microsecond ticks, or coarser
+//! where its numbers would not stay exact in Lua's doubles): the same decisions, through hits
+//! and refunds, wherever the rates, windows and times are whole ticks of the Redis store; a
+//! wait that is not a whole number of ticks (the counter's) is rounded up by Redis, never
+//! down, by less than a tick. The scripts against the pure functions: `differential.rs`.
+
+mod support;
+
+use std::time::Duration;
+
+use tollgate::Strategy as Algorithm;
+use tollgate::{Limiter, MAX_AMOUNT, ManualClock, MemoryStore, Policy, Rates, Store, Timestamp};
+use tollgate_redis::RedisStore;
+
+/// What a `SystemClock` reads in 2026, in nanoseconds: a multiple of every tick the Redis
+/// store may choose (up to 10^13 µs).
+const NOW_2026: u64 = 1_780_000_000_000_000_000;
+
+/// A Redis store in client-time mode, and a runtime to drive it.
+struct Twins {
+    redis: RedisStore,
+    rt: tokio::runtime::Runtime,
+}
+
+fn twins(server: &support::RedisServer) -> Twins {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let redis = rt
+        .block_on(RedisStore::connect(&server.uri()))
+        .expect("connect")
+        .with_client_time()
+        .with_timeout(Duration::from_secs(5));
+    Twins { redis, rt }
+}
+
+/// Drives `steps` (how far the clock moves, then the cost of a hit on one of two keys)
+/// through `policy` in a memory store and in Redis, from [`NOW_2026`], with every fifth hit
+/// given back at once (deduct-when), and requires the same decisions.
+fn compare(twins: &Twins, name: &str, policy: &Policy, steps: &[(Duration, u64)]) {
+    let clock = ManualClock::new();
+    clock.set(Timestamp::from_nanos(NOW_2026));
+    let memory = Limiter::new(MemoryStore::new())
+        .with_clock(clock.clone())
+        .policy(name, policy.clone());
+    let redis = Limiter::new(twins.redis.clone())
+        .with_clock(clock.clone())
+        .policy(name, policy.clone());
+    let tick = twins.redis.prepare(name, policy).tick();
+    for (step, &(advance, cost)) in steps.iter().enumerate() {
+        clock.advance(advance);
+        let key = step as u64 % 2;
+        let m = memory.hit_sync(&key, cost).expect("memory");
+        let r = twins
+            .rt
+            .block_on(redis.hit_cost(&key, cost))
+            .expect("redis");
+        let what = format!("{policy} in ticks of {tick:?}, step {step}: {m:?} {r:?}");
+        assert_eq!(m.allowed(), r.allowed(), "{what}");
+        assert_eq!(
+            (m.limit(), m.remaining()),
+            (r.limit(), r.remaining()),
+            "{what}"
+        );
+        assert_eq!(
+            (m.reset_after(), m.window()),
+            (r.reset_after(), r.window()),
+            "{what}"
+        );
+        let (m_wait, r_wait) = (
+            m.retry_after().unwrap_or_default(),
+            r.retry_after().unwrap_or_default(),
+        );
+        assert!(r_wait >= m_wait && r_wait - m_wait < tick, "{what}");
+        if step % 5 == 4 {
+            let refunded = futures_executor::block_on(memory.refund(&key, cost));
+            refunded.expect("memory");
+            twins.rt.block_on(redis.refund(&key, cost)).expect("redis");
+        }
+    }
+}
+
+#[test]
+fn memory_and_redis_decide_alike_at_whole_microseconds() {
+    let server = support::RedisServer::start();
+    let twins = twins(&server);
+    // Steps of 0.1 ms to 1.2 s, in a pattern that lands on window edges; costs 0 to 2.
+    let steps: Vec<(Duration, u64)> = (0..400u64)
+        .map(|step| {
+            let advance = [100, 0, 250_000, 1_000, 999_900, 1_200_000][step as usize % 6];
+            (Duration::from_micros(advance), step % 3)
+        })
+        .collect();
+    for (i, rates) in [
+        "10000/second",
+        "5/second",
+        "4/2 seconds; 5/5 seconds",
+        "4/second",
+    ]
+    .iter()
+    .enumerate()
+    {
+        for algorithm in Algorithm::ALL {
+            let policy = Policy::new(algorithm, rates.parse().expect("rates")).expect("policy");
+            compare(&twins, &format!("alike{i}{algorithm}"), &policy, &steps);
+        }
+    }
+}
+
+/// At the bounds: amounts, bursts and costs of `MAX_AMOUNT`, windows of (nearly) 100
+/// years, token buckets refilling a token per microsecond or taking 100 years to refill,
+/// each counted in Redis at the tick its numbers need (1 µs to 10^13 µs), with windows and
+/// times that are whole ticks.
+#[test]
+fn memory_and_redis_decide_alike_at_the_bounds() {
+    let server = support::RedisServer::start();
+    let twins = twins(&server);
+    let policies: [(&str, Option<u64>); 7] = [
+        ("1000000000000/second", None),
+        ("1000000000000/3100000000 seconds", None),
+        ("1/100 years", None),
+        ("1000000/second", None),
+        ("1000000/second", Some(MAX_AMOUNT)),
+        ("86400000000/day", None),
+        ("1/second", Some(3_110_400_000)),
+    ];
+    for (i, (rates, burst)) in policies.into_iter().enumerate() {
+        for algorithm in Algorithm::ALL {
+            let rates: Rates = rates.parse().expect("in bounds");
+            let burst = burst.filter(|_| algorithm == Algorithm::TokenBucket);
+            let Ok(policy) = Policy::from_parts(algorithm, rates.clone(), burst) else {
+                assert_eq!(algorithm, Algorithm::TokenBucket, "{rates}");
+                continue;
+            };
+            let name = format!("bounds{i}{algorithm}");
+            let tick = twins.redis.prepare(&name, &policy).tick();
+            let window = rates.iter().map(|r| r.window()).max().unwrap_or_default();
+            assert!(
+                (window.as_nanos() % tick.as_nanos()) == 0,
+                "{policy}: {window:?} in ticks of {tick:?}"
+            );
+            compare(
+                &twins,
+                &name,
+                &policy,
+                &edge_steps(window, tick, policy.max_cost()),
+            );
+        }
+    }
+}
+
+/// Steps that are whole ticks and reach a window's edges (none, a tick, half, a third, a
+/// window less a tick), with costs of everything, one less, one, half and none; time runs
+/// for at most 2.5 windows.
+fn edge_steps(window: Duration, tick: Duration, max_cost: u64) -> Vec<(Duration, u64)> {
+    let ticks = u32::try_from(window.as_nanos() / tick.as_nanos()).unwrap_or(u32::MAX);
+    let steps = [0, 1, ticks / 2, ticks / 3, 1, 0, ticks - 1, 2, ticks / 7, 1];
+    let costs = [max_cost, 1, 0, max_cost - 1, max_cost / 2, 1];
+    let budget = ticks.saturating_mul(5) / 2;
+    let mut elapsed = 0u32;
+    (0..40)
+        .map(|i| {
+            let step = steps[i % steps.len()].min(budget - elapsed);
+            elapsed += step;
+            (tick * step, costs[i % costs.len()])
+        })
+        .collect()
+}
