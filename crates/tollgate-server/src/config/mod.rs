@@ -85,8 +85,9 @@ pub struct Config {
     pub envoy: Option<EnvoyConfig>,
 }
 
-/// What each HTTP listener (check API, proxy) and the gRPC listener allow a client, so that
-/// slow or idle clients cannot hold sockets forever.
+/// What each listener (check API, proxy, Envoy service) allows a client, so that slow or
+/// idle clients cannot hold sockets forever. While a request is in flight no connection timer
+/// runs: a slow handler (a slow upstream behind the proxy) keeps its connection.
 ///
 /// ```
 /// use std::time::Duration;
@@ -100,12 +101,15 @@ pub struct Config {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Connections {
-    /// How long a request's headers may take to arrive (`header_timeout`, 60 s by default).
+    /// How long a request's head may take to arrive (`header_timeout`, 60 s by default):
+    /// from connecting until the first request is complete, and on HTTP/1.1 from the first
+    /// byte of each following one. A gRPC connection must send its first call within it.
     pub header_timeout: Duration,
     /// How long a request's body may take to arrive (`body_timeout`, 60 s by default);
-    /// past it the request is answered 408 and the connection closed.
+    /// past it the request is answered 408 and the connection closed. A gRPC call must be
+    /// received and answered within it, else it ends `CANCELLED`.
     pub body_timeout: Duration,
-    /// How long a keep-alive connection may stay idle between requests
+    /// How long a connection may stay idle, with no request in flight
     /// (`keepalive_timeout`, 75 s by default).
     pub keepalive_timeout: Duration,
     /// How many connections each listener holds at once (`max_connections`, 10000 by
