@@ -174,6 +174,30 @@ fn a_client_is_served_once_idlers_filling_the_cap_time_out() {
     drop(idlers);
 }
 
+#[test]
+fn a_proxied_body_that_never_finishes_is_a_408_too() {
+    let upstream = slow_upstream(Duration::from_secs(3));
+    let path = write_config(
+        "tollgate.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nbody_timeout = \"1s\"\n\n\
+             [proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{upstream}\"\n"
+        ),
+    );
+    let tollgate = Tollgate::serve(
+        &["--config", path.to_str().expect("utf-8 path")],
+        &["proxy"],
+    );
+    let stream = connect(
+        tollgate.addr("proxy"),
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf",
+    );
+    let (took, answer) = until_closed(stream);
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+}
+
 // ---- the Envoy rate limit service (gRPC) --------------------------------------------------
 
 /// `tollgate serve` with the Envoy service, the timeouts at one second and `max_connections`.
