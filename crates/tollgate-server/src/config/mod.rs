@@ -9,10 +9,12 @@
 //! exempt and limited.
 //!
 //! - `file.rs`: the raw sections and their checks, with the line of each value.
-//! - `proxy.rs`: the `[proxy]` section: routes, their axum patterns, keys, the upstream.
+//! - `proxy.rs`: the `[proxy]` section: keys, the upstream.
+//! - `route.rs`: the `[[proxy.routes]]`: paths, methods, policies, their axum patterns.
 
 mod file;
 mod proxy;
+mod route;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,7 +27,8 @@ use tollgate_redis::StorageUri;
 use tollgate_tower::HeaderStyle;
 
 use crate::grpc::envoy::EnvoyConfig;
-pub use proxy::{KeySpec, ProxyConfig, RouteConfig, RoutePattern, UpstreamUri};
+pub use proxy::{KeySpec, ProxyConfig, UpstreamUri};
+pub use route::{RouteConfig, RoutePattern};
 
 /// The address the check API listens on when nothing says otherwise.
 ///
