@@ -26,8 +26,8 @@ mod server;
 mod state;
 
 pub use config::{
-    Config, ConfigError, Connections, DEFAULT_LISTEN, KeySpec, Overrides, ProxyConfig, RouteConfig,
-    RoutePattern, UpstreamUri,
+    Config, ConfigError, Connections, DEFAULT_LISTEN, EscapedSlashes, KeySpec, Overrides,
+    ProxyConfig, RouteConfig, RoutePattern, UpstreamTimeouts, UpstreamUri,
 };
 pub use grpc::envoy::{DescriptorVerdict, EnvoyConfig, EnvoyLimit, EnvoyService, Observer, Unit};
 pub use http::check_api::check_api_router;

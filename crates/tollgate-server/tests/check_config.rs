@@ -153,6 +153,28 @@ fn check_config_and_serve_agree_on_good_and_bad_configurations() {
             Some(":4: policies.proxy:default: invalid policy name \"proxy:default\"".to_owned()),
         ),
         (
+            proxy(
+                "upstream_connect_timeout = \"1s\"\nupstream_response_timeout = \"30s\"\n\
+                 upstream_idle_timeout = \"2m\"\nescaped_slashes = \"decode\"\n",
+            ),
+            None,
+        ),
+        (
+            proxy("upstream_connect_timeout = \"5 s\"\n"),
+            Some(":10: proxy.upstream_connect_timeout: invalid duration \"5 s\"".to_owned()),
+        ),
+        (
+            proxy("upstream_idle_timeout = \"0s\"\n"),
+            Some(":10: proxy.upstream_idle_timeout: \"0s\" is out of range".to_owned()),
+        ),
+        (
+            proxy("escaped_slashes = \"keep\"\n"),
+            Some(
+                ":10: proxy.escaped_slashes: unknown action \"keep\"; expected reject or decode"
+                    .to_owned(),
+            ),
+        ),
+        (
             "[server]\nlisten = \"127.0.0.1:0\"\ngrpc_listen = \"127.0.0.1:0\"\n".to_owned(),
             Some(":3: server.grpc_listen: the Envoy rate limit service needs [envoy]".to_owned()),
         ),

@@ -9,7 +9,7 @@
 //! exempt and limited.
 //!
 //! - `file.rs`: the raw sections and their checks, with the line of each value.
-//! - `proxy.rs`: the `[proxy]` section: keys, the upstream.
+//! - `proxy.rs`: the `[proxy]` section: keys, the upstream and its timeouts, encoded slashes.
 //! - `route.rs`: the `[[proxy.routes]]`: paths, methods, policies, their axum patterns.
 
 mod file;
@@ -27,7 +27,7 @@ use tollgate_redis::StorageUri;
 use tollgate_tower::HeaderStyle;
 
 use crate::grpc::envoy::EnvoyConfig;
-pub use proxy::{KeySpec, ProxyConfig, UpstreamUri};
+pub use proxy::{EscapedSlashes, KeySpec, ProxyConfig, UpstreamTimeouts, UpstreamUri};
 pub use route::{RouteConfig, RoutePattern};
 
 /// The address the check API listens on when nothing says otherwise.

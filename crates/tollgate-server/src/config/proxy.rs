@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use http::HeaderValue;
 use http::uri::Authority;
@@ -24,6 +25,10 @@ pub(crate) struct ProxySection {
     trusted_proxies: Vec<Spanned<String>>,
     default_policy: Option<Spanned<String>>,
     key: Option<Spanned<String>>,
+    upstream_connect_timeout: Option<Spanned<String>>,
+    upstream_response_timeout: Option<Spanned<String>>,
+    upstream_idle_timeout: Option<Spanned<String>>,
+    escaped_slashes: Option<Spanned<String>>,
     #[serde(default)]
     routes: Vec<Spanned<RouteSection>>,
 }
@@ -72,6 +77,81 @@ pub struct ProxyConfig {
     pub routes: Vec<RouteConfig>,
     /// The axum patterns the routes become, each with the routes that decide it.
     pub patterns: Vec<RoutePattern>,
+    /// How long the upstream may take.
+    pub upstream_timeouts: UpstreamTimeouts,
+    /// What a path with an encoded slash or backslash meets.
+    pub escaped_slashes: EscapedSlashes,
+}
+
+/// How long the proxy waits for its upstream (`[proxy]` `upstream_connect_timeout`,
+/// `upstream_response_timeout`, `upstream_idle_timeout`). A connection not made, or a
+/// response head not received, in time answers `504 Gateway Timeout`; a response body that
+/// pauses longer than `idle` is cut, and the client sees its connection end.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate_server::{Config, UpstreamTimeouts};
+///
+/// let config = Config::parse(r#"
+/// [proxy]
+/// listen = "127.0.0.1:8081"
+/// upstream = "http://127.0.0.1:3000"
+/// upstream_response_timeout = "30s"
+/// "#, "tollgate.toml")?;
+/// let timeouts = config.proxy.expect("a [proxy] section").upstream_timeouts;
+/// assert_eq!(timeouts.response, Duration::from_secs(30));
+/// assert_eq!(timeouts.connect, UpstreamTimeouts::default().connect); // 5 s
+/// # Ok::<(), tollgate_server::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamTimeouts {
+    /// Connecting to the upstream (`upstream_connect_timeout`, 5 s by default).
+    pub connect: Duration,
+    /// From forwarding a request, its body included, to the upstream's response head
+    /// (`upstream_response_timeout`, 60 s by default).
+    pub response: Duration,
+    /// The longest pause in the upstream's response body (`upstream_idle_timeout`, 60 s by
+    /// default).
+    pub idle: Duration,
+}
+
+impl Default for UpstreamTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            response: Duration::from_secs(60),
+            idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the proxy does with a path holding an encoded slash or backslash (`%2F`, `%5C`, in
+/// either case) or a backslash (`[proxy] escaped_slashes`), as Envoy's
+/// `path_with_escaped_slashes_action`. Routes match the path as the proxy reads it, but an
+/// upstream that decodes `%2F` or takes `\` for `/` sees another path, so left alone
+/// `/static/..%2flogin` would reach `/login` past its limit.
+///
+/// ```
+/// use tollgate_server::{Config, EscapedSlashes};
+///
+/// let action = |text: &str| {
+///     let text = format!("[proxy]\nlisten = \"127.0.0.1:8081\"\nupstream = \"http://127.0.0.1:3000\"\n{text}");
+///     Config::parse(&text, "tollgate.toml").map(|config| config.proxy.expect("a [proxy] section").escaped_slashes)
+/// };
+/// assert_eq!(action("")?, EscapedSlashes::Reject); // the default
+/// assert_eq!(action("escaped_slashes = \"decode\"")?, EscapedSlashes::Decode);
+/// assert!(action("escaped_slashes = \"keep\"").is_err());
+/// # Ok::<(), tollgate_server::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EscapedSlashes {
+    /// `reject`: answer `400` with `{"error": ...}`.
+    #[default]
+    Reject,
+    /// `decode`: read each as `/` before routing, so that the path limited is the path the
+    /// upstream receives (`/static/..%2flogin` meets `/login`'s limit and is forwarded as
+    /// `/login`).
+    Decode,
 }
 
 /// The upstream, checked: `http://HOST[:PORT][/PATH]`.
@@ -166,6 +246,38 @@ impl Checker<'_> {
             None => KeySpec::Ip,
         };
         let (routes, patterns) = self.routes(&proxy.routes, policies)?;
+        let defaults = UpstreamTimeouts::default();
+        let upstream_timeouts = UpstreamTimeouts {
+            connect: self
+                .duration(
+                    &proxy.upstream_connect_timeout,
+                    "proxy.upstream_connect_timeout",
+                )?
+                .unwrap_or(defaults.connect),
+            response: self
+                .duration(
+                    &proxy.upstream_response_timeout,
+                    "proxy.upstream_response_timeout",
+                )?
+                .unwrap_or(defaults.response),
+            idle: self
+                .duration(&proxy.upstream_idle_timeout, "proxy.upstream_idle_timeout")?
+                .unwrap_or(defaults.idle),
+        };
+        let escaped_slashes = match &proxy.escaped_slashes {
+            None => EscapedSlashes::default(),
+            Some(action) => match action.get_ref().as_str() {
+                "reject" => EscapedSlashes::Reject,
+                "decode" => EscapedSlashes::Decode,
+                other => {
+                    return Err(self.error(
+                        action.span(),
+                        "proxy.escaped_slashes",
+                        format!("unknown action {other:?}; expected reject or decode"),
+                    ));
+                }
+            },
+        };
         Ok(ProxyConfig {
             listen,
             upstream,
@@ -174,6 +286,8 @@ impl Checker<'_> {
             key,
             routes,
             patterns,
+            upstream_timeouts,
+            escaped_slashes,
         })
     }
 
