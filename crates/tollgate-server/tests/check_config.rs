@@ -117,6 +117,55 @@ fn check_config_and_serve_agree_on_good_and_bad_configurations() {
             Some(":12: proxy.routes[0].path: invalid path \"/a/../b\"".to_owned()),
         ),
         (
+            proxy("\n[[proxy.routes]]\npath = \"/a%2Fb\"\npolicy = \"api\"\n"),
+            Some(":12: proxy.routes[0].path: invalid path \"/a%2Fb\"".to_owned()),
+        ),
+        (
+            proxy("\n[[proxy.routes]]\npath = \"/log%69n\"\npolicy = \"api\"\n"),
+            Some(":12: proxy.routes[0].path: invalid path \"/log%69n\"".to_owned()),
+        ),
+        (
+            proxy(
+                "\n[[proxy.routes]]\npath = \"/login\"\npolicy = \"api\"\nignore_case = true\n\
+                 ignore_trailing_slash = true\n\n[[proxy.routes]]\npath = \"/static/*\"\n\
+                 exempt = true\nignore_case = true\n",
+            ),
+            None,
+        ),
+        (
+            proxy(
+                "\n[[proxy.routes]]\npath = \"/api/*\"\npolicy = \"api\"\n\
+                 ignore_trailing_slash = true\n",
+            ),
+            Some(
+                ":14: proxy.routes[0].ignore_trailing_slash: a prefix route already matches \
+                 /api and /api/"
+                    .to_owned(),
+            ),
+        ),
+        (
+            proxy(
+                "\n[[proxy.routes]]\npath = \"/login\"\npolicy = \"api\"\nignore_case = true\n\n\
+                 [[proxy.routes]]\npath = \"/LOGIN\"\nexempt = true\n",
+            ),
+            Some(
+                ":16: proxy.routes[1]: \"/LOGIN\" and \"/login\" (proxy.routes[0]) match some of \
+                 the same paths"
+                    .to_owned(),
+            ),
+        ),
+        (
+            proxy(
+                "\n[[proxy.routes]]\npath = \"/static/admin\"\npolicy = \"api\"\n\n\
+                 [[proxy.routes]]\npath = \"/static/*\"\nexempt = true\nignore_case = true\n",
+            ),
+            Some(
+                ":11: proxy.routes[0]: \"/static/admin\" lies under the case-insensitive prefix \
+                 \"/static/*\" (proxy.routes[1]); give it ignore_case = true too"
+                    .to_owned(),
+            ),
+        ),
+        (
             proxy("\n[[proxy.routes]]\npath = \"/x\"\npolicy = \"nope\"\n"),
             Some(":13: proxy.routes[0].policy: unknown policy \"nope\"; defined: api".to_owned()),
         ),

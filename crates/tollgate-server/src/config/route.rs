@@ -10,6 +10,8 @@ use toml::Spanned;
 
 use crate::config::file::Checker;
 use crate::config::{ConfigError, KeySpec};
+use crate::http::proxy::matching::{fold_case, without_trailing_slash};
+use crate::http::proxy::path;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +23,8 @@ pub(crate) struct RouteSection {
     key: Option<Spanned<String>>,
     #[serde(default)]
     exempt: Option<Spanned<bool>>,
+    ignore_case: Option<Spanned<bool>>,
+    ignore_trailing_slash: Option<Spanned<bool>>,
 }
 
 /// One `[[proxy.routes]]` entry.
@@ -51,6 +55,33 @@ pub(crate) struct RouteSection {
 /// assert_eq!(routes[0].policy.as_deref(), Some("login"));
 /// assert!(matches!(&routes[0].key, Some(KeySpec::Header { or_ip: false, .. })));
 /// assert_eq!((routes[1].path.as_str(), routes[1].policy.as_deref()), ("/static/*", None)); // exempt
+/// assert!(!routes[0].ignore_case && !routes[0].ignore_trailing_slash); // unless asked
+/// # Ok::<(), tollgate_server::ConfigError>(())
+/// ```
+///
+/// With `ignore_case` and `ignore_trailing_slash`, a route meets the other spellings of its
+/// path too; routes that would share a spelling must agree:
+///
+/// ```
+/// use tollgate_server::Config;
+///
+/// let routes = |routes: &str| {
+///     let text = format!(
+///         "[policies.login]\nlimits = \"5/minute\"\n\n[proxy]\nlisten = \"127.0.0.1:8081\"\n\
+///          upstream = \"http://127.0.0.1:3000\"\n{routes}"
+///     );
+///     Config::parse(&text, "tollgate.toml").map(|config| config.proxy.expect("a [proxy] section").routes)
+/// };
+/// let login = "[[proxy.routes]]\npath = \"/login\"\npolicy = \"login\"\nignore_case = true\nignore_trailing_slash = true\n";
+/// let parsed = routes(login)?;
+/// assert!(parsed[0].ignore_case && parsed[0].ignore_trailing_slash);
+/// // `/LOGIN` would be both exempt and limited.
+/// let err = routes(&format!("{login}[[proxy.routes]]\npath = \"/LOGIN\"\nexempt = true\n")).unwrap_err();
+/// assert!(err.message().contains("match some of the same paths"));
+/// // `/STATIC/admin` would meet the exempt prefix, not the limit.
+/// let nested = "[[proxy.routes]]\npath = \"/static/*\"\nexempt = true\nignore_case = true\n\n\
+///               [[proxy.routes]]\npath = \"/static/admin\"\npolicy = \"login\"\n";
+/// assert!(routes(nested).unwrap_err().message().contains("give it ignore_case = true too"));
 /// # Ok::<(), tollgate_server::ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -63,6 +94,13 @@ pub struct RouteConfig {
     pub policy: Option<String>,
     /// Who pays, if not the proxy's key.
     pub key: Option<KeySpec>,
+    /// Whether the route matches its path in any case (`ignore_case = true`): `/LOGIN` and
+    /// `/LoGiN` meet `/login`'s limit. Every route under a case-insensitive prefix ignores
+    /// case too.
+    pub ignore_case: bool,
+    /// Whether an exact route matches its path with and without a trailing slash
+    /// (`ignore_trailing_slash = true`): `/login/` meets `/login`'s limit.
+    pub ignore_trailing_slash: bool,
 }
 
 /// An axum route pattern of the proxy (`/api/{*rest}`), with the routes that decide it (by
@@ -125,8 +163,9 @@ impl Checker<'_> {
                     format!("{field}.path"),
                     format!(
                         "invalid path {path:?}; expected an exact path such as /ping or a \
-                         prefix such as /api/*, without a query, fragment, spaces or \
-                         dot segments (it could never match)"
+                         prefix such as /api/*, without a query, fragment, spaces, dot \
+                         segments, backslashes or escapes the proxy decodes or refuses \
+                         (%69, %2F, %5C): it could never match"
                     ),
                 )
             })?;
@@ -177,6 +216,26 @@ impl Checker<'_> {
                 .as_ref()
                 .map(|key| self.key(key, &format!("{field}.key")))
                 .transpose()?;
+            let set =
+                |option: &Option<Spanned<bool>>| option.as_ref().is_some_and(|on| *on.get_ref());
+            let ignore_trailing_slash = set(&route.ignore_trailing_slash);
+            if let (Specificity::Prefix, Some(option)) = (
+                specificity,
+                route
+                    .ignore_trailing_slash
+                    .as_ref()
+                    .filter(|_| ignore_trailing_slash),
+            ) {
+                return Err(self.error(
+                    option.span(),
+                    format!("{field}.ignore_trailing_slash"),
+                    format!(
+                        "a prefix route already matches {prefix} and {prefix}/; \
+                         ignore_trailing_slash is for exact paths",
+                        prefix = path.trim_end_matches("/*")
+                    ),
+                ));
+            }
             for pattern in patterns {
                 match claims.entry(pattern) {
                     Entry::Vacant(entry) => {
@@ -197,8 +256,11 @@ impl Checker<'_> {
                 methods,
                 policy,
                 key,
+                ignore_case: set(&route.ignore_case),
+                ignore_trailing_slash,
             });
         }
+        self.options_agree(sections, &routes)?;
         let mut patterns = Vec::with_capacity(claims.len());
         for (pattern, (_, deciding)) in claims {
             let exempt = routes[deciding[0]].policy.is_none();
@@ -224,6 +286,99 @@ impl Checker<'_> {
         }
         Ok((routes, patterns))
     }
+
+    /// Refuses routes whose options let one path meet two routes that do not agree, or
+    /// another spelling of a route under a case-insensitive prefix dodge it.
+    fn options_agree(
+        &self,
+        sections: &[Spanned<RouteSection>],
+        routes: &[RouteConfig],
+    ) -> Result<(), ConfigError> {
+        for (j, later) in routes.iter().enumerate() {
+            let field = || format!("proxy.routes[{j}]");
+            for (i, earlier) in routes[..j].iter().enumerate() {
+                let same = later.path == earlier.path
+                    && later.ignore_case == earlier.ignore_case
+                    && later.ignore_trailing_slash == earlier.ignore_trailing_slash;
+                if !same && share_a_spelling(earlier, later) {
+                    return Err(self.error(
+                        sections[j].span(),
+                        field(),
+                        format!(
+                            "{:?} and {:?} (proxy.routes[{i}]) match some of the same paths \
+                             through ignore_case or ignore_trailing_slash; give them one path \
+                             and the same options",
+                            later.path, earlier.path
+                        ),
+                    ));
+                }
+            }
+            if later.ignore_case {
+                continue;
+            }
+            let under = routes.iter().enumerate().find(|(i, prefix)| {
+                *i != j && prefix.ignore_case && is_under(&later.path, &prefix.path)
+            });
+            if let Some((i, prefix)) = under {
+                return Err(self.error(
+                    sections[j].span(),
+                    field(),
+                    format!(
+                        "{:?} lies under the case-insensitive prefix {:?} (proxy.routes[{i}]); \
+                         give it ignore_case = true too, or its other spellings (such as {:?}) \
+                         would meet that prefix instead",
+                        later.path,
+                        prefix.path,
+                        later.path.to_ascii_uppercase()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether some request path meets both routes through their options: two exact routes
+/// with a spelling in common, or two prefixes that are one.
+fn share_a_spelling(a: &RouteConfig, b: &RouteConfig) -> bool {
+    let ignore_case = a.ignore_case || b.ignore_case;
+    let same = |x: &str, y: &str| {
+        if ignore_case {
+            fold_case(x) == fold_case(y)
+        } else {
+            x == y
+        }
+    };
+    match (a.path.strip_suffix("/*"), b.path.strip_suffix("/*")) {
+        (Some(x), Some(y)) => same(x, y),
+        (None, None) => {
+            let spellings = |route: &RouteConfig| {
+                let bare = without_trailing_slash(&route.path).to_owned();
+                if !route.ignore_trailing_slash || bare == "/" {
+                    vec![route.path.clone()]
+                } else {
+                    vec![format!("{bare}/"), bare]
+                }
+            };
+            let theirs = spellings(b);
+            spellings(a)
+                .iter()
+                .any(|x| theirs.iter().any(|y| same(x, y)))
+        }
+        _ => false,
+    }
+}
+
+/// Whether the route `path` lies at or under the prefix route `prefix` (`/static/*`),
+/// whatever the case.
+fn is_under(path: &str, prefix: &str) -> bool {
+    let Some(prefix) = prefix.strip_suffix("/*") else {
+        return false;
+    };
+    let path = fold_case(path.strip_suffix("/*").unwrap_or(path));
+    let prefix = fold_case(prefix);
+    path.strip_prefix(&prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The axum patterns a configured path becomes: `/ping` itself, or for the prefix `/api/*`
@@ -232,7 +387,8 @@ impl Checker<'_> {
 fn route_patterns(path: &str) -> Option<(Specificity, Vec<String>)> {
     // A request's path is normalised before routing and never holds a query, a fragment,
     // spaces or dot segments, so a route path with any of them would never match.
-    let unmatchable = path.contains(['{', '}', '?', '#'])
+    let unmatchable = !path::is_routable(path)
+        || path.contains(['{', '}', '?', '#'])
         || path.contains("//")
         || path.chars().any(|c| c.is_whitespace() || c.is_control())
         || path

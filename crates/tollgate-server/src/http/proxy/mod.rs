@@ -11,6 +11,8 @@
 //! - a route's `methods` restrict its policy to those methods; requests with other methods
 //!   meet `default_policy` (counted per route pattern) and are forwarded all the same.
 //! - `exempt = true` routes meet no limit at all.
+//! - `ignore_case` and `ignore_trailing_slash` make a route meet the other spellings of its
+//!   path; the path step gives such a request the route's spelling (`matching.rs`).
 //! - keys are the route's `key` or the proxy's (`ip`, `header:NAME`, `header:NAME,ip`), the
 //!   client IP being resolved behind `trusted_proxies`.
 //! - every decision is counted in the metrics under the policy that made it.
@@ -33,7 +35,8 @@
 //! Upgrades (WebSocket) are not proxied: `Upgrade` is a hop-by-hop field.
 
 mod forward;
-mod path;
+pub(crate) mod matching;
+pub(crate) mod path;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -107,8 +110,9 @@ pub(crate) fn proxy_router(
         .layer(limits.layer())
         .with_state(Arc::new(Upstream::new(config)));
     // One path step before routing (`path.rs`): `/log%69n` or `/x/../login` meet `/login`'s
-    // limit and reach the upstream as `/login`; encoded slashes are refused or decoded.
-    let rules = Arc::new(PathRules::new(config.escaped_slashes));
+    // limit and reach the upstream as `/login`; encoded slashes are refused or decoded;
+    // `/LOGIN` is spelled `/login` when that route ignores case.
+    let rules = Arc::new(PathRules::new(config));
     Ok(
         Router::new().fallback_service(tower::service_fn(
             move |request: axum::extract::Request| match rules.apply(request) {

@@ -1,29 +1,37 @@
 //! The proxy's one path step, before routing, so that an encoded or dotted path cannot dodge
 //! the limit of the route it names: encoded slashes and backslashes refused or decoded
 //! (`[proxy] escaped_slashes`), unreserved escapes decoded, dot segments resolved, repeated
-//! slashes merged. `/log%69n` and `/x/../login` meet `/login`'s limit and reach the upstream
-//! as `/login`.
+//! slashes merged, and the path spelled as the route it meets when that route ignores case
+//! or a trailing slash (`matching.rs`). `/log%69n` and `/x/../login` meet `/login`'s limit
+//! and reach the upstream as `/login`.
 
 use axum::extract::Request;
 use axum::response::Response;
 use http::Uri;
 use http::uri::PathAndQuery;
 
-use crate::config::EscapedSlashes;
+use crate::config::{EscapedSlashes, ProxyConfig};
+use crate::http::proxy::matching::Spellings;
 
 /// What the path step does, from the proxy's configuration.
 pub(crate) struct PathRules {
     escaped_slashes: EscapedSlashes,
+    /// The routes with `ignore_case` or `ignore_trailing_slash`, if any.
+    spellings: Option<Spellings>,
 }
 
 impl PathRules {
-    pub(crate) fn new(escaped_slashes: EscapedSlashes) -> Self {
-        Self { escaped_slashes }
+    pub(crate) fn new(config: &ProxyConfig) -> Self {
+        Self {
+            escaped_slashes: config.escaped_slashes,
+            spellings: Spellings::new(&config.routes),
+        }
     }
 
-    /// `request` with its path in normal form, ready for routing; or the `400` that refuses
-    /// a path with an encoded slash or backslash (`%2F`, `%5C`, either case) or a backslash
-    /// under `escaped_slashes = "reject"`.
+    /// `request` with its path in normal form, spelled as the route it meets if that route
+    /// ignores case or a trailing slash, ready for routing; or the refusal of a path with an
+    /// encoded slash or backslash (`%2F`, `%5C`, either case) or a backslash under
+    /// `escaped_slashes = "reject"`.
     pub(crate) fn apply(&self, mut request: Request) -> Result<Request, EscapedSeparator> {
         let uri = request.uri();
         let decode = match self.escaped_slashes {
@@ -33,12 +41,17 @@ impl PathRules {
             }
             EscapedSlashes::Reject => false,
         };
-        let Some(normalized) = normalized(uri.path(), decode) else {
+        let normal = normalized(uri.path(), decode);
+        let spelled = self
+            .spellings
+            .as_ref()
+            .and_then(|spellings| spellings.respell(normal.as_deref().unwrap_or(uri.path())));
+        let Some(path) = spelled.or(normal) else {
             return Ok(request);
         };
         let target = match uri.query() {
-            Some(query) => format!("{normalized}?{query}"),
-            None => normalized,
+            Some(query) => format!("{path}?{query}"),
+            None => path,
         };
         let mut parts = uri.clone().into_parts();
         // The normal form of a valid path is a valid path: only characters of it, and `/`.
@@ -50,6 +63,13 @@ impl PathRules {
         }
         Ok(request)
     }
+}
+
+/// Whether a request path can be `path` once through the path step: normal, and without
+/// an encoded slash or backslash, or a backslash (a route path that is not could never
+/// match).
+pub(crate) fn is_routable(path: &str) -> bool {
+    !has_escaped_separator(path) && normalized(path, false).is_none()
 }
 
 /// A path refused for an encoded slash or backslash, or a backslash.
