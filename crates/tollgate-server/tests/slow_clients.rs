@@ -198,6 +198,71 @@ fn a_proxied_body_that_never_finishes_is_a_408_too() {
     assert!(answer.contains("body_timeout"), "{answer}");
 }
 
+/// An upstream that answers every request with `len` bytes.
+fn big_upstream(len: usize) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+    let addr = listener.local_addr().expect("upstream address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut head = [0; 1024];
+                let _ = stream.read(&mut head);
+                let _ = stream.write_all(
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").as_bytes(),
+                );
+                let chunk = vec![b'x'; 64 * 1024];
+                let mut sent = 0;
+                while sent < len
+                    && stream
+                        .write_all(&chunk[..chunk.len().min(len - sent)])
+                        .is_ok()
+                {
+                    sent += chunk.len().min(len - sent);
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_client_that_stops_reading_its_answer_is_closed_after_the_body_timeout() {
+    const LEN: usize = 64 * 1024 * 1024;
+    let upstream = big_upstream(LEN);
+    let path = write_config(
+        "tollgate.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nbody_timeout = \"1s\"\n\n\
+             [proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{upstream}\"\n"
+        ),
+    );
+    let tollgate = Tollgate::serve(
+        &["--config", path.to_str().expect("utf-8 path")],
+        &["proxy"],
+    );
+    let stream = connect(
+        tollgate.addr("proxy"),
+        b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    // Read nothing for a while: the server's writes stall once the socket buffers are full.
+    std::thread::sleep(Duration::from_secs(4));
+    let mut stream = stream;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut received = 0;
+    let mut buf = vec![0; 1024 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received += n,
+        }
+    }
+    assert!(received > 0, "the answer began");
+    assert!(received < LEN, "the whole answer came: {received} bytes");
+}
+
 // ---- the Envoy rate limit service (gRPC) --------------------------------------------------
 
 /// `tollgate serve` with the Envoy service, the timeouts at one second and `max_connections`.

@@ -110,7 +110,8 @@ pub struct Connections {
     pub header_timeout: Duration,
     /// How long a request's body may take to arrive (`body_timeout`, 60 s by default);
     /// past it the request is answered 408 and the connection closed. A gRPC call must be
-    /// received and answered within it, else it ends `CANCELLED`.
+    /// received and answered within it, else it ends `CANCELLED`. A client that takes
+    /// nothing of its answer for as long is closed.
     pub body_timeout: Duration,
     /// How long a connection may stay idle, with no request in flight
     /// (`keepalive_timeout`, 75 s by default).

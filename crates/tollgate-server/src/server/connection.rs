@@ -10,7 +10,8 @@
 //!   each following request), `keepalive_timeout` while no request is in flight. While a
 //!   request is in flight, no timer of the connection runs: a slow handler (a slow upstream
 //!   behind the proxy) keeps its connection; the request body has its own deadline
-//!   (`http/limits.rs`) and the proxy its upstream timeouts.
+//!   (`http/limits.rs`) and the proxy its upstream timeouts. A client that takes nothing of
+//!   its answer for `body_timeout` (its socket full) is closed, in any phase.
 //! - A request is in flight from its head until its response body is done: [`Activity::start`]
 //!   gives the [`InFlight`] guard, which [`InFlightBody`] holds until the body ends.
 
@@ -243,6 +244,9 @@ pub(crate) struct TimedIo {
     sleep: Pin<Box<Sleep>>,
     /// The deadline `sleep` is set to.
     armed: Instant,
+    /// Set while a write waits for the client to take what was sent: past `body_timeout`
+    /// without progress, writes fail.
+    stalled: Option<Pin<Box<Sleep>>>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -254,6 +258,7 @@ impl TimedIo {
             activity,
             sleep: Box::pin(tokio::time::sleep_until(armed)),
             armed,
+            stalled: None,
             _permit: permit,
         }
     }
@@ -296,13 +301,39 @@ impl AsyncRead for TimedIo {
     }
 }
 
+impl TimedIo {
+    /// `written`, or, while the client takes nothing for `body_timeout`, an error.
+    fn stall_checked<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if written.is_ready() {
+            self.stalled = None;
+            return written;
+        }
+        let body_timeout = self.activity.limits.body_timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(body_timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took nothing of its answer within body_timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 impl AsyncWrite for TimedIo {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.stall_checked(cx, written)
     }
 
     fn poll_write_vectored(
@@ -310,7 +341,8 @@ impl AsyncWrite for TimedIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.stall_checked(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -318,7 +350,8 @@ impl AsyncWrite for TimedIo {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let flushed = Pin::new(&mut self.inner).poll_flush(cx);
+        self.stall_checked(cx, flushed)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

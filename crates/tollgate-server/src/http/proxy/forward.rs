@@ -145,6 +145,13 @@ impl Upstream {
                 StatusCode::BAD_GATEWAY,
                 format!("upstream unreachable: {}", causes(&err)),
             ),
+            Ok(Err(err)) if client_body_failed(&err) => {
+                // The client's fault (a body past body_timeout, which the listener answers
+                // 408, or a client gone): not worth a warning per request.
+                let message = format!("the request body failed: {}", causes(&err));
+                tracing::debug!(upstream = %self.authority, "{message}");
+                return json_error(StatusCode::BAD_GATEWAY, &message);
+            }
             Ok(Err(err)) => (
                 StatusCode::BAD_GATEWAY,
                 format!("upstream failed: {}", causes(&err)),
@@ -231,6 +238,21 @@ fn extend_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
     // Valid values joined by ", " and an address are a valid value.
     let value = HeaderValue::from_bytes(&value).expect("X-Forwarded-For stays a valid value");
     headers.insert(&X_FORWARDED_FOR, value);
+}
+
+/// Whether `err` comes of the request body that was being sent (hyper's "user" errors).
+fn client_body_failed(err: &(dyn StdError + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if err
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_user)
+        {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// Whether `err` comes of an I/O timeout (the connector's connect timeout).
