@@ -13,7 +13,8 @@
 //!   descriptor configuration of envoyproxy/ratelimit.
 //! - `metrics.rs`: the Prometheus counters every front end records its decisions in.
 //! - `server.rs`: `tollgate serve` (listeners, reload, graceful shutdown) and
-//!   `tollgate check-config`.
+//!   `tollgate check-config`; `server/`: what a connection may cost on every listener
+//!   (`connection.rs`), the HTTP/1.1 listeners and the gRPC listener.
 //!
 //! Every front end turns its request into one [`tollgate::Admission`] over the policy handles
 //! in force and renders the verdict.
