@@ -131,7 +131,7 @@ pub struct RouteConfig {
 pub struct RoutePattern {
     /// The axum pattern.
     pub pattern: String,
-    /// The deciding routes, by index in [`ProxyConfig::routes`].
+    /// The deciding routes, by index in [`ProxyConfig::routes`](crate::ProxyConfig::routes).
     pub routes: Vec<usize>,
     /// Whether the deciding routes are exempt.
     pub exempt: bool,
