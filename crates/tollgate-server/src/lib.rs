@@ -13,7 +13,8 @@
 //!   descriptor configuration of envoyproxy/ratelimit.
 //! - `metrics.rs`: the Prometheus counters every front end records its decisions in.
 //! - `server.rs`: `tollgate serve` (listeners, reload, graceful shutdown) and
-//!   `tollgate check-config`.
+//!   `tollgate check-config`; `server/`: what a connection may cost on every listener
+//!   (`connection.rs`), the HTTP/1.1 listeners and the gRPC listener.
 //!
 //! Every front end turns its request into one [`tollgate::Admission`] over the policy handles
 //! in force and renders the verdict.
@@ -26,8 +27,8 @@ mod server;
 mod state;
 
 pub use config::{
-    Config, ConfigError, Connections, DEFAULT_LISTEN, KeySpec, Overrides, ProxyConfig, RouteConfig,
-    RoutePattern, UpstreamUri,
+    Config, ConfigError, Connections, DEFAULT_LISTEN, EscapedSlashes, KeySpec, Overrides,
+    ProxyConfig, RouteConfig, RoutePattern, UpstreamTimeouts, UpstreamUri,
 };
 pub use grpc::envoy::{DescriptorVerdict, EnvoyConfig, EnvoyLimit, EnvoyService, Observer, Unit};
 pub use http::check_api::check_api_router;

@@ -6,23 +6,21 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
-use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
-    RateLimitService, RateLimitServiceServer,
-};
-use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tollgate::{Failover, FailureMode, Limiter, MemoryStore};
 use tollgate_redis::{AnyStore, UriError};
 
-use crate::config::{Config, ConfigError, Connections, Overrides};
+use crate::config::{Config, ConfigError, Overrides};
 use crate::http::check_api;
-use crate::http::limits::{Deadline, IdleIo};
 use crate::metrics::Metrics;
 use crate::state::{InForce, ServerState};
+use connection::{CappedListener, Protocol};
+
+mod connection;
+mod grpc_listener;
+mod http_listener;
 
 /// How long a shutdown waits for requests in flight (and idle keep-alive connections, such as
 /// Envoy's) before closing what is left.
@@ -201,16 +199,13 @@ pub async fn serve(
     announce("check API", &check_listener);
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        // Either a stop, or the sender gone: both mean stop.
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
+    let limits = config.connections;
     let mut tasks = tokio::task::JoinSet::new();
     let router = check_api::check_api_router(Arc::clone(&state));
-    tasks.spawn(serve_http(
-        check_listener,
+    tasks.spawn(http_listener::serve_http(
+        CappedListener::new(check_listener, limits, Protocol::Http1),
         router,
-        config.connections,
+        limits.body_timeout,
         stop_rx.clone(),
     ));
     if let Some(proxy) = &config.proxy {
@@ -224,27 +219,23 @@ pub async fn serve(
                 tower::ServiceExt::oneshot(router, request)
             }
         }));
-        tasks.spawn(serve_http(
-            listener,
+        tasks.spawn(http_listener::serve_http(
+            CappedListener::new(listener, limits, Protocol::Http1),
             front,
-            config.connections,
+            limits.body_timeout,
             stop_rx.clone(),
         ));
     }
     if let Some(addr) = config.grpc_listen {
         let listener = bind("Envoy rate limit service", addr).await?;
         announce("Envoy rate limit service", &listener);
-        let service = RateLimitServiceServer::new(EnvoyFront(Arc::clone(&state)));
-        tasks.spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                    stopped(stop_rx),
-                )
-                .await
-                .map_err(std::io::Error::other)
-        });
+        let mut stop = stop_rx.clone();
+        tasks.spawn(grpc_listener::serve_grpc(
+            CappedListener::new(listener, limits, Protocol::Http2),
+            limits,
+            Arc::clone(&state),
+            async move { stopping(&mut stop).await },
+        ));
     }
     tracing::info!(
         storage = state.storage(),
@@ -296,78 +287,8 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves HTTP/1.1 on `listener` until `stop`: at most `limits.max_connections` at once
-/// (more wait in the accept queue), headers within `limits.header_timeout`, idle keep-alive
-/// connections closed after `limits.keepalive_timeout`.
-async fn serve_http(
-    listener: TcpListener,
-    router: axum::Router,
-    limits: Connections,
-    mut stop: watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let permit = tokio::select! {
-            () = stopping(&mut stop) => break,
-            permit = Arc::clone(&permits).acquire_owned() => permit.map_err(std::io::Error::other)?,
-        };
-        let (stream, peer) = tokio::select! {
-            () = stopping(&mut stop) => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of descriptors and the like: wait a little rather than spin.
-                    tracing::warn!("accept failed: {err}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let mut stop = stop.clone();
-        connections.spawn(async move {
-            let _permit = permit;
-            let service = hyper::service::service_fn(
-                move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request
-                        .extensions_mut()
-                        .insert(axum::extract::ConnectInfo(peer));
-                    let body_timeout = limits.body_timeout;
-                    let request = request
-                        .map(|body| axum::body::Body::new(Deadline::new(body, body_timeout)));
-                    tower::ServiceExt::oneshot(router.clone(), request)
-                },
-            );
-            let io = TokioIo::new(IdleIo::new(stream, limits.keepalive_timeout));
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .keep_alive(true);
-            let conn = builder.serve_connection(io, service);
-            tokio::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(err) = result {
-                        tracing::debug!(%peer, "connection closed: {err}");
-                    }
-                }
-                () = stopping(&mut stop) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
-        while connections.try_join_next().is_some() {}
-    }
-    while connections.join_next().await.is_some() {}
-    Ok(())
-}
-
 /// Completes when `stop` says stop (or its sender is gone).
-async fn stopping(stop: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopping(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
@@ -380,26 +301,6 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Serve
 fn announce(what: &str, listener: &TcpListener) {
     if let Ok(addr) = listener.local_addr() {
         println!("{what} listening on http://{addr}");
-    }
-}
-
-/// Envoy's rate limit service over the configuration in force.
-struct EnvoyFront(Arc<ServerState>);
-
-#[tonic::async_trait]
-impl RateLimitService for EnvoyFront {
-    async fn should_rate_limit(
-        &self,
-        request: tonic::Request<RateLimitRequest>,
-    ) -> Result<tonic::Response<RateLimitResponse>, tonic::Status> {
-        let started = Instant::now();
-        let in_force = self.0.in_force();
-        let envoy = in_force.envoy().ok_or_else(|| {
-            tonic::Status::unavailable("no Envoy descriptor configuration is in force")
-        })?;
-        let answer = envoy.check(request.get_ref()).await;
-        self.0.metrics().took(started.elapsed());
-        answer.map(tonic::Response::new)
     }
 }
 

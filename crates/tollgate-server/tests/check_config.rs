@@ -117,6 +117,55 @@ fn check_config_and_serve_agree_on_good_and_bad_configurations() {
             Some(":12: proxy.routes[0].path: invalid path \"/a/../b\"".to_owned()),
         ),
         (
+            proxy("\n[[proxy.routes]]\npath = \"/a%2Fb\"\npolicy = \"api\"\n"),
+            Some(":12: proxy.routes[0].path: invalid path \"/a%2Fb\"".to_owned()),
+        ),
+        (
+            proxy("\n[[proxy.routes]]\npath = \"/log%69n\"\npolicy = \"api\"\n"),
+            Some(":12: proxy.routes[0].path: invalid path \"/log%69n\"".to_owned()),
+        ),
+        (
+            proxy(
+                "\n[[proxy.routes]]\npath = \"/login\"\npolicy = \"api\"\nignore_case = true\n\
+                 ignore_trailing_slash = true\n\n[[proxy.routes]]\npath = \"/static/*\"\n\
+                 exempt = true\nignore_case = true\n",
+            ),
+            None,
+        ),
+        (
+            proxy(
+                "\n[[proxy.routes]]\npath = \"/api/*\"\npolicy = \"api\"\n\
+                 ignore_trailing_slash = true\n",
+            ),
+            Some(
+                ":14: proxy.routes[0].ignore_trailing_slash: a prefix route already matches \
+                 /api and /api/"
+                    .to_owned(),
+            ),
+        ),
+        (
+            proxy(
+                "\n[[proxy.routes]]\npath = \"/login\"\npolicy = \"api\"\nignore_case = true\n\n\
+                 [[proxy.routes]]\npath = \"/LOGIN\"\nexempt = true\n",
+            ),
+            Some(
+                ":16: proxy.routes[1]: \"/LOGIN\" and \"/login\" (proxy.routes[0]) match some of \
+                 the same paths"
+                    .to_owned(),
+            ),
+        ),
+        (
+            proxy(
+                "\n[[proxy.routes]]\npath = \"/static/admin\"\npolicy = \"api\"\n\n\
+                 [[proxy.routes]]\npath = \"/static/*\"\nexempt = true\nignore_case = true\n",
+            ),
+            Some(
+                ":11: proxy.routes[0]: \"/static/admin\" lies under the case-insensitive prefix \
+                 \"/static/*\" (proxy.routes[1]); give it ignore_case = true too"
+                    .to_owned(),
+            ),
+        ),
+        (
             proxy("\n[[proxy.routes]]\npath = \"/x\"\npolicy = \"nope\"\n"),
             Some(":13: proxy.routes[0].policy: unknown policy \"nope\"; defined: api".to_owned()),
         ),
@@ -151,6 +200,28 @@ fn check_config_and_serve_agree_on_good_and_bad_configurations() {
             "[server]\nlisten = \"127.0.0.1:0\"\n\n[policies.\"proxy:default\"]\nlimits = \"1/second\"\n"
                 .to_owned(),
             Some(":4: policies.proxy:default: invalid policy name \"proxy:default\"".to_owned()),
+        ),
+        (
+            proxy(
+                "upstream_connect_timeout = \"1s\"\nupstream_timeout = \"30s\"\n\
+                 upstream_idle_timeout = \"2m\"\nescaped_slashes = \"decode\"\n",
+            ),
+            None,
+        ),
+        (
+            proxy("upstream_connect_timeout = \"5 s\"\n"),
+            Some(":10: proxy.upstream_connect_timeout: invalid duration \"5 s\"".to_owned()),
+        ),
+        (
+            proxy("upstream_idle_timeout = \"0s\"\n"),
+            Some(":10: proxy.upstream_idle_timeout: \"0s\" is out of range".to_owned()),
+        ),
+        (
+            proxy("escaped_slashes = \"keep\"\n"),
+            Some(
+                ":10: proxy.escaped_slashes: unknown action \"keep\"; expected reject or decode"
+                    .to_owned(),
+            ),
         ),
         (
             "[server]\nlisten = \"127.0.0.1:0\"\ngrpc_listen = \"127.0.0.1:0\"\n".to_owned(),

@@ -64,7 +64,7 @@ fn idle_keep_alive_connections_are_closed() {
 }
 
 #[test]
-fn a_body_that_never_finishes_is_closed() {
+fn a_body_that_never_finishes_is_a_408_and_the_connection_closes() {
     let tollgate = serve(100);
     let stream = connect(
         tollgate.api(),
@@ -73,7 +73,81 @@ fn a_body_that_never_finishes_is_closed() {
     );
     let (took, answer) = until_closed(stream);
     assert!(took < Duration::from_secs(5), "closed after {took:?}");
-    assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).expect("a body");
+    let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("body_timeout")),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_keep_alive_connection_may_idle_past_the_header_timeout_up_to_the_keepalive_timeout() {
+    let path = write_config(
+        "tollgate.toml",
+        "[server]\nlisten = \"127.0.0.1:0\"\nheader_timeout = \"1s\"\nkeepalive_timeout = \"4s\"\n",
+    );
+    let tollgate = Tollgate::serve(&["--config", path.to_str().expect("utf-8 path")], &[]);
+    let mut stream = connect(tollgate.api(), b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut first = [0; 12];
+    stream.read_exact(&mut first).expect("a first answer");
+    assert_eq!(&first, b"HTTP/1.1 200");
+    // Idle for longer than header_timeout: the connection is kept, as keepalive_timeout says.
+    std::thread::sleep(Duration::from_secs(2));
+    stream
+        .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("a second request on the same connection");
+    let (_, rest) = until_closed(stream);
+    assert!(rest.contains("HTTP/1.1 200"), "{rest}");
+}
+
+/// An upstream that reads one request and answers it after `delay`, then closes.
+fn slow_upstream(delay: Duration) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+    let addr = listener.local_addr().expect("upstream address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                std::thread::sleep(delay);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nslow!",
+                );
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_proxied_request_outlasting_the_keepalive_timeout_gets_its_answer() {
+    let upstream = slow_upstream(Duration::from_millis(2500));
+    let path = write_config(
+        "tollgate.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nheader_timeout = \"1s\"\nkeepalive_timeout = \"1s\"\n\n\
+             [proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{upstream}\"\n"
+        ),
+    );
+    let tollgate = Tollgate::serve(
+        &["--config", path.to_str().expect("utf-8 path")],
+        &["proxy"],
+    );
+    let reply = request(tollgate.addr("proxy"), "GET", "/slow", &[], "");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "slow!");
 }
 
 #[test]
@@ -98,4 +172,299 @@ fn a_client_is_served_once_idlers_filling_the_cap_time_out() {
         started.elapsed()
     );
     drop(idlers);
+}
+
+#[test]
+fn a_proxied_body_that_never_finishes_is_a_408_too() {
+    let upstream = slow_upstream(Duration::from_secs(3));
+    let path = write_config(
+        "tollgate.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nbody_timeout = \"1s\"\n\n\
+             [proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{upstream}\"\n"
+        ),
+    );
+    let tollgate = Tollgate::serve(
+        &["--config", path.to_str().expect("utf-8 path")],
+        &["proxy"],
+    );
+    let stream = connect(
+        tollgate.addr("proxy"),
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf",
+    );
+    let (took, answer) = until_closed(stream);
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+}
+
+/// An upstream that answers every request with `len` bytes.
+fn big_upstream(len: usize) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+    let addr = listener.local_addr().expect("upstream address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut head = [0; 1024];
+                let _ = stream.read(&mut head);
+                let _ = stream.write_all(
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").as_bytes(),
+                );
+                let chunk = vec![b'x'; 64 * 1024];
+                let mut sent = 0;
+                while sent < len
+                    && stream
+                        .write_all(&chunk[..chunk.len().min(len - sent)])
+                        .is_ok()
+                {
+                    sent += chunk.len().min(len - sent);
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_client_that_stops_reading_its_answer_is_closed_after_the_body_timeout() {
+    const LEN: usize = 64 * 1024 * 1024;
+    let upstream = big_upstream(LEN);
+    let path = write_config(
+        "tollgate.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nbody_timeout = \"1s\"\n\n\
+             [proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{upstream}\"\n"
+        ),
+    );
+    let tollgate = Tollgate::serve(
+        &["--config", path.to_str().expect("utf-8 path")],
+        &["proxy"],
+    );
+    let stream = connect(
+        tollgate.addr("proxy"),
+        b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    // Read nothing for a while: the server's writes stall once the socket buffers are full.
+    std::thread::sleep(Duration::from_secs(4));
+    let mut stream = stream;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut received = 0;
+    let mut buf = vec![0; 1024 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received += n,
+        }
+    }
+    assert!(received > 0, "the answer began");
+    assert!(received < LEN, "the whole answer came: {received} bytes");
+}
+
+// ---- the Envoy rate limit service (gRPC) --------------------------------------------------
+
+/// `tollgate serve` with the Envoy service, the timeouts at one second and `max_connections`.
+fn serve_grpc(max_connections: u32) -> (Tollgate, SocketAddr) {
+    let path = write_config(
+        "tollgate.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ngrpc_listen = \"127.0.0.1:0\"\n\
+             header_timeout = \"1s\"\nbody_timeout = \"1s\"\nkeepalive_timeout = \"1s\"\n\
+             max_connections = {max_connections}\n\n[envoy]\nconfig = \"ratelimit.yaml\"\n"
+        ),
+    );
+    std::fs::write(
+        path.with_file_name("ratelimit.yaml"),
+        "domain: edge\ndescriptors:\n  - key: user\n    rate_limit: { unit: minute, requests_per_unit: 100 }\n",
+    )
+    .expect("write the descriptors");
+    let tollgate = Tollgate::serve(
+        &["--config", path.to_str().expect("utf-8 path")],
+        &["Envoy rate limit service"],
+    );
+    let addr = tollgate.addr("Envoy rate limit service");
+    (tollgate, addr)
+}
+
+/// One `ShouldRateLimit` call over a new connection; its overall code.
+async fn should_rate_limit(addr: SocketAddr) -> i32 {
+    use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
+    use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
+    use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
+    use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
+
+    let call = async {
+        let mut client = RateLimitServiceClient::connect(format!("http://{addr}"))
+            .await
+            .expect("connect");
+        let request = RateLimitRequest {
+            domain: "edge".to_owned(),
+            descriptors: vec![RateLimitDescriptor {
+                entries: vec![Entry {
+                    key: "user".to_owned(),
+                    value: "alice".to_owned(),
+                }],
+                ..Default::default()
+            }],
+            hits_addend: 0,
+        };
+        let response = client.should_rate_limit(request).await.expect("an answer");
+        response.into_inner().overall_code
+    };
+    tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("an answer within 10 s")
+}
+
+#[test]
+fn grpc_connections_that_never_send_a_call_are_closed_after_the_header_timeout() {
+    let (_tollgate, addr) = serve_grpc(100);
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const EMPTY_SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
+    let handshake = [PREFACE, EMPTY_SETTINGS].concat();
+    for (what, sent) in [
+        ("nothing", &b""[..]),
+        ("half a preface", &PREFACE[..10]),
+        ("a preface and settings", &handshake[..]),
+    ] {
+        let (took, _) = until_closed(connect(addr, sent));
+        assert!(
+            took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+            "{what}: closed after {took:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_are_served_beside_idlers_and_wait_while_idlers_fill_the_cap() {
+    let (_tollgate, addr) = serve_grpc(3);
+    let idlers: Vec<TcpStream> = (0..2).map(|_| connect(addr, b"")).collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    assert_eq!(should_rate_limit(addr).await, 1, "OK");
+    assert!(
+        started.elapsed() < Duration::from_millis(800),
+        "a free place serves at once, not after {:?}",
+        started.elapsed()
+    );
+    drop(idlers);
+
+    let (_tollgate, addr) = serve_grpc(2);
+    let idlers: Vec<TcpStream> = (0..2).map(|_| connect(addr, b"")).collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    assert_eq!(should_rate_limit(addr).await, 1, "OK");
+    // It waited for the idlers to be closed: their header timeout, and a little more.
+    assert!(
+        started.elapsed() >= Duration::from_millis(500)
+            && started.elapsed() < Duration::from_secs(5),
+        "served after {:?}",
+        started.elapsed()
+    );
+    drop(idlers);
+}
+
+/// An HTTP/2 connection to `addr`, and the task that runs it (done when the server closes it).
+async fn h2_connect<B>(
+    addr: SocketAddr,
+) -> (
+    hyper::client::conn::http2::SendRequest<B>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    B: hyper::body::Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("an HTTP/2 handshake");
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (sender, connection)
+}
+
+fn should_rate_limit_call<B>(addr: SocketAddr, body: B) -> http::Request<B> {
+    http::Request::post(format!(
+        "http://{addr}/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(body)
+    .expect("a request")
+}
+
+#[tokio::test]
+async fn a_grpc_call_whose_message_never_arrives_ends_at_the_body_timeout() {
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+
+    let (_tollgate, addr) = serve_grpc(100);
+    let (mut sender, _connection) = h2_connect(addr).await;
+    // The message is announced by the call and never sent.
+    let (_keep_open, chunks) =
+        tokio::sync::mpsc::channel::<Result<Frame<bytes::Bytes>, std::convert::Infallible>>(1);
+    let body = StreamBody::new(Box::pin(futures_util::stream::unfold(
+        chunks,
+        |mut chunks| async move { chunks.recv().await.map(|chunk| (chunk, chunks)) },
+    )));
+    let started = Instant::now();
+    let call = sender.send_request(should_rate_limit_call(addr, body));
+    let response = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("an answer within 10 s")
+        .expect("a response");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+        "answered after {took:?}"
+    );
+    // A trailers-only answer: CANCELLED (tonic's code for a call past the server's timeout).
+    assert_eq!(
+        response
+            .headers()
+            .get("grpc-status")
+            .map(|status| status.as_bytes()),
+        Some(&b"1"[..]),
+        "{response:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_grpc_connection_is_closed_after_the_keepalive_timeout_without_a_call() {
+    use http_body_util::{BodyExt, Full};
+
+    let (_tollgate, addr) = serve_grpc(100);
+    let (mut sender, connection) = h2_connect(addr).await;
+    // Past most of the header timeout, one call: the connection is kept for it.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // An empty message: all fields at their defaults.
+    let empty_message = Full::new(bytes::Bytes::from_static(&[0, 0, 0, 0, 0]));
+    let response = sender
+        .send_request(should_rate_limit_call(addr, empty_message))
+        .await
+        .expect("a response");
+    assert_eq!(response.status(), 200);
+    response
+        .into_body()
+        .collect()
+        .await
+        .expect("the whole answer");
+    let answered = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), connection)
+        .await
+        .expect("closed within 10 s")
+        .expect("the connection task");
+    let idle = answered.elapsed();
+    assert!(
+        idle >= Duration::from_millis(700) && idle < Duration::from_secs(5),
+        "closed {idle:?} after the answer"
+    );
 }

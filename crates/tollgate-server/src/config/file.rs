@@ -310,7 +310,7 @@ impl<'a> Checker<'a> {
     }
 
     /// A duration such as `60s`, `500ms` or `2m`, more than zero and at most an hour.
-    fn duration(
+    pub(crate) fn duration(
         &self,
         value: &Option<Spanned<String>>,
         field: &str,

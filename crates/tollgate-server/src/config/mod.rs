@@ -9,10 +9,12 @@
 //! exempt and limited.
 //!
 //! - `file.rs`: the raw sections and their checks, with the line of each value.
-//! - `proxy.rs`: the `[proxy]` section: routes, their axum patterns, keys, the upstream.
+//! - `proxy.rs`: the `[proxy]` section: keys, the upstream and its timeouts, encoded slashes.
+//! - `route.rs`: the `[[proxy.routes]]`: paths, methods, policies, their axum patterns.
 
 mod file;
 mod proxy;
+mod route;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,7 +27,8 @@ use tollgate_redis::StorageUri;
 use tollgate_tower::HeaderStyle;
 
 use crate::grpc::envoy::EnvoyConfig;
-pub use proxy::{KeySpec, ProxyConfig, RouteConfig, RoutePattern, UpstreamUri};
+pub use proxy::{EscapedSlashes, KeySpec, ProxyConfig, UpstreamTimeouts, UpstreamUri};
+pub use route::{RouteConfig, RoutePattern};
 
 /// The address the check API listens on when nothing says otherwise.
 ///
@@ -98,8 +101,9 @@ pub struct Config {
     pub envoy: Option<EnvoyConfig>,
 }
 
-/// What each HTTP listener (check API, proxy) and the gRPC listener allow a client, so that
-/// slow or idle clients cannot hold sockets forever.
+/// What each listener (check API, proxy, Envoy service) allows a client, so that slow or
+/// idle clients cannot hold sockets forever. While a request is in flight no connection timer
+/// runs: a slow handler (a slow upstream behind the proxy) keeps its connection.
 ///
 /// ```
 /// use std::time::Duration;
@@ -113,12 +117,16 @@ pub struct Config {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Connections {
-    /// How long a request's headers may take to arrive (`header_timeout`, 60 s by default).
+    /// How long a request's head may take to arrive (`header_timeout`, 60 s by default):
+    /// from connecting until the first request is complete, and on HTTP/1.1 from the first
+    /// byte of each following one. A gRPC connection must send its first call within it.
     pub header_timeout: Duration,
     /// How long a request's body may take to arrive (`body_timeout`, 60 s by default);
-    /// past it the request is answered 408 and the connection closed.
+    /// past it the request is answered 408 and the connection closed. A gRPC call must be
+    /// received and answered within it, else it ends `CANCELLED`. A client that takes
+    /// nothing of its answer for as long is closed.
     pub body_timeout: Duration,
-    /// How long a keep-alive connection may stay idle between requests
+    /// How long a connection may stay idle, with no request in flight
     /// (`keepalive_timeout`, 75 s by default).
     pub keepalive_timeout: Duration,
     /// How many connections each listener holds at once (`max_connections`, 10000 by

@@ -1,9 +1,9 @@
-//! The `[proxy]` section: where the proxy listens, the upstream, the routes and their axum
-//! patterns, keys and trusted proxies, checked once.
+//! The `[proxy]` section: where the proxy listens, the upstream, keys and trusted proxies,
+//! checked once (the routes are in `route.rs`).
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use http::HeaderValue;
 use http::uri::Authority;
@@ -14,6 +14,7 @@ use toml::Spanned;
 
 use crate::config::ConfigError;
 use crate::config::file::Checker;
+use crate::config::route::{RouteConfig, RoutePattern, RouteSection};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,20 +25,12 @@ pub(crate) struct ProxySection {
     trusted_proxies: Vec<Spanned<String>>,
     default_policy: Option<Spanned<String>>,
     key: Option<Spanned<String>>,
+    upstream_connect_timeout: Option<Spanned<String>>,
+    upstream_timeout: Option<Spanned<String>>,
+    upstream_idle_timeout: Option<Spanned<String>>,
+    escaped_slashes: Option<Spanned<String>>,
     #[serde(default)]
     routes: Vec<Spanned<RouteSection>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RouteSection {
-    path: Spanned<String>,
-    #[serde(default)]
-    methods: Vec<Spanned<String>>,
-    policy: Option<Spanned<String>>,
-    key: Option<Spanned<String>>,
-    #[serde(default)]
-    exempt: Option<Spanned<bool>>,
 }
 
 /// The `[proxy]` section: requests to `listen` are limited and forwarded to `upstream`.
@@ -84,82 +77,81 @@ pub struct ProxyConfig {
     pub routes: Vec<RouteConfig>,
     /// The axum patterns the routes become, each with the routes that decide it.
     pub patterns: Vec<RoutePattern>,
+    /// How long the upstream may take.
+    pub upstream_timeouts: UpstreamTimeouts,
+    /// What a path with an encoded slash or backslash meets.
+    pub escaped_slashes: EscapedSlashes,
 }
 
-/// One `[[proxy.routes]]` entry.
+/// How long the proxy waits for its upstream (`[proxy]` `upstream_connect_timeout`,
+/// `upstream_timeout`, `upstream_idle_timeout`). A connection not made, or a
+/// response head not received, in time answers `504 Gateway Timeout`; a response body that
+/// pauses longer than `idle` is cut, and the client sees its connection end.
 ///
 /// ```
-/// use tollgate_server::{Config, KeySpec};
+/// use std::time::Duration;
+/// use tollgate_server::{Config, UpstreamTimeouts};
 ///
 /// let config = Config::parse(r#"
-/// [policies.login]
-/// limits = "5/minute"
-///
 /// [proxy]
 /// listen = "127.0.0.1:8081"
 /// upstream = "http://127.0.0.1:3000"
-///
-/// [[proxy.routes]]
-/// path = "/login"
-/// methods = ["post"]
-/// policy = "login"
-/// key = "header:x-user-id"
-///
-/// [[proxy.routes]]
-/// path = "/static/*"
-/// exempt = true
+/// upstream_timeout = "30s"
 /// "#, "tollgate.toml")?;
-/// let routes = config.proxy.expect("a [proxy] section").routes;
-/// assert_eq!((routes[0].path.as_str(), &routes[0].methods[..]), ("/login", &[http::Method::POST][..]));
-/// assert_eq!(routes[0].policy.as_deref(), Some("login"));
-/// assert!(matches!(&routes[0].key, Some(KeySpec::Header { or_ip: false, .. })));
-/// assert_eq!((routes[1].path.as_str(), routes[1].policy.as_deref()), ("/static/*", None)); // exempt
+/// let timeouts = config.proxy.expect("a [proxy] section").upstream_timeouts;
+/// assert_eq!(timeouts.response, Duration::from_secs(30));
+/// assert_eq!(timeouts.connect, UpstreamTimeouts::default().connect); // 5 s
 /// # Ok::<(), tollgate_server::ConfigError>(())
 /// ```
-#[derive(Debug, Clone)]
-pub struct RouteConfig {
-    /// `/ping` (exact) or `/api/*` (a prefix).
-    pub path: String,
-    /// The methods this route's policy applies to; all when empty.
-    pub methods: Vec<http::Method>,
-    /// The policy, by name; `None` for an exempt route.
-    pub policy: Option<String>,
-    /// Who pays, if not the proxy's key.
-    pub key: Option<KeySpec>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamTimeouts {
+    /// Connecting to the upstream (`upstream_connect_timeout`, 5 s by default).
+    pub connect: Duration,
+    /// From forwarding a request, its body included, to the upstream's response head
+    /// (`upstream_timeout`, 60 s by default).
+    pub response: Duration,
+    /// The longest pause in the upstream's response body (`upstream_idle_timeout`, 60 s by
+    /// default).
+    pub idle: Duration,
 }
 
-/// An axum route pattern of the proxy (`/api/{*rest}`), with the routes that decide it (by
-/// index): all exempt, or all limited.
+impl Default for UpstreamTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            response: Duration::from_secs(60),
+            idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the proxy does with a path holding an encoded slash or backslash (`%2F`, `%5C`, in
+/// either case) or a backslash (`[proxy] escaped_slashes`), as Envoy's
+/// `path_with_escaped_slashes_action`. Routes match the path as the proxy reads it, but an
+/// upstream that decodes `%2F` or takes `\` for `/` sees another path, so left alone
+/// `/static/..%2flogin` would reach `/login` past its limit.
 ///
 /// ```
-/// use tollgate_server::{Config, RoutePattern};
+/// use tollgate_server::{Config, EscapedSlashes};
 ///
-/// let config = Config::parse(r#"
-/// [policies.api]
-/// limits = "100/minute"
-///
-/// [proxy]
-/// listen = "127.0.0.1:8081"
-/// upstream = "http://127.0.0.1:3000"
-///
-/// [[proxy.routes]]
-/// path = "/api/*"
-/// policy = "api"
-/// "#, "tollgate.toml")?;
-/// let patterns = config.proxy.expect("a [proxy] section").patterns;
-/// let pattern = |text: &str| RoutePattern { pattern: text.to_owned(), routes: vec![0], exempt: false };
-/// // A prefix covers itself, with and without its slash, and everything below it.
-/// assert_eq!(patterns, [pattern("/api"), pattern("/api/"), pattern("/api/{*rest}")]);
+/// let action = |text: &str| {
+///     let text = format!("[proxy]\nlisten = \"127.0.0.1:8081\"\nupstream = \"http://127.0.0.1:3000\"\n{text}");
+///     Config::parse(&text, "tollgate.toml").map(|config| config.proxy.expect("a [proxy] section").escaped_slashes)
+/// };
+/// assert_eq!(action("")?, EscapedSlashes::Reject); // the default
+/// assert_eq!(action("escaped_slashes = \"decode\"")?, EscapedSlashes::Decode);
+/// assert!(action("escaped_slashes = \"keep\"").is_err());
 /// # Ok::<(), tollgate_server::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoutePattern {
-    /// The axum pattern.
-    pub pattern: String,
-    /// The deciding routes, by index in [`ProxyConfig::routes`].
-    pub routes: Vec<usize>,
-    /// Whether the deciding routes are exempt.
-    pub exempt: bool,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EscapedSlashes {
+    /// `reject`: answer `400` with `{"error": ...}`.
+    #[default]
+    Reject,
+    /// `decode`: read each as `/` before routing, so that the path limited is the path the
+    /// upstream receives (`/static/..%2flogin` meets `/login`'s limit and is forwarded as
+    /// `/login`).
+    Decode,
 }
 
 /// The upstream, checked: `http://HOST[:PORT][/PATH]`.
@@ -227,13 +219,6 @@ pub enum KeySpec {
     },
 }
 
-/// How specific a route's claim on an axum pattern is: an exact path beats a prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Specificity {
-    Prefix,
-    Exact,
-}
-
 impl Checker<'_> {
     pub(crate) fn proxy(
         &self,
@@ -251,138 +236,45 @@ impl Checker<'_> {
                     .unwrap_or(0);
                 self.error(nets[i].span(), format!("proxy.trusted_proxies[{i}]"), err)
             })?;
-        let known = |name: &Spanned<String>, field: &str| {
-            if policies.contains_key(name.get_ref()) {
-                return Ok(name.get_ref().clone());
-            }
-            let defined: Vec<&str> = policies.keys().map(String::as_str).collect();
-            let defined = if defined.is_empty() {
-                "none".to_owned()
-            } else {
-                defined.join(", ")
-            };
-            Err(self.error(
-                name.span(),
-                field,
-                format!("unknown policy {:?}; defined: {defined}", name.get_ref()),
-            ))
-        };
         let default_policy = proxy
             .default_policy
             .as_ref()
-            .map(|name| known(name, "proxy.default_policy"))
+            .map(|name| self.policy_name(name, "proxy.default_policy", policies))
             .transpose()?;
         let key = match &proxy.key {
             Some(key) => self.key(key, "proxy.key")?,
             None => KeySpec::Ip,
         };
-        let mut routes = Vec::with_capacity(proxy.routes.len());
-        let mut claims: BTreeMap<String, (Specificity, Vec<usize>)> = BTreeMap::new();
-        for (index, section) in proxy.routes.iter().enumerate() {
-            let field = format!("proxy.routes[{index}]");
-            let route = section.get_ref();
-            let path = route.path.get_ref();
-            let (specificity, patterns) = route_patterns(path).ok_or_else(|| {
-                self.error(
-                    route.path.span(),
-                    format!("{field}.path"),
-                    format!(
-                        "invalid path {path:?}; expected an exact path such as /ping or a \
-                         prefix such as /api/*, without a query, fragment, spaces or \
-                         dot segments (it could never match)"
-                    ),
-                )
-            })?;
-            let methods = route
-                .methods
-                .iter()
-                .map(|method| {
-                    method
-                        .get_ref()
-                        .to_ascii_uppercase()
-                        .parse::<http::Method>()
-                        .map_err(|_| {
-                            self.error(
-                                method.span(),
-                                format!("{field}.methods"),
-                                format!("invalid method {:?}", method.get_ref()),
-                            )
-                        })
-                })
-                .collect::<Result<_, _>>()?;
-            let exempt = route
-                .exempt
-                .as_ref()
-                .is_some_and(|exempt| *exempt.get_ref());
-            let policy = match (&route.policy, exempt) {
-                (Some(name), false) => Some(known(name, &format!("{field}.policy"))?),
-                (None, true) => None,
-                (Some(name), true) => {
+        let (routes, patterns) = self.routes(&proxy.routes, policies)?;
+        let defaults = UpstreamTimeouts::default();
+        let upstream_timeouts = UpstreamTimeouts {
+            connect: self
+                .duration(
+                    &proxy.upstream_connect_timeout,
+                    "proxy.upstream_connect_timeout",
+                )?
+                .unwrap_or(defaults.connect),
+            response: self
+                .duration(&proxy.upstream_timeout, "proxy.upstream_timeout")?
+                .unwrap_or(defaults.response),
+            idle: self
+                .duration(&proxy.upstream_idle_timeout, "proxy.upstream_idle_timeout")?
+                .unwrap_or(defaults.idle),
+        };
+        let escaped_slashes = match &proxy.escaped_slashes {
+            None => EscapedSlashes::default(),
+            Some(action) => match action.get_ref().as_str() {
+                "reject" => EscapedSlashes::Reject,
+                "decode" => EscapedSlashes::Decode,
+                other => {
                     return Err(self.error(
-                        name.span(),
-                        format!("{field}.policy"),
-                        "a route is either exempt or limited by a policy, not both; remove \
-                         exempt = true or the policy",
+                        action.span(),
+                        "proxy.escaped_slashes",
+                        format!("unknown action {other:?}; expected reject or decode"),
                     ));
                 }
-                (None, false) => {
-                    return Err(self.error(
-                        section.span(),
-                        field,
-                        "a route needs either a policy or exempt = true",
-                    ));
-                }
-            };
-            let key = route
-                .key
-                .as_ref()
-                .map(|key| self.key(key, &format!("{field}.key")))
-                .transpose()?;
-            for pattern in patterns {
-                match claims.entry(pattern) {
-                    Entry::Vacant(entry) => {
-                        entry.insert((specificity, vec![index]));
-                    }
-                    Entry::Occupied(mut entry) => {
-                        let (claimed, deciding) = entry.get_mut();
-                        if specificity > *claimed {
-                            *entry.get_mut() = (specificity, vec![index]);
-                        } else if specificity == *claimed {
-                            deciding.push(index);
-                        }
-                    }
-                }
-            }
-            routes.push(RouteConfig {
-                path: path.clone(),
-                methods,
-                policy,
-                key,
-            });
-        }
-        let mut patterns = Vec::with_capacity(claims.len());
-        for (pattern, (_, deciding)) in claims {
-            let exempt = routes[deciding[0]].policy.is_none();
-            if let Some(&other) = deciding
-                .iter()
-                .find(|&&i| routes[i].policy.is_none() != exempt)
-            {
-                return Err(self.error(
-                    proxy.routes[other].span(),
-                    format!("proxy.routes[{other}]"),
-                    format!(
-                        "{:?} is both exempt and limited (see proxy.routes[{}]); an exempt route \
-                         is exempt for every method, so remove one of them",
-                        routes[other].path, deciding[0]
-                    ),
-                ));
-            }
-            patterns.push(RoutePattern {
-                pattern,
-                routes: deciding,
-                exempt,
-            });
-        }
+            },
+        };
         Ok(ProxyConfig {
             listen,
             upstream,
@@ -391,7 +283,32 @@ impl Checker<'_> {
             key,
             routes,
             patterns,
+            upstream_timeouts,
+            escaped_slashes,
         })
+    }
+
+    /// `name`, if it names one of `policies`.
+    pub(crate) fn policy_name(
+        &self,
+        name: &Spanned<String>,
+        field: &str,
+        policies: &BTreeMap<String, Policy>,
+    ) -> Result<String, ConfigError> {
+        if policies.contains_key(name.get_ref()) {
+            return Ok(name.get_ref().clone());
+        }
+        let defined: Vec<&str> = policies.keys().map(String::as_str).collect();
+        let defined = if defined.is_empty() {
+            "none".to_owned()
+        } else {
+            defined.join(", ")
+        };
+        Err(self.error(
+            name.span(),
+            field,
+            format!("unknown policy {:?}; defined: {defined}", name.get_ref()),
+        ))
     }
 
     fn upstream(&self, upstream: &Spanned<String>) -> Result<UpstreamUri, ConfigError> {
@@ -421,7 +338,7 @@ impl Checker<'_> {
         })
     }
 
-    fn key(&self, key: &Spanned<String>, field: &str) -> Result<KeySpec, ConfigError> {
+    pub(crate) fn key(&self, key: &Spanned<String>, field: &str) -> Result<KeySpec, ConfigError> {
         let text = key.get_ref().trim();
         let invalid = || {
             self.error(
@@ -442,37 +359,4 @@ impl Checker<'_> {
         let name = http::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| invalid())?;
         Ok(KeySpec::Header { name, or_ip })
     }
-}
-
-/// The axum patterns a configured path becomes: `/ping` itself, or for the prefix `/api/*`
-/// the prefix without and with its slash and everything below it; `None` for a path that is
-/// neither.
-fn route_patterns(path: &str) -> Option<(Specificity, Vec<String>)> {
-    // A request's path is normalised before routing and never holds a query, a fragment,
-    // spaces or dot segments, so a route path with any of them would never match.
-    let unmatchable = path.contains(['{', '}', '?', '#'])
-        || path.contains("//")
-        || path.chars().any(|c| c.is_whitespace() || c.is_control())
-        || path
-            .split('/')
-            .any(|segment| segment == "." || segment == "..");
-    if !path.starts_with('/') || unmatchable {
-        return None;
-    }
-    let Some(prefix) = path.strip_suffix("/*") else {
-        return (!path.contains('*')).then(|| (Specificity::Exact, vec![path.to_owned()]));
-    };
-    if prefix.contains('*') {
-        return None;
-    }
-    let patterns = if prefix.is_empty() {
-        vec!["/".to_owned(), "/{*rest}".to_owned()]
-    } else {
-        vec![
-            prefix.to_owned(),
-            format!("{prefix}/"),
-            format!("{prefix}/{{*rest}}"),
-        ]
-    };
-    Some((Specificity::Prefix, patterns))
 }

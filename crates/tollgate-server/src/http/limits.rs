@@ -1,31 +1,62 @@
-//! What keeps slow clients from holding connections: a request body with a deadline, and a
-//! socket that fails once idle for too long.
+//! What keeps a slow client from holding an HTTP request: a body with a deadline, and the
+//! `408` that answers a request whose body missed it. (The connection's own timers and the
+//! cap on connections are in `server/connection.rs`.)
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::response::Response;
 use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
 use hyper::body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
 /// A request body that must arrive whole within a time from its first read; past it, it
-/// fails (and the connection, its body unread, is closed after the answer).
+/// fails, and [`Expired::answer`] turns the handler's answer into a `408`.
 pub(crate) struct Deadline {
     inner: hyper::body::Incoming,
     timeout: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
+    expired: Expired,
 }
 
+/// Whether a request's [`Deadline`] has passed.
+#[derive(Clone, Default)]
+pub(crate) struct Expired(Arc<AtomicBool>);
+
 impl Deadline {
-    pub(crate) fn new(inner: hyper::body::Incoming, timeout: Duration) -> Self {
-        Self {
+    /// `inner` with `timeout`, and the flag that says whether it passed.
+    pub(crate) fn new(inner: hyper::body::Incoming, timeout: Duration) -> (Self, Expired) {
+        let expired = Expired::default();
+        let body = Self {
             inner,
             timeout,
             sleep: None,
+            expired: expired.clone(),
+        };
+        (body, expired)
+    }
+}
+
+impl Expired {
+    /// `response`, unless the body's deadline passed: then `408` with
+    /// `{"error": "..."}`, and the connection closes after it (the body is left unread).
+    pub(crate) fn answer(&self, response: Response) -> Response {
+        if !self.0.load(Ordering::Acquire) {
+            return response;
         }
+        let mut timed_out = tollgate_tower::json_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive within body_timeout",
+        );
+        timed_out
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        timed_out
     }
 }
 
@@ -46,10 +77,13 @@ impl Body for Deadline {
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the request body did not arrive in time",
-            )))),
+            Poll::Ready(()) => {
+                this.expired.0.store(true, Ordering::Release);
+                Poll::Ready(Some(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the request body did not arrive within body_timeout",
+                ))))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -68,74 +102,5 @@ impl std::fmt::Debug for Deadline {
         f.debug_struct("Deadline")
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
-    }
-}
-
-/// A socket whose reads fail once nothing has been read or written for `timeout`: an idle
-/// keep-alive connection is closed.
-pub(crate) struct IdleIo<S> {
-    inner: S,
-    timeout: Duration,
-    sleep: Pin<Box<Sleep>>,
-}
-
-impl<S> IdleIo<S> {
-    pub(crate) fn new(inner: S, timeout: Duration) -> Self {
-        Self {
-            inner,
-            timeout,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
-        }
-    }
-
-    fn active(&mut self) {
-        let deadline = Instant::now() + self.timeout;
-        self.sleep.as_mut().reset(deadline);
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for IdleIo<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(result) => {
-                this.active();
-                Poll::Ready(result)
-            }
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "idle connection closed",
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for IdleIo<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if written.is_ready() {
-            this.active();
-        }
-        written
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

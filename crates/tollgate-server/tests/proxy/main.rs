@@ -6,10 +6,14 @@
 //!   routes, the default policy.
 //! - `forwarding.rs`: `X-Forwarded-*`, trusted peers, `Host`, hop-by-hop fields.
 //! - `streaming.rs`: bodies streamed both ways, header styles, an unreachable upstream.
+//! - `timeouts.rs`: upstreams that do not connect, answer or finish in time.
+//! - `escaped_slashes.rs`: `%2F`, `%5C` and `\` refused or decoded, before nginx.
 
+mod escaped_slashes;
 mod forwarding;
 mod routes;
 mod streaming;
+mod timeouts;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;

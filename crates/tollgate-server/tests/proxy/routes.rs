@@ -283,3 +283,97 @@ async fn an_encoded_slash_or_backslash_cannot_slip_past_a_limit_through_an_exemp
         assert_eq!(answer.header("x-ratelimit-limit"), Some("100"), "{other}");
     }
 }
+
+#[tokio::test]
+async fn with_ignore_case_and_ignore_trailing_slash_every_spelling_meets_the_limit() {
+    let upstream = upstream().await;
+    let config = LESSON.replace(
+        "path = \"/ping\"\nmethods = [\"GET\"]\n",
+        "path = \"/ping\"\nmethods = [\"GET\"]\nignore_case = true\nignore_trailing_slash = true\n",
+    );
+    let proxy = proxy(&config, &upstream).await;
+    let client = client();
+    // `%49` is `I`; `%C4%B1` is `ı`, which Unicode-aware upstreams take for `i` ignoring case.
+    for (path, remaining) in [("/PING", "2"), ("/ping/", "1"), ("/P%49nG/.", "0")] {
+        let answer = get_from(&client, proxy, path, &[]).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            answer.header("x-ratelimit-remaining"),
+            Some(remaining),
+            "{path}"
+        );
+        assert_eq!(
+            answer.json()["uri"],
+            "/ping",
+            "forwarded as the route's spelling"
+        );
+    }
+    for path in ["/ping", "/PiNg", "/p%C4%B1ng", "/PING/"] {
+        let answer = get_from(&client, proxy, path, &[]).await;
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+    }
+    // Still other paths: a `;` parameter, and a space.
+    for other in ["/ping;jsessionid=1", "/ping%20"] {
+        let answer = get_from(&client, proxy, other, &[]).await;
+        assert_eq!(answer.header("x-ratelimit-limit"), Some("100"), "{other}");
+    }
+    // The other routes keep exact matching.
+    let answer = get_from(&client, proxy, "/ME", &[]).await;
+    assert_eq!(answer.header("x-ratelimit-limit"), Some("100"));
+}
+
+#[tokio::test]
+async fn a_case_insensitive_exempt_prefix_exempts_no_spelling_of_a_limited_route_under_it() {
+    let upstream = upstream().await;
+    let config = r#"
+        [policies.admin]
+        limits = "1/minute"
+
+        [policies.api]
+        limits = "2/minute"
+
+        [proxy]
+        listen = "127.0.0.1:0"
+        upstream = "UPSTREAM"
+
+        [[proxy.routes]]
+        path = "/static/*"
+        exempt = true
+        ignore_case = true
+
+        [[proxy.routes]]
+        path = "/static/admin"
+        policy = "admin"
+        ignore_case = true
+
+        [[proxy.routes]]
+        path = "/api/*"
+        policy = "api"
+        ignore_case = true
+    "#;
+    let proxy = proxy(config, &upstream).await;
+    let client = client();
+    assert_eq!(
+        statuses(&client, proxy, Method::GET, "/STATIC/Admin", &[], 1).await,
+        [200]
+    );
+    for path in ["/static/admin", "/Static/ADMIN", "/STATIC/x/../admin"] {
+        let answer = get_from(&client, proxy, path, &[]).await;
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+    }
+    let answer = get_from(&client, proxy, "/STATIC/app.js", &[]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("x-ratelimit-limit"), None, "exempt");
+    assert_eq!(answer.json()["uri"], "/static/app.js");
+
+    let answer = get_from(&client, proxy, "/API/Items/7?q=A", &[]).await;
+    assert_eq!(
+        answer.json()["uri"],
+        "/api/Items/7?q=A",
+        "the prefix spelled as the route's"
+    );
+    assert_eq!(
+        statuses(&client, proxy, Method::GET, "/Api", &[], 2).await,
+        [200, 429]
+    );
+}

@@ -1,9 +1,13 @@
 //! [`Upstream`]: forwarding an allowed request to the upstream and streaming its answer back,
-//! with the hop-by-hop fields dropped both ways and `X-Forwarded-*` set.
+//! with the hop-by-hop fields dropped both ways and `X-Forwarded-*` set, within the upstream
+//! timeouts: `504` when the connection or the response head is late, the body cut when it
+//! pauses too long.
 
 use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -11,15 +15,14 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, Version, header};
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::{Instant, Sleep};
 use tollgate_tower::{PeerAddr, TrustedProxies, json_error};
 
-use crate::config::ProxyConfig;
-
-/// How long connecting to the upstream may take before the request gets a `502`.
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::config::{ProxyConfig, UpstreamTimeouts};
 
 /// How long an idle pooled connection to the upstream is kept.
 pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -41,12 +44,13 @@ pub(crate) struct Upstream {
     host: HeaderValue,
     /// Peers whose `X-Forwarded-Proto` and `X-Forwarded-Host` are kept.
     proxies: TrustedProxies,
+    timeouts: UpstreamTimeouts,
 }
 
 impl Upstream {
     pub(crate) fn new(config: &ProxyConfig) -> Self {
         let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.set_connect_timeout(Some(config.upstream_timeouts.connect));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
@@ -60,6 +64,7 @@ impl Upstream {
             base_path: upstream.base_path.clone(),
             host: upstream.host.clone(),
             proxies: config.trusted_proxies.clone(),
+            timeouts: config.upstream_timeouts,
         }
     }
 
@@ -118,25 +123,49 @@ impl Upstream {
         *upstream_request.version_mut() = Version::HTTP_11;
         *upstream_request.headers_mut() = headers;
 
-        match self.client.request(upstream_request).await {
-            Ok(response) => {
+        let answer = self.client.request(upstream_request);
+        let (status, message) = match tokio::time::timeout(self.timeouts.response, answer).await {
+            Ok(Ok(response)) => {
                 let (parts, body) = response.into_parts();
+                let body = UpstreamBody::new(body, self.timeouts.idle);
                 let mut response = Response::new(Body::new(body));
                 *response.status_mut() = parts.status;
                 *response.headers_mut() = parts.headers;
                 remove_hop_by_hop(response.headers_mut());
-                response
+                return response;
             }
-            Err(err) => {
-                let message = if err.is_connect() {
-                    format!("upstream unreachable: {}", causes(&err))
-                } else {
-                    format!("upstream failed: {}", causes(&err))
-                };
-                tracing::warn!(upstream = %self.authority, "{message}");
-                json_error(StatusCode::BAD_GATEWAY, &message)
+            Ok(Err(err)) if err.is_connect() && timed_out(&err) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "upstream not connected within upstream_connect_timeout ({:?})",
+                    self.timeouts.connect
+                ),
+            ),
+            Ok(Err(err)) if err.is_connect() => (
+                StatusCode::BAD_GATEWAY,
+                format!("upstream unreachable: {}", causes(&err)),
+            ),
+            Ok(Err(err)) if client_body_failed(&err) => {
+                // The client's fault (a body past body_timeout, which the listener answers
+                // 408, or a client gone): not worth a warning per request.
+                let message = format!("the request body failed: {}", causes(&err));
+                tracing::debug!(upstream = %self.authority, "{message}");
+                return json_error(StatusCode::BAD_GATEWAY, &message);
             }
-        }
+            Ok(Err(err)) => (
+                StatusCode::BAD_GATEWAY,
+                format!("upstream failed: {}", causes(&err)),
+            ),
+            Err(_) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "upstream sent no response within upstream_timeout ({:?})",
+                    self.timeouts.response
+                ),
+            ),
+        };
+        tracing::warn!(upstream = %self.authority, "{message}");
+        json_error(status, &message)
     }
 }
 
@@ -209,6 +238,91 @@ fn extend_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
     // Valid values joined by ", " and an address are a valid value.
     let value = HeaderValue::from_bytes(&value).expect("X-Forwarded-For stays a valid value");
     headers.insert(&X_FORWARDED_FOR, value);
+}
+
+/// Whether `err` comes of the request body that was being sent (hyper's "user" errors).
+fn client_body_failed(err: &(dyn StdError + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if err
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_user)
+        {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
+}
+
+/// Whether `err` comes of an I/O timeout (the connector's connect timeout).
+fn timed_out(err: &(dyn StdError + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|err| err.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
+}
+
+/// The upstream's response body, failed (and the client's connection cut) when it pauses
+/// longer than `idle` between two frames, or before the first.
+struct UpstreamBody {
+    inner: Incoming,
+    idle: Duration,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl UpstreamBody {
+    fn new(inner: Incoming, idle: Duration) -> Self {
+        Self {
+            inner,
+            idle,
+            sleep: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+}
+
+impl hyper::body::Body for UpstreamBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn StdError + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            let deadline = Instant::now() + this.idle;
+            this.sleep.as_mut().reset(deadline);
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        match this.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                tracing::warn!(
+                    "upstream body paused longer than upstream_idle_timeout ({:?}); cut",
+                    this.idle
+                );
+                Poll::Ready(Some(Err(
+                    "the upstream body paused longer than upstream_idle_timeout".into(),
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The causes of `err`, from the first below it, joined by `: ` (hyper's own message says

@@ -11,6 +11,8 @@
 //! - a route's `methods` restrict its policy to those methods; requests with other methods
 //!   meet `default_policy` (counted per route pattern) and are forwarded all the same.
 //! - `exempt = true` routes meet no limit at all.
+//! - `ignore_case` and `ignore_trailing_slash` make a route meet the other spellings of its
+//!   path; the path step gives such a request the route's spelling (`matching.rs`).
 //! - keys are the route's `key` or the proxy's (`ip`, `header:NAME`, `header:NAME,ip`), the
 //!   client IP being resolved behind `trusted_proxies`.
 //! - every decision is counted in the metrics under the policy that made it.
@@ -22,15 +24,19 @@
 //! `X-Forwarded-Proto` and `X-Forwarded-Host` set (kept as sent when the peer is a trusted
 //! proxy). Denied requests get the layer's `429` with `Retry-After` and the rate-limit
 //! headers. An upstream that cannot be reached answers `502 Bad Gateway` with
-//! `{"error":"upstream unreachable: ..."}`.
+//! `{"error":"upstream unreachable: ..."}`; one that does not connect or answer within its
+//! timeouts (`[proxy] upstream_*_timeout`) answers `504 Gateway Timeout`, and a response
+//! body that pauses too long is cut. Such requests stay charged, as every admitted one.
 //!
-//! Paths are normalised before routing (`path.rs`), so `/log%69n` and `/x/../login` meet
-//! `/login`'s limit and reach the upstream as `/login`.
+//! Paths go through one step before routing (`path.rs`): encoded slashes and backslashes
+//! refused or decoded (`escaped_slashes`), then normalised, so `/log%69n` and `/x/../login`
+//! meet `/login`'s limit and reach the upstream as `/login`.
 //!
 //! Upgrades (WebSocket) are not proxied: `Upgrade` is a hop-by-hop field.
 
 mod forward;
-mod path;
+pub(crate) mod matching;
+pub(crate) mod path;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,6 +50,8 @@ use tollgate_tower::{BuildError, HeaderStyle, HttpLimiter, Limit};
 use crate::config::{KeySpec, ProxyConfig, RouteConfig};
 use crate::state::{ConfiguredPolicy, ServerStore};
 use forward::{Upstream, forward};
+use futures_util::future::Either;
+use path::PathRules;
 
 /// The prefix of the names the proxy's counts are stored under, apart from the check API's.
 pub(crate) const NAMESPACE: &str = "proxy:";
@@ -101,16 +109,18 @@ pub(crate) fn proxy_router(
         .fallback(forward)
         .layer(limits.layer())
         .with_state(Arc::new(Upstream::new(config)));
-    // Normalised before routing, so that `/log%69n` or `/x/../login` meet `/login`'s limit
-    // (and reach the upstream as `/login`).
-    // Encoded slashes and backslashes are refused first (see `refuse_escaped_separators`).
-    Ok(Router::new()
-        .fallback_service(
-            tower::ServiceBuilder::new()
-                .map_request(path::normalize_path)
-                .service(routed),
-        )
-        .layer(axum::middleware::from_fn(path::refuse_escaped_separators)))
+    // One path step before routing (`path.rs`): `/log%69n` or `/x/../login` meet `/login`'s
+    // limit and reach the upstream as `/login`; encoded slashes are refused or decoded;
+    // `/LOGIN` is spelled `/login` when that route ignores case.
+    let rules = Arc::new(PathRules::new(config));
+    Ok(
+        Router::new().fallback_service(tower::service_fn(
+            move |request: axum::extract::Request| match rules.apply(request) {
+                Ok(request) => Either::Left(tower::ServiceExt::oneshot(routed.clone(), request)),
+                Err(refusal) => Either::Right(std::future::ready(Ok(refusal.answer()))),
+            },
+        )),
+    )
 }
 
 /// The limit of the `index`th route, `None` if it is exempt. It is one shared count for all
