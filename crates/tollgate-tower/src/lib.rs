@@ -61,7 +61,7 @@ mod respond;
 pub use builder::{BuildError, Builder, DeclarationError, Limit};
 pub use check::HttpLimiter;
 pub use client_ip::{ClientIp, InvalidProxy, PeerAddr, ProxyHeader, TrustedProxies};
-pub use headers::{HeaderStyle, LimitHeaders};
+pub use headers::{Described, HeaderPolicies, HeaderStyle, LimitHeaders};
 pub use middleware::future;
 pub use middleware::{HttpLimitBody, HttpLimitLayer, HttpLimitService};
 pub use respond::{Breach, grpc_rejection, json_error, store_unavailable};

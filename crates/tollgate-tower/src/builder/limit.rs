@@ -50,6 +50,10 @@ pub struct Limit {
     pub(crate) cost: Option<CostFn>,
     pub(crate) deduct_when: Option<DeductFn>,
     pub(crate) on_decision: Option<DecisionFn>,
+    /// Set by [`Limit::name`]: what rate-limit headers and breaches call it.
+    pub(crate) name: Option<String>,
+    /// Set by [`Limit::shadow`]: counted and reported, never denying.
+    pub(crate) shadow: bool,
 }
 
 /// The rates of a limit: in the notation, a whole policy, or chosen per request.
@@ -146,6 +150,8 @@ impl Limit {
             cost: None,
             deduct_when: None,
             on_decision: None,
+            name: None,
+            shadow: false,
         }
     }
 
@@ -397,6 +403,82 @@ impl Limit {
 }
 
 impl Limit {
+    /// Names this limit `name` in the rate-limit headers (`RateLimit-Policy: "login";q=5;w=60`)
+    /// and in breaches ([`crate::Breach::limit_name`]). It does not change where the limit
+    /// counts: renaming a limit keeps its counts.
+    ///
+    /// A limit without a name is called in the headers by its shared name
+    /// ([`Limit::shared`]) if it has one, else by the rate each decision describes, in
+    /// tollgate's notation (`"5/minute"`): never by the route it is on or its scope, which
+    /// are the server's business (breaches still name those).
+    ///
+    /// ```
+    /// use tollgate_tower::{HttpLimiter, Limit};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder()
+    ///     .application_limit("5000/hour")
+    ///     .route("/login", Limit::new("5/minute").name("login"))
+    ///     .build()?;
+    /// let response = send(&limiter, get("/login"));
+    /// // The application limit, unnamed, is called by its rate.
+    /// assert_eq!(response.headers()["ratelimit-policy"], r#""5000/hour";q=5000;w=3600, "login";q=5;w=60"#);
+    /// assert_eq!(response.headers()["ratelimit"], r#""5000/hour";r=4999;t=3600, "login";r=4;t=60"#);
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Makes this a shadow limit (a dry run, as nginx's `limit_req_dry_run`): counted and
+    /// decided like any other, but never denying. A request it would deny goes through; the
+    /// on-breach hook sees the breach, marked [`crate::Breach::is_shadow`]; its
+    /// [`Limit::on_decision`] sees [`ChargeResult::ShadowDenied`]. The rate-limit headers
+    /// leave it out unless [`crate::Builder::headers_include_shadow`] asks for it.
+    ///
+    /// A route whose only limits are shadow ones still meets the default limits: adding a
+    /// shadow limit never changes what is enforced.
+    ///
+    /// ```
+    /// use tollgate_tower::{HttpLimiter, Limit};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let would_deny = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    /// let count = std::sync::Arc::clone(&would_deny);
+    /// let limiter = HttpLimiter::builder()
+    ///     .default_limit("100/minute")
+    ///     .route("/search", Limit::new("1/minute").name("search-trial").shadow())
+    ///     .on_breach(move |_, breach| {
+    ///         assert!(breach.is_shadow());
+    ///         count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ///     })
+    ///     .build()?;
+    /// for _ in 0..3 {
+    ///     let response = send(&limiter, get("/search"));
+    ///     assert_eq!(response.status(), 200); // never denied by the trial
+    ///     assert_eq!(response.headers()["ratelimit-policy"], r#""100/minute";q=100;w=60"#);
+    /// }
+    /// assert_eq!(would_deny.load(std::sync::atomic::Ordering::Relaxed), 2);
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
+    pub fn shadow(mut self) -> Self {
+        self.shadow = true;
+        self
+    }
+}
+
+impl Limit {
     /// Whether `other` is this limit declared again: the same rates and options, and the
     /// same closures (clones of one `Limit` share them; two closures are never compared by
     /// what they do).
@@ -424,6 +506,8 @@ impl Limit {
             && same(&self.cost, &other.cost)
             && same(&self.deduct_when, &other.deduct_when)
             && same(&self.on_decision, &other.on_decision)
+            && self.name == other.name
+            && self.shadow == other.shadow
     }
 }
 
@@ -464,6 +548,8 @@ impl fmt::Debug for Limit {
             .field("cost", &self.cost.as_ref().map(|_| "custom"))
             .field("deduct_when", &self.deduct_when.as_ref().map(|_| "custom"))
             .field("on_decision", &self.on_decision.as_ref().map(|_| "custom"))
+            .field("name", &self.name)
+            .field("shadow", &self.shadow)
             .finish()
     }
 }

@@ -21,7 +21,7 @@ use tollgate::{MemoryStore, Store};
 
 use crate::check::{BreachFn, HttpLimiter, PeerFn, Predicate, RejectionFn};
 use crate::client_ip::{self, ProxyHeader, TrustedProxies};
-use crate::headers::HeaderStyle;
+use crate::headers::{HeaderPolicies, HeaderStyle};
 use crate::key::{self, KeyExtractor};
 use crate::respond::{self, Breach};
 pub use compile::{BuildError, DeclarationError};
@@ -47,7 +47,8 @@ impl HttpLimiter<MemoryStore> {
     /// let limiter = HttpLimiter::builder().default_limit("5/minute").build()?;
     /// let response = send(&limiter, get("/search"));
     /// assert_eq!(response.status(), 200);
-    /// assert_eq!(response.headers()["ratelimit-policy"], r#""default";q=5;w=60"#);
+    /// // An unnamed limit is called by its rate in the headers.
+    /// assert_eq!(response.headers()["ratelimit-policy"], r#""5/minute";q=5;w=60"#);
     /// # Ok::<(), tollgate_tower::BuildError>(())
     /// ```
     pub fn builder() -> Builder<MemoryStore> {
@@ -60,6 +61,8 @@ impl HttpLimiter<MemoryStore> {
                 key: Arc::new(key::client_ip()),
                 proxies: TrustedProxies::none(),
                 headers: HeaderStyle::default(),
+                header_policies: HeaderPolicies::default(),
+                headers_include_shadow: false,
                 application: Vec::new(),
                 defaults: Vec::new(),
                 routes: Vec::new(),
@@ -111,6 +114,8 @@ pub(crate) struct Declared {
     pub(crate) key: Arc<dyn KeyExtractor>,
     pub(crate) proxies: TrustedProxies,
     pub(crate) headers: HeaderStyle,
+    pub(crate) header_policies: HeaderPolicies,
+    pub(crate) headers_include_shadow: bool,
     pub(crate) application: Vec<Limit>,
     pub(crate) defaults: Vec<Limit>,
     pub(crate) routes: Vec<(String, Limit)>,
@@ -134,6 +139,8 @@ impl<S: Store> fmt::Debug for Builder<S> {
             .field("exempt", &declared.exempt)
             .field("proxies", &declared.proxies)
             .field("headers", &declared.headers)
+            .field("header_policies", &declared.header_policies)
+            .field("headers_include_shadow", &declared.headers_include_shadow)
             .field("errors", &declared.errors)
             .finish_non_exhaustive()
     }
@@ -289,6 +296,64 @@ impl<S: Store> Builder<S> {
     /// ```
     pub fn headers(mut self, style: HeaderStyle) -> Self {
         self.declared.headers = style;
+        self
+    }
+
+    /// Which limits the IETF fields list: every limit the request met (the default), or only
+    /// the closest to denying. The legacy `X-RateLimit-*` fields describe the closest either
+    /// way.
+    ///
+    /// ```
+    /// use tollgate_tower::{HeaderPolicies, HttpLimiter, Limit};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let builder = || {
+    ///     HttpLimiter::builder()
+    ///         .application_limit(Limit::new("5000/hour").name("app"))
+    ///         .route("/login", Limit::new("5/minute").name("login"))
+    /// };
+    /// let every = builder().build()?;
+    /// let response = send(&every, get("/login"));
+    /// assert_eq!(response.headers()["ratelimit-policy"], r#""app";q=5000;w=3600, "login";q=5;w=60"#);
+    /// let closest = builder().header_policies(HeaderPolicies::Closest).build()?;
+    /// let response = send(&closest, get("/login"));
+    /// assert_eq!(response.headers()["ratelimit-policy"], r#""login";q=5;w=60"#);
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
+    pub fn header_policies(mut self, policies: HeaderPolicies) -> Self {
+        self.declared.header_policies = policies;
+        self
+    }
+
+    /// Lists shadow limits ([`Limit::shadow`]) in the rate-limit headers too, as if they
+    /// were enforced (the closest to denying may then be a shadow one); without it, headers
+    /// describe enforced limits only.
+    ///
+    /// ```
+    /// use tollgate_tower::{HttpLimiter, Limit};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let limiter = HttpLimiter::builder()
+    ///     .route("/login", Limit::new("5/minute").name("login"))
+    ///     .route("/login", Limit::new("2/minute").name("login-trial").shadow())
+    ///     .headers_include_shadow(true)
+    ///     .build()?;
+    /// let response = send(&limiter, get("/login"));
+    /// assert_eq!(response.headers()["ratelimit"], r#""login";r=4;t=60, "login-trial";r=1;t=60"#);
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
+    pub fn headers_include_shadow(mut self, include: bool) -> Self {
+        self.declared.headers_include_shadow = include;
         self
     }
 
