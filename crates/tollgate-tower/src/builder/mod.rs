@@ -1,6 +1,8 @@
 //! [`Builder`]: declaring an [`HttpLimiter`]'s limits, keys, exemptions and answers.
 //!
 //! - `limit.rs`: [`Limit`], one declared limit.
+//! - `report.rs`: what responses and hooks say of limits: their names, shadow limits, which
+//!   limits the headers list.
 //! - `engine.rs`: where the counts live: the store and clock, or a shared limiter.
 //! - `compile.rs`: the declarations compiled into the limits requests are checked against,
 //!   and [`BuildError`], which lists every mistake found.
@@ -8,6 +10,7 @@
 pub(crate) mod compile;
 mod engine;
 pub(crate) mod limit;
+mod report;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -296,64 +299,6 @@ impl<S: Store> Builder<S> {
     /// ```
     pub fn headers(mut self, style: HeaderStyle) -> Self {
         self.declared.headers = style;
-        self
-    }
-
-    /// Which limits the IETF fields list: every limit the request met (the default), or only
-    /// the closest to denying. The legacy `X-RateLimit-*` fields describe the closest either
-    /// way.
-    ///
-    /// ```
-    /// use tollgate_tower::{HeaderPolicies, HttpLimiter, Limit};
-    ///
-    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
-    /// #     use tower::{Layer, ServiceExt};
-    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
-    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
-    /// # }
-    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
-    /// let builder = || {
-    ///     HttpLimiter::builder()
-    ///         .application_limit(Limit::new("5000/hour").name("app"))
-    ///         .route("/login", Limit::new("5/minute").name("login"))
-    /// };
-    /// let every = builder().build()?;
-    /// let response = send(&every, get("/login"));
-    /// assert_eq!(response.headers()["ratelimit-policy"], r#""app";q=5000;w=3600, "login";q=5;w=60"#);
-    /// let closest = builder().header_policies(HeaderPolicies::Closest).build()?;
-    /// let response = send(&closest, get("/login"));
-    /// assert_eq!(response.headers()["ratelimit-policy"], r#""login";q=5;w=60"#);
-    /// # Ok::<(), tollgate_tower::BuildError>(())
-    /// ```
-    pub fn header_policies(mut self, policies: HeaderPolicies) -> Self {
-        self.declared.header_policies = policies;
-        self
-    }
-
-    /// Lists shadow limits ([`Limit::shadow`]) in the rate-limit headers too, as if they
-    /// were enforced (the closest to denying may then be a shadow one); without it, headers
-    /// describe enforced limits only.
-    ///
-    /// ```
-    /// use tollgate_tower::{HttpLimiter, Limit};
-    ///
-    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
-    /// #     use tower::{Layer, ServiceExt};
-    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
-    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
-    /// # }
-    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
-    /// let limiter = HttpLimiter::builder()
-    ///     .route("/login", Limit::new("5/minute").name("login"))
-    ///     .route("/login", Limit::new("2/minute").name("login-trial").shadow())
-    ///     .headers_include_shadow(true)
-    ///     .build()?;
-    /// let response = send(&limiter, get("/login"));
-    /// assert_eq!(response.headers()["ratelimit"], r#""login";r=4;t=60, "login-trial";r=1;t=60"#);
-    /// # Ok::<(), tollgate_tower::BuildError>(())
-    /// ```
-    pub fn headers_include_shadow(mut self, include: bool) -> Self {
-        self.declared.headers_include_shadow = include;
         self
     }
 

@@ -38,8 +38,9 @@ pub(crate) type PeerFn = Arc<dyn Fn(&http::Extensions) -> Option<std::net::IpAdd
 /// Which limits a request meets:
 /// - none, if its route is exempt or an exempt-when predicate holds;
 /// - otherwise the application limits (one count per key across all routes), plus the
-///   limits declared on its route, or, if its route has none, the default limits (counted
-///   per route).
+///   limits declared on its route, or, if its route has none (for the request's method), the
+///   default limits (counted per route). A route whose only limits are shadow ones
+///   ([`crate::Limit::shadow`]) meets the default limits too.
 ///
 /// A route is axum's matched path (`/users/{id}`), or the request's path for other Tower
 /// services. Every limit a request meets charges it, all or none (one
