@@ -34,9 +34,9 @@ fn upstream() -> SocketAddr {
 }
 
 /// The configuration: an enforced `login` and its shadow trial `login-next`, a shadow
-/// `search-trial`, and a proxy whose `/login` route carries both and whose `/search` route
-/// carries only the trial (so it meets the default policy `api`). `extra` goes in
-/// `[server]`.
+/// `search-trial`, and a proxy whose `/login` route carries both, whose `/search` route
+/// carries only the trial (so it meets the default policy `api`), and whose `/export` route
+/// watches the enforced `login` as a shadow. `extra` goes in `[server]`.
 fn config(upstream: SocketAddr, extra: &str) -> String {
     format!(
         r#"
@@ -73,6 +73,10 @@ shadow_policy = "login-next"
 [[proxy.routes]]
 path = "/search"
 shadow_policy = "search-trial"
+
+[[proxy.routes]]
+path = "/export"
+shadow_policy = "login"
 "#
     )
 }
@@ -249,6 +253,15 @@ fn shadow_policies_and_header_lists(storage: Option<&str>) {
         ["api;q=100;w=60"]
     );
     assert_eq!(members(&searches[3], "ratelimit"), ["api;r=96;t=60"]);
+
+    // An enforced policy named as a route's shadow_policy is a shadow there.
+    let exports: Vec<Reply> = (0..4).map(|_| get(&server, "/export", client)).collect();
+    assert!(
+        exports.iter().all(|reply| reply.status == 200),
+        "{exports:?}"
+    );
+    assert_eq!(members(&exports[3], "ratelimit-policy"), ["api;q=100;w=60"]);
+    assert_eq!(metric(&server, "login", "shadow_denied"), 1);
 
     // /metrics counts shadow denials per policy, from the check API and the proxy alike.
     assert_eq!(metric(&server, "login-next", "shadow_denied"), 1 + 2);
