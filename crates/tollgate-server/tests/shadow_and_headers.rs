@@ -1,7 +1,8 @@
 //! Shadow policies and rate-limit fields listing every policy, through `tollgate serve` over
 //! memory and over Redis: the check API (named and inline shadow policies), the proxy (a
 //! route's policy beside its shadow policy), `/metrics`, and the fields as valid
-//! structured-field lists named after the configured policies.
+//! structured-field lists named after the configured policies; and a reload that turns a
+//! shadow policy into an enforced one with its counts.
 
 #[path = "../../tollgate-redis/tests/support/mod.rs"]
 mod redis_support;
@@ -332,4 +333,34 @@ fn over_redis() {
     shadow_policies_and_header_lists(Some(&redis.uri()));
     redis.cli(&["FLUSHALL"]);
     shadow_policies_in_the_headers_when_asked(Some(&redis.uri()));
+}
+
+#[tokio::test]
+async fn turning_shadow_off_by_a_reload_enforces_the_counts_kept() {
+    use std::sync::Arc;
+
+    use tollgate_server::{Config, ServerState, check_api_router};
+    use tower::ServiceExt;
+
+    let with = |shadow: bool| {
+        let text = format!("[policies.trial]\nlimits = \"2/minute\"\nshadow = {shadow}\n");
+        Config::parse(&text, "tollgate.toml").expect("a valid configuration")
+    };
+    let watched = with(true);
+    let store = watched.storage.open().await.expect("memory");
+    let state = Arc::new(ServerState::new(&watched, store).expect("valid"));
+    let check = || async {
+        let request = http::Request::post("/v1/check")
+            .body(axum::body::Body::from(r#"{"policy": "trial", "key": "k"}"#))
+            .expect("a request");
+        let response = check_api_router(Arc::clone(&state))
+            .oneshot(request)
+            .await
+            .expect("an answer");
+        response.status().as_u16()
+    };
+    assert_eq!([check().await, check().await, check().await], [200; 3]);
+    state.reload(&with(false)).expect("reloaded");
+    // The same policy, enforced now: its count (two units) is kept.
+    assert_eq!(check().await, 429);
 }
