@@ -119,14 +119,26 @@ fn check_config(file: &std::path::Path) -> ExitCode {
     };
     println!("{}: ok", file.display());
     for (name, policy) in &config.policies {
-        println!("policy {name}: {policy}");
+        let shadow = if config.shadow_policies.contains(name) {
+            ", shadow"
+        } else {
+            ""
+        };
+        println!("policy {name}: {policy}{shadow}");
     }
     if let Some(proxy) = &config.proxy {
         println!("proxy {} -> {}", proxy.listen, proxy.upstream);
         for route in &proxy.routes {
-            match &route.policy {
-                Some(policy) => println!("  route {} -> policy {policy}", route.path),
-                None => println!("  route {} exempt", route.path),
+            match (&route.policy, &route.shadow_policy) {
+                (Some(policy), None) => println!("  route {} -> policy {policy}", route.path),
+                (Some(policy), Some(shadow)) => println!(
+                    "  route {} -> policy {policy}, shadow policy {shadow}",
+                    route.path
+                ),
+                (None, Some(shadow)) => {
+                    println!("  route {} -> shadow policy {shadow}", route.path)
+                }
+                (None, None) => println!("  route {} exempt", route.path),
             }
         }
     }

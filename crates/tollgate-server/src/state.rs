@@ -6,10 +6,10 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use tollgate::{
     Clock, Failover, FailoverSwitch, Limiter, MemoryStats, MemoryStore, Policy, PolicyHandle, Rate,
-    Store,
+    Store, Verdict,
 };
 use tollgate_redis::{AnyStore, PreparedAny};
-use tollgate_tower::{BuildError, HeaderStyle, LimitHeaders};
+use tollgate_tower::{BuildError, Described, HeaderPolicies, HeaderStyle, LimitHeaders};
 
 use crate::config::{Config, INLINE_POLICY};
 use crate::grpc::envoy::EnvoyService;
@@ -106,6 +106,8 @@ pub struct InForce {
     policies: HashMap<String, ConfiguredPolicy>,
     inline: PolicyFront,
     headers: HeaderStyle,
+    header_policies: HeaderPolicies,
+    headers_include_shadow: bool,
     admin_token: Option<String>,
     envoy: Option<EnvoyService<ServerStore>>,
     proxy: Option<axum::Router>,
@@ -116,6 +118,8 @@ pub struct InForce {
 pub(crate) struct ConfiguredPolicy {
     pub(crate) handle: PolicyHandle<ServerStore>,
     pub(crate) front: PolicyFront,
+    /// Marked `shadow = true`: counted and reported, never denying.
+    pub(crate) shadow: bool,
 }
 
 /// What a policy's answers carry: its rate-limit fields and its counters.
@@ -126,10 +130,20 @@ pub(crate) struct PolicyFront {
 }
 
 impl PolicyFront {
+    /// The fields and counters of the policy configured as `name`.
     fn new(name: &str, metrics: &Metrics) -> Self {
         Self {
             headers: LimitHeaders::new(name),
             counters: metrics.counters(name),
+        }
+    }
+
+    /// The fields and counters of inline policies: counted under `inline`, and called in
+    /// the headers by their rate, as the client gave no name.
+    fn inline(metrics: &Metrics) -> Self {
+        Self {
+            headers: LimitHeaders::unnamed(),
+            counters: metrics.counters(INLINE_POLICY),
         }
     }
 }
@@ -425,6 +439,7 @@ impl InForce {
                 let named = ConfiguredPolicy {
                     handle: limiter.policy(name, policy.clone()),
                     front: PolicyFront::new(name, metrics),
+                    shadow: config.shadow_policies.contains(name),
                 };
                 (name.clone(), named)
             })
@@ -447,12 +462,14 @@ impl InForce {
         let proxy = config
             .proxy
             .as_ref()
-            .map(|proxy| proxy::proxy_router(proxy, &policies, config.headers, limiter))
+            .map(|proxy| proxy::proxy_router(proxy, &policies, config, limiter))
             .transpose()?;
         Ok(Self {
             policies,
-            inline: PolicyFront::new(INLINE_POLICY, metrics),
+            inline: PolicyFront::inline(metrics),
             headers: config.headers,
+            header_policies: config.header_policies,
+            headers_include_shadow: config.headers_include_shadow,
             admin_token: config.admin_token.clone(),
             envoy,
             proxy,
@@ -479,6 +496,11 @@ impl InForce {
     /// Which rate-limit headers responses carry.
     pub(crate) fn headers(&self) -> HeaderStyle {
         self.headers
+    }
+
+    /// The decisions of `verdict` the rate-limit headers describe, as configured.
+    pub(crate) fn described(&self, verdict: &Verdict<ServerStore>) -> Described {
+        Described::of(verdict, self.header_policies, self.headers_include_shadow)
     }
 
     /// The token `POST /v1/reset` requires.

@@ -79,6 +79,46 @@ fn check_config_and_serve_agree_on_good_and_bad_configurations() {
             )),
         ),
         (
+            proxy("\n[[proxy.routes]]\npath = \"/x\"\npolicy = \"api\"\nshadow_policy = \"api\"\n"),
+            None,
+        ),
+        (
+            proxy("\n[[proxy.routes]]\npath = \"/x\"\nshadow_policy = \"api\"\n"),
+            None,
+        ),
+        (
+            proxy("\n[[proxy.routes]]\npath = \"/x\"\nshadow_policy = \"api\"\nexempt = true\n"),
+            Some(
+                ":13: proxy.routes[0].shadow_policy: an exempt route meets no limit, not even a \
+                 shadow one"
+                    .to_owned(),
+            ),
+        ),
+        (
+            proxy("\n[[proxy.routes]]\npath = \"/x\"\nshadow_policy = \"nope\"\n"),
+            Some(":13: proxy.routes[0].shadow_policy: unknown policy \"nope\"; defined: api".to_owned()),
+        ),
+        (
+            proxy("\n[[proxy.routes]]\npath = \"/x\"\nmethods = [\"GET\"]\n"),
+            Some(
+                ":11: proxy.routes[0]: a route needs a policy, a shadow_policy or exempt = true"
+                    .to_owned(),
+            ),
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[policies.trial]\nlimits = \"1/second\"\n\
+             shadow = \"yes\"\n"
+                .to_owned(),
+            Some(":6: invalid type: string \"yes\", expected a boolean".to_owned()),
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\nheader_policies = \"every\"\n".to_owned(),
+            Some(
+                ":3: server.header_policies: unknown choice \"every\"; expected all or closest"
+                    .to_owned(),
+            ),
+        ),
+        (
             proxy("\n[[proxy.routes]]\npath = \"/x\"\npolicy = \"api\"\nexempt = true\n"),
             Some(
                 ":13: proxy.routes[0].policy: a route is either exempt or limited by a policy, not both"

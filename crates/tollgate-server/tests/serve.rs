@@ -35,7 +35,7 @@ fn check_allows_then_denies_with_headers() {
     assert_eq!(first.status, 200);
     assert_eq!(
         first.json(),
-        json!({"allowed": true, "limit": 2, "remaining": 1, "reset_after_ms": 60000, "retry_after_ms": null})
+        json!({"allowed": true, "limit": 2, "remaining": 1, "reset_after_ms": 60000, "retry_after_ms": null, "shadow_denied": false})
     );
     assert_eq!(
         first.header("ratelimit-policy"),
@@ -346,6 +346,14 @@ fn the_readme_config_is_valid() {
         "{stdout}"
     );
     assert!(stdout.contains("route /health exempt"), "{stdout}");
+    assert!(
+        stdout.contains("policy login-next: 3/minute (fixed-window), shadow"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("route /api/* -> policy login, shadow policy login-next"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("envoy:edge:user: 10/second (token-bucket, burst 20)"),
         "{stdout}"

@@ -38,7 +38,9 @@
 //!   one [`tollgate::Admission`] over the limits it meets, rendered as a response.
 //! - [`key`]: key extractors (client IP, header, extension, constant, closures).
 //! - `client_ip.rs`: [`TrustedProxies`], the client's address behind trusted proxies.
-//! - `headers.rs`: [`HeaderStyle`]: `X-RateLimit-*`, `RateLimit-Policy` and `RateLimit`.
+//! - `headers.rs`: [`HeaderStyle`]: `X-RateLimit-*`, `RateLimit-Policy` and `RateLimit`;
+//!   [`HeaderPolicies`] and [`Described`]: which limits they list; [`LimitHeaders`]: one
+//!   limit's fields, rendered in advance.
 //! - `respond.rs`: the limiter's own answers: [`Breach`] (a denied request, for the
 //!   on-breach hook and the rejection), the default 429, [`grpc_rejection`], [`json_error`]
 //!   and [`store_unavailable`].
@@ -61,7 +63,7 @@ mod respond;
 pub use builder::{BuildError, Builder, DeclarationError, Limit};
 pub use check::HttpLimiter;
 pub use client_ip::{ClientIp, InvalidProxy, PeerAddr, ProxyHeader, TrustedProxies};
-pub use headers::{HeaderStyle, LimitHeaders};
+pub use headers::{Described, HeaderPolicies, HeaderStyle, LimitHeaders};
 pub use middleware::future;
 pub use middleware::{HttpLimitBody, HttpLimitLayer, HttpLimitService};
 pub use respond::{Breach, grpc_rejection, json_error, store_unavailable};

@@ -58,13 +58,49 @@ pub struct Breach {
     pub(crate) limit_name: std::sync::Arc<str>,
     pub(crate) key: RequestKey,
     pub(crate) decision: Decision,
+    pub(crate) shadow: bool,
 }
 
 impl Breach {
-    /// The name of the limit that denied the request: the route it was declared on, its
-    /// shared name, `default` or `application`.
+    /// The name of the limit that denied the request: its name ([`crate::Limit::name`]), or
+    /// else the route it was declared on, its shared name, `default` or `application`
+    /// (`default#2` for the second default limit).
     pub fn limit_name(&self) -> &str {
         &self.limit_name
+    }
+
+    /// Whether the limit is a shadow one ([`crate::Limit::shadow`]): it would have denied
+    /// the request, which went through. The rejection never sees such a breach; the
+    /// on-breach hook does.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use tollgate_tower::{HttpLimiter, Limit};
+    ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
+    /// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+    /// let seen: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+    /// let log = Arc::clone(&seen);
+    /// let limiter = HttpLimiter::builder()
+    ///     .route("/a", Limit::new("2/minute").name("enforced"))
+    ///     .route("/a", Limit::new("1/minute").name("trial").shadow())
+    ///     .on_breach(move |_, breach| {
+    ///         log.lock().unwrap().push((breach.limit_name().to_owned(), breach.is_shadow()));
+    ///     })
+    ///     .build()?;
+    /// let statuses: Vec<u16> = (0..3).map(|_| send(&limiter, get("/a")).status().as_u16()).collect();
+    /// assert_eq!(statuses, [200, 200, 429]);
+    /// // The trial would have denied the second request; `enforced` denied the third (and
+    /// // the trial was never reached).
+    /// assert_eq!(*seen.lock().unwrap(), [("trial".to_owned(), true), ("enforced".to_owned(), false)]);
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
+    pub fn is_shadow(&self) -> bool {
+        self.shadow
     }
 
     /// The key the request was counted against.

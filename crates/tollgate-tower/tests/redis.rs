@@ -119,3 +119,41 @@ async fn dead_redis_is_answered_by_the_failure_policy() {
     };
     assert_eq!(codes, [200, 200, 200, 429]);
 }
+
+#[tokio::test]
+async fn shadow_limits_and_header_lists_over_redis() {
+    // Over Redis the layer waits for the store (its boxed path).
+    let redis = RedisServer::start();
+    let worker = || async {
+        let store = RedisStore::connect(&redis.uri())
+            .await
+            .expect("redis is up");
+        let limiter = HttpLimiter::builder()
+            .store(store)
+            .headers_include_shadow(true)
+            .route("/a", Limit::new("3/minute").name("a"))
+            .route("/a", Limit::new("1/minute").name("a-trial").shadow())
+            .build()
+            .expect("valid");
+        Router::new()
+            .route("/a", get(|| async { "a" }))
+            .layer(limiter.layer())
+    };
+    let (one, two) = (worker().await, worker().await);
+    let mut request = Request::builder()
+        .uri("/a")
+        .body(Body::empty())
+        .expect("valid request");
+    request.extensions_mut().insert(ConnectInfo(
+        "203.0.113.7:4000".parse::<SocketAddr>().expect("address"),
+    ));
+    let first = one.clone().oneshot(request).await.expect("infallible");
+    assert_eq!(
+        first.headers()["ratelimit"],
+        r#""a";r=2;t=60, "a-trial";r=0;t=60"#
+    );
+    // The trial is spent across both workers, and never denies; `a` does, on the fourth.
+    assert_eq!(status(&two, "/a").await, 200);
+    assert_eq!(status(&one, "/a").await, 200);
+    assert_eq!(status(&two, "/a").await, 429);
+}

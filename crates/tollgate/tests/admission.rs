@@ -132,6 +132,44 @@ fn a_shadow_charge_is_counted_and_reported_but_never_refuses() {
 }
 
 #[test]
+fn decisions_describe_every_enforced_charge_or_the_refusing_one() {
+    let (small, large) = two_policies();
+    let listed = |verdict: &Verdict, shadow: bool| -> Vec<(usize, u64)> {
+        verdict
+            .decisions(shadow)
+            .map(|(index, decision)| (index, decision.remaining()))
+            .collect()
+    };
+    let request = |shadow_cost: u64| {
+        Admission::new()
+            .charge(Charge::new(large.clone(), "k", 1))
+            .charge(Charge::new(small.clone(), "shadow", shadow_cost).shadow())
+            .charge(Charge::new(small.clone(), "k", 1))
+    };
+    let first = decide(request(1));
+    assert_eq!(listed(&first, false), [(0, 4), (2, 1)]);
+    assert_eq!(listed(&first, true), [(0, 4), (1, 1), (2, 1)]);
+    assert!(!first.shadow_denied());
+    assert_eq!(first.closest_with_shadow().map(|(i, _)| i), Some(1));
+    // The shadow charge is over its limit (one unit left, two asked): listed only on
+    // request, and then the closest, as it would have refused; the enforced closest stays.
+    let second = decide(request(2));
+    assert!(second.is_admitted() && second.shadow_denied());
+    assert_eq!(listed(&second, true), [(0, 3), (1, 1), (2, 0)]);
+    assert_eq!(second.closest_with_shadow().map(|(i, _)| i), Some(1));
+    assert_eq!(second.closest().map(|(i, _)| i), Some(2));
+    // A shadow cost the policy never allows is a shadow denial too, with no decision.
+    let too_big = decide(Admission::new().charge(Charge::new(small.clone(), "x", 3).shadow()));
+    assert!(too_big.is_admitted() && too_big.shadow_denied());
+    assert!(listed(&too_big, true).is_empty());
+    // Refused by `small`: only the refusing decision describes the request, shadow or not.
+    let refused = decide(request(1));
+    assert_eq!(refused.refused_by().map(|(i, _)| i), Some(2));
+    assert_eq!(listed(&refused, true), [(2, 0)]);
+    assert_eq!(refused.closest_with_shadow().map(|(i, _)| i), Some(2));
+}
+
+#[test]
 fn a_cost_that_can_never_fit_refuses_without_charging() {
     let (small, large) = two_policies();
     let verdict = decide(

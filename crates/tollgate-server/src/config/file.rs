@@ -1,7 +1,7 @@
 //! The configuration file as written (serde sections that keep each value's place), and the
 //! [`Checker`] that turns it into a [`Config`], naming where each mistake is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tollgate::{DEFAULT_MAX_KEYS, FailureMode, Policy, Rates, Strategy};
 use tollgate_redis::StorageUri;
-use tollgate_tower::HeaderStyle;
+use tollgate_tower::{HeaderPolicies, HeaderStyle};
 use toml::Spanned;
 
 use crate::config::proxy::ProxySection;
@@ -45,6 +45,8 @@ struct ServerSection {
     keepalive_timeout: Option<Spanned<String>>,
     max_connections: Option<Spanned<u64>>,
     max_keys: Option<Spanned<u64>>,
+    header_policies: Option<Spanned<String>>,
+    headers_include_shadow: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +55,7 @@ struct PolicySection {
     limits: Spanned<String>,
     strategy: Option<Spanned<String>>,
     burst: Option<Spanned<u64>>,
+    shadow: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -166,6 +169,24 @@ impl<'a> Checker<'a> {
             })?,
             None => HeaderStyle::default(),
         };
+        let header_policies = match &server.header_policies {
+            Some(policies) => match policies.get_ref().as_str() {
+                "all" => HeaderPolicies::All,
+                "closest" => HeaderPolicies::Closest,
+                other => {
+                    return Err(self.error(
+                        policies.span(),
+                        "server.header_policies",
+                        format!("unknown choice {other:?}; expected all or closest"),
+                    ));
+                }
+            },
+            None => HeaderPolicies::default(),
+        };
+        let headers_include_shadow = server
+            .headers_include_shadow
+            .as_ref()
+            .is_some_and(|include| *include.get_ref());
         let admin_token = match &server.admin_token {
             Some(token) if token.get_ref().is_empty() => {
                 return Err(self.error(
@@ -200,6 +221,7 @@ impl<'a> Checker<'a> {
             },
         };
         let mut policies = BTreeMap::new();
+        let mut shadow_policies = BTreeSet::new();
         for (name, section) in &raw.policies {
             let field = format!("policies.{name}");
             if !valid_policy_name(name) {
@@ -220,6 +242,14 @@ impl<'a> Checker<'a> {
                 ));
             }
             policies.insert(name.clone(), self.policy(section.get_ref(), &field)?);
+            if section
+                .get_ref()
+                .shadow
+                .as_ref()
+                .is_some_and(|on| *on.get_ref())
+            {
+                shadow_policies.insert(name.clone());
+            }
         }
         match (&server.grpc_listen, &raw.envoy) {
             (Some(addr), None) => {
@@ -282,9 +312,12 @@ impl<'a> Checker<'a> {
             storage,
             on_storage_error,
             headers,
+            header_policies,
+            headers_include_shadow,
             admin_token,
             connections,
             policies,
+            shadow_policies,
             proxy,
             envoy_config: raw
                 .envoy

@@ -16,7 +16,7 @@ mod file;
 mod proxy;
 mod route;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use tollgate::{FailureMode, Policy};
 use tollgate_redis::StorageUri;
-use tollgate_tower::HeaderStyle;
+use tollgate_tower::{HeaderPolicies, HeaderStyle};
 
 use crate::grpc::envoy::EnvoyConfig;
 pub use proxy::{EscapedSlashes, KeySpec, ProxyConfig, UpstreamTimeouts, UpstreamUri};
@@ -85,6 +85,24 @@ pub struct Config {
     pub on_storage_error: FailureMode,
     /// Which rate-limit headers responses carry (`ietf` unless set, as in the Tower layer).
     pub headers: HeaderStyle,
+    /// Which limits the IETF rate-limit fields list (`header_policies`: `all`, the default,
+    /// or `closest`).
+    ///
+    /// ```
+    /// use tollgate_server::Config;
+    /// use tollgate_tower::HeaderPolicies;
+    ///
+    /// assert_eq!(Config::empty().header_policies, HeaderPolicies::All);
+    /// let config = Config::parse("[server]\nheader_policies = \"closest\"\n", "t.toml")?;
+    /// assert_eq!(config.header_policies, HeaderPolicies::Closest);
+    /// let err = Config::parse("[server]\nheader_policies = \"first\"\n", "t.toml").unwrap_err();
+    /// assert_eq!(err.to_string(), r#"t.toml:2: server.header_policies: unknown choice "first"; expected all or closest"#);
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
+    pub header_policies: HeaderPolicies,
+    /// Whether the rate-limit fields list shadow policies too (`headers_include_shadow`;
+    /// enforced ones only unless set).
+    pub headers_include_shadow: bool,
     /// The bearer token `POST /v1/reset` requires; reset is disabled without one.
     pub admin_token: Option<String>,
     /// How long clients may take, and how many may be connected (`[server]` header_timeout,
@@ -92,6 +110,25 @@ pub struct Config {
     pub connections: Connections,
     /// The named policies.
     pub policies: BTreeMap<String, Policy>,
+    /// The names of the policies marked `shadow = true`: counted and reported, never denying
+    /// (in the check API, the proxy and the metrics alike).
+    ///
+    /// ```
+    /// use tollgate_server::Config;
+    ///
+    /// let config = Config::parse(r#"
+    /// [policies.login]
+    /// limits = "10/minute"
+    ///
+    /// [policies.login-trial]
+    /// limits = "3/minute"
+    /// shadow = true
+    /// "#, "tollgate.toml")?;
+    /// assert!(config.shadow_policies.contains("login-trial"));
+    /// assert!(!config.shadow_policies.contains("login"));
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
+    pub shadow_policies: BTreeSet<String>,
     /// The reverse proxy, if configured.
     pub proxy: Option<ProxyConfig>,
     /// The Envoy descriptor configuration file, if configured (relative to the config file's

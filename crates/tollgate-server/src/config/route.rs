@@ -20,6 +20,7 @@ pub(crate) struct RouteSection {
     #[serde(default)]
     methods: Vec<Spanned<String>>,
     policy: Option<Spanned<String>>,
+    shadow_policy: Option<Spanned<String>>,
     key: Option<Spanned<String>>,
     #[serde(default)]
     exempt: Option<Spanned<bool>>,
@@ -90,8 +91,38 @@ pub struct RouteConfig {
     pub path: String,
     /// The methods this route's policy applies to; all when empty.
     pub methods: Vec<http::Method>,
-    /// The policy, by name; `None` for an exempt route.
+    /// The policy, by name; `None` for an exempt route, or one with only a shadow policy.
     pub policy: Option<String>,
+    /// A policy applied beside `policy` as a shadow (`shadow_policy = "NAME"`): counted,
+    /// reported, never denying, to watch what a new limit would deny before enforcing it. A
+    /// route with a shadow policy and no policy meets the proxy's `default_policy` as if the
+    /// route were not there, plus the shadow.
+    ///
+    /// ```
+    /// use tollgate_server::Config;
+    ///
+    /// let config = Config::parse(r#"
+    /// [policies.api]
+    /// limits = "100/minute"
+    ///
+    /// [policies.api-next]
+    /// limits = "60/minute"
+    ///
+    /// [proxy]
+    /// listen = "127.0.0.1:8081"
+    /// upstream = "http://127.0.0.1:3000"
+    ///
+    /// [[proxy.routes]]
+    /// path = "/api/*"
+    /// policy = "api"
+    /// shadow_policy = "api-next"
+    /// "#, "tollgate.toml")?;
+    /// let route = &config.proxy.expect("a [proxy] section").routes[0];
+    /// assert_eq!((route.policy.as_deref(), route.shadow_policy.as_deref()), (Some("api"), Some("api-next")));
+    /// assert!(!route.is_exempt());
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
+    pub shadow_policy: Option<String>,
     /// Who pays, if not the proxy's key.
     pub key: Option<KeySpec>,
     /// Whether the route matches its path in any case (`ignore_case = true`): `/LOGIN` and
@@ -101,6 +132,13 @@ pub struct RouteConfig {
     /// Whether an exact route matches its path with and without a trailing slash
     /// (`ignore_trailing_slash = true`): `/login/` meets `/login`'s limit.
     pub ignore_trailing_slash: bool,
+}
+
+impl RouteConfig {
+    /// Whether the route is exempt (`exempt = true`): it meets no limit at all.
+    pub fn is_exempt(&self) -> bool {
+        self.policy.is_none() && self.shadow_policy.is_none()
+    }
 }
 
 /// An axum route pattern of the proxy (`/api/{*rest}`), with the routes that decide it (by
@@ -194,7 +232,7 @@ impl Checker<'_> {
                 (Some(name), false) => {
                     Some(self.policy_name(name, &format!("{field}.policy"), policies)?)
                 }
-                (None, true) => None,
+                (None, _) => None,
                 (Some(name), true) => {
                     return Err(self.error(
                         name.span(),
@@ -203,14 +241,28 @@ impl Checker<'_> {
                          exempt = true or the policy",
                     ));
                 }
-                (None, false) => {
+            };
+            let shadow_policy = match (&route.shadow_policy, exempt) {
+                (Some(name), false) => {
+                    Some(self.policy_name(name, &format!("{field}.shadow_policy"), policies)?)
+                }
+                (Some(name), true) => {
                     return Err(self.error(
-                        section.span(),
-                        field,
-                        "a route needs either a policy or exempt = true",
+                        name.span(),
+                        format!("{field}.shadow_policy"),
+                        "an exempt route meets no limit, not even a shadow one; remove \
+                         exempt = true or the shadow policy",
                     ));
                 }
+                (None, _) => None,
             };
+            if !exempt && policy.is_none() && shadow_policy.is_none() {
+                return Err(self.error(
+                    section.span(),
+                    field,
+                    "a route needs a policy, a shadow_policy or exempt = true",
+                ));
+            }
             let key = route
                 .key
                 .as_ref()
@@ -255,6 +307,7 @@ impl Checker<'_> {
                 path: path.clone(),
                 methods,
                 policy,
+                shadow_policy,
                 key,
                 ignore_case: set(&route.ignore_case),
                 ignore_trailing_slash,
@@ -263,11 +316,8 @@ impl Checker<'_> {
         self.options_agree(sections, &routes)?;
         let mut patterns = Vec::with_capacity(claims.len());
         for (pattern, (_, deciding)) in claims {
-            let exempt = routes[deciding[0]].policy.is_none();
-            if let Some(&other) = deciding
-                .iter()
-                .find(|&&i| routes[i].policy.is_none() != exempt)
-            {
+            let exempt = routes[deciding[0]].is_exempt();
+            if let Some(&other) = deciding.iter().find(|&&i| routes[i].is_exempt() != exempt) {
                 return Err(self.error(
                     sections[other].span(),
                     format!("proxy.routes[{other}]"),

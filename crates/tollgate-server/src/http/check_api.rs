@@ -6,10 +6,19 @@
 //! ```text
 //! POST /v1/check  {"policy": "login", "key": "user:42", "cost": 1}
 //! POST /v1/check  {"limits": "5/minute", "strategy": "fixed-window", "key": "user:42"}
+//! POST /v1/check  {"limits": "3/minute", "shadow": true, "key": "user:42"}
 //!
 //! 200 (allowed) or 429 (denied), with the configured rate-limit headers:
-//! {"allowed": true, "limit": 5, "remaining": 4, "reset_after_ms": 60000, "retry_after_ms": null}
+//! {"allowed": true, "limit": 5, "remaining": 4, "reset_after_ms": 60000, "retry_after_ms": null,
+//!  "shadow_denied": false}
 //! ```
+//!
+//! A shadow policy (`[policies.NAME] shadow = true`, or an inline one with `"shadow": true`,
+//! counted apart from the same limits enforced) is counted and decided but never denies:
+//! over its limit, the answer is 200 with `"allowed": true` and `"shadow_denied": true`,
+//! `retry_after_ms` null and no `Retry-After`. `shadow_denied` is in every answer, false
+//! unless a shadow policy would have denied. The rate-limit headers describe enforced
+//! policies only, unless `[server] headers_include_shadow = true`.
 //!
 //! Every mistake is a 4xx with `{"error": "..."}` saying what is wrong; a storage failure is
 //! a 503 (under `on_storage_error = "deny"`).
@@ -32,6 +41,10 @@ use tollgate::{
 use tollgate_tower::{json_error, store_unavailable};
 
 use crate::config::INLINE_POLICY;
+
+/// The scope of the check API's shadow inline policies, whose counts are apart from the
+/// same limits enforced.
+const INLINE_SHADOW_SCOPE: &str = "inline-shadow";
 use crate::state::{InForce, PolicyFront, ServerState, ServerStore};
 
 /// The check API's router over `state`.
@@ -106,6 +119,8 @@ struct CheckRequest {
     limits: Option<String>,
     strategy: Option<String>,
     burst: Option<u64>,
+    /// Makes an inline policy a shadow one.
+    shadow: Option<bool>,
     key: String,
     #[serde(default = "one")]
     cost: u64,
@@ -150,18 +165,25 @@ impl CheckRequest {
     }
 
     /// The policy the request is about (borrowed from the configuration in force, or an
-    /// inline one), with its fields and counters.
+    /// inline one), with its fields and counters, and whether it is a shadow one.
     fn policy<'a>(
         &self,
         state: &ServerState,
         in_force: &'a InForce,
-    ) -> Result<(Cow<'a, PolicyHandle<ServerStore>>, &'a PolicyFront), Refusal> {
+    ) -> Result<(Cow<'a, PolicyHandle<ServerStore>>, &'a PolicyFront, bool), Refusal> {
         let bad = |message: String| Refusal(StatusCode::BAD_REQUEST, message);
         match (&self.policy, &self.limits) {
             (Some(name), None) => {
                 if self.strategy.is_some() || self.burst.is_some() {
                     return Err(bad(
                         "strategy and burst go with inline limits, not a named policy".to_owned(),
+                    ));
+                }
+                if self.shadow.is_some() {
+                    return Err(bad(
+                        "shadow goes with inline limits; a named policy is a shadow one when \
+                         configured with shadow = true"
+                            .to_owned(),
                     ));
                 }
                 let Some(named) = in_force.policy(name) else {
@@ -174,7 +196,7 @@ impl CheckRequest {
                         ),
                     ));
                 };
-                Ok((Cow::Borrowed(&named.handle), &named.front))
+                Ok((Cow::Borrowed(&named.handle), &named.front, named.shadow))
             }
             (None, Some(limits)) => {
                 let rates: Rates = limits.parse().map_err(|err| bad(format!("limits: {err}")))?;
@@ -186,8 +208,15 @@ impl CheckRequest {
                     let field = if err.is_about_rates() { "limits" } else { "burst" };
                     bad(format!("{field}: {err}"))
                 })?;
-                let handle = state.limiter().inline(INLINE_POLICY, &policy);
-                Ok((Cow::Owned(handle), in_force.inline()))
+                // A shadow inline policy counts apart from the same limits enforced.
+                let shadow = self.shadow.unwrap_or(false);
+                let scope = if shadow {
+                    INLINE_SHADOW_SCOPE
+                } else {
+                    INLINE_POLICY
+                };
+                let handle = state.limiter().inline(scope, &policy);
+                Ok((Cow::Owned(handle), in_force.inline(), shadow))
             }
             (Some(_), Some(_)) => Err(bad(
                 "give either \"policy\" (a configured name) or \"limits\" (inline), not both"
@@ -236,7 +265,7 @@ async fn decide(
         Err(refusal) => return refusal.into_response(),
     };
     let in_force = state.in_force();
-    let (handle, front) = match request.policy(state, &in_force) {
+    let (handle, front, shadow) = match request.policy(state, &in_force) {
         Ok(policy) => policy,
         Err(refusal) => return refusal.into_response(),
     };
@@ -244,8 +273,10 @@ async fn decide(
         Asked::Check => request.cost,
         Asked::Peek => 0,
     };
+    let handle = handle.into_owned();
+    let charge = Charge::new(handle.clone(), request.key.as_str(), cost);
     let verdict = Admission::new()
-        .charge(Charge::new(handle.into_owned(), request.key.as_str(), cost))
+        .charge(if shadow { charge.shadow() } else { charge })
         .decide()
         .await;
     let result = &verdict.results()[0];
@@ -253,8 +284,25 @@ async fn decide(
         front.counters.record(result);
         state.metrics().took(started.elapsed());
     }
+    let peeked;
     let decision = match result {
-        ChargeResult::Allowed(decision) | ChargeResult::Denied(decision) => decision,
+        ChargeResult::Allowed(decision)
+        | ChargeResult::Denied(decision)
+        | ChargeResult::ShadowDenied(decision) => decision,
+        // A shadow policy never refuses, even a cost it could never allow: the answer
+        // describes the key's count as it is.
+        ChargeResult::CostExceedsLimit { .. } if shadow => {
+            match handle.peek(request.key.as_str()).await {
+                Ok(decision) => {
+                    peeked = decision;
+                    &peeked
+                }
+                Err(err) => {
+                    tracing::warn!(policy = request.policy_name(), "storage failed: {err}");
+                    return store_unavailable();
+                }
+            }
+        }
         &ChargeResult::CostExceedsLimit { cost, max_cost } => {
             let error = tollgate::Error::CostExceedsLimit {
                 policy: request.policy_name().to_owned(),
@@ -275,16 +323,21 @@ async fn decide(
             );
         }
     };
-    let mut response = axum::Json(Answer::of(decision)).into_response();
-    if let Some(retry_after) = decision.retry_after_secs() {
+    let allowed = verdict.is_admitted();
+    let answer = Answer::of(decision, allowed, verdict.shadow_denied());
+    let mut response = axum::Json(answer).into_response();
+    if !allowed {
         *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        let retry_after = decision.retry_after_secs().unwrap_or(1);
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     }
-    front
-        .headers
-        .render(in_force.headers(), decision, response.headers_mut());
+    in_force.described(&verdict).render(
+        in_force.headers(),
+        |_| &front.headers,
+        response.headers_mut(),
+    );
     response
 }
 
@@ -295,17 +348,22 @@ struct Answer {
     limit: u64,
     remaining: u64,
     reset_after_ms: u64,
+    /// `None` when allowed, a shadow denial included.
     retry_after_ms: Option<u64>,
+    /// Whether a shadow policy would have denied the request, which was allowed.
+    shadow_denied: bool,
 }
 
 impl Answer {
-    fn of(decision: &Decision) -> Self {
+    /// The answer describing `decision`, for a request `allowed` or not.
+    fn of(decision: &Decision, allowed: bool, shadow_denied: bool) -> Self {
         Self {
-            allowed: decision.allowed(),
+            allowed,
             limit: decision.limit(),
             remaining: decision.remaining(),
             reset_after_ms: ceil_ms(decision.reset_after()),
-            retry_after_ms: decision.retry_after().map(ceil_ms),
+            retry_after_ms: decision.retry_after().filter(|_| !allowed).map(ceil_ms),
+            shadow_denied,
         }
     }
 }
@@ -347,7 +405,7 @@ async fn reset(
         Err(refusal) => return refusal.into_response(),
     };
     let handle = match request.policy(&state, &in_force) {
-        Ok((handle, _)) => handle,
+        Ok((handle, _, _)) => handle,
         Err(refusal) => return refusal.into_response(),
     };
     match handle.reset(request.key.as_str()).await {

@@ -56,7 +56,7 @@ async fn decoded_escaped_slashes_meet_the_limit_of_the_path_the_upstream_serves(
         assert_eq!(text(&answer), "ping", "{path}");
         assert_eq!(
             answer.header("ratelimit-policy"),
-            Some(r#""/ping";q=3;w=60"#)
+            Some(r#""login";q=3;w=60"#)
         );
         assert_eq!(
             answer.header("x-ratelimit-remaining"),

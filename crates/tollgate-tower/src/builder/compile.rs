@@ -209,6 +209,8 @@ pub(crate) fn compile<S: Store>(
         key: declared.key,
         proxies: declared.proxies,
         headers: declared.headers,
+        header_policies: declared.header_policies,
+        headers_include_shadow: declared.headers_include_shadow,
         application,
         defaults,
         routes,
@@ -246,7 +248,8 @@ impl<S: Store> Compiler<'_, S> {
         index: usize,
         limit: Limit,
     ) -> Option<Arc<PreparedLimit<S>>> {
-        // The name headers show, and the name in the store, which keeps scopes apart.
+        // The name breaches show (unless the limit has one of its own), and the name in the
+        // store, which keeps scopes apart.
         let (name, unspaced) = match (&limit.shared, scope) {
             (Some(shared), _) => (shared.clone(), format!("shared:{shared}")),
             (None, Scope::Application) => numbered("application", index),
@@ -273,9 +276,15 @@ impl<S: Store> Compiler<'_, S> {
                 return None;
             }
         };
+        // Headers show a name the user declared, never a scope or a route path.
+        let headers = match limit.name.as_ref().or(limit.shared.as_ref()) {
+            Some(declared) => LimitHeaders::new(declared),
+            None => LimitHeaders::unnamed(),
+        };
         let prepared = Arc::new(PreparedLimit {
-            name: name.as_str().into(),
-            headers: LimitHeaders::new(&name),
+            name: limit.name.as_deref().unwrap_or(&name).into(),
+            headers,
+            shadow: limit.shadow,
             policy,
             key: limit.key.clone(),
             per_method: limit.per_method,

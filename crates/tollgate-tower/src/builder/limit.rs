@@ -50,6 +50,10 @@ pub struct Limit {
     pub(crate) cost: Option<CostFn>,
     pub(crate) deduct_when: Option<DeductFn>,
     pub(crate) on_decision: Option<DecisionFn>,
+    /// Set by [`Limit::name`]: what rate-limit headers and breaches call it.
+    pub(crate) name: Option<String>,
+    /// Set by [`Limit::shadow`]: counted and reported, never denying.
+    pub(crate) shadow: bool,
 }
 
 /// The rates of a limit: in the notation, a whole policy, or chosen per request.
@@ -146,6 +150,8 @@ impl Limit {
             cost: None,
             deduct_when: None,
             on_decision: None,
+            name: None,
+            shadow: false,
         }
     }
 
@@ -424,6 +430,8 @@ impl Limit {
             && same(&self.cost, &other.cost)
             && same(&self.deduct_when, &other.deduct_when)
             && same(&self.on_decision, &other.on_decision)
+            && self.name == other.name
+            && self.shadow == other.shadow
     }
 }
 
@@ -464,6 +472,8 @@ impl fmt::Debug for Limit {
             .field("cost", &self.cost.as_ref().map(|_| "custom"))
             .field("deduct_when", &self.deduct_when.as_ref().map(|_| "custom"))
             .field("on_decision", &self.on_decision.as_ref().map(|_| "custom"))
+            .field("name", &self.name)
+            .field("shadow", &self.shadow)
             .finish()
     }
 }

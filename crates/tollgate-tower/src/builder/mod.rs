@@ -1,6 +1,8 @@
 //! [`Builder`]: declaring an [`HttpLimiter`]'s limits, keys, exemptions and answers.
 //!
 //! - `limit.rs`: [`Limit`], one declared limit.
+//! - `report.rs`: what responses and hooks say of limits: their names, shadow limits, which
+//!   limits the headers list.
 //! - `engine.rs`: where the counts live: the store and clock, or a shared limiter.
 //! - `compile.rs`: the declarations compiled into the limits requests are checked against,
 //!   and [`BuildError`], which lists every mistake found.
@@ -8,6 +10,7 @@
 pub(crate) mod compile;
 mod engine;
 pub(crate) mod limit;
+mod report;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -21,7 +24,7 @@ use tollgate::{MemoryStore, Store};
 
 use crate::check::{BreachFn, HttpLimiter, PeerFn, Predicate, RejectionFn};
 use crate::client_ip::{self, ProxyHeader, TrustedProxies};
-use crate::headers::HeaderStyle;
+use crate::headers::{HeaderPolicies, HeaderStyle};
 use crate::key::{self, KeyExtractor};
 use crate::respond::{self, Breach};
 pub use compile::{BuildError, DeclarationError};
@@ -47,7 +50,8 @@ impl HttpLimiter<MemoryStore> {
     /// let limiter = HttpLimiter::builder().default_limit("5/minute").build()?;
     /// let response = send(&limiter, get("/search"));
     /// assert_eq!(response.status(), 200);
-    /// assert_eq!(response.headers()["ratelimit-policy"], r#""default";q=5;w=60"#);
+    /// // An unnamed limit is called by its rate in the headers.
+    /// assert_eq!(response.headers()["ratelimit-policy"], r#""5/minute";q=5;w=60"#);
     /// # Ok::<(), tollgate_tower::BuildError>(())
     /// ```
     pub fn builder() -> Builder<MemoryStore> {
@@ -60,6 +64,8 @@ impl HttpLimiter<MemoryStore> {
                 key: Arc::new(key::client_ip()),
                 proxies: TrustedProxies::none(),
                 headers: HeaderStyle::default(),
+                header_policies: HeaderPolicies::default(),
+                headers_include_shadow: false,
                 application: Vec::new(),
                 defaults: Vec::new(),
                 routes: Vec::new(),
@@ -111,6 +117,8 @@ pub(crate) struct Declared {
     pub(crate) key: Arc<dyn KeyExtractor>,
     pub(crate) proxies: TrustedProxies,
     pub(crate) headers: HeaderStyle,
+    pub(crate) header_policies: HeaderPolicies,
+    pub(crate) headers_include_shadow: bool,
     pub(crate) application: Vec<Limit>,
     pub(crate) defaults: Vec<Limit>,
     pub(crate) routes: Vec<(String, Limit)>,
@@ -134,6 +142,8 @@ impl<S: Store> fmt::Debug for Builder<S> {
             .field("exempt", &declared.exempt)
             .field("proxies", &declared.proxies)
             .field("headers", &declared.headers)
+            .field("header_policies", &declared.header_policies)
+            .field("headers_include_shadow", &declared.headers_include_shadow)
             .field("errors", &declared.errors)
             .finish_non_exhaustive()
     }

@@ -18,12 +18,10 @@ use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode, header};
 use smallvec::SmallVec;
 use std::collections::HashMap;
-use tollgate::{
-    Admission, Charge, ChargeResult, Decision, Limiter, MemoryStore, Settlement, Store,
-};
+use tollgate::{Admission, Charge, ChargeResult, Limiter, MemoryStore, Settlement, Store};
 
 use crate::client_ip::{ClientIp, TrustedProxies};
-use crate::headers::HeaderStyle;
+use crate::headers::{Described, HeaderPolicies, HeaderStyle};
 use crate::key::{KeyExtractor, RequestKey};
 use crate::respond::{self, Breach};
 pub(crate) use prepared::{LimitPolicy, PreparedLimit};
@@ -40,8 +38,9 @@ pub(crate) type PeerFn = Arc<dyn Fn(&http::Extensions) -> Option<std::net::IpAdd
 /// Which limits a request meets:
 /// - none, if its route is exempt or an exempt-when predicate holds;
 /// - otherwise the application limits (one count per key across all routes), plus the
-///   limits declared on its route, or, if its route has none, the default limits (counted
-///   per route).
+///   limits declared on its route, or, if its route has none (for the request's method), the
+///   default limits (counted per route). A route whose only limits are shadow ones
+///   ([`crate::Limit::shadow`]) meets the default limits too.
 ///
 /// A route is axum's matched path (`/users/{id}`), or the request's path for other Tower
 /// services. Every limit a request meets charges it, all or none (one
@@ -97,6 +96,8 @@ impl<S: Store> fmt::Debug for HttpLimiter<S> {
             .field("exempt", &rules.exempt)
             .field("proxies", &rules.proxies)
             .field("headers", &rules.headers)
+            .field("header_policies", &rules.header_policies)
+            .field("headers_include_shadow", &rules.headers_include_shadow)
             .finish_non_exhaustive()
     }
 }
@@ -142,9 +143,12 @@ pub(crate) struct Rules<S: Store> {
     pub(crate) key: Arc<dyn KeyExtractor>,
     pub(crate) proxies: TrustedProxies,
     pub(crate) headers: HeaderStyle,
+    pub(crate) header_policies: HeaderPolicies,
+    pub(crate) headers_include_shadow: bool,
     pub(crate) application: Vec<Arc<PreparedLimit<S>>>,
     pub(crate) defaults: Vec<Arc<PreparedLimit<S>>>,
-    /// Limits by route; a route listed here does not meet the defaults.
+    /// Limits by route; a route listed here does not meet the defaults, unless none of its
+    /// enforced limits applies to the request's method.
     pub(crate) routes: HashMap<Box<str>, Vec<Arc<PreparedLimit<S>>>, RandomState>,
     pub(crate) exempt: HashSet<Box<str>, RandomState>,
     pub(crate) exempt_when: Vec<Predicate>,
@@ -163,13 +167,14 @@ pub(crate) enum RequestCheck<S: Store> {
     Rejected(Response<Body>),
 }
 
-/// An admitted request's charges that its response may give back, and the decision its
+/// An admitted request's charges that its response may give back, and the decisions its
 /// headers describe.
 pub(crate) struct Pending<S: Store> {
     settlement: Settlement<S>,
-    /// The limit of each charge of the admission, when there is something to settle.
+    /// The limit of each charge of the admission, when there is something to settle or
+    /// describe.
     limits: SmallVec<[Arc<PreparedLimit<S>>; 2]>,
-    closest: Option<(Arc<PreparedLimit<S>>, Decision)>,
+    described: Described,
 }
 
 impl<S: Store> Rules<S> {
@@ -188,12 +193,18 @@ impl<S: Store> Rules<S> {
             return RequestCheck::Exempt;
         }
         let method = &parts.method;
-        let own = self
-            .routes
-            .get(route)
-            .filter(|limits| limits.iter().any(|limit| limit.applies_to(method)));
-        let meets = own.map_or(&self.defaults, |limits| limits);
-        if self.application.is_empty() && meets.is_empty() {
+        let own: &[Arc<PreparedLimit<S>>] = self.routes.get(route).map_or(&[], Vec::as_slice);
+        // The defaults, unless an enforced limit of the route's own applies: a route's
+        // shadow limits never change what is enforced.
+        let defaults: &[Arc<PreparedLimit<S>>] = if own
+            .iter()
+            .any(|limit| !limit.shadow && limit.applies_to(method))
+        {
+            &[]
+        } else {
+            &self.defaults
+        };
+        if self.application.is_empty() && own.is_empty() && defaults.is_empty() {
             return RequestCheck::Exempt;
         }
         if let Some(peer) = (self.peer)(&parts.extensions) {
@@ -207,7 +218,7 @@ impl<S: Store> Rules<S> {
         let mut charged: SmallVec<[&Arc<PreparedLimit<S>>; 4]> = SmallVec::new();
         // Each charge's key, for the breach if it denies.
         let mut keys: SmallVec<[RequestKey; 4]> = SmallVec::new();
-        let limits = self.application.iter().chain(meets);
+        let limits = self.application.iter().chain(defaults).chain(own);
         for limit in limits.filter(|limit| limit.applies_to(&parts.method)) {
             let handle = match limit.handle_for(parts, &self.limiter) {
                 Ok(Some(handle)) => handle,
@@ -230,6 +241,11 @@ impl<S: Store> Rules<S> {
                 &*limit.store_key(&parts.method, route_key, &key),
                 cost,
             );
+            let charge = if limit.shadow {
+                charge.shadow()
+            } else {
+                charge
+            };
             admission.push(if limit.deduct_when.is_some() {
                 charge.settle_after()
             } else {
@@ -252,15 +268,30 @@ impl<S: Store> Rules<S> {
         if let Some(err) = verdict.give_back_error() {
             tracing::warn!("rate limit store failed to give a charge back: {err}");
         }
+        if let Some(hook) = &self.on_breach {
+            for (index, result) in verdict.results().iter().enumerate() {
+                if let ChargeResult::ShadowDenied(decision) = result {
+                    let breach = Breach {
+                        limit_name: Arc::clone(&charged[index].name),
+                        key: keys[index].clone(),
+                        decision: *decision,
+                        shadow: true,
+                    };
+                    hook(parts, &breach);
+                }
+            }
+        }
         if let Some((index, result)) = verdict.refused_by() {
             let key = keys.swap_remove(index);
             return RequestCheck::Rejected(self.refusal(parts, charged[index], key, result));
         }
-        let closest = verdict
-            .closest()
-            .map(|(index, decision)| (Arc::clone(charged[index]), *decision));
+        let described = if self.headers == HeaderStyle::None {
+            Described::default()
+        } else {
+            Described::of(&verdict, self.header_policies, self.headers_include_shadow)
+        };
         let settlement = verdict.into_settlement();
-        let limits = if settlement.is_empty() {
+        let limits = if settlement.is_empty() && described.is_empty() {
             SmallVec::new()
         } else {
             charged.iter().map(|limit| Arc::clone(limit)).collect()
@@ -268,7 +299,7 @@ impl<S: Store> Rules<S> {
         RequestCheck::Admitted(Pending {
             settlement,
             limits,
-            closest,
+            described,
         })
     }
 
@@ -298,6 +329,7 @@ impl<S: Store> Rules<S> {
                     limit_name: Arc::clone(&limit.name),
                     key,
                     decision: *decision,
+                    shadow: false,
                 };
                 if let Some(hook) = &self.on_breach {
                     hook(parts, &breach);
@@ -345,7 +377,7 @@ impl<S: Store> Rules<S> {
         let Pending {
             settlement,
             limits,
-            closest,
+            described,
         } = pending;
         if !settlement.is_empty() {
             let answered = response.as_deref();
@@ -359,10 +391,12 @@ impl<S: Store> Rules<S> {
                 tracing::warn!("rate limit store failed to give a charge back: {err}");
             }
         }
-        if let (Some(response), Some((limit, decision))) = (response, closest) {
-            limit
-                .headers
-                .render(self.headers, &decision, &mut response.headers);
+        if let Some(response) = response {
+            described.render(
+                self.headers,
+                |index| &limits[index].headers,
+                &mut response.headers,
+            );
         }
     }
 }

@@ -14,10 +14,12 @@ use crate::key::{KeyExtractor, RequestKey};
 
 /// A declared limit, ready to check requests.
 pub(crate) struct PreparedLimit<S: Store> {
-    /// The name headers and breaches show.
+    /// The name breaches and logs show: its declared name, else where it was declared.
     pub(crate) name: Arc<str>,
     /// Its rate-limit fields, partly rendered.
     pub(crate) headers: LimitHeaders,
+    /// Counted and reported, never denying.
+    pub(crate) shadow: bool,
     pub(crate) policy: LimitPolicy<S>,
     pub(crate) key: Option<Arc<dyn KeyExtractor>>,
     pub(crate) per_method: bool,

@@ -67,9 +67,10 @@ async fn several_rates_and_strategies_on_one_route() {
     clock.advance(Duration::from_secs(1));
     assert_eq!(statuses(&app, "/a", ALICE, 2).await, [200, 429]);
     let denied = send(&app, request(Method::GET, "/a", ALICE, &[])).await;
+    // Unnamed, the limit is called by the rate that denied.
     assert_eq!(
         header(&denied, "ratelimit-policy"),
-        Some(r#""/a";q=3;w=60"#)
+        Some(r#""3/minute";q=3;w=60"#)
     );
     assert_eq!(statuses(&app, "/b", ALICE, 3).await, [200, 200, 429]);
 }

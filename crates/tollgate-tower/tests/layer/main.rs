@@ -4,15 +4,19 @@
 //! - `limits.rs`: route, default, application, shared, per-method and dynamic limits; costs;
 //!   deduct-when.
 //! - `responses.rs`: the on-breach hook, rejections, rate-limit headers.
+//! - `header_lists.rs`: every limit in the IETF fields, named as declared, valid lists.
+//! - `shadow.rs`: shadow limits: never denying, counted, reported.
 //! - `keys.rs`: key extractors and the client IP behind trusted proxies.
 //! - `declarations.rs`: what the builder accepts and compiles, and every mistake listed.
 //! - `service.rs`: any Tower service, store failures, route and handler layers.
 
 mod declarations;
+mod header_lists;
 mod keys;
 mod limits;
 mod responses;
 mod service;
+mod shadow;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -32,8 +36,8 @@ use tollgate::testing::FlakyStore;
 use tollgate::{Failover, FailureMode, ManualClock, MemoryStore, Store, Strategy};
 use tollgate_tower::key::{self, KeyExtractor, RequestKey};
 use tollgate_tower::{
-    Breach, Builder, ClientIp, DeclarationError, HeaderStyle, HttpLimiter, Limit, PeerAddr,
-    ProxyHeader,
+    Breach, Builder, ClientIp, DeclarationError, HeaderPolicies, HeaderStyle, HttpLimiter, Limit,
+    PeerAddr, ProxyHeader,
 };
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -112,4 +116,36 @@ async fn body(response: Response) -> String {
         .await
         .expect("body");
     String::from_utf8(bytes.to_vec()).expect("utf-8 body")
+}
+
+/// The members of `field`, a structured-field list (RFC 9651) of strings with integer
+/// parameters, as (string, [(key, value)]); fails the test if it is anything else.
+fn sf_list(field: &str) -> Vec<(String, Vec<(String, i64)>)> {
+    let list: sfv::List = sfv::Parser::new(field)
+        .parse()
+        .unwrap_or_else(|err| panic!("{field:?} is not a structured-field list: {err}"));
+    list.into_iter()
+        .map(|member| {
+            let sfv::ListEntry::Item(item) = member else {
+                panic!("{field:?} has an inner list");
+            };
+            let name = item
+                .bare_item
+                .as_string()
+                .unwrap_or_else(|| panic!("{field:?}: a member is not a string"))
+                .as_str()
+                .to_owned();
+            let params = item
+                .params
+                .iter()
+                .map(|(key, value)| {
+                    let value = value
+                        .as_integer()
+                        .unwrap_or_else(|| panic!("{field:?}: {key:?} is not an integer"));
+                    (key.as_str().to_owned(), i64::from(value))
+                })
+                .collect();
+            (name, params)
+        })
+        .collect()
 }

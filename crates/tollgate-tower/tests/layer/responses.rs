@@ -105,9 +105,9 @@ async fn headers_in_every_style_on_allowed_and_denied_responses() {
             if ietf {
                 assert_eq!(
                     header(response, "ratelimit-policy"),
-                    Some(r#""/a";q=2;w=60"#)
+                    Some(r#""2/minute";q=2;w=60"#)
                 );
-                let expected = format!(r#""/a";r={remaining};t={reset}"#);
+                let expected = format!(r#""2/minute";r={remaining};t={reset}"#);
                 assert_eq!(header(response, "ratelimit"), Some(expected.as_str()));
             }
         }
@@ -116,9 +116,10 @@ async fn headers_in_every_style_on_allowed_and_denied_responses() {
 }
 
 #[tokio::test]
-async fn headers_describe_the_limit_closest_to_denying() {
+async fn headers_describe_the_limit_closest_to_denying_when_asked() {
     let clock = ManualClock::new();
     let limiter = builder(&clock)
+        .header_policies(HeaderPolicies::Closest)
         .application_limit("100/hour")
         .route("/a", "3/minute")
         .route("/a", Limit::new("5/second").strategy(Strategy::TokenBucket))
@@ -126,11 +127,12 @@ async fn headers_describe_the_limit_closest_to_denying() {
         .expect("valid");
     let app = routes(&limiter);
     let first = send(&app, request(Method::GET, "/a", ALICE, &[])).await;
-    assert_eq!(header(&first, "ratelimit"), Some(r#""/a";r=2;t=60"#));
+    assert_eq!(header(&first, "ratelimit"), Some(r#""3/minute";r=2;t=60"#));
+    assert_eq!(header(&first, "x-ratelimit-remaining"), Some("2"));
     assert_eq!(statuses(&app, "/a", ALICE, 2).await, [200, 200]);
     let denied = send(&app, request(Method::GET, "/a", ALICE, &[])).await;
     assert_eq!(
         header(&denied, "ratelimit-policy"),
-        Some(r#""/a";q=3;w=60"#)
+        Some(r#""3/minute";q=3;w=60"#)
     );
 }

@@ -182,7 +182,8 @@ impl<S: Store> Admission<S> {
             }
             results.push(result);
         }
-        let closest = closest(&results, refused_by, |index| !charges[index].shadow);
+        let shadow: SmallVec<[bool; 8]> = charges.iter().map(|charge| charge.shadow).collect();
+        let closest = closest(&results, refused_by, |index| !shadow[index]);
         let charged = |charge: &Charge<S>, result: &ChargeResult| {
             charge.cost > 0 && matches!(result, ChargeResult::Allowed(_))
         };
@@ -205,6 +206,7 @@ impl<S: Store> Admission<S> {
         }
         Verdict {
             closest,
+            shadow,
             results,
             refused_by,
             give_back_error,
@@ -213,20 +215,21 @@ impl<S: Store> Admission<S> {
     }
 }
 
-/// The charge closest to denying: the one that refused, else the allowed one (among those
-/// `enforced` says are not shadow charges) with the fewest units left, the first of equals.
-fn closest(
+/// The charge closest to denying: the one that refused, else among the charges with a
+/// decision that `counted` admits (the enforced ones that allowed the request, say) the one
+/// with the fewest units left, the first of equals.
+pub(super) fn closest(
     results: &[ChargeResult],
     refused_by: Option<usize>,
-    enforced: impl Fn(usize) -> bool,
+    counted: impl Fn(usize) -> bool,
 ) -> Option<usize> {
     if let Some(index) = refused_by {
         return results[index].decision().map(|_| index);
     }
     let mut closest: Option<(usize, u64)> = None;
     for (index, result) in results.iter().enumerate() {
-        if let ChargeResult::Allowed(decision) = result
-            && enforced(index)
+        if let Some(decision) = result.decision()
+            && counted(index)
             && closest.is_none_or(|(_, remaining)| decision.remaining() < remaining)
         {
             closest = Some((index, decision.remaining()));

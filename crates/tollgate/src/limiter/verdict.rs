@@ -5,6 +5,7 @@ use std::fmt;
 use smallvec::SmallVec;
 
 use crate::decision::Decision;
+use crate::limiter::admission::closest;
 use crate::limiter::charge::{Charge, ChargeResult};
 use crate::store::memory::MemoryStore;
 use crate::store::{Store, StoreError};
@@ -44,6 +45,8 @@ pub struct Verdict<S: Store = MemoryStore> {
     pub(super) results: SmallVec<[ChargeResult; 2]>,
     pub(super) refused_by: Option<usize>,
     pub(super) closest: Option<usize>,
+    /// Whether each charge is a shadow one.
+    pub(super) shadow: SmallVec<[bool; 8]>,
     pub(super) give_back_error: Option<StoreError>,
     pub(super) settlement: Settlement<S>,
 }
@@ -80,6 +83,131 @@ impl<S: Store> Verdict<S> {
     /// rate-limit headers describe.
     pub fn closest(&self) -> Option<(usize, &Decision)> {
         let index = self.closest?;
+        self.results[index]
+            .decision()
+            .map(|decision| (index, decision))
+    }
+
+    /// Whether the charge at `index` is a shadow one ([`Charge::shadow`]).
+    ///
+    /// ```
+    /// use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let api = Limiter::new(MemoryStore::new())
+    ///     .policy("api", Policy::fixed_window(Rate::per_minute(5).into()));
+    /// let verdict = Admission::new()
+    ///     .charge(Charge::new(api.clone(), "k", 1))
+    ///     .charge(Charge::new(api, "k", 1).shadow())
+    ///     .decide()
+    ///     .await;
+    /// assert!(!verdict.is_shadow(0));
+    /// assert!(verdict.is_shadow(1));
+    /// assert!(!verdict.is_shadow(2)); // no such charge
+    /// # });
+    /// ```
+    pub fn is_shadow(&self, index: usize) -> bool {
+        self.shadow.get(index).copied().unwrap_or(false)
+    }
+
+    /// Whether a shadow charge would have refused the request (over its limit, or asked for
+    /// a cost its policy never allows): what a front end reports as *shadow denied* while
+    /// letting the request through.
+    ///
+    /// ```
+    /// use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let trial = Limiter::new(MemoryStore::new())
+    ///     .policy("trial", Policy::fixed_window(Rate::per_minute(1).into()));
+    /// let request = || Admission::new().charge(Charge::new(trial.clone(), "k", 1).shadow());
+    /// assert!(!request().decide().await.shadow_denied());
+    /// let over = request().decide().await;
+    /// assert!(over.is_admitted() && over.shadow_denied());
+    /// # });
+    /// ```
+    pub fn shadow_denied(&self) -> bool {
+        self.results.iter().enumerate().any(|(index, result)| {
+            self.is_shadow(index)
+                && matches!(
+                    result,
+                    ChargeResult::ShadowDenied(_) | ChargeResult::CostExceedsLimit { .. }
+                )
+        })
+    }
+
+    /// The decisions that describe the request, by index, in the order of the charges: what
+    /// rate-limit fields listing every limit describe. For an admitted request, those of
+    /// every enforced charge, and of the shadow charges too if `shadow`; for a refused one,
+    /// only the refusing charge's (the others were given back, or never made).
+    ///
+    /// ```
+    /// use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// let login = limiter.policy("login", Policy::fixed_window(Rate::per_minute(2).into()));
+    /// let app = limiter.policy("app", Policy::fixed_window(Rate::per_hour(100).into()));
+    /// let trial = limiter.policy("trial", Policy::fixed_window(Rate::per_minute(1).into()));
+    /// let request = || {
+    ///     Admission::new()
+    ///         .charge(Charge::new(login.clone(), "k", 1))
+    ///         .charge(Charge::new(trial.clone(), "k", 1).shadow())
+    ///         .charge(Charge::new(app.clone(), "k", 1))
+    /// };
+    /// let remaining = |verdict: &tollgate::Verdict, shadow| -> Vec<(usize, u64)> {
+    ///     verdict.decisions(shadow).map(|(index, decision)| (index, decision.remaining())).collect()
+    /// };
+    /// let first = request().decide().await;
+    /// assert_eq!(remaining(&first, false), [(0, 1), (2, 99)]);
+    /// assert_eq!(remaining(&first, true), [(0, 1), (1, 0), (2, 99)]);
+    /// request().decide().await;
+    /// let refused = request().decide().await; // `login` is spent
+    /// assert_eq!(remaining(&refused, true), [(0, 0)]);
+    /// # });
+    /// ```
+    pub fn decisions(&self, shadow: bool) -> impl Iterator<Item = (usize, &Decision)> {
+        let refused_by = self.refused_by;
+        self.results
+            .iter()
+            .enumerate()
+            .filter(move |&(index, _)| match refused_by {
+                Some(refusing) => index == refusing,
+                None => shadow || !self.is_shadow(index),
+            })
+            .filter_map(|(index, result)| result.decision().map(|decision| (index, decision)))
+    }
+
+    /// [`Verdict::closest`] among the shadow charges' decisions too: the refusing charge's;
+    /// else the first shadow denial's (it would have refused the request); else, of those
+    /// [`Verdict::decisions`] gives with `shadow`, the one with the fewest units left, the
+    /// first of equals.
+    ///
+    /// ```
+    /// use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// let app = limiter.policy("app", Policy::fixed_window(Rate::per_hour(100).into()));
+    /// let trial = limiter.policy("trial", Policy::fixed_window(Rate::per_minute(3).into()));
+    /// let verdict = Admission::new()
+    ///     .charge(Charge::new(app, "k", 1))
+    ///     .charge(Charge::new(trial, "k", 1).shadow())
+    ///     .decide()
+    ///     .await;
+    /// assert_eq!(verdict.closest().map(|(index, _)| index), Some(0)); // enforced only
+    /// assert_eq!(verdict.closest_with_shadow().map(|(index, d)| (index, d.remaining())), Some((1, 2)));
+    /// # });
+    /// ```
+    pub fn closest_with_shadow(&self) -> Option<(usize, &Decision)> {
+        let shadow_denial = self
+            .results
+            .iter()
+            .position(|result| matches!(result, ChargeResult::ShadowDenied(_)));
+        let index = match (self.refused_by, shadow_denial) {
+            (None, Some(index)) => index,
+            _ => closest(&self.results, self.refused_by, |_| true)?,
+        };
         self.results[index]
             .decision()
             .map(|decision| (index, decision))

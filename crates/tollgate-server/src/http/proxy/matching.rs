@@ -186,6 +186,7 @@ mod tests {
             path: path.to_owned(),
             methods: Vec::new(),
             policy: Some("p".to_owned()),
+            shadow_policy: None,
             key: None,
             ignore_case,
             ignore_trailing_slash,

@@ -15,6 +15,10 @@
 //!   path; the path step gives such a request the route's spelling (`matching.rs`).
 //! - keys are the route's `key` or the proxy's (`ip`, `header:NAME`, `header:NAME,ip`), the
 //!   client IP being resolved behind `trusted_proxies`.
+//! - a route's `shadow_policy` is applied beside its `policy` as a shadow limit: counted,
+//!   never denying; a route with only a shadow policy meets `default_policy` too. A policy
+//!   marked `shadow = true` is a shadow limit wherever it is used.
+//! - the rate-limit headers name each limit after its policy (`"login";q=5;w=60`).
 //! - every decision is counted in the metrics under the policy that made it.
 //!
 //! Allowed requests go to the upstream (`forward.rs`) over a pooled HTTP/1.1 client, bodies
@@ -45,9 +49,9 @@ use axum::Router;
 use axum::routing::any;
 use tollgate::Limiter;
 use tollgate_tower::key::{self, KeyExtractor};
-use tollgate_tower::{BuildError, HeaderStyle, HttpLimiter, Limit};
+use tollgate_tower::{BuildError, HttpLimiter, Limit};
 
-use crate::config::{KeySpec, ProxyConfig, RouteConfig};
+use crate::config::{Config, KeySpec, ProxyConfig, RouteConfig};
 use crate::state::{ConfiguredPolicy, ServerStore};
 use forward::{Upstream, forward};
 use futures_util::future::Either;
@@ -58,7 +62,8 @@ pub(crate) const NAMESPACE: &str = "proxy:";
 
 /// The proxy described by `config`: its routes limited with the `policies` they name (counts
 /// kept through `limiter`, decisions counted in each policy's counters, responses carrying
-/// `headers`), and every request the limits allow forwarded to the upstream.
+/// the rate-limit fields `headers` configures), and every request the limits allow forwarded
+/// to the upstream.
 ///
 /// Serve it with the peer address available, or per-IP limits and `X-Forwarded-For` cannot
 /// know the client: `axum::serve(listener,
@@ -68,7 +73,7 @@ pub(crate) const NAMESPACE: &str = "proxy:";
 pub(crate) fn proxy_router(
     config: &ProxyConfig,
     policies: &HashMap<String, ConfiguredPolicy>,
-    headers: HeaderStyle,
+    headers: &Config,
     limiter: &Limiter<ServerStore>,
 ) -> Result<Router, BuildError> {
     let mut limits = HttpLimiter::builder()
@@ -77,17 +82,20 @@ pub(crate) fn proxy_router(
         .namespace(NAMESPACE)
         .key(extractor(&config.key))
         .trusting(config.trusted_proxies.clone())
-        .headers(headers);
-    if let Some(named) = config
+        .headers(headers.headers)
+        .header_policies(headers.header_policies)
+        .headers_include_shadow(headers.headers_include_shadow);
+    if let Some((name, named)) = config
         .default_policy
         .as_ref()
-        .and_then(|name| policies.get(name))
+        .and_then(|name| Some((name, policies.get(name)?)))
     {
-        limits = limits.default_limit(limit(named));
+        limits = limits.default_limit(limit(name, named));
     }
-    // One limit per route, applied to each of its patterns: one count.
-    let route_limits: Vec<Option<Limit>> = (0..config.routes.len())
-        .map(|index| route_limit(config, policies, index))
+    // The limits of each route (its policy, its shadow policy), applied to each of its
+    // patterns: one count each.
+    let route_limits: Vec<Vec<Limit>> = (0..config.routes.len())
+        .map(|index| route_limits(config, policies, index))
         .collect();
     let mut router = Router::new().without_v07_checks();
     for pattern in &config.patterns {
@@ -97,7 +105,7 @@ pub(crate) fn proxy_router(
             for limit in pattern
                 .routes
                 .iter()
-                .filter_map(|&index| route_limits[index].as_ref())
+                .flat_map(|&index| &route_limits[index])
             {
                 limits = limits.route(pattern.pattern.as_str(), limit.clone());
             }
@@ -123,22 +131,16 @@ pub(crate) fn proxy_router(
     )
 }
 
-/// The limit of the `index`th route, `None` if it is exempt. It is one shared count for all
-/// the route's patterns, named after its path (`/api/*`, or `/api/*#2` for the second route
-/// with that path).
-fn route_limit(
+/// The limits of the `index`th route: its policy's and its shadow policy's (none if it is
+/// exempt). Each is one shared count for all the route's patterns, stored under the route's
+/// path (`/api/*`, `/api/*#2` for the second route with that path, `/api/* shadow` for the
+/// shadow policy) and named in the headers after its policy.
+fn route_limits(
     config: &ProxyConfig,
     policies: &HashMap<String, ConfiguredPolicy>,
     index: usize,
-) -> Option<Limit> {
+) -> Vec<Limit> {
     let route: &RouteConfig = &config.routes[index];
-    let mut limit = limit(policies.get(route.policy.as_ref()?)?);
-    if !route.methods.is_empty() {
-        limit = limit.methods(route.methods.iter().cloned());
-    }
-    if let Some(key) = &route.key {
-        limit = limit.key(extractor(key));
-    }
     let same_path_before = config.routes[..index]
         .iter()
         .filter(|other| other.path == route.path)
@@ -147,13 +149,42 @@ fn route_limit(
         0 => route.path.clone(),
         n => format!("{}#{}", route.path, n + 1),
     };
-    Some(limit.shared(shared))
+    let enforced = route
+        .policy
+        .as_ref()
+        .map(|name| (name, shared.clone(), false));
+    let shadow = route
+        .shadow_policy
+        .as_ref()
+        .map(|name| (name, format!("{shared} shadow"), true));
+    enforced
+        .into_iter()
+        .chain(shadow)
+        .filter_map(|(name, shared, shadow)| {
+            let mut limit = limit(name, policies.get(name)?);
+            if shadow {
+                limit = limit.shadow();
+            }
+            if !route.methods.is_empty() {
+                limit = limit.methods(route.methods.iter().cloned());
+            }
+            if let Some(key) = &route.key {
+                limit = limit.key(extractor(key));
+            }
+            Some(limit.shared(shared))
+        })
+        .collect()
 }
 
-/// The Tower layer's limit applying `named`'s policy, its decisions counted under its name.
-fn limit(named: &ConfiguredPolicy) -> Limit {
+/// The Tower layer's limit applying the policy `named`, configured as `name`: called so in
+/// the headers, a shadow one if the policy is marked so, its decisions counted under its
+/// name.
+fn limit(name: &str, named: &ConfiguredPolicy) -> Limit {
     let counters = named.front.counters.clone();
-    Limit::policy(named.handle.policy().clone()).on_decision(move |result| counters.record(result))
+    let limit = Limit::policy(named.handle.policy().clone())
+        .name(name)
+        .on_decision(move |result| counters.record(result));
+    if named.shadow { limit.shadow() } else { limit }
 }
 
 /// The key extractor `spec` names.
