@@ -23,6 +23,7 @@
 //! # Ok::<(), tollgate::ParseError>(())
 //! ```
 
+mod ban;
 mod fixed_window;
 mod sliding_window_counter;
 mod sliding_window_log;
@@ -31,6 +32,7 @@ mod token_bucket;
 use std::fmt;
 use std::time::Duration;
 
+pub use ban::{BanRule, BanState, BanStatus, apply_banned, overdraw_banned};
 pub use fixed_window::FixedWindow;
 pub use sliding_window_counter::SlidingWindowCounter;
 pub use sliding_window_log::SlidingWindowLog;
@@ -116,6 +118,15 @@ impl TickRate {
     pub fn unit_ticks(&self) -> u64 {
         self.unit_ticks
     }
+
+    /// This rate holding twice its capacity: how far a late charge may fill a state (see
+    /// [`overdraw`]).
+    pub(crate) fn doubled(&self) -> TickRate {
+        TickRate {
+            capacity: self.capacity.saturating_mul(2),
+            ..*self
+        }
+    }
 }
 
 /// The state one strategy keeps for one rate of one key.
@@ -158,6 +169,12 @@ pub trait RateState: Default + Clone + fmt::Debug + Send + Sync + 'static {
     /// `cost` is at least 1; any amount is accepted (the give-back saturates).
     fn refund(&mut self, limit: &TickRate, now: u64, cost: u64);
 
+    /// Charges up to `cost` units at `now` whatever the room left, as a hit of that cost
+    /// would be charged, so that the state may go *into debt*; see [`overdraw`] for what debt
+    /// means for each strategy. The state never holds more than twice the capacity: the
+    /// units beyond are not charged. Any `cost` is accepted.
+    fn overdraw(&mut self, limit: &TickRate, now: u64, cost: u64);
+
     /// Units a hit could still take at `now`.
     fn remaining(&self, limit: &TickRate, now: u64) -> u64;
 
@@ -173,7 +190,7 @@ pub trait RateState: Default + Clone + fmt::Debug + Send + Sync + 'static {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tollgate::strategy::{apply, FixedWindow, TickDecision};
+/// use tollgate::strategy::{apply, BanStatus, FixedWindow, TickDecision};
 /// use tollgate::Policy;
 ///
 /// let policy = Policy::fixed_window("10/second; 3/minute".parse()?);
@@ -183,7 +200,10 @@ pub trait RateState: Default + Clone + fmt::Debug + Send + Sync + 'static {
 /// // The minute's rate is binding: it has 2 left, the second's 9.
 /// assert_eq!(
 ///     decision,
-///     TickDecision { allowed: true, limit: 3, remaining: 2, reset_after: 60, retry_after: None, window: 60 }
+///     TickDecision {
+///         allowed: true, limit: 3, remaining: 2, reset_after: 60, retry_after: None, window: 60,
+///         ban: BanStatus::Clear,
+///     }
 /// );
 /// # Ok::<(), tollgate::ParseError>(())
 /// ```
@@ -203,6 +223,10 @@ pub struct TickDecision {
     pub retry_after: Option<u64>,
     /// The binding rate's window in ticks.
     pub window: u64,
+    /// Whether the key is banned after repeated breaches (and whether this hit started the
+    /// ban); see [`apply_banned`]. A banned decision is denied, with a `retry_after` of at
+    /// least the ban's remaining time.
+    pub ban: BanStatus,
 }
 
 impl TickDecision {
@@ -213,10 +237,11 @@ impl TickDecision {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tollgate::strategy::TickDecision;
+    /// use tollgate::strategy::{BanStatus, TickDecision};
     ///
     /// let ticks = TickDecision {
     ///     allowed: false, limit: 3, remaining: 0, reset_after: 57, retry_after: Some(57), window: 60,
+    ///     ban: BanStatus::Clear,
     /// };
     /// let decision = ticks.into_decision(Duration::from_secs(1));
     /// assert_eq!(decision.retry_after(), Some(Duration::from_secs(57)));
@@ -242,6 +267,7 @@ impl TickDecision {
         reset_after: 0,
         retry_after: None,
         window: 0,
+        ban: BanStatus::Clear,
     };
 }
 
@@ -284,7 +310,45 @@ pub fn apply<S: RateState>(
     if rates == 0 {
         return TickDecision::UNLIMITED;
     }
-    let probe = cost.max(1);
+    if let Some((i, ticks)) = longest_wait(states, limits, now, cost.max(1)) {
+        return report(&states[i], &limits[i], now, Some(ticks));
+    }
+    if cost > 0 {
+        for (state, limit) in states.iter_mut().zip(limits) {
+            state.consume(limit, now, cost);
+        }
+    }
+    binding(states, limits, now)
+}
+
+/// What [`apply`] would decide for a hit of `cost` at `now`, charging nothing.
+#[inline]
+pub(crate) fn judge<S: RateState>(
+    states: &[S],
+    limits: &[TickRate],
+    now: u64,
+    cost: u64,
+) -> TickDecision {
+    let rates = states.len().min(limits.len());
+    let (states, limits) = (&states[..rates], &limits[..rates]);
+    if rates == 0 {
+        return TickDecision::UNLIMITED;
+    }
+    match longest_wait(states, limits, now, cost.max(1)) {
+        Some((i, ticks)) => report(&states[i], &limits[i], now, Some(ticks)),
+        None => binding(states, limits, now),
+    }
+}
+
+/// The rate that makes a hit of `probe` units wait longest, by index, and its wait; `None`
+/// when every rate takes the hit. A kill switch waits its window.
+#[inline]
+fn longest_wait<S: RateState>(
+    states: &[S],
+    limits: &[TickRate],
+    now: u64,
+    probe: u64,
+) -> Option<(usize, u64)> {
     let mut wait: Option<(usize, u64)> = None;
     for (i, (state, limit)) in states.iter().zip(limits).enumerate() {
         let rate_wait = if limit.amount == 0 {
@@ -298,33 +362,40 @@ pub fn apply<S: RateState>(
             wait = Some((i, ticks));
         }
     }
-    let report = |i: usize, states: &[S], retry_after: Option<u64>| {
-        let (state, limit) = (&states[i], &limits[i]);
-        let (remaining, reset_after) = if limit.amount == 0 {
-            (0, 0)
-        } else {
-            (state.remaining(limit, now), state.reset_after(limit, now))
-        };
-        TickDecision {
-            allowed: retry_after.is_none(),
-            limit: limit.capacity,
-            remaining,
-            reset_after,
-            retry_after,
-            window: limit.window,
-        }
+    wait
+}
+
+/// One rate's numbers at `now`: allowed unless it says how long to wait.
+#[inline]
+fn report<S: RateState>(
+    state: &S,
+    limit: &TickRate,
+    now: u64,
+    retry_after: Option<u64>,
+) -> TickDecision {
+    let (remaining, reset_after) = if limit.amount == 0 {
+        (0, 0)
+    } else {
+        (state.remaining(limit, now), state.reset_after(limit, now))
     };
-    if let Some((i, ticks)) = wait {
-        return report(i, states, Some(ticks));
+    TickDecision {
+        allowed: retry_after.is_none(),
+        limit: limit.capacity,
+        remaining,
+        reset_after,
+        retry_after,
+        window: limit.window,
+        ban: BanStatus::Clear,
     }
-    if cost > 0 {
-        for (state, limit) in states.iter_mut().zip(limits) {
-            state.consume(limit, now, cost);
-        }
-    }
-    let mut binding = report(0, states, None);
+}
+
+/// The allowed decision of the rate with the fewest units left (of equals, the one that
+/// resets last; of those, the first).
+#[inline]
+fn binding<S: RateState>(states: &[S], limits: &[TickRate], now: u64) -> TickDecision {
+    let mut binding = report(&states[0], &limits[0], now, None);
     for i in 1..states.len() {
-        let other = report(i, states, None);
+        let other = report(&states[i], &limits[i], now, None);
         if (other.remaining, std::cmp::Reverse(other.reset_after))
             < (binding.remaining, std::cmp::Reverse(binding.reset_after))
         {
@@ -384,6 +455,70 @@ pub fn refund<S: RateState>(states: &mut [S], limits: &[TickRate], now: u64, cos
     for (state, limit) in states.iter_mut().zip(limits) {
         state.refund(limit, now, cost);
     }
+}
+
+/// Charges `cost` units at `now` to every rate of a policy whatever the room left (a *late
+/// charge*: a cost learnt only after the request was let through), then reports as a peek
+/// does: whether a hit of one unit would be allowed now, and when.
+///
+/// A rate charged beyond its capacity is *in debt*, and the key waits until the debt is
+/// repaid. Each strategy records the units as an allowed hit of that cost would, so debt
+/// means for each:
+///
+/// - fixed window ([`FixedWindow`]): the window's count passes the capacity; when the window
+///   ends, the excess is carried into the next window, which starts right then, so a key in
+///   debt D has D units fewer in the next window: it is denied until D more units would have
+///   been allowed;
+/// - token bucket ([`TokenBucket`]): the theoretical arrival time moves beyond the full
+///   depth, so the key waits exactly `D × ⌈W/N⌉` ticks longer: D more units' refill;
+/// - sliding window log ([`SlidingWindowLog`]): the units are logged at `now`, so the first
+///   D units that leave the trailing window only pay the debt: the key is denied until D
+///   more units would have been allowed (and the logged units leave the window together, `W`
+///   after the charge);
+/// - sliding window counter ([`SlidingWindowCounter`]): the units count in the current
+///   window, so the weighted estimate passes the capacity by D; the debt weighs in full until
+///   the window ends and then fades over the next window as the previous window's count
+///   does, so the key waits until the estimate is back under the capacity (no later than an
+///   exact log would make it wait for D more units).
+///
+/// A rate's state never holds more than twice its capacity (for the counter: a weighted
+/// estimate of twice the capacity): a debt is at most one capacity, and the units of a
+/// late charge beyond that are forgiven. So a key in debt waits at most about one more
+/// window (or one more full refill) than a full one, and every number stays within the
+/// bounds the stores count exactly. A kill switch (an amount of 0) is charged nothing.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::strategy::{apply, overdraw, TokenBucket};
+/// use tollgate::Policy;
+///
+/// // 10 tokens, one a second, ticks of one second.
+/// let policy = Policy::token_bucket("10/10 seconds".parse()?)?;
+/// let limits = policy.limits(Duration::from_secs(1));
+/// let mut state = [TokenBucket::default()];
+/// assert!(apply(&mut state, &limits, 0, 1).allowed); // one token left to let it through
+/// let after = overdraw(&mut state, &limits, 0, 13); // the response cost 13 more
+/// assert!(!after.allowed);
+/// assert_eq!(after.retry_after, Some(5)); // 10 tokens and 4 of debt: 4 + 1 seconds
+/// assert!(apply(&mut state, &limits, 5, 1).allowed);
+/// // A charge beyond one capacity of debt is forgiven: the key waits at most 20 s.
+/// let mut other = [TokenBucket::default()];
+/// assert_eq!(overdraw(&mut other, &limits, 0, 1_000).retry_after, Some(11));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn overdraw<S: RateState>(
+    states: &mut [S],
+    limits: &[TickRate],
+    now: u64,
+    cost: u64,
+) -> TickDecision {
+    debug_assert_eq!(states.len(), limits.len());
+    if cost > 0 {
+        for (state, limit) in states.iter_mut().zip(limits) {
+            state.overdraw(limit, now, cost);
+        }
+    }
+    judge(states, limits, now, 0)
 }
 
 /// `a * b / c`, rounded down, computed without overflow; saturates at `u64::MAX`.
