@@ -175,11 +175,7 @@ impl<S: Store> Charge<S> {
         let handle = &self.handle;
         let now = handle.now();
         match cost.cmp(&self.cost) {
-            std::cmp::Ordering::Less => {
-                handle
-                    .store_refund(&self.key, now, self.cost - cost)
-                    .await
-            }
+            std::cmp::Ordering::Less => handle.store_refund(&self.key, now, self.cost - cost).await,
             std::cmp::Ordering::Greater => handle
                 .store_overdraw(&self.key, now, cost - self.cost)
                 .await

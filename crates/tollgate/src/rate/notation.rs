@@ -328,7 +328,8 @@ impl<'a> Cursor<'a> {
         }
         // Python reads a count of 0 as "no count", that is 1.
         let window = self.span(|count| Ok(count.filter(|&n| n != 0).unwrap_or(1)))?;
-        Rate::from_secs(amount, window).ok_or_else(|| self.error_at(amount_at, Reason::WindowTooLong))
+        Rate::from_secs(amount, window)
+            .ok_or_else(|| self.error_at(amount_at, Reason::WindowTooLong))
     }
 
     /// `*ws [count] *ws unit ["s"] *ws`: a span of time in seconds, at most
@@ -533,7 +534,10 @@ mod tests {
         assert!(err("1 fortnight").contains("unknown unit \"fortnight\""));
         assert!(err("1.5 hours").contains("decimals"));
         assert!(err("-1 hour").contains("negative"));
-        assert!(err("101 years").ends_with("duration is longer than the maximum, 100 years (3110400000 seconds)"));
+        assert!(
+            err("101 years")
+                .ends_with("duration is longer than the maximum, 100 years (3110400000 seconds)")
+        );
         assert!(err("18446744073709551616 seconds").contains("longer than the maximum"));
         assert!(err("1/hour").contains("found \"/\""));
     }

@@ -68,7 +68,10 @@ impl RateState for FixedWindow {
     fn consume(&mut self, limit: &TickRate, now: u64, cost: u64) {
         let (start, count) = self.roll(limit, now);
         *self = if count == 0 {
-            Self { start: now, count: cost }
+            Self {
+                start: now,
+                count: cost,
+            }
         } else {
             Self {
                 start,

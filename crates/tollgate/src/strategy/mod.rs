@@ -473,8 +473,9 @@ pub fn refund<S: RateState>(states: &mut [S], limits: &[TickRate], now: u64, cos
 ///   depth, so the key waits exactly `D × ⌈W/N⌉` ticks longer: D more units' refill;
 /// - sliding window log ([`SlidingWindowLog`]): the units are logged at `now`, so the first
 ///   D units that leave the trailing window only pay the debt: the key is denied until D
-///   more units would have been allowed (and the logged units leave the window together, `W`
-///   after the charge);
+///   more units would have been allowed; and since the units charged late leave the window
+///   together, `W` after the charge, it may then be allowed a little sooner than a key that
+///   had spent those D units as they came;
 /// - sliding window counter ([`SlidingWindowCounter`]): the units count in the current
 ///   window, so the weighted estimate passes the capacity by D; the debt weighs in full until
 ///   the window ends and then fades over the next window as the previous window's count

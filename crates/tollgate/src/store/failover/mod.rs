@@ -83,6 +83,11 @@ pub use mode::FailureMode;
 ///     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a> {
 ///         std::future::ready(Err(StoreError::unavailable("connection refused")))
 ///     }
+///     fn overdraw<'a>(
+///         &'a self, _: &'a (), _: &[u8], _: Timestamp, _: u64,
+///     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
+///         std::future::ready(Err(StoreError::unavailable("connection refused")))
+///     }
 ///     async fn reset(&self, _: &(), _: &[u8]) -> Result<(), StoreError> {
 ///         Err(StoreError::unavailable("connection refused"))
 ///     }

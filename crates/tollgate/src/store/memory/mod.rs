@@ -300,9 +300,7 @@ impl MemoryStore {
         match policy.strategy() {
             Strategy::FixedWindow => table_of::<FixedWindow>(limits, ban, budget),
             Strategy::SlidingWindowLog => table_of::<SlidingWindowLog>(limits, ban, budget),
-            Strategy::SlidingWindowCounter => {
-                table_of::<SlidingWindowCounter>(limits, ban, budget)
-            }
+            Strategy::SlidingWindowCounter => table_of::<SlidingWindowCounter>(limits, ban, budget),
             Strategy::TokenBucket => table_of::<TokenBucket>(limits, ban, budget),
         }
     }
@@ -313,7 +311,7 @@ impl MemoryStore {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tollgate::{Ban, Limiter, ManualClock, MemoryStore, Policy, Rate};
+    /// use tollgate::{Ban, Clock, Limiter, ManualClock, MemoryStore, Policy, Rate};
     ///
     /// let clock = ManualClock::new();
     /// let store = MemoryStore::new();
@@ -358,7 +356,8 @@ fn table_of<S: RateState>(
         ban: Option<BanRule>,
         budget: &Arc<Budget>,
     ) -> Arc<dyn PolicyTable> {
-        let table: Arc<dyn PolicyTable> = Arc::new(Table::<C>::new(limits, ban, Arc::clone(budget)));
+        let table: Arc<dyn PolicyTable> =
+            Arc::new(Table::<C>::new(limits, ban, Arc::clone(budget)));
         budget.register(Arc::downgrade(&table));
         table
     }

@@ -35,7 +35,13 @@ pub(crate) trait Slots: Send + 'static {
 
     /// Applies a hit; see [`apply`].
     #[inline]
-    fn hit(&mut self, limits: &[TickRate], _: Option<&BanRule>, now: u64, cost: u64) -> TickDecision {
+    fn hit(
+        &mut self,
+        limits: &[TickRate],
+        _: Option<&BanRule>,
+        now: u64,
+        cost: u64,
+    ) -> TickDecision {
         apply(self.states_mut(), limits, now, cost)
     }
 
@@ -119,9 +125,22 @@ impl<C: Slots> Slots for Banned<C> {
         self.rates.states_mut()
     }
 
-    fn hit(&mut self, limits: &[TickRate], rule: Option<&BanRule>, now: u64, cost: u64) -> TickDecision {
+    fn hit(
+        &mut self,
+        limits: &[TickRate],
+        rule: Option<&BanRule>,
+        now: u64,
+        cost: u64,
+    ) -> TickDecision {
         match rule {
-            Some(rule) => apply_banned(&mut self.ban, rule, self.rates.states_mut(), limits, now, cost),
+            Some(rule) => apply_banned(
+                &mut self.ban,
+                rule,
+                self.rates.states_mut(),
+                limits,
+                now,
+                cost,
+            ),
             None => apply(self.rates.states_mut(), limits, now, cost),
         }
     }
@@ -394,7 +413,11 @@ impl<C: Slots> PolicyTable for Table<C> {
             .iter()
             .map(|shard| {
                 let shard = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
-                shard.entries.iter().filter(|(_, slots)| slots.banned(now)).count()
+                shard
+                    .entries
+                    .iter()
+                    .filter(|(_, slots)| slots.banned(now))
+                    .count()
             })
             .sum()
     }
