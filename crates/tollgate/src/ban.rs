@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::policy::Policy;
 use crate::rate::{MAX_WINDOW_SECS, Rate, UNITS};
 use crate::strategy::BanRule;
 
@@ -99,6 +100,50 @@ impl fmt::Display for Ban {
         let count = self.duration_secs / secs;
         let plural = if count == 1 { "" } else { "s" };
         write!(f, "ban after {} for {count} {unit}{plural}", self.after)
+    }
+}
+
+/// A policy's ban.
+impl Policy {
+    /// Bans keys that keep breaching this policy: see [`Ban`]. Keys of a policy with a ban
+    /// are kept apart from those of the same policy without one (in memory, a table of their
+    /// own, so that policies without a ban pay nothing for it; in Redis, keys of their own).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Ban, Policy};
+    ///
+    /// let ban = Ban::new("3/10 minutes".parse()?, Duration::from_secs(3600))?;
+    /// let login = Policy::fixed_window("5/minute".parse()?).with_ban(ban);
+    /// assert_eq!(login.ban(), Some(&ban));
+    /// assert_eq!(login.to_string(), "5/minute (fixed-window, ban after 3/10 minutes for 1 hour)");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_ban(mut self, ban: Ban) -> Self {
+        self.ban = Some(ban);
+        self
+    }
+
+    /// The ban set by [`Policy::with_ban`], if any.
+    pub fn ban(&self) -> Option<&Ban> {
+        self.ban.as_ref()
+    }
+
+    /// The ban in ticks of length `tick`, as [`crate::strategy::apply_banned`] takes it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Ban, Policy, Rate};
+    ///
+    /// let ban = Ban::new(Rate::per_minute(3), Duration::from_secs(600))?;
+    /// let policy = Policy::fixed_window(Rate::per_second(5).into()).with_ban(ban);
+    /// let rule = policy.ban_rule(Duration::from_millis(1)).expect("a ban");
+    /// assert_eq!((rule.breaches().amount(), rule.breaches().window(), rule.duration()), (3, 60_000, 600_000));
+    /// assert!(Policy::fixed_window(Rate::per_second(5).into()).ban_rule(Duration::from_millis(1)).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ban_rule(&self, tick: Duration) -> Option<BanRule> {
+        self.ban.map(|ban| ban.rule(tick))
     }
 }
 

@@ -13,7 +13,7 @@ use crate::store::{Store, StoreError};
 /// Key bytes up to this length are kept in a charge without allocating.
 const INLINE_KEY: usize = 64;
 
-/// One charge of an [`Admission`]: `cost` units of a policy, paid by a key.
+/// One charge of an [`Admission`](crate::Admission): `cost` units of a policy, paid by a key.
 ///
 /// ```
 /// use tollgate::{Charge, Limiter, MemoryStore, Policy, Rate};

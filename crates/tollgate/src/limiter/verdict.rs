@@ -9,7 +9,7 @@ use crate::limiter::charge::{Charge, ChargeResult};
 use crate::store::memory::MemoryStore;
 use crate::store::{Store, StoreError};
 
-/// What an [`Admission`] decided: admitted or refused, and what each charge came to.
+/// What an [`Admission`](crate::Admission) decided: admitted or refused, and what each charge came to.
 ///
 /// ```
 /// use tollgate::{Admission, Charge, ChargeResult, Limiter, MemoryStore, Policy, Rate};
