@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::request::Parts;
-use tollgate::{ChargeResult, ParseError, Policy, Rates, Strategy};
+use tollgate::{ChargeResult, ParseError, Policy, Rate, Rates, Strategy};
 
 use crate::key::KeyExtractor;
 
@@ -13,6 +13,10 @@ pub(crate) type CostFn = Arc<dyn Fn(&Parts) -> u64 + Send + Sync>;
 pub(crate) type DeductFn = Arc<dyn Fn(&http::response::Parts) -> bool + Send + Sync>;
 pub(crate) type DynamicFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 pub(crate) type DecisionFn = Arc<dyn Fn(&ChargeResult) + Send + Sync>;
+pub(crate) type LateCostFn = Arc<dyn Fn(&http::response::Parts) -> u64 + Send + Sync>;
+
+/// A ban as declared: the breaches that ban (notation, parsed when declared) and how long.
+pub(crate) type DeclaredBan = (Result<Rate, ParseError>, std::time::Duration);
 
 /// One limit as the user declares it: `"5/minute"`, with a strategy, a key, a cost and when
 /// a hit counts.
@@ -50,6 +54,10 @@ pub struct Limit {
     pub(crate) cost: Option<CostFn>,
     pub(crate) deduct_when: Option<DeductFn>,
     pub(crate) on_decision: Option<DecisionFn>,
+    /// Set by [`Limit::ban`] (`builder/ban.rs`).
+    pub(crate) ban: Option<DeclaredBan>,
+    /// Set by [`Limit::charge_after`] (`builder/late_charge.rs`).
+    pub(crate) charge_after: Option<LateCostFn>,
 }
 
 /// The rates of a limit: in the notation, a whole policy, or chosen per request.
@@ -146,6 +154,8 @@ impl Limit {
             cost: None,
             deduct_when: None,
             on_decision: None,
+            ban: None,
+            charge_after: None,
         }
     }
 
@@ -424,6 +434,8 @@ impl Limit {
             && same(&self.cost, &other.cost)
             && same(&self.deduct_when, &other.deduct_when)
             && same(&self.on_decision, &other.on_decision)
+            && self.ban == other.ban
+            && same(&self.charge_after, &other.charge_after)
     }
 }
 
@@ -464,6 +476,11 @@ impl fmt::Debug for Limit {
             .field("cost", &self.cost.as_ref().map(|_| "custom"))
             .field("deduct_when", &self.deduct_when.as_ref().map(|_| "custom"))
             .field("on_decision", &self.on_decision.as_ref().map(|_| "custom"))
+            .field("ban", &self.ban)
+            .field(
+                "charge_after",
+                &self.charge_after.as_ref().map(|_| "custom"),
+            )
             .finish()
     }
 }
