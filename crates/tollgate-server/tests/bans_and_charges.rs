@@ -260,3 +260,18 @@ fn three_servers_over_redis_share_bans_and_late_charges() {
         );
     }
 }
+
+/// The README's example of a ban is a configuration `check-config` accepts as written.
+#[test]
+fn the_readme_ban_example_is_valid() {
+    let readme = include_str!("../../../README.md");
+    let section = &readme[readme.find("## Bans after repeated breaches").expect("the section")..];
+    let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let block = &section[start..start + section[start..].find("```").expect("its end")];
+    let (ok, stdout, stderr) = support::check_config(&write_config("tollgate.toml", block));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("policy login: 5/minute (fixed-window, ban after 3/10 minutes for 1 hour)"),
+        "{stdout}"
+    );
+}
