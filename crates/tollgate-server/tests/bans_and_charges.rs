@@ -265,7 +265,9 @@ fn three_servers_over_redis_share_bans_and_late_charges() {
 #[test]
 fn the_readme_ban_example_is_valid() {
     let readme = include_str!("../../../README.md");
-    let section = &readme[readme.find("## Bans after repeated breaches").expect("the section")..];
+    let section = &readme[readme
+        .find("## Bans after repeated breaches")
+        .expect("the section")..];
     let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
     let block = &section[start..start + section[start..].find("```").expect("its end")];
     let (ok, stdout, stderr) = support::check_config(&write_config("tollgate.toml", block));

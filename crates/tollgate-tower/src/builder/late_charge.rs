@@ -13,7 +13,9 @@ impl Limit {
     /// window or the refill (see [`tollgate::strategy::overdraw`] for each strategy; a key
     /// owes at most one limit's worth, the rest is forgiven).
     ///
-    /// If the service fails (no response), the charge made up front stands. With
+    /// If the service fails (no response), the charge made up front stands; an up-front
+    /// cost of 0 from [`Limit::cost`] leaves the request unlimited by this limit, its late
+    /// cost included. With
     /// [`Limit::deduct_when`] too, a response that does not count is given back whole. The
     /// rate-limit headers of the response describe the key as it was admitted, before the
     /// response's cost.
