@@ -11,7 +11,7 @@ use crate::key::{client_key_len, push_client_key};
 use crate::script::{self, Scripts};
 use crate::tick::tick_us;
 
-/// A policy prepared for a [`RedisStore`]: its scripts, key prefix, tick and arguments.
+/// A policy prepared for a [`RedisStore`](crate::RedisStore): its scripts, key prefix, tick and arguments.
 ///
 /// ```no_run
 /// use std::time::Duration;

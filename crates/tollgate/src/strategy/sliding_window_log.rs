@@ -8,7 +8,7 @@ use super::{RateState, TickRate};
 /// their units.
 ///
 /// Memory is O(N) per key in the worst case: one entry per distinct hit instant, and a
-/// window never holds more than N units.
+/// window never holds more than N units (2N after late charges, see [`super::overdraw`]).
 ///
 /// ```
 /// use tollgate::strategy::{TickRate, RateState, SlidingWindowLog};
