@@ -36,21 +36,27 @@
 //! - the value is a MessagePack array with one state per rate of the policy, in the layout of
 //!   the strategy's state in [`tollgate::strategy`] (fixed window `[start, count]`, sliding
 //!   window log `[[at, units, ...], total]`, sliding window counter
-//!   `[start, previous, current]`, token bucket `[tat]`), times in ticks of
-//!   [`PreparedRedis::tick`];
-//! - the TTL is the time until every rate's state is fresh again, so idle keys vanish by
-//!   themselves.
+//!   `[start, previous, current]`, token bucket `[tat]`), and, for a policy with a ban, the
+//!   key's [`BanState`](tollgate::strategy::BanState) after them
+//!   (`[until, breach window start, breaches]`), times in ticks of [`PreparedRedis::tick`];
+//! - the TTL is the time until every rate's state is fresh again (and a ban over, with its
+//!   breaches' window), so idle keys vanish by themselves.
 //!
 //! All rates of a (policy, key) live in that one key, so every script touches one key and one
 //! cluster slot.
 //!
-//! The scripts (`src/lua/`) are twins of the pure functions of [`tollgate::strategy`], two per
-//! strategy (a hit, [`apply`](tollgate::strategy::apply), and a
-//! [`refund`](tollgate::strategy::refund)): the same integer arithmetic, checked against them
-//! by a differential test over random hits and refunds that compares decisions and stored
-//! states. Each script is `prelude.lua` (helpers), the strategy's file (its state machine),
-//! `state.lua` (the arguments, the key's states, writing them back) and `apply.lua` or
-//! `refund.lua`. A refund of a key with no state leaves it absent.
+//! The scripts (`src/lua/`) are twins of the pure functions of [`tollgate::strategy`], three
+//! per strategy (a hit, [`apply`](tollgate::strategy::apply) and, for a policy with a ban,
+//! [`apply_banned`](tollgate::strategy::apply_banned); a
+//! [`refund`](tollgate::strategy::refund); and a late charge,
+//! [`overdraw`](tollgate::strategy::overdraw) and
+//! [`overdraw_banned`](tollgate::strategy::overdraw_banned)): the same integer arithmetic,
+//! checked against them by a differential test over random hits, refunds and late charges
+//! that compares decisions and stored states. Each script is `prelude.lua` (helpers), the
+//! strategy's file (its state machine), `state.lua` (the arguments, the key's states, writing
+//! them back), `decide.lua` (the decisions and the ban) and `apply.lua`, `refund.lua` or
+//! `overdraw.lua`. A refund of a key with no state leaves it absent. A ban is kept in the
+//! key's value and applied by the hit's script: no round trip more.
 //! Times are counted in ticks of 1 µs (the resolution of Redis's `TIME`). A policy for which
 //! a number a script forms would reach 2^49 ticks (a window; for the sliding window counter,
 //! amount × window; for a token bucket, its depth, burst × the ticks a token takes) counts
@@ -67,6 +73,7 @@
 mod connection;
 mod key;
 mod late;
+mod prepared;
 mod script;
 mod store;
 mod tick;
@@ -75,5 +82,6 @@ mod uri;
 pub use connection::redacted;
 pub use key::MAX_PLAIN_KEY_LEN;
 pub use late::LateHitStats;
-pub use store::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, PreparedRedis, RedisStore};
+pub use prepared::PreparedRedis;
+pub use store::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisStore};
 pub use uri::{AnyStore, PreparedAny, StorageUri, UriError};

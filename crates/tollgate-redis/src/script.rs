@@ -1,6 +1,7 @@
-//! The Lua twins of the strategies: for each strategy one script that applies hits and one
-//! that refunds, each the shared prelude, the strategy's state machine, the shared arguments
-//! and state (`state.lua`) and the operation (`apply.lua` or `refund.lua`).
+//! The Lua twins of the strategies: for each strategy one script that applies hits, one that
+//! refunds and one that charges late, each the shared prelude, the strategy's state machine,
+//! the shared arguments and state (`state.lua`), the shared decisions and ban (`decide.lua`)
+//! and the operation (`apply.lua`, `refund.lua` or `overdraw.lua`).
 
 use std::sync::LazyLock;
 
@@ -13,12 +14,14 @@ macro_rules! strategy_script {
             include_str!("lua/prelude.lua"),
             include_str!(concat!("lua/", $file)),
             include_str!("lua/state.lua"),
+            include_str!("lua/decide.lua"),
             include_str!(concat!("lua/", $operation)),
         )
     };
 }
 
-/// The source of `strategy`'s script for `$operation` (`"apply.lua"` or `"refund.lua"`).
+/// The source of `strategy`'s script for `$operation` (`"apply.lua"`, `"refund.lua"` or
+/// `"overdraw.lua"`).
 macro_rules! strategy_scripts {
     ($strategy:expr, $operation:literal) => {
         match $strategy {
@@ -39,12 +42,15 @@ pub(crate) struct Scripts {
     pub(crate) apply: Script,
     /// Gives units back.
     pub(crate) refund: Script,
+    /// Charges late, whatever the room left.
+    pub(crate) overdraw: Script,
 }
 
 static SCRIPTS: LazyLock<[Scripts; 4]> = LazyLock::new(|| {
     Strategy::ALL.map(|strategy| Scripts {
         apply: Script::new(strategy_scripts!(strategy, "apply.lua")),
         refund: Script::new(strategy_scripts!(strategy, "refund.lua")),
+        overdraw: Script::new(strategy_scripts!(strategy, "overdraw.lua")),
     })
 });
 

@@ -8,14 +8,11 @@ use std::time::Duration;
 use redis::Client;
 use redis::aio::ConnectionManager;
 use redis::cluster::ClusterClient;
-use tollgate::strategy::{TickDecision, TickRate};
-use tollgate::{Decision, Policy, Store, StoreError, Timestamp};
+use tollgate::{Decision, MAX_AMOUNT, Policy, Store, StoreError, Timestamp};
 
 use crate::connection::{Command, Connection, manager_config, timed_out, unavailable, within};
-use crate::key::{client_key_len, push_client_key};
 use crate::late::{LateHitStats, LateHits};
-use crate::script::{self, Scripts};
-use crate::tick::tick_us;
+use crate::prepared::PreparedRedis;
 
 /// The default prefix of every key tollgate writes.
 ///
@@ -108,111 +105,6 @@ impl fmt::Debug for RedisStore {
             .field("timeout", &self.timeout)
             .field("client_time", &self.client_time)
             .finish()
-    }
-}
-
-/// A policy prepared for a [`RedisStore`]: its scripts, key prefix, tick and arguments.
-///
-/// ```no_run
-/// use std::time::Duration;
-/// use tollgate::{Policy, Store};
-/// use tollgate_redis::{PreparedRedis, RedisStore};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
-/// let login: PreparedRedis = store.prepare("login", &Policy::fixed_window("5/minute".parse()?));
-/// assert_eq!(login.tick(), Duration::from_micros(1));
-/// assert_eq!((login.limits()[0].amount(), login.limits()[0].window()), (5, 60_000_000));
-/// assert!(login.redis_key(b"alice").starts_with(b"tollgate:login:"));
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone)]
-pub struct PreparedRedis {
-    /// The strategy's scripts, to apply hits and to refund.
-    scripts: &'static Scripts,
-    /// `{prefix}{name}:{fingerprint}:`; the client's key follows, digested when long.
-    key_prefix: Vec<u8>,
-    /// The tick, in microseconds, that times and windows are counted in.
-    tick_us: u64,
-    limits: Box<[TickRate]>,
-}
-
-impl PreparedRedis {
-    /// The length of the ticks the script counts time in: 1 µs, or a power of ten of them for
-    /// policies whose numbers would not stay exact in Lua's doubles (see the crate's docs).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tollgate::{Policy, Rate, Store};
-    /// use tollgate_redis::RedisStore;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let store = RedisStore::connect_lazily("redis://127.0.0.1:6379")?; // prepares offline
-    /// let login = store.prepare("login", &Policy::fixed_window(Rate::per_minute(5).into()));
-    /// assert_eq!(login.tick(), Duration::from_micros(1));
-    /// // A counter weighs 10^9 a day by 86,400 s of µs, past 2^49: counted in ticks of 1 s.
-    /// let busy = Policy::sliding_window_counter(Rate::per_day(1_000_000_000).into());
-    /// assert_eq!(store.prepare("busy", &busy).tick(), Duration::from_secs(1));
-    /// // A token bucket of 10^6 a second counts a token a microsecond, however written.
-    /// let fast = Policy::token_bucket("86400000000/day".parse()?)?;
-    /// assert_eq!(store.prepare("fast", &fast).tick(), Duration::from_micros(1));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn tick(&self) -> Duration {
-        Duration::from_micros(self.tick_us)
-    }
-
-    /// The limits as the script applies them, in ticks of [`PreparedRedis::tick`]: what
-    /// [`tollgate::strategy::apply`] must be given to make the same decisions.
-    ///
-    /// ```no_run
-    /// use tollgate::strategy::{FixedWindow, apply};
-    /// use tollgate::{Policy, Store, Timestamp};
-    /// use tollgate_redis::RedisStore;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?.with_client_time();
-    /// let policy = Policy::fixed_window("2/minute".parse()?);
-    /// let prepared = store.prepare("twin", &policy);
-    /// # store.reset(&prepared, b"k").await?;
-    /// // The script and the pure function make the same decisions.
-    /// let mut state = [FixedWindow::default()];
-    /// for _ in 0..3 {
-    ///     let local = apply(&mut state, prepared.limits(), 0, 1);
-    ///     let redis = store.hit(&prepared, b"k", Timestamp::from_nanos(0), 1).await?;
-    ///     assert_eq!(local.allowed, redis.allowed());
-    /// }
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn limits(&self) -> &[TickRate] {
-        &self.limits
-    }
-
-    /// The Redis key holding `key`'s state: the policy's prefix, then `key` as it is when
-    /// it is at most [`MAX_PLAIN_KEY_LEN`](crate::MAX_PLAIN_KEY_LEN) bytes long, and its
-    /// SHA-256 digest otherwise (see the crate's `# Layout`).
-    ///
-    /// ```
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// use tollgate::{Policy, Store};
-    /// let store = tollgate_redis::RedisStore::connect("redis://127.0.0.1:6379").await?;
-    /// let p = store.prepare("login", &Policy::fixed_window("5/minute".parse()?));
-    /// assert!(p.redis_key(b"alice").starts_with(b"tollgate:login:"));
-    /// assert!(p.redis_key(b"alice").ends_with(b":alice"));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn redis_key(&self, key: &[u8]) -> Vec<u8> {
-        let mut full = Vec::with_capacity(self.key_prefix.len() + client_key_len(key));
-        full.extend_from_slice(&self.key_prefix);
-        push_client_key(&mut full, key);
-        full
     }
 }
 
@@ -405,32 +297,27 @@ impl RedisStore {
         cost: u64,
     ) -> redis::ScriptInvocation<'s> {
         let mut invocation = script.key(policy.redis_key(key));
+        let tick_us = policy.tick_us();
         if self.client_time {
-            invocation.arg(now.as_nanos() / (policy.tick_us * 1_000));
+            invocation.arg(now.as_nanos() / (tick_us * 1_000));
         } else {
             invocation.arg("");
         }
-        invocation
-            .arg(cost)
-            .arg(policy.tick_us)
-            .arg(policy.limits.len());
-        for limit in &policy.limits {
+        invocation.arg(cost).arg(tick_us).arg(policy.limits().len());
+        for limit in policy.limits() {
             invocation
                 .arg(limit.amount())
                 .arg(limit.capacity())
                 .arg(limit.window());
         }
+        if let Some(ban) = policy.ban_rule() {
+            invocation
+                .arg(ban.breaches().amount())
+                .arg(ban.breaches().window())
+                .arg(ban.duration());
+        }
         invocation
     }
-}
-
-/// A short, stable fingerprint of a policy (FNV-1a of its canonical text), so that a changed
-/// policy starts from fresh keys instead of reading states of another shape.
-fn fingerprint(policy: &Policy) -> String {
-    let hash = policy.to_string().bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    });
-    format!("{hash:08x}")
 }
 
 impl Store for RedisStore {
@@ -447,19 +334,7 @@ impl Store for RedisStore {
     }
 
     fn prepare(&self, name: &str, policy: &Policy) -> PreparedRedis {
-        let tick_us = tick_us(policy);
-        let limits = policy.limits(Duration::from_micros(tick_us));
-        let mut key_prefix = self.prefix.to_vec();
-        key_prefix.extend_from_slice(name.as_bytes());
-        key_prefix.push(b':');
-        key_prefix.extend_from_slice(fingerprint(policy).as_bytes());
-        key_prefix.push(b':');
-        PreparedRedis {
-            scripts: script::scripts(policy.strategy()),
-            key_prefix,
-            tick_us,
-            limits,
-        }
+        PreparedRedis::new(&self.prefix, name, policy)
     }
 
     fn hit<'a>(
@@ -469,7 +344,7 @@ impl Store for RedisStore {
         now: Timestamp,
         cost: u64,
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
-        let invocation = self.invocation(&policy.scripts.apply, policy, key, now, cost);
+        let invocation = self.invocation(&policy.scripts().apply, policy, key, now, cost);
         // For the refund of a late charge, should one be given back.
         let key = key.to_vec();
         async move {
@@ -477,17 +352,14 @@ impl Store for RedisStore {
             let reply: Vec<i64> = match within(self.timeout, reply).await {
                 Ok(reply) => reply.map_err(StoreError::unavailable)?,
                 Err(pending) => {
-                    let refund = self.invocation(&policy.scripts.refund, policy, &key, now, cost);
+                    let refund = self.invocation(&policy.scripts().refund, policy, &key, now, cost);
                     let refund = self.connection.send(Command::Invoke(refund));
                     return Err(self
                         .late
                         .watch(timed_out(self.timeout), pending, cost, refund));
                 }
             };
-            let outcome = outcome(&reply).ok_or_else(|| {
-                StoreError::unavailable(format!("unexpected reply from the script: {reply:?}"))
-            })?;
-            Ok(outcome.into_decision(policy.tick()))
+            policy.decision(&reply)
         }
     }
 
@@ -499,7 +371,7 @@ impl Store for RedisStore {
         cost: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a> {
         let invocation =
-            (cost > 0).then(|| self.invocation(&policy.scripts.refund, policy, key, now, cost));
+            (cost > 0).then(|| self.invocation(&policy.scripts().refund, policy, key, now, cost));
         async move {
             if let Some(invocation) = invocation {
                 let command = Command::Invoke(invocation);
@@ -509,29 +381,31 @@ impl Store for RedisStore {
         }
     }
 
+    /// One `EVALSHA` of the strategy's late-charge script. A late charge that times out is
+    /// not watched: the charge is owed whatever the answer, so Redis may keep it.
+    fn overdraw<'a>(
+        &'a self,
+        policy: &'a PreparedRedis,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
+        // Each rate takes at most twice its capacity, 2 x 10^12: a larger cost changes
+        // nothing, and this one stays exact in Lua's doubles.
+        let cost = cost.min(2 * MAX_AMOUNT);
+        let invocation = self.invocation(&policy.scripts().overdraw, policy, key, now, cost);
+        async move {
+            let reply: Vec<i64> = self
+                .connection
+                .call(self.timeout, Command::Invoke(invocation))
+                .await?;
+            policy.decision(&reply)
+        }
+    }
+
     async fn reset(&self, policy: &PreparedRedis, key: &[u8]) -> Result<(), StoreError> {
         let command = Command::Del(policy.redis_key(key));
         let _deleted: i64 = self.connection.call(self.timeout, command).await?;
         Ok(())
     }
-}
-
-/// Reads the script's reply: `{allowed, limit, remaining, reset_after, retry_after, window}`.
-fn outcome(reply: &[i64]) -> Option<TickDecision> {
-    let &[allowed, limit, remaining, reset_after, retry_after, window] = reply else {
-        return None;
-    };
-    let count = |n: i64| u64::try_from(n).ok();
-    Some(TickDecision {
-        allowed: allowed == 1,
-        limit: count(limit)?,
-        remaining: count(remaining)?,
-        reset_after: count(reset_after)?,
-        retry_after: if retry_after < 0 {
-            None
-        } else {
-            Some(count(retry_after)?)
-        },
-        window: count(window)?,
-    })
 }

@@ -7,7 +7,7 @@ use tollgate::strategy::TickRate;
 use tollgate::{Policy, Strategy};
 
 /// Every span a script adds to a time, and every product it forms, stays below this many
-/// ticks: 2^49. A time (µs since 1970: 2^50.7 in 2026) plus two such spans, or three such
+/// ticks: 2^49. A time (µs since 1970: 2^50.7 in 2026) plus three such spans, or five such
 /// products, then stay below 2^53, exact in a double, until about the year 2200.
 const EXACT_SPAN: u128 = 1 << 49;
 
@@ -27,21 +27,30 @@ pub(crate) fn tick_us(policy: &Policy) -> u64 {
     tick
 }
 
-/// Whether every rate of `policy` stays exact in ticks of `tick_us` microseconds.
+/// Whether every rate of `policy`, and its ban, stay exact in ticks of `tick_us`
+/// microseconds. A ban adds its duration to a time (when it ends) and its breaches' window
+/// (when their count starts again).
 fn exact_at(policy: &Policy, tick_us: u64) -> bool {
-    policy
-        .limits(Duration::from_micros(tick_us))
+    let tick = Duration::from_micros(tick_us);
+    let rates = policy
+        .limits(tick)
         .iter()
-        .all(|limit| span(policy.strategy(), limit) < EXACT_SPAN)
+        .all(|limit| span(policy.strategy(), limit) < EXACT_SPAN);
+    let ban = policy
+        .ban_rule(tick)
+        .is_none_or(|ban| u128::from(ban.breaches().window().max(ban.duration())) < EXACT_SPAN);
+    rates && ban
 }
 
 /// The largest number, beside times, that `strategy`'s script forms for `limit`:
 ///
-/// - a window, which fixed windows and logs add to a time;
-/// - for the sliding window counter, `N × W`: the weighted counts are up to three times it,
-///   and the reset, `start + 2W`, adds two windows;
+/// - a window, which fixed windows and logs add to a time (a fixed window in debt, two);
+/// - for the sliding window counter, `N × W`: the weighted counts are up to five times it
+///   (after a late charge, the counts reach `2N` and a hit adds `N`), and the reset,
+///   `start + 2W`, adds two windows;
 /// - for a token bucket, its depth `burst × I` (`I` the ticks a token takes): the TAT is at
-///   most a depth past the time, and a hit adds at most another. The depth is what matters,
+///   most two depths past the time (one after a late charge, which fills the bucket to twice
+///   its depth at most), and a hit's test adds another. The depth is what matters,
 ///   not `N × W`: a bucket of 10^6 a second is counted in µs, a token each tick.
 ///
 /// A kill switch (an amount of 0) only ever reports its window.

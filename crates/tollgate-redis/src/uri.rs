@@ -8,7 +8,8 @@ use tollgate::{
 };
 
 use crate::late::LateHitStats;
-use crate::store::{PreparedRedis, RedisStore};
+use crate::prepared::PreparedRedis;
+use crate::store::RedisStore;
 
 /// A store chosen at run time from a URI:
 ///
@@ -449,6 +450,31 @@ impl Store for AnyStore {
             }
             (AnyStore::Redis(store), PreparedAny::Redis(p)) => {
                 Started::Redis(store.refund(p, key, now, cost))
+            }
+            _ => Started::Mismatch,
+        };
+        async move {
+            match started {
+                Started::Memory(memory) => memory.await,
+                Started::Redis(redis) => redis.await,
+                Started::Mismatch => Err(mismatch()),
+            }
+        }
+    }
+
+    fn overdraw<'a>(
+        &'a self,
+        policy: &'a PreparedAny,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
+        let started = match (self, policy) {
+            (AnyStore::Memory(store), PreparedAny::Memory(p)) => {
+                Started::Memory(store.overdraw(p, key, now, cost))
+            }
+            (AnyStore::Redis(store), PreparedAny::Redis(p)) => {
+                Started::Redis(store.overdraw(p, key, now, cost))
             }
             _ => Started::Mismatch,
         };

@@ -1,6 +1,6 @@
 //! The memory store (nanosecond ticks) against the Redis store (microsecond ticks, or coarser
-//! where its numbers would not stay exact in Lua's doubles): the same decisions, through hits
-//! and refunds, wherever the rates, windows and times are whole ticks of the Redis store; a
+//! where its numbers would not stay exact in Lua's doubles): the same decisions, through hits,
+//! refunds and late charges, with and without bans, wherever the rates, windows and times are whole ticks of the Redis store; a
 //! wait that is not a whole number of ticks (the counter's) is rounded up by Redis, never
 //! down, by less than a tick. The scripts against the pure functions: `differential.rs`.
 
@@ -9,7 +9,9 @@ mod support;
 use std::time::Duration;
 
 use tollgate::Strategy as Algorithm;
-use tollgate::{Limiter, MAX_AMOUNT, ManualClock, MemoryStore, Policy, Rates, Store, Timestamp};
+use tollgate::{
+    Ban, Decision, Limiter, MAX_AMOUNT, ManualClock, MemoryStore, Policy, Rates, Store, Timestamp,
+};
 use tollgate_redis::RedisStore;
 
 /// What a `SystemClock` reads in 2026, in nanoseconds: a multiple of every tick the Redis
@@ -34,8 +36,11 @@ fn twins(server: &support::RedisServer) -> Twins {
 
 /// Drives `steps` (how far the clock moves, then the cost of a hit on one of two keys)
 /// through `policy` in a memory store and in Redis, from [`NOW_2026`], with every fifth hit
-/// given back at once (deduct-when), and requires the same decisions.
-fn compare(twins: &Twins, name: &str, policy: &Policy, steps: &[(Duration, u64)]) {
+/// given back at once (deduct-when) and every seventh followed by a late charge of three
+/// times its cost and one more, and requires the same decisions. Returns how many hits were
+/// denied by a ban.
+fn compare(twins: &Twins, name: &str, policy: &Policy, steps: &[(Duration, u64)]) -> usize {
+    let mut banned = 0;
     let clock = ManualClock::new();
     clock.set(Timestamp::from_nanos(NOW_2026));
     let memory = Limiter::new(MemoryStore::new())
@@ -53,27 +58,85 @@ fn compare(twins: &Twins, name: &str, policy: &Policy, steps: &[(Duration, u64)]
             .rt
             .block_on(redis.hit_cost(&key, cost))
             .expect("redis");
-        let what = format!("{policy} in ticks of {tick:?}, step {step}: {m:?} {r:?}");
-        assert_eq!(m.allowed(), r.allowed(), "{what}");
-        assert_eq!(
-            (m.limit(), m.remaining()),
-            (r.limit(), r.remaining()),
-            "{what}"
+        alike(
+            &m,
+            &r,
+            tick,
+            &format!("{policy} in ticks of {tick:?}, step {step}"),
         );
-        assert_eq!(
-            (m.reset_after(), m.window()),
-            (r.reset_after(), r.window()),
-            "{what}"
-        );
-        let (m_wait, r_wait) = (
-            m.retry_after().unwrap_or_default(),
-            r.retry_after().unwrap_or_default(),
-        );
-        assert!(r_wait >= m_wait && r_wait - m_wait < tick, "{what}");
+        banned += usize::from(m.banned());
         if step % 5 == 4 {
             let refunded = futures_executor::block_on(memory.refund(&key, cost));
             refunded.expect("memory");
             twins.rt.block_on(redis.refund(&key, cost)).expect("redis");
+        }
+        if step % 7 == 6 {
+            let late = cost.saturating_mul(3).saturating_add(1);
+            let m = futures_executor::block_on(memory.overdraw(&key, late)).expect("memory");
+            let r = twins
+                .rt
+                .block_on(redis.overdraw(&key, late))
+                .expect("redis");
+            let what = format!("{policy} in ticks of {tick:?}, step {step}, late charge of {late}");
+            alike(&m, &r, tick, &what);
+        }
+    }
+    banned
+}
+
+/// The memory store's decision `m` and Redis's `r` are the same, but for a wait Redis rounds
+/// up to its tick.
+fn alike(m: &Decision, r: &Decision, tick: Duration, what: &str) {
+    let what = format!("{what}: {m:?} {r:?}");
+    assert_eq!(
+        (m.allowed(), m.banned()),
+        (r.allowed(), r.banned()),
+        "{what}"
+    );
+    assert_eq!(
+        (m.limit(), m.remaining()),
+        (r.limit(), r.remaining()),
+        "{what}"
+    );
+    assert_eq!(
+        (m.reset_after(), m.window()),
+        (r.reset_after(), r.window()),
+        "{what}"
+    );
+    let (m_wait, r_wait) = (
+        m.retry_after().unwrap_or_default(),
+        r.retry_after().unwrap_or_default(),
+    );
+    assert!(r_wait >= m_wait && r_wait - m_wait < tick, "{what}");
+}
+
+/// Policies with bans, hit hard enough to be banned, charged late into debt, and let go: the
+/// two stores ban, count and lift bans alike.
+#[test]
+fn memory_and_redis_ban_and_owe_alike() {
+    let server = support::RedisServer::start();
+    let twins = twins(&server);
+    let steps: Vec<(Duration, u64)> = (0..300u64)
+        .map(|step| {
+            let advance = [0, 100_000, 0, 400_000, 2_100_000, 0, 50_000][step as usize % 7];
+            (Duration::from_micros(advance), 1 + step % 2)
+        })
+        .collect();
+    for (i, (rates, after, duration)) in [
+        ("2/second", "2/5 seconds", 3),
+        ("4/2 seconds; 5/5 seconds", "1/second", 2),
+        ("4/second", "3/minute", 60),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ban =
+            Ban::new(after.parse().expect("rate"), Duration::from_secs(duration)).expect("ban");
+        for algorithm in Algorithm::ALL {
+            let policy = Policy::new(algorithm, rates.parse().expect("rates")).expect("policy");
+            let name = format!("bans{i}{algorithm}");
+            let banned = compare(&twins, &name, &policy.clone().with_ban(ban), &steps);
+            assert!(banned > 10, "{policy}: {banned} hits denied by a ban");
         }
     }
 }

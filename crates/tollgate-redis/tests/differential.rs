@@ -1,9 +1,11 @@
-//! The Lua scripts against the pure strategy functions: random sequences of hits and refunds
-//! (time, key, cost) through a RedisStore in client-time mode and through
-//! `tollgate::strategy::apply` and `tollgate::strategy::refund` give identical decisions and
-//! leave identical states, for every strategy and for policies of one to three rates, and at
-//! the bounds (amounts and costs up to `MAX_AMOUNT`, windows up to `MAX_WINDOW_SECS`, token
-//! buckets at the fastest refill). The memory store against the Redis store: `alike.rs`.
+//! The Lua scripts against the pure strategy functions: random sequences of hits, refunds and
+//! late charges (time, key, cost) through a RedisStore in client-time mode and through
+//! `tollgate::strategy::apply`, `refund` and `overdraw` (`apply_banned` and `overdraw_banned`
+//! for policies with a ban) give identical decisions and leave identical states, bans
+//! included, for every strategy and for policies of one to three rates, and at the bounds
+//! (amounts and costs up to `MAX_AMOUNT`, late charges up to `u64::MAX`, windows up to
+//! `MAX_WINDOW_SECS`, token buckets at the fastest refill). The memory store against the
+//! Redis store: `alike.rs`.
 
 mod support;
 
@@ -14,19 +16,22 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 use tollgate::Strategy as Algorithm;
 use tollgate::strategy::{
-    FixedWindow, RateState, SlidingWindowCounter, SlidingWindowLog, TokenBucket, apply, refund,
+    BanState, FixedWindow, RateState, SlidingWindowCounter, SlidingWindowLog, TokenBucket, apply,
+    apply_banned, overdraw, overdraw_banned, refund,
 };
-use tollgate::{Decision, MAX_AMOUNT, Policy, Rate, Rates, Store, Timestamp};
+use tollgate::{Ban, Decision, MAX_AMOUNT, Policy, Rate, Rates, Store, Timestamp};
 use tollgate_redis::RedisStore;
 
-/// A policy of 1 to 3 rates of 1 to 6 units per 1 to 5 seconds, maybe with a burst.
+/// A policy of 1 to 3 rates of 1 to 6 units per 1 to 5 seconds, maybe with a burst, maybe
+/// with a ban of 1 to 3 breaches per 1 to 5 seconds for 1 to 8 seconds.
 fn policies() -> impl Strategy<Value = Policy> {
     (
         0usize..4,
         prop::collection::vec((0u64..=6, 1u64..=5), 1..=3),
         prop::option::of(1u64..=9),
+        prop::option::of((1u64..=3, 1u64..=5, 1u64..=8)),
     )
-        .prop_map(|(s, rates, burst)| {
+        .prop_map(|(s, rates, burst, ban)| {
             let rates = Rates::new(
                 rates
                     .into_iter()
@@ -34,25 +39,45 @@ fn policies() -> impl Strategy<Value = Policy> {
             )
             .expect("non-empty");
             let policy = Policy::new(Algorithm::ALL[s], rates).expect("slow enough");
-            match burst {
+            let policy = match burst {
                 Some(b) => policy.clone().with_burst(b).unwrap_or(policy),
+                None => policy,
+            };
+            match ban {
+                Some((n, secs, duration)) => {
+                    let after = Rate::new(n, Duration::from_secs(secs)).expect("rate");
+                    let ban = Ban::new(after, Duration::from_secs(duration)).expect("ban");
+                    policy.with_ban(ban)
+                }
                 None => policy,
             }
         })
 }
 
-/// One operation: milliseconds since the previous one, which of 3 keys, a cost seed, and
-/// whether it is a refund rather than a hit.
-type Op = (u64, usize, u64, bool);
+/// What an operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Hit,
+    Refund,
+    LateCharge,
+}
 
-/// Hits and refunds, about one in three a refund.
+/// One operation: milliseconds since the previous one, which of 3 keys, a cost seed, and
+/// what it does.
+type Op = (u64, usize, u64, Kind);
+
+/// Hits, refunds and late charges, about half of them hits.
 fn ops() -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(
         (
             prop_oneof![0u64..=5, 0u64..=3000],
             0usize..3,
             0u64..=9,
-            prop::bool::weighted(0.3),
+            prop_oneof![
+                5 => Just(Kind::Hit),
+                3 => Just(Kind::Refund),
+                2 => Just(Kind::LateCharge),
+            ],
         ),
         1..60,
     )
@@ -138,27 +163,43 @@ fn flatten(value: &redis::Value, into: &mut Vec<i64>) {
     }
 }
 
-/// The states Redis holds for `key`, printed as `Debug` prints the Rust states; `None` when
-/// it holds none.
-fn redis_states<S: Twin>(redis: &mut redis::Connection, key: &[u8]) -> Option<String> {
+/// The states Redis holds for `key`, printed as `Debug` prints the Rust states (and, after
+/// `rates` of them, a ban state); `None` when it holds none.
+fn redis_states<S: Twin>(
+    redis: &mut redis::Connection,
+    key: &[u8],
+    rates: usize,
+) -> Option<String> {
     let reply: redis::Value = redis::cmd("EVAL")
         .arg(READ_STATES)
         .arg(1)
         .arg(key)
         .query(redis)
         .expect("read states");
-    let redis::Value::Array(rates) = reply else {
+    let redis::Value::Array(states) = reply else {
         return None;
     };
-    let rates: Vec<String> = rates
+    let printed_rates: Vec<String> = states
         .iter()
+        .take(rates)
         .map(|rate| {
             let mut fields = Vec::new();
             flatten(rate, &mut fields);
             S::debug_of(&fields)
         })
         .collect();
-    Some(format!("[{}]", rates.join(", ")))
+    let mut printed = format!("[{}]", printed_rates.join(", "));
+    if let Some(ban) = states.get(rates) {
+        let mut fields = Vec::new();
+        flatten(ban, &mut fields);
+        printed += &match fields[..] {
+            [until, start, count] => format!(
+                " BanState {{ until: {until}, breaches: FixedWindow {{ start: {start}, count: {count} }} }}"
+            ),
+            _ => format!(" not a ban state: {fields:?}"),
+        };
+    }
+    Some(printed)
 }
 
 /// A store in client-time mode, a direct connection to read its keys, and a runtime.
@@ -166,6 +207,28 @@ struct Twins {
     store: RedisStore,
     redis: redis::Connection,
     rt: tokio::runtime::Runtime,
+}
+
+/// One key's states on the Rust side: one per rate, and a ban state.
+struct RustKey<S> {
+    states: Vec<S>,
+    ban: BanState,
+}
+
+impl<S: Twin> RustKey<S> {
+    /// Printed as [`redis_states`] prints Redis's (with the ban state when the policy has a
+    /// ban).
+    fn printed(&self, banning: bool) -> String {
+        let mut printed = format!("{:?}", self.states);
+        if banning {
+            printed += &format!(" {:?}", self.ban);
+        }
+        printed
+    }
+
+    fn is_fresh(&self) -> bool {
+        self.states.iter().all(|s| *s == S::default()) && self.ban == BanState::default()
+    }
 }
 
 fn twin<S: Twin>(
@@ -177,6 +240,7 @@ fn twin<S: Twin>(
     let Twins { store, redis, rt } = twins;
     let prepared = store.prepare(name, policy);
     let limits = prepared.limits().to_vec();
+    let ban_rule = prepared.ban_rule().copied();
     let tick_ns = prepared.tick().as_nanos() as u64;
     let max_cost = limits
         .iter()
@@ -184,52 +248,84 @@ fn twin<S: Twin>(
         .map(|l| l.capacity())
         .min()
         .unwrap_or(9);
-    let mut states: HashMap<usize, Vec<S>> = HashMap::new();
+    let mut keys: HashMap<usize, RustKey<S>> = HashMap::new();
     // Start at a realistic time: milliseconds since the Unix epoch.
     let mut now_ms = 1_780_000_000_000u64;
-    for &(dt, key, seed, is_refund) in ops {
+    for &(dt, key, seed, kind) in ops {
         now_ms += dt;
         let key_bytes = format!("k{key}");
         let now = Timestamp::from_nanos(now_ms * 1_000_000);
         let ticks = now.as_nanos() / tick_ns;
-        let state = states
-            .entry(key)
-            .or_insert_with(|| vec![S::default(); limits.len()]);
-        let op = if is_refund {
-            // Refunds may give back more than any hit could have charged, up to u64::MAX:
-            // both saturate.
-            let cost = if seed == u64::MAX {
-                seed
-            } else {
-                seed % (max_cost + 3)
-            };
-            rt.block_on(store.refund(&prepared, key_bytes.as_bytes(), now, cost))
-                .map_err(|e| TestCaseError::fail(e.to_string()))?;
-            refund(state, &limits, ticks, cost);
-            format!("refund of {cost}")
-        } else {
-            let cost = hit_cost(seed, max_cost);
-            let redis: Decision = rt
-                .block_on(store.hit(&prepared, key_bytes.as_bytes(), now, cost))
-                .map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let rust = apply(state, &limits, ticks, cost);
+        let rust = keys.entry(key).or_insert_with(|| RustKey {
+            states: vec![S::default(); limits.len()],
+            ban: BanState::default(),
+        });
+        let fail = |e: tollgate::StoreError| TestCaseError::fail(e.to_string());
+        let (op, decisions) = match kind {
+            Kind::Refund => {
+                // Refunds may give back more than any hit could have charged, up to
+                // u64::MAX: both saturate.
+                let cost = if seed == u64::MAX {
+                    seed
+                } else {
+                    seed % (max_cost + 3)
+                };
+                rt.block_on(store.refund(&prepared, key_bytes.as_bytes(), now, cost))
+                    .map_err(fail)?;
+                refund(&mut rust.states, &limits, ticks, cost);
+                (format!("refund of {cost}"), None)
+            }
+            Kind::LateCharge => {
+                // Late charges may ask for anything: each rate takes up to twice its capacity.
+                let cost = if seed >= EVERYTHING - 8 {
+                    u64::MAX
+                } else {
+                    seed % (3 * max_cost + 2)
+                };
+                let redis: Decision = rt
+                    .block_on(store.overdraw(&prepared, key_bytes.as_bytes(), now, cost))
+                    .map_err(fail)?;
+                let rust = match ban_rule {
+                    Some(_) => overdraw_banned(&rust.ban, &mut rust.states, &limits, ticks, cost),
+                    None => overdraw(&mut rust.states, &limits, ticks, cost),
+                };
+                (format!("late charge of {cost}"), Some((redis, rust)))
+            }
+            Kind::Hit => {
+                let cost = hit_cost(seed, max_cost);
+                let redis: Decision = rt
+                    .block_on(store.hit(&prepared, key_bytes.as_bytes(), now, cost))
+                    .map_err(fail)?;
+                let rust = match &ban_rule {
+                    Some(rule) => {
+                        apply_banned(&mut rust.ban, rule, &mut rust.states, &limits, ticks, cost)
+                    }
+                    None => apply(&mut rust.states, &limits, ticks, cost),
+                };
+                (format!("hit of {cost}"), Some((redis, rust)))
+            }
+        };
+        if let Some((redis, rust)) = decisions {
             let rust = rust.into_decision(prepared.tick());
             prop_assert_eq!(
                 redis,
                 rust,
-                "{} at {} ms, key {}, hit of {}",
+                "{} at {} ms, key {}, {}",
                 policy,
                 now_ms,
                 key,
-                cost
+                op
             );
-            format!("hit of {cost}")
-        };
-        let stored = redis_states::<S>(redis, &prepared.redis_key(key_bytes.as_bytes()));
+        }
+        let stored = redis_states::<S>(
+            redis,
+            &prepared.redis_key(key_bytes.as_bytes()),
+            limits.len(),
+        );
         match stored {
             Some(lua) => prop_assert_eq!(
                 lua,
-                format!("{state:?}"),
+                rust.printed(ban_rule.is_some()),
                 "{} at {} ms, key {}, after a {}",
                 policy,
                 now_ms,
@@ -237,13 +333,13 @@ fn twin<S: Twin>(
                 op
             ),
             None => prop_assert!(
-                state.iter().all(|s| *s == S::default()),
-                "{} at {} ms, key {}, after a {}: redis holds nothing, rust {:?}",
+                rust.is_fresh(),
+                "{} at {} ms, key {}, after a {}: redis holds nothing, rust {}",
                 policy,
                 now_ms,
                 key,
                 op,
-                state
+                rust.printed(true)
             ),
         }
     }
@@ -317,12 +413,14 @@ fn lua_scripts_agree_on_window_boundaries() {
     let mut ops = Vec::new();
     for step in [0, 999, 1, 999, 1, 1000, 1000, 500, 500, 1999, 1, 2000, 3000] {
         for cost in [1, 1, 2] {
-            ops.push((step, 0, cost, false));
-            ops.push((0, 1, cost + 1, false));
+            ops.push((step, 0, cost, Kind::Hit));
+            ops.push((0, 1, cost + 1, Kind::Hit));
         }
-        // Give back on both keys at the same instant, one more than the last hit charged.
-        ops.push((0, 0, 3, true));
-        ops.push((0, 1, 4, true));
+        // Give back on both keys at the same instant, one more than the last hit charged,
+        // then charge one key late.
+        ops.push((0, 0, 3, Kind::Refund));
+        ops.push((0, 1, 4, Kind::Refund));
+        ops.push((0, 0, 5, Kind::LateCharge));
     }
     // The last two: a rate that refills every 100 µs, and one so large that the store counts
     // in ticks of 100 µs.
@@ -336,9 +434,14 @@ fn lua_scripts_agree_on_window_boundaries() {
     for (i, rates) in policies.iter().enumerate() {
         for algorithm in Algorithm::ALL {
             let policy = Policy::new(algorithm, rates.parse().expect("rates")).expect("policy");
-            let name = format!("boundary{i}{algorithm}");
-            let result = run_twins(&mut twins, &name, &policy, &ops);
-            result.unwrap_or_else(|e| panic!("{policy}: {e}"));
+            // And with a ban of 2 breaches per 2 seconds for 3 seconds.
+            let ban = Ban::new("2/2 seconds".parse().expect("rate"), Duration::from_secs(3));
+            let banning = policy.clone().with_ban(ban.expect("ban"));
+            for (j, policy) in [policy, banning].iter().enumerate() {
+                let name = format!("boundary{i}{algorithm}{j}");
+                let result = run_twins(&mut twins, &name, policy, &ops);
+                result.unwrap_or_else(|e| panic!("{policy}: {e}"));
+            }
         }
     }
 }
@@ -372,17 +475,26 @@ fn lua_scripts_agree_at_the_bounds() {
             };
             let longest = rates.iter().map(|r| r.window()).max().unwrap_or_default();
             let ops = edge_ops(u64::try_from(longest.as_millis()).unwrap_or(u64::MAX));
-            let name = format!("bounds{i}{algorithm}");
-            let result = run_twins(&mut twins, &name, &policy, &ops);
-            result.unwrap_or_else(|e| panic!("{policy}: {e}"));
+            // And with the longest ban: 2 breaches per 100 years ban for 100 years.
+            let ban = Ban::new("2/100 years".parse().expect("rate"), longest_ban()).expect("ban");
+            for (j, policy) in [policy.clone(), policy.with_ban(ban)].iter().enumerate() {
+                let name = format!("bounds{i}{algorithm}{j}");
+                let result = run_twins(&mut twins, &name, policy, &ops);
+                result.unwrap_or_else(|e| panic!("{policy}: {e}"));
+            }
         }
     }
 }
 
+/// The longest a ban may last: 100 years.
+fn longest_ban() -> Duration {
+    Duration::from_secs(tollgate::MAX_WINDOW_SECS)
+}
+
 /// Steps that reach the edges of a window of `w` ms (none, a millisecond, half, a third,
-/// just under all of it), with costs of everything, one less, one and none, and refunds of
-/// `u64::MAX` and of one. Time runs for at most 2.5 windows: a 100-year window counted from
-/// 2026 stays within a `u64` of nanoseconds.
+/// just under all of it), with costs of everything, one less, one and none, refunds of
+/// `u64::MAX` and of one, and late charges of everything. Time runs for at most 2.5 windows:
+/// a 100-year window counted from 2026 stays within a `u64` of nanoseconds.
 fn edge_ops(w: u64) -> Vec<Op> {
     let steps = [
         0,
@@ -406,7 +518,14 @@ fn edge_ops(w: u64) -> Vec<Op> {
         let dt = step.min((w / 2 * 5).saturating_sub(elapsed));
         elapsed += dt;
         let seed = seeds[i % seeds.len()];
-        ops.push((dt, i % 2, seed, seed == u64::MAX || i % 9 == 8));
+        let kind = if seed == u64::MAX || i % 9 == 8 {
+            Kind::Refund
+        } else if i % 7 == 3 {
+            Kind::LateCharge
+        } else {
+            Kind::Hit
+        };
+        ops.push((dt, i % 2, seed, kind));
     }
     ops
 }

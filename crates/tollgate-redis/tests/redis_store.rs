@@ -1,11 +1,13 @@
 //! The Redis store's contract: key layout (long keys digested) and expiry, NOSCRIPT
-//! recovery, reset, refunds, server time, amounts at the bound, errors and storage URIs.
+//! recovery, reset, refunds, server time, amounts at the bound, errors and storage URIs; bans
+//! shared by every client, kept in the key's value until they end, lifted by a reset; late
+//! charges from every client counted.
 
 mod support;
 
 use std::time::Duration;
 
-use tollgate::{Limiter, MAX_AMOUNT, Policy, Rate, Store, Strategy};
+use tollgate::{Ban, Limiter, MAX_AMOUNT, Policy, Rate, Store, Strategy};
 use tollgate_redis::{AnyStore, MAX_PLAIN_KEY_LEN, RedisStore};
 
 #[tokio::test]
@@ -306,4 +308,70 @@ async fn concurrent_hits_share_one_multiplexed_connection() {
         task.await.expect("task");
     }
     assert_eq!(clients.lines().count(), 2, "{clients}");
+}
+
+/// A ban set through one client is honoured through another (they share the key), lives in
+/// Redis as long as it runs (the key's TTL), ends by itself, and a reset lifts it.
+#[tokio::test]
+async fn a_ban_is_one_ban_for_every_client_and_ends_by_itself() {
+    let server = support::RedisServer::start();
+    let ban = Ban::new(Rate::per_minute(2), Duration::from_secs(2)).expect("ban");
+    let policy = Policy::fixed_window(Rate::per_minute(1).into()).with_ban(ban);
+    let connect = || async {
+        let store = RedisStore::connect(&server.uri()).await.expect("connect");
+        Limiter::new(store).policy("login", policy.clone())
+    };
+    let (one, other) = (connect().await, connect().await);
+    assert!(one.hit("alice").await.expect("hit").allowed());
+    assert!(!other.hit("alice").await.expect("hit").banned()); // a breach, through the other
+    let banned = one.hit("alice").await.expect("hit");
+    assert!(banned.ban_started());
+    let seen = other.hit("alice").await.expect("hit");
+    assert!(seen.banned() && !seen.ban_started());
+    assert!(seen.retry_after().expect("denied") > Duration::from_millis(1_500));
+    tokio::time::sleep(Duration::from_millis(2_050)).await;
+    let after = other.hit("alice").await.expect("hit");
+    assert!(!after.banned(), "{after:?}"); // the ban ended; the minute's window still denies
+    // A ban again, lifted by a reset through the other client.
+    one.hit("bob").await.expect("hit");
+    one.hit("bob").await.expect("breach");
+    assert!(one.hit("bob").await.expect("breach").ban_started());
+    other.reset("bob").await.expect("reset");
+    assert!(one.hit("bob").await.expect("hit").allowed());
+}
+
+/// A ban outlives the counts: the key's TTL is the ban's, not the window's.
+#[tokio::test]
+async fn a_banned_key_lives_as_long_as_its_ban() {
+    let server = support::RedisServer::start();
+    let store = RedisStore::connect(&server.uri()).await.expect("connect");
+    let ban = Ban::new(Rate::per_minute(1), Duration::from_secs(3600)).expect("ban");
+    let policy = Policy::fixed_window(Rate::per_second(1).into()).with_ban(ban);
+    let redis_key = store.prepare("login", &policy).redis_key(b"alice");
+    let login = Limiter::new(store).policy("login", policy);
+    login.hit("alice").await.expect("hit");
+    assert!(login.hit("alice").await.expect("breach").ban_started());
+    let key = String::from_utf8(redis_key).expect("ascii");
+    let ttl: i64 = server.cli(&["PTTL", &key]).trim().parse().expect("pttl");
+    assert!((3_590_000..=3_600_000).contains(&ttl), "ttl {ttl} ms");
+}
+
+/// Late charges from several clients add up in one count, into debt.
+#[tokio::test]
+async fn late_charges_from_every_client_are_counted() {
+    let server = support::RedisServer::start();
+    let policy = Policy::fixed_window(Rate::per_minute(100).into());
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let store = RedisStore::connect(&server.uri()).await.expect("connect");
+        clients.push(Limiter::new(store).policy("tokens", policy.clone()));
+    }
+    for client in &clients {
+        let after = client.overdraw("alice", 40).await.expect("late charge");
+        assert_eq!(after.allowed(), !std::ptr::eq(client, &clients[2]));
+    }
+    // 120 of 100: 20 owed, carried into the next window.
+    let peek = clients[0].peek("alice").await.expect("peek");
+    assert_eq!((peek.allowed(), peek.remaining()), (false, 0));
+    assert!(peek.retry_after().expect("denied") > Duration::from_secs(59));
 }

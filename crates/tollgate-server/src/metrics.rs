@@ -61,6 +61,11 @@ struct HitLabels {
     outcome: HitOutcome,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PolicyLabel {
+    policy: String,
+}
+
 /// The hit counters of one policy (`tollgate_hits_total{policy, outcome}`), made once so
 /// that recording a decision takes no lock, no lookup and no allocation. Clones count into
 /// the same counters.
@@ -86,11 +91,43 @@ struct HitLabels {
 pub struct PolicyCounters {
     /// By [`HitOutcome`]: allowed, denied, shadow-denied, error, invalid.
     counters: Arc<[Counter; 5]>,
+    /// Bans started (`tollgate_bans_total{policy}`).
+    bans: Counter,
+    /// Late charges (`tollgate_charges_total{policy}`).
+    charges: Counter,
 }
 
 impl PolicyCounters {
-    /// Counts what a charge came to (nothing for one that was never tried).
+    /// Counts what a charge came to (nothing for one that was never tried), and the ban it
+    /// started, if it did.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Admission, Ban, Charge, Limiter, MemoryStore, Policy, Rate};
+    /// use tollgate_server::{Metrics, Totals};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let metrics = Metrics::new();
+    /// let counters = metrics.counters("login");
+    /// let ban = Ban::new(Rate::per_hour(1), Duration::from_secs(60)).expect("a valid ban");
+    /// let policy = Policy::fixed_window(Rate::per_hour(1).into()).with_ban(ban);
+    /// let login = Limiter::new(MemoryStore::new()).policy("login", policy);
+    /// for _ in 0..3 {
+    ///     let verdict = Admission::new().charge(Charge::new(login.clone(), "k", 1)).decide().await;
+    ///     counters.record(&verdict.results()[0]);
+    /// }
+    /// let text = metrics.render(&Totals::default());
+    /// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="denied"} 2"#));
+    /// assert!(text.contains(r#"tollgate_bans_total{policy="login"} 1"#)); // the second banned
+    /// # });
+    /// ```
     pub fn record(&self, result: &ChargeResult) {
+        if result
+            .decision()
+            .is_some_and(|decision| decision.ban_started())
+        {
+            self.bans.inc();
+        }
         let outcome = match result {
             ChargeResult::Allowed(_) => HitOutcome::Allowed,
             ChargeResult::Denied(_) => HitOutcome::Denied,
@@ -127,6 +164,20 @@ impl PolicyCounters {
             _ => return,
         };
         self.count(outcome);
+    }
+
+    /// Counts a late charge (`POST /v1/charge`), whatever it came to.
+    ///
+    /// ```
+    /// use tollgate_server::{Metrics, Totals};
+    ///
+    /// let metrics = Metrics::new();
+    /// metrics.counters("tokens").record_charge();
+    /// let text = metrics.render(&Totals::default());
+    /// assert!(text.contains(r#"tollgate_charges_total{policy="tokens"} 1"#));
+    /// ```
+    pub fn record_charge(&self) {
+        self.charges.inc();
     }
 
     fn count(&self, outcome: HitOutcome) {
@@ -168,9 +219,13 @@ pub struct Totals {
     pub memory_keys: usize,
     /// Keys evicted from memory so far to keep within `[server] max_keys`.
     pub memory_evicted: u64,
+    /// Keys banned now, in memory (the `memory://` storage's and the fallback's): Redis
+    /// cannot tell without scanning every key.
+    pub banned_keys: usize,
 }
 
-/// The server's counters: hits by policy and outcome, storage errors (timed-out hits apart,
+/// The server's counters: hits by policy and outcome, bans started and late charges by
+/// policy, the keys banned now (in memory), storage errors (timed-out hits apart,
 /// and what became of them), whether and how often hits fell back to memory, the keys
 /// tracked in memory and evicted from it, inline policies evicted, and the latency of checks.
 ///
@@ -203,6 +258,9 @@ pub struct Totals {
 pub struct Metrics {
     registry: Registry,
     hits: Family<HitLabels, Counter>,
+    bans: Family<PolicyLabel, Counter>,
+    charges: Family<PolicyLabel, Counter>,
+    banned_keys: Gauge,
     latency: Histogram,
     fallback: Gauge,
     memory_keys: Gauge,
@@ -248,12 +306,30 @@ impl Metrics {
     /// Empty counters.
     pub fn new() -> Self {
         let hits = Family::<HitLabels, Counter>::default();
+        let bans = Family::<PolicyLabel, Counter>::default();
+        let charges = Family::<PolicyLabel, Counter>::default();
+        let banned_keys = Gauge::default();
         // 25 us to about 0.8 s.
         let latency = Histogram::new(exponential_buckets(0.000_025, 2.0, 16));
         let fallback = Gauge::default();
         let memory_keys = Gauge::default();
         let mut registry = Registry::default();
         registry.register("tollgate_hits", "Hits by policy and outcome", hits.clone());
+        registry.register(
+            "tollgate_bans",
+            "Bans started by policy, after repeated breaches",
+            bans.clone(),
+        );
+        registry.register(
+            "tollgate_banned_keys",
+            "Keys banned now, where the storage can tell (memory and the fallback, not Redis)",
+            banned_keys.clone(),
+        );
+        registry.register(
+            "tollgate_charges",
+            "Late charges (POST /v1/charge) by policy",
+            charges.clone(),
+        );
         registry.register(
             "tollgate_check_duration_seconds",
             "Time to decide a check, in seconds",
@@ -307,6 +383,9 @@ impl Metrics {
         Self {
             registry,
             hits,
+            bans,
+            charges,
+            banned_keys,
             latency,
             fallback,
             memory_keys,
@@ -341,8 +420,13 @@ impl Metrics {
                 })
                 .clone()
         };
+        let label = PolicyLabel {
+            policy: policy.to_owned(),
+        };
         PolicyCounters {
             counters: Arc::new(HitOutcome::ALL.map(counter)),
+            bans: self.bans.get_or_create(&label).clone(),
+            charges: self.charges.get_or_create(&label).clone(),
         }
     }
 
@@ -375,6 +459,8 @@ impl Metrics {
         self.fallback.set(i64::from(now.falling_back));
         self.memory_keys
             .set(i64::try_from(now.memory_keys).unwrap_or(i64::MAX));
+        self.banned_keys
+            .set(i64::try_from(now.banned_keys).unwrap_or(i64::MAX));
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

@@ -397,6 +397,11 @@ impl ServerState {
         };
         let fallback = failover.fallback().stats();
         let late = failover.store().late_hits();
+        let now = self.limiter.clock().now();
+        let banned_in_storage = match failover.store() {
+            AnyStore::Memory(store) => store.banned_keys(now),
+            AnyStore::Redis(_) => 0,
+        };
         Totals {
             storage_errors: failover.errors(),
             falling_back: failover.is_falling_back(),
@@ -407,6 +412,7 @@ impl ServerState {
             fallback_switches: failover.switches(),
             memory_keys: memory.keys + fallback.keys,
             memory_evicted: memory.evicted + fallback.evicted,
+            banned_keys: banned_in_storage + failover.fallback().banned_keys(now),
         }
     }
 }

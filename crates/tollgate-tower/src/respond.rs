@@ -121,16 +121,44 @@ impl Breach {
 }
 
 /// The JSON body of every answer of the limiter's own: `{"error": ...}`, and for a 429
-/// `"retry_after"` in seconds.
+/// `"retry_after"` in seconds, and `"banned": true` when the client is banned.
 #[derive(serde::Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    banned: bool,
 }
 
 /// The default rejection: 429, `Retry-After`, and
-/// `{"error":"rate limit exceeded","retry_after":N}`.
+/// `{"error":"rate limit exceeded","retry_after":N}`, with `"banned":true` when the client
+/// is banned after repeated breaches (see [`crate::Limit::ban`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate_tower::{HttpLimiter, Limit};
+///
+/// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+/// #     use tower::{Layer, ServiceExt};
+/// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+/// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+/// # }
+/// # let get = |path: &str| http::Request::get(path).body(()).unwrap();
+/// # let body = |response: http::Response<tollgate_tower::HttpLimitBody<()>>| {
+/// #     let http_body_util::Either::Right(body) = response.into_body() else { panic!("the limiter's") };
+/// #     let bytes = futures_executor::block_on(http_body_util::BodyExt::collect(body)).unwrap().to_bytes();
+/// #     String::from_utf8(bytes.to_vec()).unwrap()
+/// # };
+/// let limiter = HttpLimiter::builder()
+///     .default_limit(Limit::new("1/minute").ban("1/minute", Duration::from_secs(600)))
+///     .build()?;
+/// assert_eq!(send(&limiter, get("/")).status(), 200);
+/// let banned = send(&limiter, get("/"));
+/// assert_eq!(banned.headers()["retry-after"], "600");
+/// assert_eq!(body(banned), r#"{"error":"rate limit exceeded","retry_after":600,"banned":true}"#);
+/// # Ok::<(), tollgate_tower::BuildError>(())
+/// ```
 pub(crate) fn too_many_requests(breach: &Breach) -> Response<Body> {
     let retry_after = breach.retry_after_secs();
     let mut response = json(
@@ -138,6 +166,7 @@ pub(crate) fn too_many_requests(breach: &Breach) -> Response<Body> {
         &ErrorBody {
             error: "rate limit exceeded",
             retry_after: Some(retry_after),
+            banned: breach.decision.banned(),
         },
     );
     response
@@ -170,10 +199,17 @@ pub fn grpc_rejection(breach: &Breach) -> Response<Body> {
         HeaderValue::from_static("application/grpc"),
     );
     headers.insert("grpc-status", HeaderValue::from_static("8"));
+    let banned = if breach.decision.banned() {
+        " (banned)"
+    } else {
+        ""
+    };
     headers.insert(
         "grpc-message",
-        HeaderValue::from_str(&format!("rate limit exceeded; retry after {retry_after} s"))
-            .unwrap_or_else(|_| HeaderValue::from_static("rate limit exceeded")),
+        HeaderValue::from_str(&format!(
+            "rate limit exceeded{banned}; retry after {retry_after} s"
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static("rate limit exceeded")),
     );
     headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     response
@@ -195,6 +231,7 @@ pub fn json_error(status: StatusCode, message: &str) -> Response<Body> {
         &ErrorBody {
             error: message,
             retry_after: None,
+            banned: false,
         },
     )
 }

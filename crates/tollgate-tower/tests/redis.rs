@@ -1,5 +1,6 @@
 //! The layer over a real Redis: workers share one count, a deduct-when refund reaches Redis,
-//! and a dead Redis is answered by the failure mode.
+//! a ban set through one worker holds in the others, late charges from every worker are
+//! counted, and a dead Redis is answered by the failure mode.
 
 #[path = "../../tollgate-redis/tests/support/mod.rs"]
 mod redis_support;
@@ -32,10 +33,29 @@ fn app(store: impl Store) -> Router {
             "/login",
             Limit::new("2/minute").deduct_when(|r| r.status == StatusCode::UNAUTHORIZED),
         )
+        .route(
+            "/b",
+            Limit::new("1/minute").ban("2/minute", Duration::from_secs(3600)),
+        )
+        .route(
+            "/tokens",
+            Limit::new("100/minute").charge_after(|response| {
+                response
+                    .headers
+                    .get("x-tokens")
+                    .and_then(|value| value.to_str().ok()?.parse().ok())
+                    .unwrap_or(0)
+            }),
+        )
         .build()
         .expect("valid");
     Router::new()
         .route("/a", get(|| async { "a" }))
+        .route("/b", get(|| async { "b" }))
+        .route(
+            "/tokens",
+            get(|| async { ([("x-tokens", "40")], "tokens") }),
+        )
         .route(
             "/login",
             get(|request: Request| async move {
@@ -156,4 +176,33 @@ async fn shadow_limits_and_header_lists_over_redis() {
     assert_eq!(status(&two, "/a").await, 200);
     assert_eq!(status(&one, "/a").await, 200);
     assert_eq!(status(&two, "/a").await, 429);
+}
+
+#[tokio::test]
+async fn a_ban_set_through_one_worker_holds_in_the_others() {
+    let redis = RedisServer::start();
+    let (one, two) = (worker(&redis.uri()).await, worker(&redis.uri()).await);
+    assert_eq!(status(&one, "/b").await, 200);
+    assert_eq!(status(&two, "/b").await, 429); // a breach
+    assert_eq!(status(&one, "/b").await, 429); // the second: banned
+    let mut request = Request::builder()
+        .uri("/b")
+        .body(Body::empty())
+        .expect("request");
+    let peer: SocketAddr = "203.0.113.7:4000".parse().expect("address");
+    request.extensions_mut().insert(ConnectInfo(peer));
+    let banned = two.clone().oneshot(request).await.expect("infallible");
+    assert_eq!(banned.headers()["retry-after"], "3600");
+}
+
+#[tokio::test]
+async fn late_charges_from_every_worker_reach_redis() {
+    let redis = RedisServer::start();
+    let (one, two) = (worker(&redis.uri()).await, worker(&redis.uri()).await);
+    // Each answer takes 40 tokens: 80, then 120 of 100 (one unit was left), then none left.
+    assert_eq!(status(&one, "/tokens").await, 200);
+    assert_eq!(status(&two, "/tokens").await, 200);
+    assert_eq!(status(&one, "/tokens").await, 200);
+    assert_eq!(status(&two, "/tokens").await, 429);
+    assert_eq!(status(&one, "/tokens").await, 429);
 }

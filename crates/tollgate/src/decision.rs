@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::strategy::TickDecision;
+use crate::strategy::{BanStatus, TickDecision};
 
 /// The answer to a hit: allowed or not, and the numbers rate-limit headers render.
 ///
@@ -37,6 +37,7 @@ pub struct Decision {
     /// 0 when `allowed`.
     retry_after_ns: u64,
     window_ns: u64,
+    ban: BanStatus,
 }
 
 impl Decision {
@@ -56,6 +57,7 @@ impl Decision {
                 _ => 0,
             },
             window_ns: outcome.window.saturating_mul(tick),
+            ban: outcome.ban,
         }
     }
 
@@ -99,6 +101,38 @@ impl Decision {
     /// happened; `None` when allowed.
     pub fn retry_after(&self) -> Option<Duration> {
         (!self.allowed).then(|| Duration::from_nanos(self.retry_after_ns))
+    }
+
+    /// Whether the key is banned after repeated breaches of a policy with a ban (see
+    /// [`crate::Ban`]): then the hit is denied without touching the policy's counts, and
+    /// [`Decision::retry_after`] is at least the ban's remaining time.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Ban, Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let ban = Ban::new(Rate::per_minute(2), Duration::from_secs(3600))?;
+    /// let login = Limiter::new(MemoryStore::new())
+    ///     .policy("login", Policy::fixed_window(Rate::per_minute(1).into()).with_ban(ban));
+    /// assert!(login.hit("k").await?.allowed());
+    /// assert!(!login.hit("k").await?.banned()); // the first breach
+    /// let second = login.hit("k").await?; // the second: banned for an hour
+    /// assert!(second.banned() && second.ban_started());
+    /// assert_eq!(second.retry_after(), Some(Duration::from_secs(3600)));
+    /// let third = login.hit("k").await?;
+    /// assert!(third.banned() && !third.ban_started());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn banned(&self) -> bool {
+        self.ban.is_banned()
+    }
+
+    /// Whether this hit started a ban: it was the breach that completed the count (what
+    /// metrics count as a ban).
+    pub fn ban_started(&self) -> bool {
+        self.ban == BanStatus::Started
     }
 
     /// The binding rate's window.

@@ -54,6 +54,7 @@
 //! Nothing here knows about HTTP or Redis: those live in `tollgate-tower`, `tollgate-redis`
 //! and `tollgate-server`.
 
+mod ban;
 mod clock;
 mod decision;
 mod key;
@@ -63,6 +64,7 @@ mod rate;
 mod store;
 pub mod strategy;
 
+pub use ban::{Ban, InvalidBan};
 pub use clock::{Clock, ManualClock, MonotonicClock, SystemClock, Timestamp};
 pub use decision::Decision;
 pub use key::{Key, KeyBytes};
@@ -71,7 +73,9 @@ pub use limiter::{
     Verdict,
 };
 pub use policy::{MAX_TOKENS_PER_SECOND, Policy, PolicyError, Strategy};
-pub use rate::{InvalidRate, MAX_AMOUNT, MAX_RATES, MAX_WINDOW_SECS, ParseError, Rate, Rates};
+pub use rate::{
+    InvalidRate, MAX_AMOUNT, MAX_RATES, MAX_WINDOW_SECS, ParseError, Rate, Rates, parse_duration,
+};
 pub use store::failover::{Failover, FailoverSwitch, FailureMode, PreparedFailover};
 pub use store::memory::{DEFAULT_MAX_KEYS, MemoryStats, MemoryStore, PreparedMemory};
 #[cfg(feature = "test-util")]

@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::ban::Ban;
 use crate::rate::{MAX_AMOUNT, MAX_WINDOW_SECS, Rate, Rates};
 use crate::strategy::TickRate;
 
@@ -138,6 +139,8 @@ pub struct Policy {
     /// Token bucket capacity; only set for a token bucket with exactly one rate,
     /// `1..=MAX_AMOUNT`, and refilled within `MAX_WINDOW_SECS`.
     burst: Option<u64>,
+    /// Bans keys that keep breaching the policy (see `ban.rs`).
+    pub(crate) ban: Option<Ban>,
 }
 
 impl Policy {
@@ -171,6 +174,7 @@ impl Policy {
             rates,
             strategy,
             burst: None,
+            ban: None,
         }
     }
 
@@ -382,11 +386,15 @@ impl Policy {
 }
 
 impl fmt::Display for Policy {
-    /// `10/second; 100/minute (token-bucket, burst 20)`.
+    /// `10/second; 100/minute (token-bucket, burst 20)`, and the ban if there is one
+    /// (`5/minute (fixed-window, ban after 3/10 minutes for 1 hour)`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({}", self.rates, self.strategy)?;
         if let Some(burst) = self.burst {
             write!(f, ", burst {burst}")?;
+        }
+        if let Some(ban) = &self.ban {
+            write!(f, ", {ban}")?;
         }
         f.write_str(")")
     }

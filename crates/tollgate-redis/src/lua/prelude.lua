@@ -15,3 +15,8 @@ local function sat_sub(a, b)
 end
 
 local S = {}
+
+-- A rate holding twice its capacity: how far a late charge may fill a state.
+local function doubled(l)
+  return { amount = l.amount, capacity = 2 * l.capacity, window = l.window }
+end

@@ -70,3 +70,8 @@ function S.reset_after(s, l, now)
   end
   return math.min(sat_sub(fresh_at, now), 2 * w)
 end
+
+function S.overdraw(s, l, now, cost)
+  local units = math.min(cost, S.remaining(s, doubled(l), now))
+  if units > 0 then S.consume(s, l, now, units) end
+end

@@ -65,3 +65,8 @@ function S.reset_after(s, l, now)
   if #e == 0 then return 0 end
   return math.min(sat_sub(e[#e - 1] + l.window, now), l.window)
 end
+
+function S.overdraw(s, l, now, cost)
+  local units = math.min(cost, S.remaining(s, doubled(l), now))
+  if units > 0 then S.consume(s, l, now, units) end
+end

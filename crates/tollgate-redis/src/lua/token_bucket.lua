@@ -33,3 +33,8 @@ end
 function S.reset_after(s, l, now)
   return sat_sub(s[1], now)
 end
+
+function S.overdraw(s, l, now, cost)
+  local units = math.min(cost, S.remaining(s, doubled(l), now))
+  if units > 0 then S.consume(s, l, now, units) end
+end

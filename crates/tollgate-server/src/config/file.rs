@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tollgate::{DEFAULT_MAX_KEYS, FailureMode, Policy, Rates, Strategy};
+use tollgate::{Ban, DEFAULT_MAX_KEYS, FailureMode, Policy, Rate, Rates, Strategy};
 use tollgate_redis::StorageUri;
 use tollgate_tower::{HeaderPolicies, HeaderStyle};
 use toml::Spanned;
@@ -56,6 +56,8 @@ struct PolicySection {
     strategy: Option<Spanned<String>>,
     burst: Option<Spanned<u64>>,
     shadow: Option<Spanned<bool>>,
+    ban_after: Option<Spanned<String>>,
+    ban_for: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -456,7 +458,7 @@ impl<'a> Checker<'a> {
             None => Strategy::FixedWindow,
         };
         let burst = section.burst.as_ref().map(|burst| *burst.get_ref());
-        Policy::from_parts(strategy, rates, burst).map_err(|err| {
+        let policy = Policy::from_parts(strategy, rates, burst).map_err(|err| {
             if err.is_about_rates() {
                 return self.error(section.limits.span(), format!("{field}.limits"), err);
             }
@@ -465,7 +467,44 @@ impl<'a> Checker<'a> {
                 .as_ref()
                 .map_or_else(|| section.limits.span(), Spanned::span);
             self.error(span, format!("{field}.burst"), err)
+        })?;
+        Ok(match self.ban(section, field)? {
+            Some(ban) => policy.with_ban(ban),
+            None => policy,
         })
+    }
+
+    /// A policy's ban: `ban_after` (one rate, the breaches per window) and `ban_for` (a
+    /// duration such as `"1 hour"`), both or neither.
+    fn ban(&self, section: &PolicySection, field: &str) -> Result<Option<Ban>, ConfigError> {
+        let (after, duration) = match (&section.ban_after, &section.ban_for) {
+            (None, None) => return Ok(None),
+            (Some(after), Some(duration)) => (after, duration),
+            (Some(after), None) => {
+                return Err(self.error(
+                    after.span(),
+                    format!("{field}.ban_after"),
+                    "needs ban_for, how long a ban lasts, such as \"1 hour\"",
+                ));
+            }
+            (None, Some(duration)) => {
+                return Err(self.error(
+                    duration.span(),
+                    format!("{field}.ban_for"),
+                    "needs ban_after, the breaches that ban, such as \"3/10 minutes\"",
+                ));
+            }
+        };
+        let after_field = format!("{field}.ban_after");
+        let rate: Rate = after
+            .get_ref()
+            .parse()
+            .map_err(|err| self.error(after.span(), &after_field, err))?;
+        let length = tollgate::parse_duration(duration.get_ref())
+            .map_err(|err| self.error(duration.span(), format!("{field}.ban_for"), err))?;
+        Ban::new(rate, length)
+            .map(Some)
+            .map_err(|err| self.error(after.span(), after_field, err))
     }
 }
 

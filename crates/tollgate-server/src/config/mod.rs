@@ -108,7 +108,29 @@ pub struct Config {
     /// How long clients may take, and how many may be connected (`[server]` header_timeout,
     /// body_timeout, keepalive_timeout, max_connections); restart-only.
     pub connections: Connections,
-    /// The named policies.
+    /// The named policies (`[policies.NAME]`: `limits`, `strategy`, `burst`; and a ban after
+    /// repeated breaches, `ban_after` and `ban_for`, both or neither).
+    ///
+    /// ```
+    /// use tollgate_server::Config;
+    ///
+    /// let login = "[policies.login]\nlimits = \"5/minute\"\nban_after = \"3/10 minutes\"\n";
+    /// let config = Config::parse(&format!("{login}ban_for = \"1 hour\"\n"), "t.toml")?;
+    /// assert_eq!(
+    ///     config.policies["login"].to_string(),
+    ///     "5/minute (fixed-window, ban after 3/10 minutes for 1 hour)"
+    /// );
+    /// let err = Config::parse(login, "t.toml").unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "t.toml:3: policies.login.ban_after: needs ban_for, how long a ban lasts, such as \"1 hour\""
+    /// );
+    /// let err = Config::parse(&format!("{login}ban_for = \"1 fortnight\"\n"), "t.toml").unwrap_err();
+    /// assert!(err.to_string().starts_with(
+    ///     "t.toml:4: policies.login.ban_for: invalid duration \"1 fortnight\" at byte 2: unknown unit"
+    /// ));
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
     pub policies: BTreeMap<String, Policy>,
     /// The names of the policies marked `shadow = true`: counted and reported, never denying
     /// (in the check API, the proxy and the metrics alike).

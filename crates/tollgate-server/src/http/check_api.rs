@@ -1,5 +1,5 @@
-//! The HTTP check API: `POST /v1/check`, `/v1/peek`, `/v1/reset`, `GET /livez`, `/readyz`
-//! (and `/healthz`, the same) and `GET /metrics`.
+//! The HTTP check API: `POST /v1/check`, `/v1/peek`, `/v1/charge`, `/v1/reset`, `GET
+//! /livez`, `/readyz` (and `/healthz`, the same) and `GET /metrics`.
 //!
 //! A check names a configured policy, or carries one inline:
 //!
@@ -20,6 +20,11 @@
 //! unless a shadow policy would have denied. The rate-limit headers describe enforced
 //! policies only, unless `[server] headers_include_shadow = true`.
 //!
+//! A key banned after repeated breaches (a policy with `ban_after` and `ban_for`) is denied
+//! with `"banned": true`. `POST /v1/charge` (the same body, `cost` required) charges a cost
+//! learnt after the fact, whatever the room left, and answers 200 with the decision after
+//! the charge: `"allowed"` says whether a hit of one unit would be allowed now.
+//!
 //! Every mistake is a 4xx with `{"error": "..."}` saying what is wrong; a storage failure is
 //! a 503 (under `on_storage_error = "deny"`).
 
@@ -36,7 +41,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tollgate::{
-    Admission, Charge, ChargeResult, Decision, FailureMode, Policy, PolicyHandle, Rates, Strategy,
+    Admission, Ban, Charge, ChargeResult, Decision, FailureMode, Policy, PolicyHandle, Rate, Rates,
+    Strategy,
 };
 use tollgate_tower::{json_error, store_unavailable};
 
@@ -70,6 +76,7 @@ pub fn check_api_router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/v1/check", post(check))
         .route("/v1/peek", post(peek))
+        .route("/v1/charge", post(charge))
         .route("/v1/reset", post(reset))
         .route("/healthz", get(readyz))
         .route("/readyz", get(readyz))
@@ -85,7 +92,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     json_error(
         StatusCode::NOT_FOUND,
         &format!(
-            "no such endpoint {:?}: the API has POST /v1/check, /v1/peek, /v1/reset and GET /healthz, /livez, /readyz, /metrics",
+            "no such endpoint {:?}: the API has POST /v1/check, /v1/peek, /v1/charge, /v1/reset and GET /healthz, /livez, /readyz, /metrics",
             uri.path()
         ),
     )
@@ -121,13 +128,13 @@ struct CheckRequest {
     burst: Option<u64>,
     /// Makes an inline policy a shadow one.
     shadow: Option<bool>,
+    /// An inline policy's ban: the breaches that ban (`"3/10 minutes"`) and for how long
+    /// (`"1 hour"`), both or neither.
+    ban_after: Option<String>,
+    ban_for: Option<String>,
     key: String,
-    #[serde(default = "one")]
-    cost: u64,
-}
-
-fn one() -> u64 {
-    1
+    /// 1 unless given; `/v1/charge` requires it.
+    cost: Option<u64>,
 }
 
 /// A request the API refuses: its status and what is wrong.
@@ -186,6 +193,13 @@ impl CheckRequest {
                             .to_owned(),
                     ));
                 }
+                if self.ban_after.is_some() || self.ban_for.is_some() {
+                    return Err(bad(
+                        "ban_after and ban_for go with inline limits, not a named policy \
+                         (configure its ban in [policies])"
+                            .to_owned(),
+                    ));
+                }
                 let Some(named) = in_force.policy(name) else {
                     let names = in_force.policy_names();
                     return Err(Refusal(
@@ -208,6 +222,10 @@ impl CheckRequest {
                     let field = if err.is_about_rates() { "limits" } else { "burst" };
                     bad(format!("{field}: {err}"))
                 })?;
+                let policy = match self.inline_ban()? {
+                    Some(ban) => policy.with_ban(ban),
+                    None => policy,
+                };
                 // A shadow inline policy counts apart from the same limits enforced.
                 let shadow = self.shadow.unwrap_or(false);
                 let scope = if shadow {
@@ -227,6 +245,32 @@ impl CheckRequest {
                     .to_owned(),
             )),
         }
+    }
+}
+
+impl CheckRequest {
+    /// The ban of an inline policy, from `ban_after` and `ban_for`.
+    fn inline_ban(&self) -> Result<Option<Ban>, Refusal> {
+        let bad = |message: String| Refusal(StatusCode::BAD_REQUEST, message);
+        let (after, duration) = match (&self.ban_after, &self.ban_for) {
+            (None, None) => return Ok(None),
+            (Some(after), Some(duration)) => (after, duration),
+            _ => {
+                return Err(bad(
+                    "give both \"ban_after\" (such as \"3/10 minutes\") and \"ban_for\" \
+                     (such as \"1 hour\"), or neither"
+                        .to_owned(),
+                ));
+            }
+        };
+        let after: Rate = after
+            .parse()
+            .map_err(|err| bad(format!("ban_after: {err}")))?;
+        let duration =
+            tollgate::parse_duration(duration).map_err(|err| bad(format!("ban_for: {err}")))?;
+        Ban::new(after, duration)
+            .map(Some)
+            .map_err(|err| bad(format!("ban_after: {err}")))
     }
 }
 
@@ -270,7 +314,7 @@ async fn decide(
         Err(refusal) => return refusal.into_response(),
     };
     let cost = match asked {
-        Asked::Check => request.cost,
+        Asked::Check => request.cost.unwrap_or(1),
         Asked::Peek => 0,
     };
     let handle = handle.into_owned();
@@ -341,6 +385,49 @@ async fn decide(
     response
 }
 
+/// `POST /v1/charge`: a late charge of the body's `cost` (required), whatever the room
+/// left. Answers 200 with the decision after the charge (never 429: the charge itself is
+/// never refused), with the rate-limit headers but no `Retry-After`.
+async fn charge(
+    State(state): State<Arc<ServerState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request = match read_body(body).and_then(|body| CheckRequest::parse(&body)) {
+        Ok(request) => request,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let Some(cost) = request.cost else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "missing \"cost\": a late charge says what the request cost, such as {\"policy\": \"tokens\", \"key\": \"user:42\", \"cost\": 1500}",
+        );
+    };
+    let in_force = state.in_force();
+    let (handle, front, shadow) = match request.policy(&state, &in_force) {
+        Ok(policy) => policy,
+        Err(refusal) => return refusal.into_response(),
+    };
+    match handle.overdraw(request.key.as_str(), cost).await {
+        Ok(decision) => {
+            front.counters.record_charge();
+            // A shadow policy never denies: its debt is reported as `shadow_denied`.
+            let allowed = decision.allowed() || shadow;
+            let shadow_denied = shadow && !decision.allowed();
+            let answer = Answer::of(&decision, allowed, shadow_denied);
+            let mut response = axum::Json(answer).into_response();
+            front
+                .headers
+                .render(in_force.headers(), &decision, response.headers_mut());
+            response
+        }
+        Err(tollgate::Error::Store(err)) => {
+            tracing::warn!(policy = request.policy_name(), "storage failed: {err}");
+            store_unavailable()
+        }
+        Err(err) => json_error(StatusCode::BAD_REQUEST, &err.to_string()),
+    }
+}
+
 /// The body of a check's answer.
 #[derive(Serialize)]
 struct Answer {
@@ -352,6 +439,9 @@ struct Answer {
     retry_after_ms: Option<u64>,
     /// Whether a shadow policy would have denied the request, which was allowed.
     shadow_denied: bool,
+    /// Present (and true) when the key is banned after repeated breaches.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    banned: bool,
 }
 
 impl Answer {
@@ -364,6 +454,7 @@ impl Answer {
             reset_after_ms: ceil_ms(decision.reset_after()),
             retry_after_ms: decision.retry_after().filter(|_| !allowed).map(ceil_ms),
             shadow_denied,
+            banned: decision.banned(),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use tollgate::{Limiter, ParseError, Policy, PolicyError, Rates, Store, Strategy};
+use tollgate::{Ban, InvalidBan, Limiter, ParseError, Policy, PolicyError, Rates, Store, Strategy};
 
 use crate::builder::Declared;
 use crate::builder::limit::{Limit, LimitRates};
@@ -122,6 +122,20 @@ pub enum DeclarationError {
     Proxy(InvalidProxy),
     /// A clock was set on a builder that shares a limiter, which has its own.
     ClockOfSharedLimiter,
+    /// The breaches of a limit's ban do not parse.
+    BanRate {
+        /// Where the limit was declared.
+        scope: String,
+        /// What is wrong with them.
+        error: ParseError,
+    },
+    /// A limit's ban cannot be (no breaches, or a duration out of bounds).
+    Ban {
+        /// Where the limit was declared.
+        scope: String,
+        /// What is wrong.
+        error: InvalidBan,
+    },
 }
 
 impl fmt::Display for DeclarationError {
@@ -131,9 +145,13 @@ impl fmt::Display for DeclarationError {
             DeclarationError::Policy { scope, error } => write!(f, "limit on {scope}: {error}"),
             DeclarationError::OptionsOnPolicy { scope } => write!(
                 f,
-                "limit on {scope}: made from a Policy, so its strategy and burst are the \
+                "limit on {scope}: made from a Policy, so its strategy, burst and ban are the \
                  policy's; set them on the Policy"
             ),
+            DeclarationError::BanRate { scope, error } => {
+                write!(f, "limit on {scope}: ban after: {error}")
+            }
+            DeclarationError::Ban { scope, error } => write!(f, "limit on {scope}: {error}"),
             DeclarationError::SharedNameReused(name) => write!(
                 f,
                 "shared limit {name:?} is declared twice with different rates or options; \
@@ -154,6 +172,8 @@ impl std::error::Error for DeclarationError {
             DeclarationError::Rates { error, .. } => Some(error),
             DeclarationError::Policy { error, .. } => Some(error),
             DeclarationError::Proxy(err) => Some(err),
+            DeclarationError::BanRate { error, .. } => Some(error),
+            DeclarationError::Ban { error, .. } => Some(error),
             _ => None,
         }
     }
@@ -292,6 +312,7 @@ impl<S: Store> Compiler<'_, S> {
             per_route: limit.shared.is_none() && matches!(scope, Scope::Default),
             cost: limit.cost.clone(),
             deduct_when: limit.deduct_when.clone(),
+            charge_after: limit.charge_after.clone(),
             on_decision: limit.on_decision.clone(),
         });
         if limit.shared.is_some() {
@@ -312,6 +333,11 @@ impl<S: Store> Compiler<'_, S> {
             error,
         };
         let strategy = limit.strategy.unwrap_or(Strategy::FixedWindow);
+        let ban = self.ban(scope, limit)?;
+        let with_ban = |policy: Policy| match ban {
+            Some(ban) => policy.with_ban(ban),
+            None => policy,
+        };
         Ok(match &limit.rates {
             LimitRates::Notation(rates) => {
                 let rates = rates.clone().map_err(|error| DeclarationError::Rates {
@@ -319,10 +345,10 @@ impl<S: Store> Compiler<'_, S> {
                     error,
                 })?;
                 let policy = Policy::from_parts(strategy, rates, limit.burst).map_err(invalid)?;
-                LimitPolicy::Fixed(self.limiter.policy(&store_name, policy))
+                LimitPolicy::Fixed(self.limiter.policy(&store_name, with_ban(policy)))
             }
             LimitRates::Policy(policy) => {
-                if limit.strategy.is_some() || limit.burst.is_some() {
+                if limit.strategy.is_some() || limit.burst.is_some() || ban.is_some() {
                     return Err(DeclarationError::OptionsOnPolicy {
                         scope: scope.to_string(),
                     });
@@ -338,10 +364,28 @@ impl<S: Store> Compiler<'_, S> {
                     rates_for: Arc::clone(rates_for),
                     strategy,
                     burst: limit.burst,
+                    ban,
                     scope: store_name,
                 }
             }
         })
+    }
+
+    /// The ban declared on `limit` at `scope`, if any.
+    fn ban(&self, scope: Scope<'_>, limit: &Limit) -> Result<Option<Ban>, DeclarationError> {
+        let Some((after, duration)) = &limit.ban else {
+            return Ok(None);
+        };
+        let after = after.clone().map_err(|error| DeclarationError::BanRate {
+            scope: scope.to_string(),
+            error,
+        })?;
+        Ban::new(after, *duration)
+            .map(Some)
+            .map_err(|error| DeclarationError::Ban {
+                scope: scope.to_string(),
+                error,
+            })
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::request::Parts;
-use tollgate::{ChargeResult, ParseError, Policy, Rates, Strategy};
+use tollgate::{ChargeResult, ParseError, Policy, Rate, Rates, Strategy};
 
 use crate::key::KeyExtractor;
 
@@ -13,6 +13,10 @@ pub(crate) type CostFn = Arc<dyn Fn(&Parts) -> u64 + Send + Sync>;
 pub(crate) type DeductFn = Arc<dyn Fn(&http::response::Parts) -> bool + Send + Sync>;
 pub(crate) type DynamicFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 pub(crate) type DecisionFn = Arc<dyn Fn(&ChargeResult) + Send + Sync>;
+pub(crate) type LateCostFn = Arc<dyn Fn(&http::response::Parts) -> u64 + Send + Sync>;
+
+/// A ban as declared: the breaches that ban (notation, parsed when declared) and how long.
+pub(crate) type DeclaredBan = (Result<Rate, ParseError>, std::time::Duration);
 
 /// One limit as the user declares it: `"5/minute"`, with a strategy, a key, a cost and when
 /// a hit counts.
@@ -54,6 +58,10 @@ pub struct Limit {
     pub(crate) name: Option<String>,
     /// Set by [`Limit::shadow`]: counted and reported, never denying.
     pub(crate) shadow: bool,
+    /// Set by [`Limit::ban`] (`builder/ban.rs`).
+    pub(crate) ban: Option<DeclaredBan>,
+    /// Set by [`Limit::charge_after`] (`builder/late_charge.rs`).
+    pub(crate) charge_after: Option<LateCostFn>,
 }
 
 /// The rates of a limit: in the notation, a whole policy, or chosen per request.
@@ -152,6 +160,8 @@ impl Limit {
             on_decision: None,
             name: None,
             shadow: false,
+            ban: None,
+            charge_after: None,
         }
     }
 
@@ -432,6 +442,8 @@ impl Limit {
             && same(&self.on_decision, &other.on_decision)
             && self.name == other.name
             && self.shadow == other.shadow
+            && self.ban == other.ban
+            && same(&self.charge_after, &other.charge_after)
     }
 }
 
@@ -474,6 +486,11 @@ impl fmt::Debug for Limit {
             .field("on_decision", &self.on_decision.as_ref().map(|_| "custom"))
             .field("name", &self.name)
             .field("shadow", &self.shadow)
+            .field("ban", &self.ban)
+            .field(
+                "charge_after",
+                &self.charge_after.as_ref().map(|_| "custom"),
+            )
             .finish()
     }
 }

@@ -1,14 +1,17 @@
 //! [`Builder`]: declaring an [`HttpLimiter`]'s limits, keys, exemptions and answers.
 //!
-//! - `limit.rs`: [`Limit`], one declared limit.
+//! - `limit.rs`: [`Limit`], one declared limit; `ban.rs` and `late_charge.rs`, its bans
+//!   after repeated breaches and its charges after the response.
 //! - `report.rs`: what responses and hooks say of limits: their names, shadow limits, which
 //!   limits the headers list.
 //! - `engine.rs`: where the counts live: the store and clock, or a shared limiter.
 //! - `compile.rs`: the declarations compiled into the limits requests are checked against,
 //!   and [`BuildError`], which lists every mistake found.
 
+mod ban;
 pub(crate) mod compile;
 mod engine;
+mod late_charge;
 pub(crate) mod limit;
 mod report;
 

@@ -246,11 +246,13 @@ impl<S: Store> Rules<S> {
             } else {
                 charge
             };
-            admission.push(if limit.deduct_when.is_some() {
-                charge.settle_after()
-            } else {
-                charge
-            });
+            admission.push(
+                if limit.deduct_when.is_some() || limit.charge_after.is_some() {
+                    charge.settle_after()
+                } else {
+                    charge
+                },
+            );
             charged.push(limit);
             keys.push(key);
         }
@@ -368,7 +370,8 @@ impl<S: Store> Rules<S> {
     }
 
     /// Settles an admitted request once answered with `response` (`None` if the service
-    /// failed): gives back the charges that do not count, and writes the headers.
+    /// failed): gives back the charges that do not count, charges the responses' late costs,
+    /// and writes the headers.
     pub(crate) async fn settle(
         &self,
         pending: Pending<S>,
@@ -382,10 +385,7 @@ impl<S: Store> Rules<S> {
         if !settlement.is_empty() {
             let answered = response.as_deref();
             let settled = settlement
-                .settle(|index| {
-                    let counts = limits[index].deduct_when.as_ref();
-                    answered.is_some_and(|response| counts.is_some_and(|counts| counts(response)))
-                })
+                .settle_costs(|index, charged| limits[index].settled_cost(answered, charged))
                 .await;
             if let Err(err) = settled {
                 tracing::warn!("rate limit store failed to give a charge back: {err}");

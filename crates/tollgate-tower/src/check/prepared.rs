@@ -1,14 +1,14 @@
 //! [`PreparedLimit`]: one declared limit compiled over a limiter: its policy (or how to pick
-//! one per request), its key, cost and deduct-when, and its rate-limit fields.
+//! one per request), its key, cost, deduct-when and late cost, and its rate-limit fields.
 
 use std::fmt;
 use std::sync::Arc;
 
 use http::request::Parts;
 use smallvec::SmallVec;
-use tollgate::{Key, Limiter, Policy, PolicyHandle, Rates, Store, Strategy};
+use tollgate::{Ban, Key, Limiter, Policy, PolicyHandle, Rates, Store, Strategy};
 
-use crate::builder::limit::{CostFn, DecisionFn, DeductFn, DynamicFn};
+use crate::builder::limit::{CostFn, DecisionFn, DeductFn, DynamicFn, LateCostFn};
 use crate::headers::LimitHeaders;
 use crate::key::{KeyExtractor, RequestKey};
 
@@ -29,6 +29,8 @@ pub(crate) struct PreparedLimit<S: Store> {
     pub(crate) per_route: bool,
     pub(crate) cost: Option<CostFn>,
     pub(crate) deduct_when: Option<DeductFn>,
+    /// The cost of the response, charged when it is ready.
+    pub(crate) charge_after: Option<LateCostFn>,
     pub(crate) on_decision: Option<DecisionFn>,
 }
 
@@ -42,6 +44,7 @@ pub(crate) enum LimitPolicy<S: Store> {
         rates_for: DynamicFn,
         strategy: Strategy,
         burst: Option<u64>,
+        ban: Option<Ban>,
         scope: String,
     },
 }
@@ -71,14 +74,15 @@ impl<S: Store> PreparedLimit<S> {
         parts: &Parts,
         limiter: &Limiter<S>,
     ) -> Result<Option<PolicyHandle<S>>, String> {
-        let (rates_for, strategy, burst, scope) = match &self.policy {
+        let (rates_for, strategy, burst, ban, scope) = match &self.policy {
             LimitPolicy::Fixed(handle) => return Ok(Some(handle.clone())),
             LimitPolicy::Dynamic {
                 rates_for,
                 strategy,
                 burst,
+                ban,
                 scope,
-            } => (rates_for, strategy, burst, scope),
+            } => (rates_for, strategy, burst, ban, scope),
         };
         let Some(notation) = rates_for(parts) else {
             return Ok(None);
@@ -86,7 +90,31 @@ impl<S: Store> PreparedLimit<S> {
         let wrong = |error: &dyn fmt::Display| format!("dynamic limit {:?}: {error}", self.name);
         let rates: Rates = notation.parse().map_err(|err| wrong(&err))?;
         let policy = Policy::from_parts(*strategy, rates, *burst).map_err(|err| wrong(&err))?;
+        let policy = match ban {
+            Some(ban) => policy.with_ban(*ban),
+            None => policy,
+        };
         Ok(Some(limiter.inline(scope, &policy)))
+    }
+
+    /// What a request this limit charged `charged` up front costs in the end, once answered
+    /// with `response` (`None` if the service failed): nothing if deduct-when says it does
+    /// not count (or the service failed), else the late cost of the response if there is one,
+    /// else what it was charged.
+    pub(crate) fn settled_cost(
+        &self,
+        response: Option<&http::response::Parts>,
+        charged: u64,
+    ) -> u64 {
+        if let Some(counts) = &self.deduct_when
+            && !response.is_some_and(|response| counts(response))
+        {
+            return 0;
+        }
+        match (&self.charge_after, response) {
+            (Some(cost), Some(response)) => cost(response),
+            _ => charged,
+        }
     }
 
     /// The bytes `key` is counted under: `METHOD ` and `route\0` before its own, as the limit

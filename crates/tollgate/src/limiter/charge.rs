@@ -13,7 +13,7 @@ use crate::store::{Store, StoreError};
 /// Key bytes up to this length are kept in a charge without allocating.
 const INLINE_KEY: usize = 64;
 
-/// One charge of an [`Admission`]: `cost` units of a policy, paid by a key.
+/// One charge of an [`Admission`](crate::Admission): `cost` units of a policy, paid by a key.
 ///
 /// ```
 /// use tollgate::{Charge, Limiter, MemoryStore, Policy, Rate};
@@ -96,9 +96,13 @@ impl<S: Store> Charge<S> {
         self
     }
 
-    /// Lets [`Settlement::settle`] give this charge back once the response shows it should
-    /// not count (*deduct-when*: charged before the request runs, so parallel requests see
-    /// each other).
+    /// Lets the admission's [`Settlement`] give this charge back once the response shows it
+    /// should not count (*deduct-when*: charged before the request runs, so parallel requests
+    /// see each other), or settle it at the cost the response turns out to have (a *late
+    /// charge*, which may leave the key in debt): see [`Settlement::settle_costs`].
+    ///
+    /// [`Settlement`]: crate::Settlement
+    /// [`Settlement::settle_costs`]: crate::Settlement::settle_costs
     pub fn settle_after(mut self) -> Self {
         self.settle_after = true;
         self
@@ -162,10 +166,22 @@ impl<S: Store> Charge<S> {
 
     /// Gives back what the charge took.
     pub(super) async fn give_back(&self) -> Result<(), StoreError> {
+        self.settle_at(0).await
+    }
+
+    /// Makes what the charge took `cost` units in all: gives back what it took beyond, or
+    /// charges late what it took short of it (into debt if need be).
+    pub(super) async fn settle_at(&self, cost: u64) -> Result<(), StoreError> {
         let handle = &self.handle;
-        handle
-            .store_refund(&self.key, handle.now(), self.cost)
-            .await
+        let now = handle.now();
+        match cost.cmp(&self.cost) {
+            std::cmp::Ordering::Less => handle.store_refund(&self.key, now, self.cost - cost).await,
+            std::cmp::Ordering::Greater => handle
+                .store_overdraw(&self.key, now, cost - self.cost)
+                .await
+                .map(drop),
+            std::cmp::Ordering::Equal => Ok(()),
+        }
     }
 }
 

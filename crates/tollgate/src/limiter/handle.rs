@@ -277,7 +277,47 @@ impl<S: Store> PolicyHandle<S> {
         async move { Ok(started?.await?) }
     }
 
-    /// Forgets `key`'s counts: its next hit is its first.
+    /// Charges `cost` units to `key` whatever the room left: a *late charge*, for a cost
+    /// learnt only after the request was let through (the tokens of an LLM's answer). The key
+    /// may go into debt, and its next hits wait until the debt is repaid; see
+    /// [`crate::strategy::overdraw`] for what debt means for each strategy. Returns the
+    /// decision after the charge, as [`PolicyHandle::peek`] gives it: whether a hit of one
+    /// unit would be allowed now, and when.
+    ///
+    /// Any cost is accepted, even one above what a hit may cost: each rate is charged up to
+    /// twice its capacity, so a key owes at most one capacity, and the rest is forgiven. A
+    /// late charge is never a breach (see [`crate::Ban`]). [`crate::Settlement::settle_costs`]
+    /// charges an admitted request's response this way.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Limiter, ManualClock, MemoryStore, Policy};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let clock = ManualClock::new();
+    /// let tokens = Limiter::new(MemoryStore::new())
+    ///     .with_clock(clock.clone())
+    ///     .policy("tokens", Policy::token_bucket("1000/minute".parse()?)?);
+    /// assert!(tokens.peek("alice").await?.allowed()); // some allowance left: let it through
+    /// let after = tokens.overdraw("alice", 1_500).await?; // the answer took 1500 tokens
+    /// assert!(!after.allowed());
+    /// assert_eq!(after.retry_after(), Some(Duration::from_millis(30_060))); // 501 tokens' refill
+    /// clock.advance(Duration::from_millis(30_060));
+    /// assert!(tokens.hit("alice").await?.allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    #[inline]
+    pub fn overdraw<K: Key + ?Sized>(
+        &self,
+        key: &K,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, Error>> + Send + use<'_, S, K> {
+        let overdraw = self.store_overdraw(&key.key_bytes(), self.now(), cost);
+        async move { Ok(overdraw.await?) }
+    }
+
+    /// Forgets `key`'s counts (and a ban): its next hit is its first.
     ///
     /// ```
     /// use tollgate::{Limiter, MemoryStore, Policy, Rate};
@@ -341,6 +381,18 @@ impl<S: Store> PolicyHandle<S> {
                 None => Ok(()),
             }
         }
+    }
+
+    /// Hands a late charge to the store, at `now`.
+    #[inline]
+    pub(crate) fn store_overdraw(
+        &self,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'_, S> {
+        let prepared = &*self.prepared;
+        prepared.store.overdraw(&prepared.prepared, key, now, cost)
     }
 
     /// The time now, in the policy's clock.

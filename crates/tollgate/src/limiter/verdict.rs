@@ -10,7 +10,7 @@ use crate::limiter::charge::{Charge, ChargeResult};
 use crate::store::memory::MemoryStore;
 use crate::store::{Store, StoreError};
 
-/// What an [`Admission`] decided: admitted or refused, and what each charge came to.
+/// What an [`Admission`](crate::Admission) decided: admitted or refused, and what each charge came to.
 ///
 /// ```
 /// use tollgate::{Admission, Charge, ChargeResult, Limiter, MemoryStore, Policy, Rate};
@@ -226,7 +226,8 @@ impl<S: Store> Verdict<S> {
     }
 }
 
-/// The charges of an admitted request that its response may give back (*deduct-when*).
+/// The charges of an admitted request that its response may give back (*deduct-when*), or
+/// settle at the cost it turns out to have (*late charges*).
 ///
 /// ```
 /// use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate};
@@ -298,11 +299,44 @@ impl<S: Store> Settlement<S> {
     /// # }).unwrap();
     /// ```
     pub async fn settle(self, mut counts: impl FnMut(usize) -> bool) -> Result<(), StoreError> {
+        self.settle_costs(|index, charged| if counts(index) { charged } else { 0 })
+            .await
+    }
+
+    /// Settles every pending charge at the cost `cost(index, charged)` says it has in all,
+    /// given its index in the admission and what it charged up front: a lower cost gives
+    /// back the difference (0 gives it all back, as [`Settlement::settle`] does), a higher
+    /// one is charged late, whatever the room left, and may leave the key in debt (see
+    /// [`crate::PolicyHandle::overdraw`]). Every charge is tried; the first store error is
+    /// returned.
+    ///
+    /// This is how a cost known only after the response (the tokens of an LLM's answer) is
+    /// charged: admit the request with a charge of 1 (the key must have some allowance left),
+    /// then settle it at the response's cost.
+    ///
+    /// ```
+    /// use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let tokens = Limiter::new(MemoryStore::new())
+    ///     .policy("tokens", Policy::fixed_window(Rate::per_minute(100).into()));
+    /// let request = || Admission::new().charge(Charge::new(tokens.clone(), "alice", 1).settle_after());
+    /// let verdict = request().decide().await;
+    /// assert!(verdict.is_admitted());
+    /// let answer_tokens = 130;
+    /// verdict.into_settlement().settle_costs(|_index, _charged| answer_tokens).await?;
+    /// // 130 of 100 spent: the key owes 30 and is refused until the debt is repaid.
+    /// assert!(!request().decide().await.is_admitted());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn settle_costs(
+        self,
+        mut cost: impl FnMut(usize, u64) -> u64,
+    ) -> Result<(), StoreError> {
         let mut first_error = None;
         for (index, charge) in &self.pending {
-            if !counts(*index)
-                && let Err(err) = charge.give_back().await
-            {
+            if let Err(err) = charge.settle_at(cost(*index, charge.cost)).await {
                 first_error.get_or_insert(err);
             }
         }

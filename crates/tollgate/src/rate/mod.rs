@@ -75,6 +75,24 @@ pub const MAX_WINDOW_SECS: u64 = 100 * 360 * 86_400;
 /// ```
 pub const MAX_RATES: usize = 16;
 
+/// Parses a duration in the units of the limit notation: an optional whole count and a unit
+/// (`"1 hour"`, `"30 minutes"`, `"90 seconds"`, `"day"`), from one second up to
+/// [`MAX_WINDOW_SECS`] (100 years). How long a ban lasts is written this way.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(tollgate::parse_duration("1 hour")?, Duration::from_secs(3600));
+/// assert_eq!(tollgate::parse_duration("day")?, Duration::from_secs(86_400));
+/// let err = tollgate::parse_duration("1 fortnight").unwrap_err();
+/// assert_eq!(err.position(), 2);
+/// assert!(err.to_string().starts_with(r#"invalid duration "1 fortnight" at byte 2: unknown unit"#));
+/// # Ok::<(), tollgate::ParseError>(())
+/// ```
+pub fn parse_duration(text: &str) -> Result<Duration, ParseError> {
+    notation::parse_duration_secs(text).map(Duration::from_secs)
+}
+
 /// One rate: at most `amount` units in every `window`.
 ///
 /// The amount is at most [`MAX_AMOUNT`]; the window is a whole number of seconds, from one

@@ -36,6 +36,15 @@ pub struct ParseError {
     input: String,
     position: usize,
     reason: Reason,
+    /// What the input was meant to be.
+    subject: Subject,
+}
+
+/// What a parsed input is meant to be: a rate (or a list of them), or a duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subject {
+    Rate,
+    Duration,
 }
 
 /// What was wrong at [`ParseError::position`].
@@ -67,6 +76,12 @@ enum Reason {
         found: usize,
     },
     TooManyRates,
+    /// A duration of 0.
+    ZeroDuration,
+    /// Something after a complete duration.
+    ExpectedEnd {
+        found: String,
+    },
 }
 
 impl ParseError {
@@ -89,13 +104,17 @@ impl ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (subject, example) = match self.subject {
+            Subject::Rate => ("rate", "a rate such as \"10/minute\""),
+            Subject::Duration => ("duration", "a duration such as \"1 hour\""),
+        };
         write!(
             f,
-            "invalid rate {:?} at byte {}: ",
+            "invalid {subject} {:?} at byte {}: ",
             self.input, self.position
         )?;
         match &self.reason {
-            Reason::Empty => f.write_str("empty; expected a rate such as \"10/minute\""),
+            Reason::Empty => write!(f, "empty; expected {example}"),
             Reason::ExpectedAmount { found } => {
                 write!(f, "found {found}; expected a whole number such as 10")
             }
@@ -118,7 +137,11 @@ impl fmt::Display for ParseError {
             ),
             Reason::WindowTooLong => write!(
                 f,
-                "window is longer than the maximum, 100 years ({MAX_WINDOW_SECS} seconds)"
+                "{} is longer than the maximum, 100 years ({MAX_WINDOW_SECS} seconds)",
+                match self.subject {
+                    Subject::Rate => "window",
+                    Subject::Duration => "duration",
+                }
             ),
             Reason::ExpectedSeparator { found } => write!(
                 f,
@@ -127,6 +150,10 @@ impl fmt::Display for ParseError {
             Reason::TrailingSeparator => f.write_str("expected a rate after the separator"),
             Reason::ExpectedOne { found } => write!(f, "expected exactly one rate, found {found}"),
             Reason::TooManyRates => write!(f, "more than {MAX_RATES} rates in one limit"),
+            Reason::ZeroDuration => f.write_str("a duration must be at least one second"),
+            Reason::ExpectedEnd { found } => {
+                write!(f, "found {found}; expected the end after the unit")
+            }
         }
     }
 }
@@ -135,7 +162,7 @@ impl std::error::Error for ParseError {}
 
 /// Parses one or more rates separated by `;`, `,` or `|`.
 pub(crate) fn parse_many(input: &str) -> Result<Vec<Rate>, ParseError> {
-    let mut cursor = Cursor { input, pos: 0 };
+    let mut cursor = Cursor::new(input, Subject::Rate);
     if input.chars().all(is_space) {
         return Err(cursor.error(Reason::Empty));
     }
@@ -174,8 +201,29 @@ pub(crate) fn parse_one(input: &str) -> Result<Rate, ParseError> {
             input: input.to_owned(),
             position: 0,
             reason: Reason::ExpectedOne { found: rates.len() },
+            subject: Subject::Rate,
         }),
     }
+}
+
+/// Parses a duration in whole seconds, from 1 to [`MAX_WINDOW_SECS`]:
+/// `*ws [count] *ws unit ["s"] *ws`, with the units of rates (`"1 hour"`, `"30 minutes"`,
+/// `"day"`).
+pub(crate) fn parse_duration_secs(input: &str) -> Result<u64, ParseError> {
+    let mut cursor = Cursor::new(input, Subject::Duration);
+    if input.chars().all(is_space) {
+        return Err(cursor.error(Reason::Empty));
+    }
+    let secs = cursor.span(|count| match count {
+        None => Ok(1),
+        Some(0) => Err(Reason::ZeroDuration),
+        Some(n) => Ok(n),
+    })?;
+    if cursor.peek().is_some() {
+        let found = cursor.found();
+        return Err(cursor.error(Reason::ExpectedEnd { found }));
+    }
+    Ok(secs)
 }
 
 /// Whitespace as Python's `str.isspace` (and so its `\s`) sees it: Rust's `char::is_whitespace`
@@ -188,9 +236,18 @@ fn is_space(c: char) -> bool {
 struct Cursor<'a> {
     input: &'a str,
     pos: usize,
+    subject: Subject,
 }
 
 impl<'a> Cursor<'a> {
+    fn new(input: &'a str, subject: Subject) -> Self {
+        Self {
+            input,
+            pos: 0,
+            subject,
+        }
+    }
+
     fn rest(&self) -> &'a str {
         &self.input[self.pos..]
     }
@@ -235,6 +292,7 @@ impl<'a> Cursor<'a> {
             input: self.input.to_owned(),
             position,
             reason,
+            subject: self.subject,
         }
     }
 
@@ -268,9 +326,21 @@ impl<'a> Cursor<'a> {
             let found = self.found();
             return Err(self.error(Reason::ExpectedPer { found }));
         }
+        // Python reads a count of 0 as "no count", that is 1.
+        let window = self.span(|count| Ok(count.filter(|&n| n != 0).unwrap_or(1)))?;
+        Rate::from_secs(amount, window)
+            .ok_or_else(|| self.error_at(amount_at, Reason::WindowTooLong))
+    }
+
+    /// `*ws [count] *ws unit ["s"] *ws`: a span of time in seconds, at most
+    /// [`MAX_WINDOW_SECS`]; `count` says what a count (or its absence) stands for.
+    fn span(
+        &mut self,
+        count: impl FnOnce(Option<u64>) -> Result<u64, Reason>,
+    ) -> Result<u64, ParseError> {
         self.skip_space();
         let count_at = self.pos;
-        let count = self.number(Reason::WindowTooLong)?;
+        let number = self.number(Reason::WindowTooLong)?;
         self.skip_space();
         let unit_at = self.pos;
         let word = self.take_while(char::is_alphabetic);
@@ -292,11 +362,10 @@ impl<'a> Cursor<'a> {
             )
         })?;
         self.skip_space();
-        // Python reads a count of 0 as "no count", that is 1.
-        let count = count.filter(|&n| n != 0).unwrap_or(1);
+        let count = count(number).map_err(|reason| self.error_at(count_at, reason))?;
         count
             .checked_mul(unit_secs)
-            .and_then(|secs| Rate::from_secs(amount, secs))
+            .filter(|&secs| secs <= MAX_WINDOW_SECS)
             .ok_or_else(|| self.error_at(count_at, Reason::WindowTooLong))
     }
 
@@ -442,6 +511,35 @@ mod tests {
         assert!(reject("10/secondss").to_string().contains("unknown unit"));
         assert!(reject("10/").to_string().contains("found the end"));
         assert!(reject("٣/second").to_string().contains("whole number"));
+    }
+
+    #[test]
+    fn durations_take_the_units_of_rates() {
+        let secs = |s: &str| parse_duration_secs(s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(secs("1 hour"), 3600);
+        assert_eq!(secs("hour"), 3600);
+        assert_eq!(secs(" 30 Minutes "), 1800);
+        assert_eq!(secs("2days"), 2 * 86_400);
+        assert_eq!(secs("100 years"), MAX_WINDOW_SECS);
+        let err = |s: &str| parse_duration_secs(s).expect_err(s).to_string();
+        assert_eq!(
+            err("0 hours"),
+            "invalid duration \"0 hours\" at byte 0: a duration must be at least one second"
+        );
+        assert_eq!(
+            err("1 hour later"),
+            "invalid duration \"1 hour later\" at byte 7: found \"l\"; expected the end after the unit"
+        );
+        assert!(err("").ends_with("empty; expected a duration such as \"1 hour\""));
+        assert!(err("1 fortnight").contains("unknown unit \"fortnight\""));
+        assert!(err("1.5 hours").contains("decimals"));
+        assert!(err("-1 hour").contains("negative"));
+        assert!(
+            err("101 years")
+                .ends_with("duration is longer than the maximum, 100 years (3110400000 seconds)")
+        );
+        assert!(err("18446744073709551616 seconds").contains("longer than the maximum"));
+        assert!(err("1/hour").contains("found \"/\""));
     }
 
     #[test]

@@ -85,7 +85,40 @@ pub trait Store: Send + Sync + 'static {
         cost: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a, Self>;
 
-    /// Forgets `key`'s state under `policy`: its next hit is its first.
+    /// Charges `cost` units to `key` at `now` whatever the room left (a *late charge*, a
+    /// cost learnt after the request was let through), atomically: see
+    /// [`crate::strategy::overdraw`] for what the debt it may leave means for each strategy,
+    /// and [`crate::strategy::overdraw_banned`] for a policy with a ban. Returns the decision
+    /// after the charge, as a peek gives it: whether a hit of one unit would be allowed now.
+    ///
+    /// Any `cost` is accepted: each rate is charged up to twice its capacity, the rest is
+    /// forgiven. Cost 0 is a peek. A late charge is never a breach. A store that keeps its
+    /// own time may use it instead of `now`, and the future does not borrow `key`, as for
+    /// [`Store::hit`].
+    ///
+    /// ```
+    /// use tollgate::{MemoryStore, Policy, Rate, Store, Timestamp};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let store = MemoryStore::new();
+    /// let tokens = store.prepare("tokens", &Policy::fixed_window(Rate::per_minute(100).into()));
+    /// let now = Timestamp::from_nanos(0);
+    /// let after = store.overdraw(&tokens, b"alice", now, 130).await?; // 30 units of debt
+    /// assert!(!after.allowed());
+    /// assert_eq!(store.hit(&tokens, b"alice", now, 0).await?.remaining(), 0);
+    /// # Ok::<(), tollgate::StoreError>(())
+    /// # }).unwrap();
+    /// ```
+    fn overdraw<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, Self>;
+
+    /// Forgets `key`'s state under `policy` (its counts, and a ban): its next hit is its
+    /// first.
     fn reset(
         &self,
         policy: &Self::Prepared,
@@ -202,6 +235,16 @@ impl<S: Store> Store for Arc<S> {
         cost: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a, S> {
         (**self).refund(policy, key, now, cost)
+    }
+
+    fn overdraw<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, S> {
+        (**self).overdraw(policy, key, now, cost)
     }
 
     fn reset(

@@ -14,7 +14,7 @@ use crate::store::{PendingHit, Store, StoreError, SyncStore};
 /// A [`MemoryStore`] that fails while set down: for testing a failure mode, a `503`, or an
 /// application's own handling of store errors without killing a real backend.
 ///
-/// Clones share the counts and the switches. While down, hits and refunds fail with a timeout
+/// Clones share the counts and the switches. While down, hits, refunds and late charges fail with a timeout
 /// error (`store timed out: flaky store is down`); resets still succeed.
 ///
 /// It can also play a store of several failure domains ([`FlakyStore::with_domains`]) whose
@@ -255,6 +255,20 @@ impl Store for FlakyStore {
         } else {
             self.store.refund_in_place(policy, key, now, cost);
             Ok(())
+        })
+    }
+
+    fn overdraw<'a>(
+        &'a self,
+        policy: &'a PreparedMemory,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
+        std::future::ready(if self.fails(key) {
+            Err(Self::down_error())
+        } else {
+            Ok(self.store.overdraw_in_place(policy, key, now, cost))
         })
     }
 

@@ -4,6 +4,10 @@ use super::{RateState, TickRate};
 
 /// The fixed window state: when the current window started and what it has spent.
 ///
+/// A window may hold more than its capacity only after a late charge
+/// ([`super::overdraw`]), and at most twice it: the excess, the key's debt, is carried into
+/// the next window, which then starts as soon as this one ends.
+///
 /// ```
 /// use tollgate::strategy::{FixedWindow, TickRate, RateState};
 /// use std::time::Duration;
@@ -18,40 +22,62 @@ use super::{RateState, TickRate};
 pub struct FixedWindow {
     /// When the current window started; meaningless while `count` is 0.
     start: u64,
-    /// Units spent in the window that started at `start`.
+    /// Units spent in the window that started at `start`, at most twice the capacity.
     count: u64,
 }
 
 impl FixedWindow {
-    /// Units spent in the window that is current at `now` (0 once it has ended).
-    fn live_count(&self, limit: &TickRate, now: u64) -> u64 {
-        if now >= self.start.saturating_add(limit.window) {
-            0
+    /// The window that is current at `now` and the units spent in it: the stored one while
+    /// it lasts; then, if it was in debt, the next one, starting where it ended, with the
+    /// excess; otherwise none (a count of 0).
+    fn roll(&self, limit: &TickRate, now: u64) -> (u64, u64) {
+        let end = self.start.saturating_add(limit.window);
+        if now < end {
+            (self.start, self.count)
+        } else if self.count > limit.capacity && now < end.saturating_add(limit.window) {
+            (end, self.count - limit.capacity)
         } else {
-            self.count
+            (now, 0)
         }
+    }
+
+    /// Units spent in the window that is current at `now`.
+    fn live_count(&self, limit: &TickRate, now: u64) -> u64 {
+        self.roll(limit, now).1
     }
 }
 
 impl RateState for FixedWindow {
     fn retry_after(&self, limit: &TickRate, now: u64, cost: u64) -> Option<u64> {
-        let count = self.live_count(limit, now);
+        let (start, count) = self.roll(limit, now);
         if count.saturating_add(cost) <= limit.capacity {
-            None
-        } else {
-            Some(self.reset_after(limit, now).max(1))
+            return None;
         }
+        if count <= limit.capacity {
+            return Some(self.reset_after(limit, now).max(1));
+        }
+        // In debt: the next window starts with the excess; past it, afresh.
+        let windows = if count - limit.capacity + cost <= limit.capacity {
+            1
+        } else {
+            2
+        };
+        Some(until(start, windows, limit, now).max(1))
     }
 
     fn consume(&mut self, limit: &TickRate, now: u64, cost: u64) {
-        if self.live_count(limit, now) == 0 {
-            *self = Self {
+        let (start, count) = self.roll(limit, now);
+        *self = if count == 0 {
+            Self {
                 start: now,
                 count: cost,
-            };
+            }
         } else {
-            self.count = self.count.saturating_add(cost);
-        }
+            Self {
+                start,
+                count: count.saturating_add(cost),
+            }
+        };
     }
 
     /// The count drops by `cost`, saturating at 0, while the window live at `now` lasts; an
@@ -71,8 +97,36 @@ impl RateState for FixedWindow {
     /// assert_eq!(state.reset_after(&limit, 20), 0);
     /// ```
     fn refund(&mut self, limit: &TickRate, now: u64, cost: u64) {
-        if self.live_count(limit, now) > 0 {
-            self.count = self.count.saturating_sub(cost);
+        let (start, count) = self.roll(limit, now);
+        if count > 0 {
+            *self = Self {
+                start,
+                count: count.saturating_sub(cost),
+            };
+        }
+    }
+
+    /// The count grows by `cost`, up to twice the capacity, in the window live at `now` (a
+    /// new one if none is).
+    ///
+    /// ```
+    /// use tollgate::strategy::{FixedWindow, TickRate, RateState};
+    /// use std::time::Duration;
+    ///
+    /// let limit = TickRate::new(3, 3, Duration::from_secs(60), Duration::from_secs(1));
+    /// let mut state = FixedWindow::default();
+    /// state.overdraw(&limit, 10, 5); // 2 units of debt
+    /// assert_eq!(state.retry_after(&limit, 20, 1), Some(50)); // the next window, from 70...
+    /// assert_eq!(state.remaining(&limit, 70), 1); // ...starts with the 2 units owed
+    /// assert_eq!(state.retry_after(&limit, 70, 2), Some(60)); // 2 fit in the one after
+    /// assert_eq!(state.reset_after(&limit, 20), 110);
+    /// ```
+    fn overdraw(&mut self, limit: &TickRate, now: u64, cost: u64) {
+        let count = self.live_count(limit, now);
+        let room = limit.capacity.saturating_mul(2).saturating_sub(count);
+        let units = cost.min(room);
+        if units > 0 {
+            self.consume(limit, now, units);
         }
     }
 
@@ -81,11 +135,17 @@ impl RateState for FixedWindow {
     }
 
     fn reset_after(&self, limit: &TickRate, now: u64) -> u64 {
-        if self.live_count(limit, now) == 0 {
-            0
-        } else {
-            let end = self.start.saturating_add(limit.window);
-            end.saturating_sub(now).min(limit.window)
+        match self.roll(limit, now) {
+            (_, 0) => 0,
+            (start, count) if count <= limit.capacity => until(start, 1, limit, now),
+            (start, _) => until(start, 2, limit, now),
         }
     }
+}
+
+/// Ticks from `now` until `windows` windows from `start` have passed: at most that many
+/// windows (a `start` after `now`, from a clock that went back, waits as if it were `now`).
+fn until(start: u64, windows: u64, limit: &TickRate, now: u64) -> u64 {
+    let span = limit.window.saturating_mul(windows);
+    start.saturating_add(span).saturating_sub(now).min(span)
 }

@@ -23,6 +23,8 @@
 //! # Ok::<(), tollgate::ParseError>(())
 //! ```
 
+mod ban;
+mod debt;
 mod fixed_window;
 mod sliding_window_counter;
 mod sliding_window_log;
@@ -31,6 +33,8 @@ mod token_bucket;
 use std::fmt;
 use std::time::Duration;
 
+pub use ban::{BanRule, BanState, BanStatus, apply_banned, overdraw_banned};
+pub use debt::overdraw;
 pub use fixed_window::FixedWindow;
 pub use sliding_window_counter::SlidingWindowCounter;
 pub use sliding_window_log::SlidingWindowLog;
@@ -116,6 +120,15 @@ impl TickRate {
     pub fn unit_ticks(&self) -> u64 {
         self.unit_ticks
     }
+
+    /// This rate holding twice its capacity: how far a late charge may fill a state (see
+    /// [`overdraw`]).
+    pub(crate) fn doubled(&self) -> TickRate {
+        TickRate {
+            capacity: self.capacity.saturating_mul(2),
+            ..*self
+        }
+    }
 }
 
 /// The state one strategy keeps for one rate of one key.
@@ -158,6 +171,12 @@ pub trait RateState: Default + Clone + fmt::Debug + Send + Sync + 'static {
     /// `cost` is at least 1; any amount is accepted (the give-back saturates).
     fn refund(&mut self, limit: &TickRate, now: u64, cost: u64);
 
+    /// Charges up to `cost` units at `now` whatever the room left, as a hit of that cost
+    /// would be charged, so that the state may go *into debt*; see [`overdraw`] for what debt
+    /// means for each strategy. The state never holds more than twice the capacity: the
+    /// units beyond are not charged. Any `cost` is accepted.
+    fn overdraw(&mut self, limit: &TickRate, now: u64, cost: u64);
+
     /// Units a hit could still take at `now`.
     fn remaining(&self, limit: &TickRate, now: u64) -> u64;
 
@@ -173,7 +192,7 @@ pub trait RateState: Default + Clone + fmt::Debug + Send + Sync + 'static {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tollgate::strategy::{apply, FixedWindow, TickDecision};
+/// use tollgate::strategy::{apply, BanStatus, FixedWindow, TickDecision};
 /// use tollgate::Policy;
 ///
 /// let policy = Policy::fixed_window("10/second; 3/minute".parse()?);
@@ -183,7 +202,10 @@ pub trait RateState: Default + Clone + fmt::Debug + Send + Sync + 'static {
 /// // The minute's rate is binding: it has 2 left, the second's 9.
 /// assert_eq!(
 ///     decision,
-///     TickDecision { allowed: true, limit: 3, remaining: 2, reset_after: 60, retry_after: None, window: 60 }
+///     TickDecision {
+///         allowed: true, limit: 3, remaining: 2, reset_after: 60, retry_after: None, window: 60,
+///         ban: BanStatus::Clear,
+///     }
 /// );
 /// # Ok::<(), tollgate::ParseError>(())
 /// ```
@@ -203,6 +225,10 @@ pub struct TickDecision {
     pub retry_after: Option<u64>,
     /// The binding rate's window in ticks.
     pub window: u64,
+    /// Whether the key is banned after repeated breaches (and whether this hit started the
+    /// ban); see [`apply_banned`]. A banned decision is denied, with a `retry_after` of at
+    /// least the ban's remaining time.
+    pub ban: BanStatus,
 }
 
 impl TickDecision {
@@ -213,10 +239,11 @@ impl TickDecision {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tollgate::strategy::TickDecision;
+    /// use tollgate::strategy::{BanStatus, TickDecision};
     ///
     /// let ticks = TickDecision {
     ///     allowed: false, limit: 3, remaining: 0, reset_after: 57, retry_after: Some(57), window: 60,
+    ///     ban: BanStatus::Clear,
     /// };
     /// let decision = ticks.into_decision(Duration::from_secs(1));
     /// assert_eq!(decision.retry_after(), Some(Duration::from_secs(57)));
@@ -242,6 +269,7 @@ impl TickDecision {
         reset_after: 0,
         retry_after: None,
         window: 0,
+        ban: BanStatus::Clear,
     };
 }
 
@@ -284,7 +312,45 @@ pub fn apply<S: RateState>(
     if rates == 0 {
         return TickDecision::UNLIMITED;
     }
-    let probe = cost.max(1);
+    if let Some((i, ticks)) = longest_wait(states, limits, now, cost.max(1)) {
+        return report(&states[i], &limits[i], now, Some(ticks));
+    }
+    if cost > 0 {
+        for (state, limit) in states.iter_mut().zip(limits) {
+            state.consume(limit, now, cost);
+        }
+    }
+    binding(states, limits, now)
+}
+
+/// What [`apply`] would decide for a hit of `cost` at `now`, charging nothing.
+#[inline]
+pub(crate) fn judge<S: RateState>(
+    states: &[S],
+    limits: &[TickRate],
+    now: u64,
+    cost: u64,
+) -> TickDecision {
+    let rates = states.len().min(limits.len());
+    let (states, limits) = (&states[..rates], &limits[..rates]);
+    if rates == 0 {
+        return TickDecision::UNLIMITED;
+    }
+    match longest_wait(states, limits, now, cost.max(1)) {
+        Some((i, ticks)) => report(&states[i], &limits[i], now, Some(ticks)),
+        None => binding(states, limits, now),
+    }
+}
+
+/// The rate that makes a hit of `probe` units wait longest, by index, and its wait; `None`
+/// when every rate takes the hit. A kill switch waits its window.
+#[inline]
+fn longest_wait<S: RateState>(
+    states: &[S],
+    limits: &[TickRate],
+    now: u64,
+    probe: u64,
+) -> Option<(usize, u64)> {
     let mut wait: Option<(usize, u64)> = None;
     for (i, (state, limit)) in states.iter().zip(limits).enumerate() {
         let rate_wait = if limit.amount == 0 {
@@ -298,33 +364,40 @@ pub fn apply<S: RateState>(
             wait = Some((i, ticks));
         }
     }
-    let report = |i: usize, states: &[S], retry_after: Option<u64>| {
-        let (state, limit) = (&states[i], &limits[i]);
-        let (remaining, reset_after) = if limit.amount == 0 {
-            (0, 0)
-        } else {
-            (state.remaining(limit, now), state.reset_after(limit, now))
-        };
-        TickDecision {
-            allowed: retry_after.is_none(),
-            limit: limit.capacity,
-            remaining,
-            reset_after,
-            retry_after,
-            window: limit.window,
-        }
+    wait
+}
+
+/// One rate's numbers at `now`: allowed unless it says how long to wait.
+#[inline]
+fn report<S: RateState>(
+    state: &S,
+    limit: &TickRate,
+    now: u64,
+    retry_after: Option<u64>,
+) -> TickDecision {
+    let (remaining, reset_after) = if limit.amount == 0 {
+        (0, 0)
+    } else {
+        (state.remaining(limit, now), state.reset_after(limit, now))
     };
-    if let Some((i, ticks)) = wait {
-        return report(i, states, Some(ticks));
+    TickDecision {
+        allowed: retry_after.is_none(),
+        limit: limit.capacity,
+        remaining,
+        reset_after,
+        retry_after,
+        window: limit.window,
+        ban: BanStatus::Clear,
     }
-    if cost > 0 {
-        for (state, limit) in states.iter_mut().zip(limits) {
-            state.consume(limit, now, cost);
-        }
-    }
-    let mut binding = report(0, states, None);
+}
+
+/// The allowed decision of the rate with the fewest units left (of equals, the one that
+/// resets last; of those, the first).
+#[inline]
+fn binding<S: RateState>(states: &[S], limits: &[TickRate], now: u64) -> TickDecision {
+    let mut binding = report(&states[0], &limits[0], now, None);
     for i in 1..states.len() {
-        let other = report(i, states, None);
+        let other = report(&states[i], &limits[i], now, None);
         if (other.remaining, std::cmp::Reverse(other.reset_after))
             < (binding.remaining, std::cmp::Reverse(binding.reset_after))
         {

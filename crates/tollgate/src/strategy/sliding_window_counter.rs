@@ -140,6 +140,29 @@ impl RateState for SlidingWindowCounter {
         };
     }
 
+    /// With the state rolled forward to the window containing `now`, up to `cost` units
+    /// count in the current window: as many as keep the weighted estimate within twice the
+    /// capacity.
+    ///
+    /// ```
+    /// use tollgate::strategy::{TickRate, RateState, SlidingWindowCounter};
+    /// use std::time::Duration;
+    ///
+    /// let limit = TickRate::new(4, 4, Duration::from_secs(60), Duration::from_secs(1));
+    /// let mut state = SlidingWindowCounter::default();
+    /// state.overdraw(&limit, 0, 6); // an estimate of 6: a debt of 2
+    /// assert_eq!(state.retry_after(&limit, 30, 1), Some(60)); // at 90, 6 x 30/60 + 1 <= 4
+    /// state.overdraw(&limit, 30, 100); // the estimate holds at most 8
+    /// assert_eq!(state.remaining(&limit, 30), 0);
+    /// assert_eq!(state.retry_after(&limit, 30, 1), Some(68)); // at 98, 8 x 22/60 + 1 <= 4
+    /// ```
+    fn overdraw(&mut self, limit: &TickRate, now: u64, cost: u64) {
+        let units = cost.min(self.remaining(&limit.doubled(), now));
+        if units > 0 {
+            self.consume(limit, now, units);
+        }
+    }
+
     fn remaining(&self, limit: &TickRate, now: u64) -> u64 {
         let v = self.view(limit, now);
         let room = (u128::from(limit.capacity) * u128::from(limit.window))

@@ -8,7 +8,7 @@ use super::{RateState, TickRate};
 /// their units.
 ///
 /// Memory is O(N) per key in the worst case: one entry per distinct hit instant, and a
-/// window never holds more than N units.
+/// window never holds more than N units (2N after late charges, see [`super::overdraw`]).
 ///
 /// ```
 /// use tollgate::strategy::{TickRate, RateState, SlidingWindowLog};
@@ -115,6 +115,27 @@ impl RateState for SlidingWindowLog {
             if *units == 0 {
                 self.entries.pop_back();
             }
+        }
+    }
+
+    /// Logs up to `cost` units at `now`, as many as keep the trailing window within twice
+    /// the capacity.
+    ///
+    /// ```
+    /// use tollgate::strategy::{TickRate, RateState, SlidingWindowLog};
+    /// use std::time::Duration;
+    ///
+    /// let limit = TickRate::new(2, 2, Duration::from_secs(60), Duration::from_secs(1));
+    /// let mut state = SlidingWindowLog::default();
+    /// state.consume(&limit, 0, 1);
+    /// state.overdraw(&limit, 30, 9); // logs 3: the window holds 4, a debt of 2
+    /// assert_eq!(state.retry_after(&limit, 30, 1), Some(60)); // all 3 must leave first
+    /// assert_eq!(state.remaining(&limit, 60), 0); // the one at 0 left: it paid 1 of the debt
+    /// ```
+    fn overdraw(&mut self, limit: &TickRate, now: u64, cost: u64) {
+        let units = cost.min(self.remaining(&limit.doubled(), now));
+        if units > 0 {
+            self.consume(limit, now, units);
         }
     }
 

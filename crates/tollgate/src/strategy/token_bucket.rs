@@ -87,6 +87,28 @@ impl RateState for TokenBucket {
         }
     }
 
+    /// The theoretical arrival time moves forward by `cost × I` ticks, but never past
+    /// `now` plus twice the bucket's depth: at most one full bucket of debt.
+    ///
+    /// ```
+    /// use tollgate::strategy::{TickRate, RateState, TokenBucket};
+    /// use std::time::Duration;
+    ///
+    /// // Capacity 2, one token per second, ticks of 1 ms.
+    /// let limit = TickRate::new(1, 2, Duration::from_secs(1), Duration::from_millis(1));
+    /// let mut bucket = TokenBucket::default();
+    /// bucket.overdraw(&limit, 0, 3); // one token of debt
+    /// assert_eq!(bucket.retry_after(&limit, 0, 1), Some(2_000));
+    /// bucket.overdraw(&limit, 0, 100); // it owes one more token: a full bucket at most
+    /// assert_eq!(bucket.reset_after(&limit, 0), 4_000);
+    /// ```
+    fn overdraw(&mut self, limit: &TickRate, now: u64, cost: u64) {
+        let units = cost.min(self.remaining(&limit.doubled(), now));
+        if units > 0 {
+            self.consume(limit, now, units);
+        }
+    }
+
     fn remaining(&self, limit: &TickRate, now: u64) -> u64 {
         let interval = limit.unit_ticks;
         let slack = wide(limit.capacity, interval).saturating_sub(u128::from(self.backlog(now)));

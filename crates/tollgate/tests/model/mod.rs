@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test crate uses its part
 
+pub(crate) mod debt;
+
 use std::time::Duration;
 
 use proptest::prelude::*;

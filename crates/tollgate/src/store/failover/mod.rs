@@ -20,7 +20,7 @@ use crate::decision::Decision;
 use crate::policy::Policy;
 use crate::store::memory::{MemoryStore, PreparedMemory};
 use crate::store::{Store, StoreError, SyncStore};
-use crate::strategy::TickDecision;
+use crate::strategy::{BanStatus, TickDecision};
 pub use domains::FailoverSwitch;
 use domains::{Domains, Route};
 pub use mode::FailureMode;
@@ -81,6 +81,11 @@ pub use mode::FailureMode;
 ///     fn refund<'a>(
 ///         &'a self, _: &'a (), _: &[u8], _: Timestamp, _: u64,
 ///     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a> {
+///         std::future::ready(Err(StoreError::unavailable("connection refused")))
+///     }
+///     fn overdraw<'a>(
+///         &'a self, _: &'a (), _: &[u8], _: Timestamp, _: u64,
+///     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
 ///         std::future::ready(Err(StoreError::unavailable("connection refused")))
 ///     }
 ///     async fn reset(&self, _: &(), _: &[u8]) -> Result<(), StoreError> {
@@ -509,6 +514,54 @@ impl<S: Store> Store for Failover<S> {
         }
     }
 
+    /// A late charge goes where hits of `key` go now. When the store fails, the failure mode
+    /// answers as for a hit: [`FailureMode::Deny`] returns the error, [`FailureMode::Allow`]
+    /// answers as for a first hit (the charge is lost), and [`FailureMode::Fallback`] charges
+    /// the local store. A late charge that timed out is left to the store: it is owed whatever
+    /// the answer.
+    fn overdraw<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, S> {
+        let route = self.route(policy, key, now);
+        let attempt = match route {
+            Route::Store(_) | Route::Probe(_) => {
+                Some(self.store.overdraw(&policy.prepared, key, now, cost))
+            }
+            Route::Fallback(_) => None,
+        };
+        let key = policy
+            .local
+            .as_ref()
+            .map(|local| (local, KeyCopy::from_slice(key)));
+        async move {
+            if let Some(attempt) = attempt {
+                match attempt.await {
+                    Ok(decision) => {
+                        if let Route::Probe(domain) = route {
+                            self.domains.recovered(domain, now);
+                        }
+                        return Ok(decision);
+                    }
+                    Err(err) => {
+                        let key_bytes = key.as_ref().map_or(&[][..], |(_, key)| key);
+                        self.failed(&err, route, policy, key_bytes, now);
+                        if self.mode == FailureMode::Deny {
+                            return Err(err);
+                        }
+                    }
+                }
+            }
+            Ok(match &key {
+                Some((local, key)) => self.fallback.overdraw_in_place(local, key, now, cost),
+                None => policy.uncounted,
+            })
+        }
+    }
+
     async fn reset(&self, policy: &Self::Prepared, key: &[u8]) -> Result<(), StoreError> {
         if let Some(local) = &policy.local {
             self.fallback.reset(local, key).await?;
@@ -535,6 +588,7 @@ fn uncounted(policy: &Policy) -> Decision {
                 reset_after: 0,
                 retry_after: (!open).then_some(limit.window()),
                 window: limit.window(),
+                ban: BanStatus::Clear,
             }
         }
         // A policy always has a rate; an empty one would allow everything.

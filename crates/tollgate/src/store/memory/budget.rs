@@ -106,6 +106,15 @@ impl Budget {
         self.removed(keys);
     }
 
+    /// The sum of `count` over every live table.
+    pub(crate) fn sum(&self, count: impl Fn(&dyn PolicyTable) -> usize) -> usize {
+        let tables: Vec<_> = {
+            let registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+            registry.tables.iter().filter_map(Weak::upgrade).collect()
+        };
+        tables.iter().map(|table| count(&**table)).sum()
+    }
+
     /// Frees room in some table's shard holding more than its share: tries one shard of
     /// each table in turn (twice round, each time another shard), without waiting for a lock.
     /// Returns the keys freed (0 when no shard could give any).

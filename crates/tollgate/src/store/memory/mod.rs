@@ -13,13 +13,15 @@ use std::time::Duration;
 
 use budget::Budget;
 use stored_key::{DigestKey, StoredKey};
-use table::{PolicyTable, Table};
+use table::{Banned, PolicyTable, Slots, Table};
 
 use crate::clock::Timestamp;
 use crate::decision::Decision;
 use crate::policy::{Policy, Strategy};
 use crate::store::{Store, StoreError, SyncStore};
-use crate::strategy::{FixedWindow, SlidingWindowCounter, SlidingWindowLog, TokenBucket};
+use crate::strategy::{
+    BanRule, FixedWindow, RateState, SlidingWindowCounter, SlidingWindowLog, TickRate, TokenBucket,
+};
 
 /// The default budget of keys a [`MemoryStore`] tracks, over all its policies together.
 ///
@@ -292,31 +294,78 @@ impl MemoryStore {
 
     /// A new, empty table for `policy`, registered with the store's budget.
     fn new_table(&self, policy: &Policy) -> Arc<dyn PolicyTable> {
-        let limits = policy.limits(Duration::from_nanos(1));
+        let tick = Duration::from_nanos(1);
+        let (limits, ban) = (policy.limits(tick), policy.ban_rule(tick));
         let budget = &self.inner.budget;
-        fn table<C: table::Slots>(
-            limits: Box<[crate::strategy::TickRate]>,
-            budget: &Arc<Budget>,
-        ) -> Arc<dyn PolicyTable> {
-            let table: Arc<dyn PolicyTable> = Arc::new(Table::<C>::new(limits, Arc::clone(budget)));
-            budget.register(Arc::downgrade(&table));
-            table
+        match policy.strategy() {
+            Strategy::FixedWindow => table_of::<FixedWindow>(limits, ban, budget),
+            Strategy::SlidingWindowLog => table_of::<SlidingWindowLog>(limits, ban, budget),
+            Strategy::SlidingWindowCounter => table_of::<SlidingWindowCounter>(limits, ban, budget),
+            Strategy::TokenBucket => table_of::<TokenBucket>(limits, ban, budget),
         }
-        let single = limits.len() == 1;
-        match (policy.strategy(), single) {
-            (Strategy::FixedWindow, true) => table::<[FixedWindow; 1]>(limits, budget),
-            (Strategy::FixedWindow, false) => table::<Box<[FixedWindow]>>(limits, budget),
-            (Strategy::SlidingWindowLog, true) => table::<[SlidingWindowLog; 1]>(limits, budget),
-            (Strategy::SlidingWindowLog, false) => table::<Box<[SlidingWindowLog]>>(limits, budget),
-            (Strategy::SlidingWindowCounter, true) => {
-                table::<[SlidingWindowCounter; 1]>(limits, budget)
-            }
-            (Strategy::SlidingWindowCounter, false) => {
-                table::<Box<[SlidingWindowCounter]>>(limits, budget)
-            }
-            (Strategy::TokenBucket, true) => table::<[TokenBucket; 1]>(limits, budget),
-            (Strategy::TokenBucket, false) => table::<Box<[TokenBucket]>>(limits, budget),
-        }
+    }
+
+    /// How many keys are banned at `now`, over every policy with a ban: a count the memory
+    /// store can give (it looks at the keys of those policies, shard by shard), where Redis
+    /// could not without scanning every key.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Ban, Clock, Limiter, ManualClock, MemoryStore, Policy, Rate};
+    ///
+    /// let clock = ManualClock::new();
+    /// let store = MemoryStore::new();
+    /// let ban = Ban::new(Rate::per_minute(1), Duration::from_secs(60))?;
+    /// let login = Limiter::new(store.clone())
+    ///     .with_clock(clock.clone())
+    ///     .policy("login", Policy::fixed_window(Rate::per_minute(1).into()).with_ban(ban));
+    /// login.hit_sync("alice", 1)?;
+    /// login.hit_sync("alice", 1)?; // a breach: banned for a minute
+    /// assert_eq!(store.banned_keys(clock.now()), 1);
+    /// clock.advance(Duration::from_secs(60));
+    /// assert_eq!(store.banned_keys(clock.now()), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn banned_keys(&self, now: Timestamp) -> usize {
+        self.inner.budget.sum(|table| table.banned(now.as_nanos()))
+    }
+
+    /// Applies a late charge in place: what [`Store::overdraw`] does, without the future.
+    pub(crate) fn overdraw_in_place(
+        &self,
+        policy: &PreparedMemory,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> Decision {
+        let key = StoredKey::new(key, &policy.digest_key);
+        let outcome = policy.table.overdraw(key, now.as_nanos(), cost);
+        outcome.into_decision(Duration::from_nanos(1))
+    }
+}
+
+/// A new table of `S` states for `limits` (and a ban), registered with `budget`: inline slots
+/// for a single rate, boxed ones for more, with a ban state beside them when there is a ban.
+fn table_of<S: RateState>(
+    limits: Box<[TickRate]>,
+    ban: Option<BanRule>,
+    budget: &Arc<Budget>,
+) -> Arc<dyn PolicyTable> {
+    fn table<C: Slots>(
+        limits: Box<[TickRate]>,
+        ban: Option<BanRule>,
+        budget: &Arc<Budget>,
+    ) -> Arc<dyn PolicyTable> {
+        let table: Arc<dyn PolicyTable> =
+            Arc::new(Table::<C>::new(limits, ban, Arc::clone(budget)));
+        budget.register(Arc::downgrade(&table));
+        table
+    }
+    match (limits.len() == 1, ban.is_some()) {
+        (true, false) => table::<[S; 1]>(limits, ban, budget),
+        (false, false) => table::<Box<[S]>>(limits, ban, budget),
+        (true, true) => table::<Banned<[S; 1]>>(limits, ban, budget),
+        (false, true) => table::<Banned<Box<[S]>>>(limits, ban, budget),
     }
 }
 
@@ -388,6 +437,16 @@ impl Store for MemoryStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<'a> {
         self.refund_in_place(policy, key, now, cost);
         ready(Ok(()))
+    }
+
+    fn overdraw<'a>(
+        &'a self,
+        policy: &'a PreparedMemory,
+        key: &[u8],
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
+        ready(Ok(self.overdraw_in_place(policy, key, now, cost)))
     }
 
     fn reset(

@@ -9,12 +9,22 @@ use hashbrown::HashTable;
 
 use super::budget::Budget;
 use super::stored_key::StoredKey;
-use crate::strategy::{RateState, TickDecision, TickRate, apply, refund};
+use crate::strategy::{
+    BanRule, BanState, RateState, TickDecision, TickRate, apply, apply_banned, overdraw,
+    overdraw_banned, refund,
+};
 
-/// The states of one key, one per rate: inline for the common single rate, boxed for more.
+/// The states of one key, one per rate: inline for the common single rate, boxed for more;
+/// and, for a policy with a ban, the key's [`BanState`] beside them ([`Banned`]).
+///
+/// The operations take the policy's ban rule, which only [`Banned`] slots read: a table of
+/// slots without a ban does exactly what it did before bans existed.
 pub(crate) trait Slots: Send + 'static {
     /// The strategy's state for one rate.
     type State: RateState;
+
+    /// Whether these slots keep a ban state.
+    const BANS: bool = false;
 
     /// Fresh states for `rates` rates.
     fn fresh(rates: usize) -> Self;
@@ -22,6 +32,39 @@ pub(crate) trait Slots: Send + 'static {
     fn states(&self) -> &[Self::State];
 
     fn states_mut(&mut self) -> &mut [Self::State];
+
+    /// Applies a hit; see [`apply`].
+    #[inline]
+    fn hit(
+        &mut self,
+        limits: &[TickRate],
+        _: Option<&BanRule>,
+        now: u64,
+        cost: u64,
+    ) -> TickDecision {
+        apply(self.states_mut(), limits, now, cost)
+    }
+
+    /// Applies a late charge; see [`overdraw`].
+    fn overdraw(&mut self, limits: &[TickRate], now: u64, cost: u64) -> TickDecision {
+        overdraw(self.states_mut(), limits, now, cost)
+    }
+
+    /// Whether new slots that took a hit with `outcome` hold anything worth keeping.
+    #[inline]
+    fn worth_keeping(&self, outcome: &TickDecision, cost: u64) -> bool {
+        outcome.allowed && cost > 0
+    }
+
+    /// Ticks until what the slots keep beside the rates' states is fresh.
+    fn extra_reset_after(&self, _: Option<&BanRule>, _now: u64) -> u64 {
+        0
+    }
+
+    /// Whether the key is banned at `now`.
+    fn banned(&self, _now: u64) -> bool {
+        false
+    }
 }
 
 impl<S: RateState> Slots for [S; 1] {
@@ -56,13 +99,82 @@ impl<S: RateState> Slots for Box<[S]> {
     }
 }
 
+/// The slots `C` of a policy with a ban, and the key's ban state.
+pub(crate) struct Banned<C> {
+    rates: C,
+    ban: BanState,
+}
+
+impl<C: Slots> Slots for Banned<C> {
+    type State = C::State;
+
+    const BANS: bool = true;
+
+    fn fresh(rates: usize) -> Self {
+        Self {
+            rates: C::fresh(rates),
+            ban: BanState::default(),
+        }
+    }
+
+    fn states(&self) -> &[C::State] {
+        self.rates.states()
+    }
+
+    fn states_mut(&mut self) -> &mut [C::State] {
+        self.rates.states_mut()
+    }
+
+    fn hit(
+        &mut self,
+        limits: &[TickRate],
+        rule: Option<&BanRule>,
+        now: u64,
+        cost: u64,
+    ) -> TickDecision {
+        match rule {
+            Some(rule) => apply_banned(
+                &mut self.ban,
+                rule,
+                self.rates.states_mut(),
+                limits,
+                now,
+                cost,
+            ),
+            None => apply(self.rates.states_mut(), limits, now, cost),
+        }
+    }
+
+    fn overdraw(&mut self, limits: &[TickRate], now: u64, cost: u64) -> TickDecision {
+        overdraw_banned(&self.ban, self.rates.states_mut(), limits, now, cost)
+    }
+
+    fn worth_keeping(&self, outcome: &TickDecision, cost: u64) -> bool {
+        self.rates.worth_keeping(outcome, cost) || self.ban != BanState::default()
+    }
+
+    fn extra_reset_after(&self, rule: Option<&BanRule>, now: u64) -> u64 {
+        rule.map_or(0, |rule| self.ban.reset_after(rule, now))
+    }
+
+    fn banned(&self, now: u64) -> bool {
+        self.ban.banned_for(now) > 0
+    }
+}
+
 /// A table of one policy's states, whatever its strategy: what a prepared memory policy holds.
 pub(crate) trait PolicyTable: Send + Sync + fmt::Debug {
-    /// Applies a hit; see [`apply`].
+    /// Applies a hit; see [`apply`] (and [`apply_banned`] for a policy with a ban).
     fn hit(&self, key: StoredKey, now: u64, cost: u64) -> TickDecision;
+
+    /// Applies a late charge; see [`overdraw`].
+    fn overdraw(&self, key: StoredKey, now: u64, cost: u64) -> TickDecision;
 
     /// Gives units back to a key; see [`refund`]. A key not tracked is left untracked.
     fn refund(&self, key: StoredKey, now: u64, cost: u64);
+
+    /// How many keys are banned at `now` (0 at once for a policy without a ban).
+    fn banned(&self, now: u64) -> usize;
 
     /// Forgets a key.
     fn reset(&self, key: StoredKey);
@@ -99,6 +211,8 @@ struct Shard<C> {
 /// [`Budget`]: an insert into a full budget first makes room (see [`Table::make_room`]).
 pub(crate) struct Table<C> {
     limits: Box<[TickRate]>,
+    /// The policy's ban, read by [`Banned`] slots only.
+    ban: Option<BanRule>,
     shards: Box<[Padded<Mutex<Shard<C>>>]>,
     hasher: foldhash::fast::RandomState,
     budget: Arc<Budget>,
@@ -123,11 +237,12 @@ const SHARD_SHIFT: u32 = 40;
 impl<C: Slots> Table<C> {
     /// A table for `limits` in the budget's number of shards (a power of two, at most
     /// 1024), counting its keys against `budget`. The caller registers it with the budget.
-    pub(crate) fn new(limits: Box<[TickRate]>, budget: Arc<Budget>) -> Self {
+    pub(crate) fn new(limits: Box<[TickRate]>, ban: Option<BanRule>, budget: Arc<Budget>) -> Self {
         let shards = budget.shards();
         debug_assert!(shards.is_power_of_two() && shards <= 1024);
         Self {
             limits,
+            ban,
             shards: (0..shards)
                 .map(|_| {
                     Padded(Mutex::new(Shard {
@@ -166,6 +281,17 @@ impl<C: Slots> Table<C> {
             .iter()
             .zip(&*self.limits)
             .any(|(state, limit)| state.reset_after(limit, now) > 0)
+            && slots.extra_reset_after(self.ban.as_ref(), now) == 0
+    }
+
+    /// Inserts `slots` for `key` (of hash `hash`) into the locked `shard`, making room first.
+    fn insert(&self, shard: &mut Shard<C>, hash: u64, key: StoredKey, slots: C, now: u64) {
+        self.make_room(shard, now);
+        shard
+            .entries
+            .insert_unique(hash, (key, slots), |(k, _)| self.hash(k));
+        shard.inserted_at = shard.inserted_at.max(now);
+        self.budget.inserted();
     }
 
     /// Drops the states that are fresh at `now` and, when `evict` is set, a randomly chosen
@@ -255,19 +381,45 @@ impl<C: Slots> PolicyTable for Table<C> {
             self.sweep_with_neighbour(&mut shard, now);
         }
         if let Some((_, slots)) = shard.entries.find_mut(hash, |(k, _)| *k == key) {
-            return apply(slots.states_mut(), &self.limits, now, cost);
+            return slots.hit(&self.limits, self.ban.as_ref(), now, cost);
         }
         let mut slots = C::fresh(self.limits.len());
-        let outcome = apply(slots.states_mut(), &self.limits, now, cost);
-        if outcome.allowed && cost > 0 {
-            self.make_room(&mut shard, now);
-            shard
-                .entries
-                .insert_unique(hash, (key, slots), |(k, _)| self.hash(k));
-            shard.inserted_at = shard.inserted_at.max(now);
-            self.budget.inserted();
+        let outcome = slots.hit(&self.limits, self.ban.as_ref(), now, cost);
+        if slots.worth_keeping(&outcome, cost) {
+            self.insert(&mut shard, hash, key, slots, now);
         }
         outcome
+    }
+
+    fn overdraw(&self, key: StoredKey, now: u64, cost: u64) -> TickDecision {
+        let hash = self.hash(&key);
+        let mut shard = self.lock(hash);
+        if let Some((_, slots)) = shard.entries.find_mut(hash, |(k, _)| *k == key) {
+            return slots.overdraw(&self.limits, now, cost);
+        }
+        let mut slots = C::fresh(self.limits.len());
+        let outcome = slots.overdraw(&self.limits, now, cost);
+        if !self.is_fresh(&slots, now) {
+            self.insert(&mut shard, hash, key, slots, now);
+        }
+        outcome
+    }
+
+    fn banned(&self, now: u64) -> usize {
+        if !C::BANS {
+            return 0;
+        }
+        self.shards
+            .iter()
+            .map(|shard| {
+                let shard = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
+                shard
+                    .entries
+                    .iter()
+                    .filter(|(_, slots)| slots.banned(now))
+                    .count()
+            })
+            .sum()
     }
 
     fn refund(&self, key: StoredKey, now: u64, cost: u64) {
