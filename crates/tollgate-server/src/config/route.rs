@@ -164,8 +164,8 @@ impl Checker<'_> {
                     format!(
                         "invalid path {path:?}; expected an exact path such as /ping or a \
                          prefix such as /api/*, without a query, fragment, spaces, dot \
-                         segments, backslashes or escapes the proxy decodes or refuses \
-                         (%69, %2F, %5C): it could never match"
+                         segments (..; too), backslashes or escapes the proxy decodes or \
+                         refuses (%69, %2F, %5C, %zz, %00): it could never match"
                     ),
                 )
             })?;
