@@ -468,3 +468,63 @@ async fn a_grpc_connection_is_closed_after_the_keepalive_timeout_without_a_call(
         "closed {idle:?} after the answer"
     );
 }
+
+/// A client that leaves its HTTP/2 flow-control window shut takes nothing of its answer, yet
+/// nothing waits to be written: the connection was held forever, whatever the timeouts.
+/// Raw frames, as such a client sends them: a window of 0, one call, then nothing.
+#[test]
+fn a_grpc_client_that_never_opens_its_window_is_closed_after_the_body_timeout() {
+    let (_tollgate, addr) = serve_grpc(100);
+    let frame = |kind: u8, flags: u8, stream: u32, payload: &[u8]| {
+        let len = u32::try_from(payload.len())
+            .expect("a short frame")
+            .to_be_bytes();
+        [&len[1..], &[kind, flags], &stream.to_be_bytes(), payload].concat()
+    };
+    // HPACK without Huffman: `:method: POST` and `:scheme: http` from the static table,
+    // `:path` and `:authority` by their static names, then two literal fields.
+    let literal = |name: &[u8], value: &[u8]| {
+        [
+            &[0, name.len() as u8][..],
+            name,
+            &[value.len() as u8],
+            value,
+        ]
+        .concat()
+    };
+    let path: &[u8] = b"/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit";
+    let head = [
+        &[0x83, 0x86, 0x04, path.len() as u8][..],
+        path,
+        &[0x01, 1, b'x'],
+        &literal(b"content-type", b"application/grpc"),
+        &literal(b"te", b"trailers"),
+    ]
+    .concat();
+    // RateLimitRequest { domain: "edge", descriptors: [{ entries: [{ "user", "a" }] }] },
+    // answered with a message (an empty request is refused by its head alone).
+    let entry: &[u8] = b"\x0a\x04user\x12\x01a";
+    let descriptor = [&[0x0a, entry.len() as u8][..], entry].concat();
+    let request = [
+        &b"\x0a\x04edge\x12"[..],
+        &[descriptor.len() as u8],
+        &descriptor,
+    ]
+    .concat();
+    let message = [&[0, 0, 0, 0, request.len() as u8][..], &request].concat();
+    const END_HEADERS: u8 = 4;
+    const END_STREAM: u8 = 1;
+    let sent = [
+        &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..],
+        // SETTINGS_INITIAL_WINDOW_SIZE (4) = 0
+        &frame(4, 0, 0, &[0, 4, 0, 0, 0, 0]),
+        &frame(1, END_HEADERS, 1, &head),
+        &frame(0, END_STREAM, 1, &message),
+    ]
+    .concat();
+    let (took, _) = until_closed(connect(addr, &sent));
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+}
