@@ -88,7 +88,7 @@ pub(crate) struct RouteSection {
 pub struct RouteConfig {
     /// `/ping` (exact) or `/api/*` (a prefix).
     pub path: String,
-    /// The methods this route's policy applies to; all when empty.
+    /// The methods this route's policy applies to (GET covers HEAD); all when empty.
     pub methods: Vec<http::Method>,
     /// The policy, by name; `None` for an exempt route.
     pub policy: Option<String>,
