@@ -528,3 +528,48 @@ fn a_grpc_client_that_never_opens_its_window_is_closed_after_the_body_timeout() 
         "closed after {took:?}"
     );
 }
+
+/// Each connection takes a file descriptor. With `max_connections` above what the process
+/// may open (10,000 by default, against a common limit of 1,024), a flood of idle sockets on
+/// one listener used up every descriptor: no listener could accept anyone (nor the proxy
+/// reach its upstream) until the idlers timed out. The caps are now fitted to the limit, so
+/// a flood on the proxy leaves the check API its own connections.
+#[test]
+fn a_flood_on_one_listener_leaves_the_others_their_descriptors() {
+    let path = write_config(
+        "tollgate.toml",
+        "[server]\nlisten = \"127.0.0.1:0\"\nheader_timeout = \"20s\"\n\n\
+         [proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://127.0.0.1:9\"\n",
+    );
+    let tollgate = Tollgate::serve_with_open_files(
+        &["--config", path.to_str().expect("utf-8 path")],
+        &["proxy"],
+        400,
+    );
+    // 500 idlers, more than the process may open. Those past the proxy's cap and its accept
+    // queue wait in `connect` (the kernel drops their SYNs): from threads of their own, left
+    // to end with the server.
+    let proxy = tollgate.addr("proxy");
+    for _ in 0..8 {
+        std::thread::spawn(move || {
+            let idlers: Vec<TcpStream> = (0..63)
+                .filter_map(|_| TcpStream::connect(proxy).ok())
+                .collect();
+            std::thread::sleep(Duration::from_secs(30));
+            drop(idlers);
+        });
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let started = Instant::now();
+    let stream = connect(
+        tollgate.api(),
+        b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let (_, answer) = until_closed(stream);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "served after {:?}",
+        started.elapsed()
+    );
+}
