@@ -108,42 +108,53 @@ fn a_keep_alive_connection_may_idle_past_the_header_timeout_up_to_the_keepalive_
     assert!(rest.contains("HTTP/1.1 200"), "{rest}");
 }
 
-/// An upstream that reads one request and answers it after `delay`, then closes.
-fn slow_upstream(delay: Duration) -> SocketAddr {
+/// An upstream that runs `answer` on each connection, in a thread of its own.
+fn upstream(answer: fn(TcpStream)) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
     let addr = listener.local_addr().expect("upstream address");
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut byte = [0; 1];
-                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
-                    head.push(byte[0]);
-                }
-                std::thread::sleep(delay);
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nslow!",
-                );
-            });
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || answer(stream));
         }
     });
     addr
 }
 
-#[test]
-fn a_proxied_request_outlasting_the_keepalive_timeout_gets_its_answer() {
-    let upstream = slow_upstream(Duration::from_millis(2500));
+/// `tollgate serve` with `server` (lines of its `[server]` section) and a proxy in front of
+/// `upstream`.
+fn serve_proxy(server: &str, upstream: SocketAddr) -> Tollgate {
     let path = write_config(
         "tollgate.toml",
         &format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nheader_timeout = \"1s\"\nkeepalive_timeout = \"1s\"\n\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\n{server}\n\n\
              [proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{upstream}\"\n"
         ),
     );
-    let tollgate = Tollgate::serve(
+    Tollgate::serve(
         &["--config", path.to_str().expect("utf-8 path")],
         &["proxy"],
+    )
+}
+
+/// An upstream that reads one request and answers it after 2.5 s, then closes.
+fn slow_upstream() -> SocketAddr {
+    upstream(|mut stream| {
+        let mut head = Vec::new();
+        let mut byte = [0; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+            head.push(byte[0]);
+        }
+        std::thread::sleep(Duration::from_millis(2500));
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nslow!");
+    })
+}
+
+#[test]
+fn a_proxied_request_outlasting_the_keepalive_timeout_gets_its_answer() {
+    let tollgate = serve_proxy(
+        "header_timeout = \"1s\"\nkeepalive_timeout = \"1s\"",
+        slow_upstream(),
     );
     let reply = request(tollgate.addr("proxy"), "GET", "/slow", &[], "");
     assert_eq!(reply.status, 200);
@@ -176,18 +187,7 @@ fn a_client_is_served_once_idlers_filling_the_cap_time_out() {
 
 #[test]
 fn a_proxied_body_that_never_finishes_is_a_408_too() {
-    let upstream = slow_upstream(Duration::from_secs(3));
-    let path = write_config(
-        "tollgate.toml",
-        &format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nbody_timeout = \"1s\"\n\n\
-             [proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{upstream}\"\n"
-        ),
-    );
-    let tollgate = Tollgate::serve(
-        &["--config", path.to_str().expect("utf-8 path")],
-        &["proxy"],
-    );
+    let tollgate = serve_proxy("body_timeout = \"1s\"", slow_upstream());
     let stream = connect(
         tollgate.addr("proxy"),
         b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf",
@@ -198,49 +198,31 @@ fn a_proxied_body_that_never_finishes_is_a_408_too() {
     assert!(answer.contains("body_timeout"), "{answer}");
 }
 
-/// An upstream that answers every request with `len` bytes.
-fn big_upstream(len: usize) -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
-    let addr = listener.local_addr().expect("upstream address");
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut head = [0; 1024];
-                let _ = stream.read(&mut head);
-                let _ = stream.write_all(
-                    format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").as_bytes(),
-                );
-                let chunk = vec![b'x'; 64 * 1024];
-                let mut sent = 0;
-                while sent < len
-                    && stream
-                        .write_all(&chunk[..chunk.len().min(len - sent)])
-                        .is_ok()
-                {
-                    sent += chunk.len().min(len - sent);
-                }
-            });
+/// How much [`big_upstream`] answers.
+const BIG: usize = 64 * 1024 * 1024;
+
+/// An upstream that answers every request with [`BIG`] bytes.
+fn big_upstream() -> SocketAddr {
+    upstream(|mut stream| {
+        let mut head = [0; 1024];
+        let _ = stream.read(&mut head);
+        let _ = stream
+            .write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n").as_bytes());
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0;
+        while sent < BIG
+            && stream
+                .write_all(&chunk[..chunk.len().min(BIG - sent)])
+                .is_ok()
+        {
+            sent += chunk.len().min(BIG - sent);
         }
-    });
-    addr
+    })
 }
 
 #[test]
 fn a_client_that_stops_reading_its_answer_is_closed_after_the_body_timeout() {
-    const LEN: usize = 64 * 1024 * 1024;
-    let upstream = big_upstream(LEN);
-    let path = write_config(
-        "tollgate.toml",
-        &format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nbody_timeout = \"1s\"\n\n\
-             [proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{upstream}\"\n"
-        ),
-    );
-    let tollgate = Tollgate::serve(
-        &["--config", path.to_str().expect("utf-8 path")],
-        &["proxy"],
-    );
+    let tollgate = serve_proxy("body_timeout = \"1s\"", big_upstream());
     let stream = connect(
         tollgate.addr("proxy"),
         b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -260,7 +242,7 @@ fn a_client_that_stops_reading_its_answer_is_closed_after_the_body_timeout() {
         }
     }
     assert!(received > 0, "the answer began");
-    assert!(received < LEN, "the whole answer came: {received} bytes");
+    assert!(received < BIG, "the whole answer came: {received} bytes");
 }
 
 // ---- the Envoy rate limit service (gRPC) --------------------------------------------------
