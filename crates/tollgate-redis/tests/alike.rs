@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tollgate::Strategy as Algorithm;
 use tollgate::{
-    Ban, Decision, Limiter, MAX_AMOUNT, ManualClock, MemoryStore, Policy, Rates, Store, Timestamp,
+    Ban, Decision, Limiter, MAX_AMOUNT, ManualClock, MemoryStore, Policy, Store, Timestamp,
 };
 use tollgate_redis::RedisStore;
 
@@ -25,12 +25,7 @@ struct Twins {
 }
 
 fn twins(server: &support::RedisServer) -> Twins {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let redis = rt
-        .block_on(RedisStore::connect(&server.uri()))
-        .expect("connect")
-        .with_client_time()
-        .with_timeout(Duration::from_secs(5));
+    let (redis, rt) = support::compare::client_time_store(server);
     Twins { redis, rt }
 }
 
@@ -176,7 +171,7 @@ fn memory_and_redis_decide_alike_at_whole_microseconds() {
 fn memory_and_redis_decide_alike_at_the_bounds() {
     let server = support::RedisServer::start();
     let twins = twins(&server);
-    let policies: [(&str, Option<u64>); 7] = [
+    let bounds = [
         ("1000000000000/second", None),
         ("1000000000000/3100000000 seconds", None),
         ("1/100 years", None),
@@ -185,28 +180,21 @@ fn memory_and_redis_decide_alike_at_the_bounds() {
         ("86400000000/day", None),
         ("1/second", Some(3_110_400_000)),
     ];
-    for (i, (rates, burst)) in policies.into_iter().enumerate() {
-        for algorithm in Algorithm::ALL {
-            let rates: Rates = rates.parse().expect("in bounds");
-            let burst = burst.filter(|_| algorithm == Algorithm::TokenBucket);
-            let Ok(policy) = Policy::from_parts(algorithm, rates.clone(), burst) else {
-                assert_eq!(algorithm, Algorithm::TokenBucket, "{rates}");
-                continue;
-            };
-            let name = format!("bounds{i}{algorithm}");
-            let tick = twins.redis.prepare(&name, &policy).tick();
-            let window = rates.iter().map(|r| r.window()).max().unwrap_or_default();
-            assert!(
-                (window.as_nanos() % tick.as_nanos()) == 0,
-                "{policy}: {window:?} in ticks of {tick:?}"
-            );
-            compare(
-                &twins,
-                &name,
-                &policy,
-                &edge_steps(window, tick, policy.max_cost()),
-            );
-        }
+    for (i, policy) in support::compare::under_every_strategy(&bounds) {
+        let name = format!("bounds{i}{}", policy.strategy());
+        let tick = twins.redis.prepare(&name, &policy).tick();
+        let window = policy.rates().iter().map(|r| r.window()).max();
+        let window = window.unwrap_or_default();
+        assert!(
+            (window.as_nanos() % tick.as_nanos()) == 0,
+            "{policy}: {window:?} in ticks of {tick:?}"
+        );
+        compare(
+            &twins,
+            &name,
+            &policy,
+            &edge_steps(window, tick, policy.max_cost()),
+        );
     }
 }
 

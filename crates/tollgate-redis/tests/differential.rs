@@ -361,20 +361,9 @@ fn run_twins(
     }
 }
 
-/// A store in client-time mode on a fresh server, and a runtime to drive it.
-fn client_time_store(server: &support::RedisServer) -> (RedisStore, tokio::runtime::Runtime) {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let store = rt
-        .block_on(RedisStore::connect(&server.uri()))
-        .expect("connect")
-        .with_client_time()
-        .with_timeout(Duration::from_secs(5));
-    (store, rt)
-}
-
 /// The twins on a fresh server.
 fn twins(server: &support::RedisServer) -> Twins {
-    let (store, rt) = client_time_store(server);
+    let (store, rt) = support::compare::client_time_store(server);
     let redis = redis::Client::open(server.uri())
         .and_then(|client| client.get_connection())
         .expect("a direct connection");
@@ -454,7 +443,7 @@ fn lua_scripts_agree_on_window_boundaries() {
 fn lua_scripts_agree_at_the_bounds() {
     let server = support::RedisServer::start();
     let mut twins = twins(&server);
-    let policies: [(&str, Option<u64>); 8] = [
+    let bounds = [
         ("1000000000000/second", None),
         ("1000000000000/100 years", None),
         ("999999999999/3110399999 seconds; 1/100 years", None),
@@ -464,24 +453,16 @@ fn lua_scripts_agree_at_the_bounds() {
         ("1/second", Some(3_110_400_000)),
         ("0/100 years; 7/second", None),
     ];
-    for (i, (rates, burst)) in policies.into_iter().enumerate() {
-        for algorithm in Algorithm::ALL {
-            let rates: Rates = rates.parse().expect("in bounds");
-            let burst = burst.filter(|_| algorithm == Algorithm::TokenBucket);
-            let Ok(policy) = Policy::from_parts(algorithm, rates.clone(), burst) else {
-                // Only a token bucket above 10^6 a second is refused.
-                assert_eq!(algorithm, Algorithm::TokenBucket, "{rates}");
-                continue;
-            };
-            let longest = rates.iter().map(|r| r.window()).max().unwrap_or_default();
-            let ops = edge_ops(u64::try_from(longest.as_millis()).unwrap_or(u64::MAX));
-            // And with the longest ban: 2 breaches per 100 years ban for 100 years.
-            let ban = Ban::new("2/100 years".parse().expect("rate"), longest_ban()).expect("ban");
-            for (j, policy) in [policy.clone(), policy.with_ban(ban)].iter().enumerate() {
-                let name = format!("bounds{i}{algorithm}{j}");
-                let result = run_twins(&mut twins, &name, policy, &ops);
-                result.unwrap_or_else(|e| panic!("{policy}: {e}"));
-            }
+    for (i, policy) in support::compare::under_every_strategy(&bounds) {
+        let longest = policy.rates().iter().map(|r| r.window()).max();
+        let longest = longest.unwrap_or_default();
+        let ops = edge_ops(u64::try_from(longest.as_millis()).unwrap_or(u64::MAX));
+        // And with the longest ban: 2 breaches per 100 years ban for 100 years.
+        let ban = Ban::new("2/100 years".parse().expect("rate"), longest_ban()).expect("ban");
+        for (j, policy) in [policy.clone(), policy.with_ban(ban)].iter().enumerate() {
+            let name = format!("bounds{i}{}{j}", policy.strategy());
+            let result = run_twins(&mut twins, &name, policy, &ops);
+            result.unwrap_or_else(|e| panic!("{policy}: {e}"));
         }
     }
 }

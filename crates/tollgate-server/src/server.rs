@@ -19,6 +19,7 @@ use crate::state::{InForce, ServerState};
 use connection::{CappedListener, Protocol};
 
 mod connection;
+mod descriptors;
 mod grpc_listener;
 mod http_listener;
 
@@ -199,7 +200,10 @@ pub async fn serve(
     announce("check API", &check_listener);
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let limits = config.connections;
+    // A descriptor per connection on each listener, two on the proxy's (its upstream's).
+    let per_connection =
+        1 + 2 * u64::from(config.proxy.is_some()) + u64::from(config.grpc_listen.is_some());
+    let limits = descriptors::fitted(config.connections, per_connection);
     let mut tasks = tokio::task::JoinSet::new();
     let router = check_api::check_api_router(Arc::clone(&state));
     tasks.spawn(http_listener::serve_http(

@@ -165,6 +165,14 @@ fn check_config_and_serve_agree_on_good_and_bad_configurations() {
             Some(":12: proxy.routes[0].path: invalid path \"/log%69n\"".to_owned()),
         ),
         (
+            proxy("\n[[proxy.routes]]\npath = \"/a%zz\"\npolicy = \"api\"\n"),
+            Some(":12: proxy.routes[0].path: invalid path \"/a%zz\"".to_owned()),
+        ),
+        (
+            proxy("\n[[proxy.routes]]\npath = \"/a/..;/b\"\npolicy = \"api\"\n"),
+            Some(":12: proxy.routes[0].path: invalid path \"/a/..;/b\"".to_owned()),
+        ),
+        (
             proxy(
                 "\n[[proxy.routes]]\npath = \"/login\"\npolicy = \"api\"\nignore_case = true\n\
                  ignore_trailing_slash = true\n\n[[proxy.routes]]\npath = \"/static/*\"\n\

@@ -108,42 +108,53 @@ fn a_keep_alive_connection_may_idle_past_the_header_timeout_up_to_the_keepalive_
     assert!(rest.contains("HTTP/1.1 200"), "{rest}");
 }
 
-/// An upstream that reads one request and answers it after `delay`, then closes.
-fn slow_upstream(delay: Duration) -> SocketAddr {
+/// An upstream that runs `answer` on each connection, in a thread of its own.
+fn upstream(answer: fn(TcpStream)) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
     let addr = listener.local_addr().expect("upstream address");
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut byte = [0; 1];
-                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
-                    head.push(byte[0]);
-                }
-                std::thread::sleep(delay);
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nslow!",
-                );
-            });
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || answer(stream));
         }
     });
     addr
 }
 
-#[test]
-fn a_proxied_request_outlasting_the_keepalive_timeout_gets_its_answer() {
-    let upstream = slow_upstream(Duration::from_millis(2500));
+/// `tollgate serve` with `server` (lines of its `[server]` section) and a proxy in front of
+/// `upstream`.
+fn serve_proxy(server: &str, upstream: SocketAddr) -> Tollgate {
     let path = write_config(
         "tollgate.toml",
         &format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nheader_timeout = \"1s\"\nkeepalive_timeout = \"1s\"\n\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\n{server}\n\n\
              [proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{upstream}\"\n"
         ),
     );
-    let tollgate = Tollgate::serve(
+    Tollgate::serve(
         &["--config", path.to_str().expect("utf-8 path")],
         &["proxy"],
+    )
+}
+
+/// An upstream that reads one request and answers it after 2.5 s, then closes.
+fn slow_upstream() -> SocketAddr {
+    upstream(|mut stream| {
+        let mut head = Vec::new();
+        let mut byte = [0; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+            head.push(byte[0]);
+        }
+        std::thread::sleep(Duration::from_millis(2500));
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nslow!");
+    })
+}
+
+#[test]
+fn a_proxied_request_outlasting_the_keepalive_timeout_gets_its_answer() {
+    let tollgate = serve_proxy(
+        "header_timeout = \"1s\"\nkeepalive_timeout = \"1s\"",
+        slow_upstream(),
     );
     let reply = request(tollgate.addr("proxy"), "GET", "/slow", &[], "");
     assert_eq!(reply.status, 200);
@@ -176,18 +187,7 @@ fn a_client_is_served_once_idlers_filling_the_cap_time_out() {
 
 #[test]
 fn a_proxied_body_that_never_finishes_is_a_408_too() {
-    let upstream = slow_upstream(Duration::from_secs(3));
-    let path = write_config(
-        "tollgate.toml",
-        &format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nbody_timeout = \"1s\"\n\n\
-             [proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{upstream}\"\n"
-        ),
-    );
-    let tollgate = Tollgate::serve(
-        &["--config", path.to_str().expect("utf-8 path")],
-        &["proxy"],
-    );
+    let tollgate = serve_proxy("body_timeout = \"1s\"", slow_upstream());
     let stream = connect(
         tollgate.addr("proxy"),
         b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf",
@@ -198,49 +198,31 @@ fn a_proxied_body_that_never_finishes_is_a_408_too() {
     assert!(answer.contains("body_timeout"), "{answer}");
 }
 
-/// An upstream that answers every request with `len` bytes.
-fn big_upstream(len: usize) -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
-    let addr = listener.local_addr().expect("upstream address");
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut head = [0; 1024];
-                let _ = stream.read(&mut head);
-                let _ = stream.write_all(
-                    format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").as_bytes(),
-                );
-                let chunk = vec![b'x'; 64 * 1024];
-                let mut sent = 0;
-                while sent < len
-                    && stream
-                        .write_all(&chunk[..chunk.len().min(len - sent)])
-                        .is_ok()
-                {
-                    sent += chunk.len().min(len - sent);
-                }
-            });
+/// How much [`big_upstream`] answers.
+const BIG: usize = 64 * 1024 * 1024;
+
+/// An upstream that answers every request with [`BIG`] bytes.
+fn big_upstream() -> SocketAddr {
+    upstream(|mut stream| {
+        let mut head = [0; 1024];
+        let _ = stream.read(&mut head);
+        let _ = stream
+            .write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n").as_bytes());
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0;
+        while sent < BIG
+            && stream
+                .write_all(&chunk[..chunk.len().min(BIG - sent)])
+                .is_ok()
+        {
+            sent += chunk.len().min(BIG - sent);
         }
-    });
-    addr
+    })
 }
 
 #[test]
 fn a_client_that_stops_reading_its_answer_is_closed_after_the_body_timeout() {
-    const LEN: usize = 64 * 1024 * 1024;
-    let upstream = big_upstream(LEN);
-    let path = write_config(
-        "tollgate.toml",
-        &format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nbody_timeout = \"1s\"\n\n\
-             [proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{upstream}\"\n"
-        ),
-    );
-    let tollgate = Tollgate::serve(
-        &["--config", path.to_str().expect("utf-8 path")],
-        &["proxy"],
-    );
+    let tollgate = serve_proxy("body_timeout = \"1s\"", big_upstream());
     let stream = connect(
         tollgate.addr("proxy"),
         b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -260,7 +242,7 @@ fn a_client_that_stops_reading_its_answer_is_closed_after_the_body_timeout() {
         }
     }
     assert!(received > 0, "the answer began");
-    assert!(received < LEN, "the whole answer came: {received} bytes");
+    assert!(received < BIG, "the whole answer came: {received} bytes");
 }
 
 // ---- the Envoy rate limit service (gRPC) --------------------------------------------------
@@ -466,5 +448,110 @@ async fn a_grpc_connection_is_closed_after_the_keepalive_timeout_without_a_call(
     assert!(
         idle >= Duration::from_millis(700) && idle < Duration::from_secs(5),
         "closed {idle:?} after the answer"
+    );
+}
+
+/// A client that leaves its HTTP/2 flow-control window shut takes nothing of its answer, yet
+/// nothing waits to be written: the connection was held forever, whatever the timeouts.
+/// Raw frames, as such a client sends them: a window of 0, one call, then nothing.
+#[test]
+fn a_grpc_client_that_never_opens_its_window_is_closed_after_the_body_timeout() {
+    let (_tollgate, addr) = serve_grpc(100);
+    let frame = |kind: u8, flags: u8, stream: u32, payload: &[u8]| {
+        let len = u32::try_from(payload.len())
+            .expect("a short frame")
+            .to_be_bytes();
+        [&len[1..], &[kind, flags], &stream.to_be_bytes(), payload].concat()
+    };
+    // HPACK without Huffman: `:method: POST` and `:scheme: http` from the static table,
+    // `:path` and `:authority` by their static names, then two literal fields.
+    let literal = |name: &[u8], value: &[u8]| {
+        [
+            &[0, name.len() as u8][..],
+            name,
+            &[value.len() as u8],
+            value,
+        ]
+        .concat()
+    };
+    let path: &[u8] = b"/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit";
+    let head = [
+        &[0x83, 0x86, 0x04, path.len() as u8][..],
+        path,
+        &[0x01, 1, b'x'],
+        &literal(b"content-type", b"application/grpc"),
+        &literal(b"te", b"trailers"),
+    ]
+    .concat();
+    // RateLimitRequest { domain: "edge", descriptors: [{ entries: [{ "user", "a" }] }] },
+    // answered with a message (an empty request is refused by its head alone).
+    let entry: &[u8] = b"\x0a\x04user\x12\x01a";
+    let descriptor = [&[0x0a, entry.len() as u8][..], entry].concat();
+    let request = [
+        &b"\x0a\x04edge\x12"[..],
+        &[descriptor.len() as u8],
+        &descriptor,
+    ]
+    .concat();
+    let message = [&[0, 0, 0, 0, request.len() as u8][..], &request].concat();
+    const END_HEADERS: u8 = 4;
+    const END_STREAM: u8 = 1;
+    let sent = [
+        &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..],
+        // SETTINGS_INITIAL_WINDOW_SIZE (4) = 0
+        &frame(4, 0, 0, &[0, 4, 0, 0, 0, 0]),
+        &frame(1, END_HEADERS, 1, &head),
+        &frame(0, END_STREAM, 1, &message),
+    ]
+    .concat();
+    let (took, _) = until_closed(connect(addr, &sent));
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+}
+
+/// Each connection takes a file descriptor. With `max_connections` above what the process
+/// may open (10,000 by default, against a common limit of 1,024), a flood of idle sockets on
+/// one listener used up every descriptor: no listener could accept anyone (nor the proxy
+/// reach its upstream) until the idlers timed out. The caps are now fitted to the limit, so
+/// a flood on the proxy leaves the check API its own connections.
+#[test]
+fn a_flood_on_one_listener_leaves_the_others_their_descriptors() {
+    let path = write_config(
+        "tollgate.toml",
+        "[server]\nlisten = \"127.0.0.1:0\"\nheader_timeout = \"20s\"\n\n\
+         [proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://127.0.0.1:9\"\n",
+    );
+    let tollgate = Tollgate::serve_with_open_files(
+        &["--config", path.to_str().expect("utf-8 path")],
+        &["proxy"],
+        400,
+    );
+    // 500 idlers, more than the process may open. Those past the proxy's cap and its accept
+    // queue wait in `connect` (the kernel drops their SYNs): from threads of their own, left
+    // to end with the server.
+    let proxy = tollgate.addr("proxy");
+    for _ in 0..8 {
+        std::thread::spawn(move || {
+            let idlers: Vec<TcpStream> = (0..63)
+                .filter_map(|_| TcpStream::connect(proxy).ok())
+                .collect();
+            std::thread::sleep(Duration::from_secs(30));
+            drop(idlers);
+        });
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let started = Instant::now();
+    let stream = connect(
+        tollgate.api(),
+        b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let (_, answer) = until_closed(stream);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "served after {:?}",
+        started.elapsed()
     );
 }

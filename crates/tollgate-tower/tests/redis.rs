@@ -19,11 +19,15 @@ use tollgate_redis::RedisStore;
 use tollgate_tower::{HttpLimiter, Limit};
 use tower::ServiceExt;
 
-/// A worker: its own connection to Redis, its own limiter, the same declared limits.
+/// A worker: its own connection to Redis, its own limiter, the same declared limits. Its
+/// calls may take a while on a loaded machine: these tests are not about timeouts.
 async fn worker(uri: &str) -> Router {
     let store = RedisStore::connect(uri).await.expect("redis is up");
-    app(store)
+    app(store.with_timeout(PATIENT))
 }
+
+/// A timeout no healthy call reaches, however loaded the machine.
+const PATIENT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn app(store: impl Store) -> Router {
     let limiter = HttpLimiter::builder()
@@ -147,7 +151,8 @@ async fn shadow_limits_and_header_lists_over_redis() {
     let worker = || async {
         let store = RedisStore::connect(&redis.uri())
             .await
-            .expect("redis is up");
+            .expect("redis is up")
+            .with_timeout(PATIENT);
         let limiter = HttpLimiter::builder()
             .store(store)
             .headers_include_shadow(true)

@@ -205,3 +205,42 @@ fn each_switch_is_reported_once_under_hits_from_many_threads() {
     );
     assert_eq!(limiter.store().switches(), 1);
 }
+
+/// Many threads hitting keys of 200 failing domains at once, for several probe intervals:
+/// no interval starts more probes than the cap (a race on the count would start more).
+#[test]
+fn probes_stay_within_their_cap_under_hits_from_many_threads() {
+    let interval = Failover::<FlakyStore>::PROBE_INTERVAL;
+    let cap = Failover::<FlakyStore>::MAX_PROBES_PER_INTERVAL;
+    let flaky = FlakyStore::with_domains(200);
+    let clock = ManualClock::new();
+    let limiter =
+        Limiter::new(Failover::new(flaky.clone(), FailureMode::Fallback)).with_clock(clock.clone());
+    let p = limiter.policy("p", Policy::fixed_window(Rate::per_hour(1 << 30).into()));
+    flaky.set_down(true);
+    for domain in 0..200u8 {
+        block_on(p.hit(&[domain][..])).expect("an answer");
+    }
+    assert_eq!(limiter.store().falling_back_domains(), 200);
+    for _ in 0..5 {
+        clock.advance(interval);
+        let errors = limiter.store().errors();
+        let start = Arc::new(Barrier::new(THREADS as usize));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let (p, start) = (p.clone(), Arc::clone(&start));
+                thread::spawn(move || {
+                    start.wait();
+                    for n in 0..400u64 {
+                        let domain = ((n * 7 + thread * 29) % 200) as u8;
+                        block_on(p.hit(&[domain][..])).expect("an answer");
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("thread");
+        }
+        assert_eq!(limiter.store().errors() - errors, cap);
+    }
+}

@@ -343,3 +343,53 @@ fn a_probe_denied_in_memory_leaves_no_late_charge() {
     let store = Limiter::new(flaky).policy("p", Policy::fixed_window(Rate::per_hour(2).into()));
     assert_eq!(store.hit_sync("k", 0).expect("peek").remaining(), 1);
 }
+
+/// A dead Redis Cluster master fails thousands of hash slots at once. Each used to be probed
+/// every interval under traffic (27,000 probes a second for 5461 slots, each perhaps waiting
+/// out the store's timeout); the probes of one interval are now capped over all domains,
+/// and those that succeed give their place back, so recovery is not slowed.
+#[test]
+fn probes_of_many_failing_domains_are_capped_per_interval() {
+    const DOMAINS: u8 = 200;
+    let interval = Failover::<FlakyStore>::PROBE_INTERVAL;
+    let cap = Failover::<FlakyStore>::MAX_PROBES_PER_INTERVAL;
+    let flaky = FlakyStore::with_domains(usize::from(DOMAINS));
+    let clock = ManualClock::new();
+    let limiter =
+        Limiter::new(Failover::new(flaky.clone(), FailureMode::Fallback)).with_clock(clock.clone());
+    let p = limiter.policy("p", Policy::fixed_window(Rate::per_hour(1000).into()));
+    // One key per domain: its first byte is its domain.
+    let keys: Vec<[u8; 1]> = (0..DOMAINS).map(|domain| [domain]).collect();
+    let hit_all = |rounds: usize| {
+        for _ in 0..rounds {
+            for key in &keys {
+                block_on(p.hit(&key[..])).expect("an answer");
+            }
+        }
+    };
+    flaky.set_down(true);
+    hit_all(1);
+    let store = limiter.store();
+    assert_eq!(store.falling_back_domains(), usize::from(DOMAINS));
+    assert_eq!(
+        store.errors(),
+        u64::from(DOMAINS),
+        "each domain's first failure"
+    );
+    // Heavy traffic over five intervals: every domain is due each time, the cap holds.
+    for _ in 0..5 {
+        clock.advance(interval);
+        let errors = store.errors();
+        hit_all(3);
+        assert_eq!(store.errors() - errors, cap, "probes of one interval");
+    }
+    assert_eq!(store.falling_back_domains(), usize::from(DOMAINS));
+    // The store answers again: the probes succeed and give their places back, so every
+    // domain comes back within one interval's traffic.
+    flaky.set_down(false);
+    clock.advance(interval);
+    let served = flaky.served();
+    hit_all(1);
+    assert_eq!(store.falling_back_domains(), 0);
+    assert_eq!(flaky.served() - served, u64::from(DOMAINS));
+}

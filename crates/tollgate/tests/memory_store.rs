@@ -313,3 +313,31 @@ fn a_new_policy_takes_room_from_one_holding_the_whole_budget() {
     drop(old);
     assert_eq!(store.stats().keys, 400);
 }
+
+/// A flood of policies (the check API's inline ones, up to 1024), each with a key or two,
+/// stays within the budget. A shard with no key that met a full budget used to insert
+/// without freeing anything when no shard held more than its share: one key over the budget
+/// per empty shard of every policy, ten times a small budget here (and as many keys as the
+/// budget again on a host with many CPUs, where a large budget has 1024 shards a policy).
+#[test]
+fn a_flood_of_policies_with_a_key_each_stays_within_the_budget() {
+    const BUDGET: usize = 100;
+    let store = MemoryStore::with_max_keys(BUDGET);
+    let limiter = Limiter::new(store.clone()).with_clock(ManualClock::new());
+    let policies: Vec<_> = (0..1000u32)
+        .map(|n| {
+            limiter.policy(
+                &format!("p{n}"),
+                Policy::fixed_window(Rate::per_hour(1 + n).into()),
+            )
+        })
+        .collect();
+    for round in 0..2u32 {
+        for policy in &policies {
+            assert!(policy.hit_sync(&round, 1).expect("hit").allowed());
+        }
+    }
+    let stats = store.stats();
+    assert!(stats.keys <= BUDGET, "{stats:?}");
+    assert_eq!(stats.keys as u64 + stats.evicted, 2000, "{stats:?}");
+}

@@ -89,7 +89,7 @@ pub(crate) struct RouteSection {
 pub struct RouteConfig {
     /// `/ping` (exact) or `/api/*` (a prefix).
     pub path: String,
-    /// The methods this route's policy applies to; all when empty.
+    /// The methods this route's policy applies to (GET covers HEAD); all when empty.
     pub methods: Vec<http::Method>,
     /// The policy, by name; `None` for an exempt route, or one with only a shadow policy.
     pub policy: Option<String>,
@@ -202,8 +202,8 @@ impl Checker<'_> {
                     format!(
                         "invalid path {path:?}; expected an exact path such as /ping or a \
                          prefix such as /api/*, without a query, fragment, spaces, dot \
-                         segments, backslashes or escapes the proxy decodes or refuses \
-                         (%69, %2F, %5C): it could never match"
+                         segments (..; too), backslashes or escapes the proxy decodes or \
+                         refuses (%69, %2F, %5C, %zz, %00): it could never match"
                     ),
                 )
             })?;

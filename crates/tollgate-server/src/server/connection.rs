@@ -11,10 +11,14 @@
 //!   request is in flight, no timer of the connection runs: a slow handler (a slow upstream
 //!   behind the proxy) keeps its connection; the request body has its own deadline
 //!   (`http/limits.rs`) and the proxy its upstream timeouts. A client that takes nothing of
-//!   its answer for `body_timeout` (its socket full) is closed, in any phase.
+//!   its answer for `body_timeout` (its socket full) is closed, in any phase. On HTTP/2 a
+//!   client can take nothing of an answer without filling the socket, by leaving its
+//!   flow-control window shut: there an answer under way ([`InFlight::answering`]) must be
+//!   taken whole within `body_timeout` of its head, else the connection is closed.
 //! - A request is in flight from its head until its response body is done: [`Activity::start`]
 //!   gives the [`InFlight`] guard, which [`InFlightBody`] holds until the body ends.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -95,8 +99,14 @@ enum Phase {
 struct ActivityState {
     phase: Phase,
     /// The task reading the socket, woken when the last request in flight ends (its idle
-    /// timer starts then).
+    /// timer starts then), or when an answer's deadline is the first to run.
     reader: Option<Waker>,
+    /// The answers under way that must be taken by a deadline ([`InFlight::answering`]),
+    /// by the order they began: each deadline is its head's time plus `body_timeout`, so
+    /// the first is the earliest.
+    answers: BTreeMap<u64, Instant>,
+    /// The key of the next answer in `answers`.
+    next_answer: u64,
 }
 
 /// A connection's timers, shared by its socket and its requests.
@@ -116,6 +126,8 @@ impl Activity {
                     deadline: Instant::now() + limits.header_timeout,
                 },
                 reader: None,
+                answers: BTreeMap::new(),
+                next_answer: 0,
             }),
         }
     }
@@ -135,11 +147,33 @@ impl Activity {
             },
             Phase::Head { .. } | Phase::Idle { .. } => Phase::Busy { requests: 1 },
         };
-        InFlight(Arc::clone(self))
+        InFlight {
+            activity: Arc::clone(self),
+            answer: None,
+        }
     }
 
-    fn end(&self) {
+    /// An answer begins: it must be taken whole within `body_timeout`. Returns its key in
+    /// `answers`.
+    fn answering(&self) -> u64 {
         let mut state = self.lock();
+        let key = state.next_answer;
+        state.next_answer += 1;
+        let first = state.answers.is_empty();
+        state
+            .answers
+            .insert(key, Instant::now() + self.limits.body_timeout);
+        if first && let Some(reader) = state.reader.take() {
+            reader.wake(); // to arm its timer for this deadline
+        }
+        key
+    }
+
+    fn end(&self, answer: Option<u64>) {
+        let mut state = self.lock();
+        if let Some(answer) = answer {
+            state.answers.remove(&answer);
+        }
         if let Phase::Busy { requests } = state.phase {
             state.phase = if requests > 1 {
                 Phase::Busy {
@@ -186,17 +220,39 @@ impl Activity {
                 Some((deadline, "no complete request within header_timeout"))
             }
             Phase::Idle { deadline } => Some((deadline, "idle for keepalive_timeout")),
-            Phase::Busy { .. } => None,
+            Phase::Busy { .. } => state.answers.first_key_value().map(|(_, &deadline)| {
+                (
+                    deadline,
+                    "the client took not all of an answer within body_timeout",
+                )
+            }),
         }
     }
 }
 
 /// A request in flight on a connection, until dropped.
-pub(crate) struct InFlight(Arc<Activity>);
+pub(crate) struct InFlight {
+    activity: Arc<Activity>,
+    /// Its key in the connection's answers under way, once answering.
+    answer: Option<u64>,
+}
+
+impl InFlight {
+    /// The request's answer begins: from now the client must take it whole within
+    /// `body_timeout`, else the connection is closed. For HTTP/2, where a client can hold
+    /// an answer by leaving its flow-control window shut and no write ever waits; an
+    /// HTTP/1.1 client that stops reading fills its socket, which the writes time.
+    pub(crate) fn answering(mut self) -> Self {
+        if self.answer.is_none() {
+            self.answer = Some(self.activity.answering());
+        }
+        self
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.end();
+        self.activity.end(self.answer);
     }
 }
 
@@ -419,6 +475,37 @@ mod tests {
         activity.read_some();
         let (deadline, _) = activity.deadline(waker).expect("a head deadline");
         assert_eq!(deadline - start, Duration::from_secs(115));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_under_way_must_be_taken_within_the_body_timeout() {
+        let limits = Connections {
+            body_timeout: Duration::from_secs(5),
+            ..limits()
+        };
+        let activity = Arc::new(Activity::new(limits, Protocol::Http2));
+        let start = Instant::now();
+        let first = activity.start().answering();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let second = activity.start().answering();
+        let (deadline, why) = activity
+            .deadline(Waker::noop())
+            .expect("an answer deadline");
+        assert_eq!(deadline - start, Duration::from_secs(5));
+        assert_eq!(
+            why,
+            "the client took not all of an answer within body_timeout"
+        );
+        drop(first);
+        let (deadline, _) = activity
+            .deadline(Waker::noop())
+            .expect("an answer deadline");
+        assert_eq!(deadline - start, Duration::from_secs(6), "the second's");
+        // A request not yet answering runs no timer.
+        let third = activity.start();
+        drop(second);
+        assert_eq!(activity.deadline(Waker::noop()), None);
+        drop(third);
     }
 
     #[tokio::test(start_paused = true)]

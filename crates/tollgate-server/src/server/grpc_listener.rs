@@ -13,7 +13,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimit
 use tonic::service::Routes;
 
 use crate::config::Connections;
-use crate::server::connection::{Activity, CappedListener, InFlightBody};
+use crate::server::connection::{Activity, CappedListener, InFlight, InFlightBody};
 use crate::state::ServerState;
 
 /// How many calls one connection may have open at once (HTTP/2 `MAX_CONCURRENT_STREAMS`;
@@ -26,7 +26,9 @@ pub(crate) const MAX_CALLS_PER_CONNECTION: u32 = 200;
 /// A connection must send its first call within `header_timeout` of connecting (a client
 /// that sends nothing, or half a preface, is closed then), and is closed after
 /// `keepalive_timeout` without a call in flight. A call must be received and answered within
-/// `body_timeout` (or the client's shorter `grpc-timeout`), else it ends `CANCELLED`.
+/// `body_timeout` (or the client's shorter `grpc-timeout`), else it ends `CANCELLED`; and
+/// its answer taken within `body_timeout`, else the connection is closed (a client that
+/// leaves its flow-control window shut would otherwise hold it forever).
 pub(crate) async fn serve_grpc(
     listener: CappedListener,
     limits: Connections,
@@ -48,7 +50,7 @@ pub(crate) async fn serve_grpc(
 }
 
 /// `routes`, each call in flight on its connection (no connection timer runs) until its
-/// response ends.
+/// response ends, which must be within `body_timeout` of its head.
 fn in_flight(
     routes: Routes,
 ) -> impl tower::Service<
@@ -69,6 +71,7 @@ fn in_flight(
         let call = tower::ServiceExt::oneshot(routes.clone(), request);
         async move {
             let Ok(response) = call.await;
+            let in_flight = in_flight.map(InFlight::answering);
             Ok(response.map(|body| InFlightBody::new(body, in_flight)))
         }
     })

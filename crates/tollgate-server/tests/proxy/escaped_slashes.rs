@@ -109,3 +109,60 @@ async fn rejected_escaped_slashes_and_backslashes_never_reach_the_upstream() {
         assert_eq!(answer.header("x-ratelimit-limit"), Some("3"));
     }
 }
+
+/// `%%32%46` and `%2%66` are no `%2F` to the proxy, but were once its unreserved escapes were
+/// decoded (`%32` is `2`, `%46` is `F`): nginx then read `/static/..%2Fping` as `/ping`, past
+/// the exempt prefix. Malformed escapes (and `%00`) are refused, in either mode, as nginx
+/// itself refuses them; so are dot segments with parameters (`..;`), a dot segment to Java
+/// servers.
+#[tokio::test]
+async fn malformed_escapes_and_dot_segments_with_parameters_never_reach_the_upstream() {
+    let nginx = nginx_upstream();
+    let client = client();
+    for config in [
+        lesson_with_static(""),
+        lesson_with_static("escaped_slashes = \"decode\""),
+    ] {
+        let proxy = proxy_with(
+            &config,
+            &format!("http://{}", nginx.addr),
+            HeaderStyle::Both,
+        )
+        .await;
+        for _ in 0..3 {
+            assert_eq!(
+                get_from(&client, proxy, "/ping", &[]).await.status,
+                StatusCode::OK
+            );
+        }
+        assert_eq!(
+            get_from(&client, proxy, "/ping", &[]).await.status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        for (path, error) in [
+            ("/static/..%%32%46ping", "malformed escape"),
+            ("/static/..%2%66ping", "malformed escape"),
+            ("/static/..%%35%63ping", "malformed escape"),
+            ("/static/app%00.js", "malformed escape"),
+            ("/static/..;/ping", "dot segment with parameters"),
+            ("/static/%2e%2e;x/ping", "dot segment with parameters"),
+        ] {
+            let answer = get_from(&client, proxy, path, &[]).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::BAD_REQUEST,
+                "{path}: {:?}",
+                String::from_utf8_lossy(&answer.body)
+            );
+            assert!(
+                answer.json()["error"]
+                    .as_str()
+                    .is_some_and(|message| message.contains(error)),
+                "{path}"
+            );
+        }
+        // What stays under the prefix is still exempt and served.
+        let answer = get_from(&client, proxy, "/static/%61pp.js", &[]).await;
+        assert_eq!((answer.status, text(&answer)), (StatusCode::OK, "static"));
+    }
+}

@@ -82,6 +82,34 @@ async fn methods_outside_a_route_filter_meet_the_default_policy_and_are_forwarde
     assert_eq!(answer.json()["method"], "DELETE");
 }
 
+/// An upstream serves `HEAD` as `GET` without the body (axum's `get` routes, nginx), so a
+/// route limited for `GET` limits `HEAD` too: one count, or `HEAD` would do `GET`'s work
+/// at the default policy's rate.
+#[tokio::test]
+async fn head_meets_the_limit_of_a_get_route() {
+    let upstream = upstream().await;
+    let proxy = proxy(LESSON, &upstream).await;
+    let client = client();
+    assert_eq!(
+        statuses(&client, proxy, Method::HEAD, "/ping", &[], 2).await,
+        [200, 200]
+    );
+    assert_eq!(
+        statuses(&client, proxy, Method::GET, "/ping", &[], 2).await,
+        [200, 429]
+    );
+    let answer = send(
+        &client,
+        Method::HEAD,
+        format!("http://{proxy}/ping"),
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(answer.header("x-ratelimit-limit"), Some("3"));
+}
+
 #[tokio::test]
 async fn a_route_keyed_on_a_user_header_falls_back_to_the_ip() {
     let upstream = upstream().await;

@@ -31,9 +31,26 @@ impl Tollgate {
 
     /// As [`Tollgate::serve`], with the log (standard error) going to `log`.
     pub fn serve_logging_to(args: &[&str], also: &[&str], log: Stdio) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .arg("serve")
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        command.arg("serve").args(args);
+        Self::run(command, also, log)
+    }
+
+    /// As [`Tollgate::serve`], in a process that may open at most `files` files (its soft
+    /// and hard `RLIMIT_NOFILE`, set by the shell that runs it).
+    pub fn serve_with_open_files(args: &[&str], also: &[&str], files: u32) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {files} && exec \"$0\" serve \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_tollgate"))
+            .args(args);
+        Self::run(command, also, Stdio::inherit())
+    }
+
+    /// Runs `command`, a `tollgate serve`, and waits until its listeners listen.
+    fn run(mut command: Command, also: &[&str], log: Stdio) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

@@ -1,6 +1,8 @@
-//! A real nginx (Debian's `nginx-light`) as an upstream: it decodes `%2F` and resolves dot
-//! segments before it matches its locations, as many servers do, so it shows what a path
-//! means to an upstream.
+//! A real nginx (Debian's `nginx-light`) with the `location` blocks a test gives it: as an
+//! upstream (it decodes `%2F` and resolves dot segments before it matches its locations, as
+//! many servers do, so it shows what a path means to an upstream; the proxy tests here), or
+//! as a proxy in front of an app (`crates/tollgate-tower/tests/nginx.rs`, which includes this
+//! file).
 //!
 //! nginx is required: without `/usr/sbin/nginx` these tests fail (`.ci/run` installs it).
 
@@ -51,7 +53,7 @@ impl Nginx {
     /// listens. `Err` holds its error log if it exits first.
     fn try_start(locations: &str, addr: SocketAddr) -> Result<Nginx, String> {
         let dir = std::env::temp_dir().join(format!(
-            "tollgate-server-nginx-{}-{}",
+            "tollgate-nginx-{}-{}",
             std::process::id(),
             addr.port()
         ));

@@ -267,17 +267,28 @@ impl Limit {
     }
 
     /// Applies this limit to requests with one of `methods` only. On a route, a request whose
-    /// method none of the route's limits applies to meets the default limits instead.
+    /// method none of the route's limits applies to meets the default limits instead. `GET`
+    /// covers `HEAD` too, as axum's `get` routes (and most servers) answer it with the same
+    /// work.
     ///
     /// ```
     /// use http::Method;
     /// use tollgate_tower::{HttpLimiter, Limit};
     ///
+    /// # fn send(limiter: &tollgate_tower::HttpLimiter, request: http::Request<()>) -> http::Response<tollgate_tower::HttpLimitBody<()>> {
+    /// #     use tower::{Layer, ServiceExt};
+    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap()
+    /// # }
     /// // Writes are limited; reads of /items meet the defaults.
     /// let limiter = HttpLimiter::builder()
     ///     .default_limit("100/minute")
     ///     .route("/items", Limit::new("10/minute").methods([Method::POST, Method::PUT]))
+    ///     .route("/search", Limit::new("1/minute").methods([Method::GET]))
     ///     .build()?;
+    /// let search = |method| http::Request::builder().method(method).uri("/search").body(()).unwrap();
+    /// assert_eq!(send(&limiter, search(Method::GET)).status(), 200);
+    /// assert_eq!(send(&limiter, search(Method::HEAD)).status(), 429); // GET's count
     /// # Ok::<(), tollgate_tower::BuildError>(())
     /// ```
     pub fn methods(mut self, methods: impl IntoIterator<Item = http::Method>) -> Self {

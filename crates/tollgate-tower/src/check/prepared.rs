@@ -61,10 +61,13 @@ impl<S: Store> fmt::Debug for PreparedLimit<S> {
 const ROUTE_KEY: usize = 128;
 
 impl<S: Store> PreparedLimit<S> {
+    /// Whether the limit applies to `method`; `GET` covers `HEAD`, which servers answer as
+    /// a `GET` without its body.
     pub(crate) fn applies_to(&self, method: &http::Method) -> bool {
-        self.methods
-            .as_ref()
-            .is_none_or(|methods| methods.contains(method))
+        self.methods.as_ref().is_none_or(|methods| {
+            methods.contains(method)
+                || (method == http::Method::HEAD && methods.contains(&http::Method::GET))
+        })
     }
 
     /// The policy the request with head `parts` meets: `Ok(None)` when a dynamic limit leaves

@@ -1,10 +1,10 @@
-//! What the end-to-end tests share: free ports, the examples as processes, and a minimal
+//! What the end-to-end tests share: the examples as processes, and a minimal
 //! HTTP/1.1 client over a plain socket (so a test controls every header byte it sends).
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -15,14 +15,6 @@ use socket2::{Domain, Protocol, Socket, Type};
 mod http;
 
 pub use http::{Reply, exchange};
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// An example of this crate, built next to the test binaries by `cargo test`.
 pub fn example(name: &str) -> PathBuf {
@@ -51,7 +43,7 @@ impl Drop for Process {
 /// prints the address it listens on (`listening on http://ADDR`).
 ///
 /// The example binds the port itself, so no other process can take it between choosing and
-/// binding it (as with a port from [`free_port`], when tests run in parallel).
+/// binding it (as with a port chosen free beforehand, when tests run in parallel).
 pub fn start_example(name: &str) -> Process {
     let mut child = Command::new(example(name))
         .arg("127.0.0.1:0")

@@ -32,8 +32,9 @@
 //! timeouts (`[proxy] upstream_*_timeout`) answers `504 Gateway Timeout`, and a response
 //! body that pauses too long is cut. Such requests stay charged, as every admitted one.
 //!
-//! Paths go through one step before routing (`path.rs`): encoded slashes and backslashes
-//! refused or decoded (`escaped_slashes`), then normalised, so `/log%69n` and `/x/../login`
+//! Paths go through one step before routing (`path.rs`): malformed escapes, `%00` and
+//! dot segments with parameters (`..;`) refused, encoded slashes and backslashes refused or
+//! decoded (`escaped_slashes`), then normalised, so `/log%69n` and `/x/../login`
 //! meet `/login`'s limit and reach the upstream as `/login`.
 //!
 //! Upgrades (WebSocket) are not proxied: `Upgrade` is a hop-by-hop field.

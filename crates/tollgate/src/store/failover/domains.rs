@@ -11,6 +11,9 @@ use crate::clock::Timestamp;
 /// A domain's state while its store answers.
 const HEALTHY: u64 = u64::MAX;
 
+/// The most probes that start in one probe interval, over every failing domain together.
+pub(crate) const MAX_PROBES_PER_INTERVAL: u64 = 16;
+
 /// Where a [`Failover`](super::Failover) sends hits now, as its observer hears of it: once
 /// when hits start being counted in memory (with why), once when they are all counted in
 /// the store again.
@@ -99,10 +102,61 @@ impl Route {
     }
 }
 
+/// The probes started in the current probe interval, over every failing domain: at most
+/// [`MAX_PROBES_PER_INTERVAL`], so that a dead node owning thousands of hash slots is not
+/// tried once per slot per interval (each try perhaps waiting out the store's timeout). A
+/// probe that succeeds gives its place back: once the store answers, failing domains come
+/// back as fast as their hits arrive.
+#[derive(Debug, Default)]
+struct ProbeBudget {
+    /// The interval's number (the hits' clock divided by the interval) in the high bits,
+    /// the probes started in it in the low [`ProbeBudget::COUNT_BITS`].
+    window: AtomicU64,
+}
+
+impl ProbeBudget {
+    const COUNT_BITS: u32 = 16;
+
+    fn interval_of(now: u64, interval: Duration) -> u64 {
+        now / (interval.as_nanos() as u64).max(1)
+    }
+
+    /// Takes a place for a probe at `now`, if the interval has one left. A clock that went
+    /// back counts in the latest interval.
+    fn take(&self, now: u64, interval: Duration) -> bool {
+        let current = Self::interval_of(now, interval);
+        self.window
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |window| {
+                let (at, started) = (window >> Self::COUNT_BITS, window & 0xFFFF);
+                if current > at {
+                    Some((current << Self::COUNT_BITS) | 1)
+                } else if started < MAX_PROBES_PER_INTERVAL {
+                    Some(window + 1)
+                } else {
+                    None
+                }
+            })
+            .is_ok()
+    }
+
+    /// Gives back the place a probe at `now` took, if its interval is still the current one.
+    fn give_back(&self, now: u64, interval: Duration) {
+        let current = Self::interval_of(now, interval);
+        let _ = self
+            .window
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |window| {
+                let (at, started) = (window >> Self::COUNT_BITS, window & 0xFFFF);
+                (at == current && started > 0).then(|| window - 1)
+            });
+    }
+}
+
 /// The state of each failure domain, and the switches of the whole.
 pub(crate) struct Domains {
     /// Per domain: [`HEALTHY`], or when (in the hits' clock, ns) its store was last tried.
     states: Box<[AtomicU64]>,
+    /// The probes of this interval, over every domain.
+    probes: ProbeBudget,
     /// Domains failing now: while 0, a hit goes to the store without asking its domain.
     failing: AtomicUsize,
     /// Switches to the fallback so far.
@@ -127,6 +181,7 @@ impl Domains {
     pub(crate) fn new(count: usize) -> Self {
         Self {
             states: (0..count.max(1)).map(|_| AtomicU64::new(HEALTHY)).collect(),
+            probes: ProbeBudget::default(),
             failing: AtomicUsize::new(0),
             switches: AtomicU64::new(0),
             switching: Mutex::new(0),
@@ -155,7 +210,8 @@ impl Domains {
 
     /// Where a hit at `now` goes: to the store while no domain fails (without asking
     /// `domain` for the key's), else by its domain's state; of the hits of a failing domain,
-    /// one per `probe_interval` claims the probe.
+    /// one per `probe_interval` claims the probe, while the interval has probes left over
+    /// every domain ([`MAX_PROBES_PER_INTERVAL`]; else the domain stays due).
     pub(crate) fn route(
         &self,
         now: Timestamp,
@@ -173,13 +229,16 @@ impl Domains {
         }
         let now = now.as_nanos();
         let due = now.saturating_sub(last) >= probe_interval.as_nanos() as u64;
-        if due
-            && state
-                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
+        if !due || !self.probes.take(now, probe_interval) {
+            return Route::Fallback(domain);
+        }
+        if state
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
         {
             Route::Probe(domain)
         } else {
+            self.probes.give_back(now, probe_interval); // another hit claimed it
             Route::Fallback(domain)
         }
     }
@@ -213,9 +272,11 @@ impl Domains {
         }
     }
 
-    /// The probe of `domain` at `now` succeeded: its hits go to the store again; the last
-    /// failing domain reports the switch back.
-    pub(crate) fn recovered(&self, domain: usize, now: Timestamp) {
+    /// The probe of `domain` at `now` succeeded: its place in the interval's probes is given
+    /// back, and its hits go to the store again; the last failing domain reports the switch
+    /// back.
+    pub(crate) fn recovered(&self, domain: usize, now: Timestamp, probe_interval: Duration) {
+        self.probes.give_back(now.as_nanos(), probe_interval);
         let since = self
             .switching
             .lock()

@@ -31,8 +31,10 @@ pub use mode::FailureMode;
 /// # Falling back, part by part
 ///
 /// Under [`FailureMode::Fallback`] a failing store sends hits to a local [`MemoryStore`]
-/// ([`Failover::with_fallback`] sets its budget of keys), and each hit of a failing part
-/// tries the store again at most every [`Failover::PROBE_INTERVAL`]. A store made of parts
+/// ([`Failover::with_fallback`] sets its budget of keys), and a hit of a failing part tries
+/// the store again at most every [`Failover::PROBE_INTERVAL`] for that part, and at most
+/// [`Failover::MAX_PROBES_PER_INTERVAL`] times per interval over all parts together. A store
+/// made of parts
 /// that fail independently says so ([`Store::failure_domains`], the hash slots of a Redis
 /// Cluster): then only the keys of the parts that failed are counted in memory, and keys of
 /// healthy parts keep counting in the store. While nothing fails, a hit costs one atomic load
@@ -196,6 +198,39 @@ impl<S: Store> Failover<S> {
     /// # }).unwrap();
     /// ```
     pub const PROBE_INTERVAL: Duration = Duration::from_millis(200);
+
+    /// While falling back, at most this many probes start per [`Failover::PROBE_INTERVAL`],
+    /// over every failing domain together; the others wait for a later interval, and their
+    /// hits are counted in memory meanwhile. A dead Redis Cluster master owning 5461 hash
+    /// slots is so tried 80 times a second, not once per slot per interval (27,000 a second,
+    /// each perhaps waiting out the store's timeout). A probe that succeeds gives its place
+    /// back, so once the store answers, failing domains come back as fast as their hits
+    /// arrive.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::testing::FlakyStore; // behind the `test-util` feature
+    /// use tollgate::{Failover, FailureMode, Policy, Rate, Store, Timestamp};
+    ///
+    /// # futures_executor::block_on(async {
+    /// assert_eq!(Failover::<FlakyStore>::MAX_PROBES_PER_INTERVAL, 16);
+    /// let flaky = FlakyStore::with_domains(64);
+    /// let failover = Failover::new(flaky.clone(), FailureMode::Fallback);
+    /// let p = failover.prepare("p", &Policy::fixed_window(Rate::per_minute(100).into()));
+    /// let keys: Vec<[u8; 1]> = (0..64).map(|domain| [domain]).collect();
+    /// flaky.set_down(true);
+    /// for key in &keys {
+    ///     failover.hit(&p, key, Timestamp::from_nanos(0), 1).await?; // each domain fails
+    /// }
+    /// let probe_time = Timestamp::from_nanos(0) + Failover::<FlakyStore>::PROBE_INTERVAL;
+    /// for key in &keys {
+    ///     failover.hit(&p, key, probe_time, 1).await?; // 16 probes, 48 hits in memory
+    /// }
+    /// assert_eq!(failover.errors(), 64 + 16);
+    /// # Ok::<(), tollgate::StoreError>(())
+    /// # }).unwrap();
+    /// ```
+    pub const MAX_PROBES_PER_INTERVAL: u64 = domains::MAX_PROBES_PER_INTERVAL;
 
     /// `store`, with `mode` applied to its errors (and, under [`FailureMode::Fallback`], a
     /// [`MemoryStore::new`] to fall back to).
@@ -436,7 +471,7 @@ impl<S: Store> Store for Failover<S> {
                 match attempt.await {
                     Ok(decision) => {
                         if let Route::Probe(domain) = route {
-                            self.domains.recovered(domain, now);
+                            self.domains.recovered(domain, now, Self::PROBE_INTERVAL);
                         }
                         return Ok(decision);
                     }
@@ -542,7 +577,7 @@ impl<S: Store> Store for Failover<S> {
                 match attempt.await {
                     Ok(decision) => {
                         if let Route::Probe(domain) = route {
-                            self.domains.recovered(domain, now);
+                            self.domains.recovered(domain, now, Self::PROBE_INTERVAL);
                         }
                         return Ok(decision);
                     }

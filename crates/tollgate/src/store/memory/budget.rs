@@ -13,11 +13,12 @@ use super::table::PolicyTable;
 /// first: in its own shard if that shard holds at least its share (the budget split evenly
 /// over every shard of every live table), otherwise in a shard of another table that holds
 /// more than its share ([`Budget::reclaim`]). So a flood of keys on one policy evicts that
-/// policy's keys, and a policy with few keys keeps them.
+/// policy's keys, and a policy with few keys keeps them. An empty shard that finds no shard
+/// above its share takes room from any shard that holds keys.
 ///
 /// `used` may pass `max` by a few keys: one per insert that races with another at the
-/// budget, and one per insert that found no shard to take room from (every shard above its
-/// share busy at that moment, and its own shard empty).
+/// budget, and one per insert that found no shard to take room from (every shard holding
+/// keys busy at that moment, and its own shard empty).
 pub(crate) struct Budget {
     max: usize,
     /// Shards per table, the same for every table of the store.
@@ -115,14 +116,14 @@ impl Budget {
         tables.iter().map(|table| count(&**table)).sum()
     }
 
-    /// Frees room in some table's shard holding more than its share: tries one shard of
-    /// each table in turn (twice round, each time another shard), without waiting for a lock.
-    /// Returns the keys freed (0 when no shard could give any).
+    /// Frees room in some table's shard holding more than `share` keys (its share, or 0 for
+    /// any shard holding keys): tries one shard of each table in turn (twice round, each
+    /// time another shard), without waiting for a lock. Returns the keys freed (0 when no
+    /// shard could give any).
     ///
     /// Called by a table holding one of its own shard locks: other shards are only ever
     /// tried, never waited for, so two tables reclaiming at once cannot deadlock.
-    pub(crate) fn reclaim(&self) -> usize {
-        let share = self.shard_share();
+    pub(crate) fn reclaim(&self, share: usize) -> usize {
         let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
         let count = registry.tables.len();
         for _ in 0..2 * count {

@@ -76,7 +76,8 @@ pub const DEFAULT_MAX_KEYS: usize = 1 << 20;
 /// same way from a shard of another policy holding more than its share. So a flood on one
 /// policy evicts that policy's keys, and a policy with few keys keeps them; only when every
 /// policy holds its share does each one pay for its own new keys (a policy with many
-/// legitimate keys then keeps its share, not more). Which keys go depends on a secret hash
+/// legitimate keys then keeps its share, not more), and a shard with no key to pay with
+/// takes room from any shard that has keys. Which keys go depends on a secret hash
 /// seed, so a client cannot aim an eviction at a key. The total may pass the budget by a few
 /// keys: one per insert racing with another at the budget, and one per insert that found no
 /// shard to take room from at that moment.

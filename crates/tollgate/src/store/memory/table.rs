@@ -181,7 +181,7 @@ pub(crate) trait PolicyTable: Send + Sync + fmt::Debug {
 
     /// Frees room in shard `shard` (modulo the shard count) if it holds more than `share`
     /// keys and its lock is free: drops its fresh states, then evicts if that freed too
-    /// little. Returns the keys freed.
+    /// little (at least one key). Returns the keys freed.
     fn give_up(&self, shard: usize, share: usize) -> usize;
 }
 
@@ -357,14 +357,25 @@ impl<C: Slots> Table<C> {
 
     /// Makes room for one more key. When the store's budget is full, a shard holding at
     /// least its share pays itself ([`Table::shrink`]); one holding less takes room from
-    /// another table's shard ([`Budget::reclaim`]), or pays itself if none can give any. A
-    /// shard about to grow sweeps first when enough hits have passed to pay for it.
+    /// another table's shard holding more than its share ([`Budget::reclaim`]), or pays
+    /// itself if none can give any; an empty shard that cannot pay takes room from any
+    /// shard holding keys. A shard about to grow sweeps first when enough hits have passed
+    /// to pay for it.
     fn make_room(&self, shard: &mut Shard<C>, now: u64) {
         let len = shard.entries.len();
         if self.budget.is_full() {
             let share = self.budget.shard_share();
-            if len >= share || (self.budget.reclaim() == 0 && len > 0) {
+            if len >= share {
                 self.shrink(shard, now, share);
+            } else if self.budget.reclaim(share) == 0 {
+                if len > 0 {
+                    self.shrink(shard, now, share);
+                } else {
+                    // Every shard at or under its share, as when many policies hold a key or
+                    // two each: inserting here without freeing would pass the budget by a
+                    // key for every empty shard of every policy.
+                    self.budget.reclaim(0);
+                }
             }
         } else if len == shard.entries.capacity() && shard.hits_since_sweep >= len / 2 {
             self.sweep(shard, now, false);
