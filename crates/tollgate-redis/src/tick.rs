@@ -67,7 +67,9 @@ fn span(strategy: Strategy, limit: &TickRate) -> u128 {
 
 #[cfg(test)]
 mod tests {
-    use tollgate::{MAX_AMOUNT, MAX_TOKENS_PER_SECOND, MAX_WINDOW_SECS, Rate, Rates};
+    use tollgate::{
+        MAX_AMOUNT, MAX_LOG_AMOUNT, MAX_TOKENS_PER_SECOND, MAX_WINDOW_SECS, Rate, Rates,
+    };
 
     use super::*;
 
@@ -88,8 +90,11 @@ mod tests {
             }
         }
         // A window strategy other than the counter adds only its window to a time: 17 years.
-        for strategy in [Strategy::FixedWindow, Strategy::SlidingWindowLog] {
-            let most = format!("{MAX_AMOUNT}/17 years");
+        for (strategy, amount) in [
+            (Strategy::FixedWindow, MAX_AMOUNT),
+            (Strategy::SlidingWindowLog, MAX_LOG_AMOUNT),
+        ] {
+            let most = format!("{amount}/17 years");
             assert_eq!(tick_us(&policy(strategy, &most, None)), 1, "{strategy}");
         }
     }

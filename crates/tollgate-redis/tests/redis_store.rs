@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use tollgate::{Ban, Limiter, MAX_AMOUNT, Policy, Rate, Store, Strategy};
+use tollgate::{Ban, Limiter, MAX_AMOUNT, MAX_LOG_AMOUNT, Policy, Rate, Store, Strategy};
 use tollgate_redis::{AnyStore, MAX_PLAIN_KEY_LEN, RedisStore};
 
 #[tokio::test]
@@ -100,26 +100,26 @@ async fn long_keys_are_stored_as_their_digest() {
     }
 }
 
-/// A limit of exactly `MAX_AMOUNT` takes `MAX_AMOUNT` units and then denies, in every
-/// strategy, in Redis as in memory (`tollgate/tests/bounds.rs`).
+/// A limit of exactly `MAX_AMOUNT` (`MAX_LOG_AMOUNT` for a log) takes all its units and then
+/// denies, in every strategy, in Redis as in memory (`tollgate/tests/bounds.rs`).
 #[tokio::test]
 async fn a_limit_of_max_amount_denies_once_spent() {
     let server = support::RedisServer::start();
     let store = RedisStore::connect(&server.uri()).await.expect("connect");
     let limiter = Limiter::new(store);
-    // 10^12 per 100 years: 321 units a second, slow enough for a token bucket.
-    let rates = format!("{MAX_AMOUNT}/100 years");
     for strategy in Strategy::ALL {
+        // 10^12 per 100 years: 321 units a second, slow enough for a token bucket.
+        let most = match strategy {
+            Strategy::SlidingWindowLog => MAX_LOG_AMOUNT,
+            _ => MAX_AMOUNT,
+        };
+        let rates = format!("{most}/100 years");
         let policy = Policy::new(strategy, rates.parse().expect("in bounds")).expect("policy");
         let p = limiter.policy(strategy.name(), policy);
-        let all = p.hit_cost("k", MAX_AMOUNT).await.expect("hit");
+        let all = p.hit_cost("k", most).await.expect("hit");
         assert!(all.allowed(), "{strategy}");
-        assert_eq!(
-            (all.limit(), all.remaining()),
-            (MAX_AMOUNT, 0),
-            "{strategy}"
-        );
-        for cost in [1, MAX_AMOUNT] {
+        assert_eq!((all.limit(), all.remaining()), (most, 0), "{strategy}");
+        for cost in [1, most] {
             let denied = p.hit_cost("k", cost).await.expect("hit");
             assert!(!denied.allowed(), "{strategy}: cost {cost}");
             let wait = denied.retry_after().expect("denied");
@@ -129,7 +129,7 @@ async fn a_limit_of_max_amount_denies_once_spent() {
             );
         }
         assert!(
-            p.hit_cost("k", MAX_AMOUNT + 1).await.is_err(),
+            p.hit_cost("k", most + 1).await.is_err(),
             "{strategy}: over capacity"
         );
     }
@@ -269,8 +269,10 @@ async fn any_store_counts_like_the_store_it_names() {
     let server = support::RedisServer::start();
     for uri in ["memory://".to_owned(), server.uri()] {
         let store = AnyStore::open(&uri).await.expect("open");
-        let p =
-            Limiter::new(store).policy("p", Policy::sliding_window_log(Rate::per_minute(2).into()));
+        let p = Limiter::new(store).policy(
+            "p",
+            Policy::sliding_window_log(Rate::per_minute(2).into()).expect("in bounds"),
+        );
         assert!(p.hit("k").await.expect("hit").allowed());
         assert_eq!(p.peek("k").await.expect("peek").remaining(), 1, "{uri}");
         assert!(p.hit("k").await.expect("hit").allowed());

@@ -243,6 +243,10 @@ async fn policies_outside_the_bounds_name_the_field_at_fault() {
             r#"{"limits": "18446744073709551615/second", "key": "k"}"#,
             "amount 18446744073709551615 is above the maximum 1000000000000",
         ),
+        (
+            r#"{"limits": "5000/hour", "strategy": "sliding-window", "key": "k"}"#,
+            "limits: sliding window log rate 5000/hour counts more than 1000 per window",
+        ),
     ] {
         let (status, content_type, text) = send(&router, post("/v1/check", body)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");

@@ -101,7 +101,9 @@ fn tollgate_policy(limiter: &str) -> Policy {
         "tollgate/token-bucket" => Policy::token_bucket(rate).expect("a valid bucket"),
         "tollgate/fixed-window" => Policy::fixed_window(rate),
         "tollgate/sliding-window-counter" => Policy::sliding_window_counter(rate),
-        "tollgate/sliding-window" => Policy::sliding_window_log(rate),
+        "tollgate/sliding-window" => {
+            Policy::sliding_window_log(rate).expect("1000 a day fits a log")
+        }
         other => panic!("unknown limiter {other}"),
     }
 }

@@ -31,6 +31,30 @@ use crate::strategy::TickRate;
 /// ```
 pub const MAX_TOKENS_PER_SECOND: u64 = 1_000_000;
 
+/// The largest amount a sliding window log may count per window.
+///
+/// The log is exact because it keeps one entry per distinct hit instant still in the window,
+/// up to the amount per key: 16 bytes each in memory, and a Redis script reads and writes the
+/// whole log on every hit (about half a microsecond of Redis time per entry). Bounding the
+/// amount bounds what one key costs, so a client choosing a policy (an inline one, sent to
+/// the check API) cannot make each of its hits cost Redis milliseconds. A log policy with a
+/// larger amount is refused when it is made, for every store; the sliding window counter
+/// counts any amount in constant space.
+///
+/// ```
+/// use tollgate::{MAX_LOG_AMOUNT, Policy, PolicyError};
+///
+/// assert_eq!(MAX_LOG_AMOUNT, 1_000);
+/// assert!(Policy::sliding_window_log("1000/hour".parse()?).is_ok());
+/// let err = Policy::sliding_window_log("10/second; 1001/hour".parse()?).unwrap_err();
+/// assert!(matches!(err, PolicyError::LogTooLong(_)));
+/// assert!(err.to_string().starts_with("sliding window log rate 1001/hour counts more than 1000"));
+/// // The counter has no such bound.
+/// let _large = Policy::sliding_window_counter("1000000/hour".parse()?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const MAX_LOG_AMOUNT: u64 = 1_000;
+
 /// How a policy counts hits. Each is written once, as a pure state machine in
 /// [`crate::strategy`]; every store applies the same functions.
 ///
@@ -146,14 +170,15 @@ pub struct Policy {
 impl Policy {
     /// `rates` applied with `strategy`.
     ///
-    /// Fails only for a token bucket, when a rate refills faster than
-    /// [`MAX_TOKENS_PER_SECOND`]; see [`Policy::token_bucket`].
+    /// Fails for a token bucket when a rate refills faster than [`MAX_TOKENS_PER_SECOND`]
+    /// (see [`Policy::token_bucket`]), and for a sliding window log when a rate counts more
+    /// than [`MAX_LOG_AMOUNT`] (see [`Policy::sliding_window_log`]).
     ///
     /// ```
     /// use tollgate::{Policy, Rate, Strategy};
     ///
     /// let policy = Policy::new(Strategy::SlidingWindowLog, Rate::per_second(3).into())?;
-    /// assert_eq!(policy, Policy::sliding_window_log(Rate::per_second(3).into()));
+    /// assert_eq!(policy, Policy::sliding_window_log(Rate::per_second(3).into())?);
     /// assert_eq!(policy.to_string(), "3/second (sliding-window)");
     /// assert!(Policy::new(Strategy::FixedWindow, "5000000/second".parse()?).is_ok());
     /// assert!(Policy::new(Strategy::TokenBucket, "5000000/second".parse()?).is_err());
@@ -164,6 +189,11 @@ impl Policy {
             && let Some(&rate) = rates.iter().find(|rate| refills_too_fast(rate))
         {
             return Err(PolicyError::TokenRateTooHigh(rate));
+        }
+        if strategy == Strategy::SlidingWindowLog
+            && let Some(&rate) = rates.iter().find(|rate| rate.amount() > MAX_LOG_AMOUNT)
+        {
+            return Err(PolicyError::LogTooLong(rate));
         }
         Ok(Self::unchecked(strategy, rates))
     }
@@ -220,12 +250,16 @@ impl Policy {
 
     /// A [`Strategy::SlidingWindowLog`] policy.
     ///
+    /// Fails when a rate counts more than [`MAX_LOG_AMOUNT`] per window, which would make
+    /// each key's log, and every hit's work on it, too large.
+    ///
     /// ```
-    /// let p = tollgate::Policy::sliding_window_log(tollgate::Rate::per_minute(3).into());
+    /// let p = tollgate::Policy::sliding_window_log(tollgate::Rate::per_minute(3).into())?;
     /// assert_eq!(p.to_string(), "3/minute (sliding-window)");
+    /// # Ok::<(), tollgate::PolicyError>(())
     /// ```
-    pub fn sliding_window_log(rates: Rates) -> Self {
-        Self::unchecked(Strategy::SlidingWindowLog, rates)
+    pub fn sliding_window_log(rates: Rates) -> Result<Self, PolicyError> {
+        Self::new(Strategy::SlidingWindowLog, rates)
     }
 
     /// A [`Strategy::SlidingWindowCounter`] policy.
@@ -439,13 +473,16 @@ pub enum PolicyError {
     },
     /// A token bucket's rate refills faster than [`MAX_TOKENS_PER_SECOND`].
     TokenRateTooHigh(Rate),
+    /// A sliding window log's rate counts more than [`MAX_LOG_AMOUNT`] per window.
+    LogTooLong(Rate),
     /// The failure mode name is not `allow`, `deny` or `fallback`.
     UnknownFailureMode(String),
 }
 
 impl PolicyError {
-    /// Whether the mistake is in the rates (a token bucket that refills too fast) rather than
-    /// in the burst or a name: where a front end that reads a policy's parts points.
+    /// Whether the mistake is in the rates (a token bucket that refills too fast, a log that
+    /// counts too much) rather than in the burst or a name: where a front end that reads a
+    /// policy's parts points.
     ///
     /// ```
     /// use tollgate::{Policy, Strategy};
@@ -457,7 +494,10 @@ impl PolicyError {
     /// # Ok::<(), tollgate::ParseError>(())
     /// ```
     pub fn is_about_rates(&self) -> bool {
-        matches!(self, PolicyError::TokenRateTooHigh(_))
+        matches!(
+            self,
+            PolicyError::TokenRateTooHigh(_) | PolicyError::LogTooLong(_)
+        )
     }
 }
 
@@ -498,6 +538,11 @@ impl fmt::Display for PolicyError {
                 "token bucket rate {rate} refills faster than {MAX_TOKENS_PER_SECOND} units per \
                  second (one per microsecond), the fastest every store can count; count in \
                  larger units (kilobytes rather than bytes, say) or use a window strategy"
+            ),
+            PolicyError::LogTooLong(rate) => write!(
+                f,
+                "sliding window log rate {rate} counts more than {MAX_LOG_AMOUNT} per window; \
+                 the log keeps an entry per hit, so use sliding-window-counter for large amounts"
             ),
         }
     }

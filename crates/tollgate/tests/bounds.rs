@@ -1,5 +1,5 @@
 //! The bounds every store shares ([`MAX_AMOUNT`], [`MAX_WINDOW_SECS`],
-//! [`MAX_TOKENS_PER_SECOND`]): what lies outside them is refused where a rate or a policy is
+//! [`MAX_TOKENS_PER_SECOND`], [`MAX_LOG_AMOUNT`]): what lies outside them is refused where a rate or a policy is
 //! made, with an error that says what and where; what lies inside them the strategies decide
 //! exactly, at the edges as in the middle.
 //!
@@ -13,8 +13,8 @@ use tollgate::strategy::{
     refund,
 };
 use tollgate::{
-    Limiter, MAX_AMOUNT, MAX_TOKENS_PER_SECOND, MAX_WINDOW_SECS, ManualClock, MemoryStore, Policy,
-    PolicyError, Rate, Rates, Strategy as Algorithm, Timestamp,
+    Limiter, MAX_AMOUNT, MAX_LOG_AMOUNT, MAX_TOKENS_PER_SECOND, MAX_WINDOW_SECS, ManualClock,
+    MemoryStore, Policy, PolicyError, Rate, Rates, Strategy as Algorithm, Timestamp,
 };
 
 mod model;
@@ -63,10 +63,10 @@ fn edge_policies() -> impl Strategy<Value = Policy> {
         .prop_map(|(s, amount, secs, burst_kind, pick)| {
             let algorithm = Algorithm::ALL[s];
             let bucket = algorithm == Algorithm::TokenBucket;
-            let amount = if bucket {
-                amount.min(MAX_TOKENS_PER_SECOND * secs)
-            } else {
-                amount
+            let amount = match algorithm {
+                Algorithm::TokenBucket => amount.min(MAX_TOKENS_PER_SECOND * secs),
+                Algorithm::SlidingWindowLog => amount.min(MAX_LOG_AMOUNT),
+                _ => amount,
             };
             let rate = Rate::new(amount, Duration::from_secs(secs)).expect("in bounds");
             let policy = Policy::new(algorithm, rate.into()).expect("in bounds");
@@ -248,9 +248,47 @@ proptest! {
                 prop_assert!(err.to_string().contains("one per microsecond"), "{}", err);
             }
         }
-        for algorithm in [Algorithm::FixedWindow, Algorithm::SlidingWindowLog, Algorithm::SlidingWindowCounter] {
+        for algorithm in [Algorithm::FixedWindow, Algorithm::SlidingWindowCounter] {
             prop_assert!(Policy::new(algorithm, rate.into()).is_ok());
         }
+    }
+
+    /// A sliding window log is accepted exactly when every rate counts at most
+    /// `MAX_LOG_AMOUNT` per window, by every constructor; the error names the rate.
+    #[test]
+    fn logs_count_at_most_max_log_amount(
+        amount in prop_oneof![
+            MAX_LOG_AMOUNT - 2..=MAX_LOG_AMOUNT + 2,
+            1u64..=10,
+            edge_amounts(),
+        ],
+        secs in edge_windows(),
+        small_first in any::<bool>(),
+    ) {
+        let rate = Rate::new(amount, Duration::from_secs(secs)).expect("in bounds");
+        let small = Rate::per_second(1);
+        let rates = if small_first { [small, rate] } else { [rate, small] };
+        let rates = Rates::new(rates).expect("two rates");
+        let fits = amount <= MAX_LOG_AMOUNT;
+        for made in [
+            Policy::sliding_window_log(rates.clone()),
+            Policy::new(Algorithm::SlidingWindowLog, rates.clone()),
+            Policy::from_parts(Algorithm::SlidingWindowLog, rates.clone(), None),
+        ] {
+            match made {
+                Ok(_) => prop_assert!(fits, "{} made", rate),
+                Err(err) => {
+                    prop_assert!(!fits, "{}: {}", rate, err);
+                    prop_assert!(err.is_about_rates());
+                    prop_assert_eq!(&err, &PolicyError::LogTooLong(rate));
+                    let text = err.to_string();
+                    prop_assert!(text.contains(&rate.to_string()), "{}", text);
+                }
+            }
+        }
+        // The other window strategies count any amount.
+        prop_assert!(Policy::new(Algorithm::SlidingWindowCounter, rates.clone()).is_ok());
+        prop_assert!(Policy::new(Algorithm::FixedWindow, rates).is_ok());
     }
 
     /// A burst is accepted exactly when it is 1 to `MAX_AMOUNT` and refills within
@@ -379,28 +417,27 @@ fn the_numbers_of_issue_10_are_refused_where_they_are_written() {
     }
 }
 
-/// A limit of exactly `MAX_AMOUNT` takes `MAX_AMOUNT` units and then denies, in every
-/// strategy, through the memory store, and says exactly how long to wait.
+/// A limit of exactly `MAX_AMOUNT` (`MAX_LOG_AMOUNT` for a log) takes all its units and
+/// then denies, in every strategy, through the memory store, and says exactly how long to
+/// wait.
 #[test]
 fn a_limit_of_max_amount_denies_once_spent() {
-    // 10^12 per 100 years: 321 units a second, slow enough for a token bucket.
-    let rates: Rates = format!("{MAX_AMOUNT}/100 years")
-        .parse()
-        .expect("in bounds");
     for algorithm in Algorithm::ALL {
+        // 10^12 per 100 years: 321 units a second, slow enough for a token bucket.
+        let most = match algorithm {
+            Algorithm::SlidingWindowLog => MAX_LOG_AMOUNT,
+            _ => MAX_AMOUNT,
+        };
+        let rates: Rates = format!("{most}/100 years").parse().expect("in bounds");
         let clock = ManualClock::new();
         clock.set(Timestamp::from_nanos(NOW_2026));
         let limiter = Limiter::new(MemoryStore::new()).with_clock(clock.clone());
         let policy = Policy::new(algorithm, rates.clone()).expect("in bounds");
         let handle = limiter.policy("max", policy);
-        let all = handle.hit_sync("k", MAX_AMOUNT).expect("hit");
+        let all = handle.hit_sync("k", most).expect("hit");
         assert!(all.allowed(), "{algorithm}");
-        assert_eq!(
-            (all.limit(), all.remaining()),
-            (MAX_AMOUNT, 0),
-            "{algorithm}"
-        );
-        for cost in [1, MAX_AMOUNT] {
+        assert_eq!((all.limit(), all.remaining()), (most, 0), "{algorithm}");
+        for cost in [1, most] {
             let denied = handle.hit_sync("k", cost).expect("hit");
             assert!(!denied.allowed(), "{algorithm}: cost {cost}");
             let wait = denied.retry_after().expect("denied");
@@ -419,7 +456,7 @@ fn a_limit_of_max_amount_denies_once_spent() {
         let denied = handle.hit_sync("k", 1).expect("hit");
         assert_eq!(denied.retry_after(), Some(expected), "{algorithm}");
         assert!(
-            handle.hit_sync("k", MAX_AMOUNT + 1).is_err(),
+            handle.hit_sync("k", most + 1).is_err(),
             "{algorithm}: over capacity"
         );
     }

@@ -41,7 +41,8 @@ fn fixed_window_boundary_is_exact() {
 
 #[test]
 fn sliding_window_log_boundary_is_exact() {
-    let (limiter, clock) = limiter(Policy::sliding_window_log(Rate::per_second(2).into()));
+    let (limiter, clock) =
+        limiter(Policy::sliding_window_log(Rate::per_second(2).into()).expect("in bounds"));
     assert!(hit(&limiter, 1).allowed()); // at 0
     clock.advance(Duration::from_millis(400));
     assert!(hit(&limiter, 1).allowed()); // at 0.4 s

@@ -54,7 +54,7 @@ fn states_that_still_matter_are_not_swept() {
         .with_clock(clock.clone())
         .policy(
             "api",
-            Policy::sliding_window_log(Rate::per_minute(2).into()),
+            Policy::sliding_window_log(Rate::per_minute(2).into()).expect("in bounds"),
         );
     block_on(async {
         for key in 0..2_000u32 {

@@ -438,7 +438,7 @@ fn binding<S: RateState>(states: &[S], limits: &[TickRate], now: u64) -> TickDec
 /// use tollgate::strategy::{apply, refund, SlidingWindowLog};
 /// use tollgate::Policy;
 ///
-/// let policy = Policy::sliding_window_log("3/minute".parse()?);
+/// let policy = Policy::sliding_window_log("3/minute".parse()?)?;
 /// let limits = policy.limits(Duration::from_secs(1)); // ticks of one second
 /// let mut state = [SlidingWindowLog::default()];
 /// assert!(apply(&mut state, &limits, 0, 2).allowed);
@@ -447,7 +447,7 @@ fn binding<S: RateState>(states: &[S], limits: &[TickRate], now: u64) -> TickDec
 /// refund(&mut state, &limits, 20, 1); // the unit charged at 10 is given back
 /// let again = apply(&mut state, &limits, 20, 1);
 /// assert_eq!((again.allowed, again.remaining), (true, 0));
-/// # Ok::<(), tollgate::ParseError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn refund<S: RateState>(states: &mut [S], limits: &[TickRate], now: u64, cost: u64) {
     debug_assert_eq!(states.len(), limits.len());
