@@ -1,9 +1,11 @@
 //! [`Failover`]: what to do when a store fails, as a store around another store.
 //!
 //! - `mode.rs`: [`FailureMode`], what a store error means.
+//! - `charge.rs`: the one path of a hit or a late charge, to the store or to memory.
 //! - `domains.rs`: which failure domains count in memory, their probes, and the
 //!   [`FailoverSwitch`]es reported.
 
+mod charge;
 mod domains;
 mod mode;
 
@@ -21,6 +23,7 @@ use crate::policy::Policy;
 use crate::store::memory::{MemoryStore, PreparedMemory};
 use crate::store::{Store, StoreError, SyncStore};
 use crate::strategy::{BanStatus, TickDecision};
+use charge::FailoverCharge;
 pub use domains::FailoverSwitch;
 use domains::{Domains, Route};
 pub use mode::FailureMode;
@@ -453,53 +456,7 @@ impl<S: Store> Store for Failover<S> {
         now: Timestamp,
         cost: u64,
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, S> {
-        let route = self.route(policy, key, now);
-        let attempt = match route {
-            Route::Store(_) | Route::Probe(_) => {
-                Some(self.store.hit(&policy.prepared, key, now, cost))
-            }
-            Route::Fallback(_) => None,
-        };
-        // The fallback, and the domain of a failure, may need the key after the store failed.
-        let key = policy
-            .local
-            .as_ref()
-            .map(|local| (local, KeyCopy::from_slice(key)));
-        async move {
-            let mut pending = None;
-            if let Some(attempt) = attempt {
-                match attempt.await {
-                    Ok(decision) => {
-                        if let Route::Probe(domain) = route {
-                            self.domains.recovered(domain, now, Self::PROBE_INTERVAL);
-                        }
-                        return Ok(decision);
-                    }
-                    Err(mut err) => {
-                        if err.is_timeout() {
-                            self.timed_out_hits.fetch_add(1, Ordering::Relaxed);
-                        }
-                        pending = err.take_pending();
-                        let key = key.as_ref().map_or(&[][..], |(_, key)| key);
-                        self.failed(&err, route, policy, key, now);
-                        if self.mode == FailureMode::Deny {
-                            if let Some(pending) = pending {
-                                pending.give_back(); // refused: a late charge is undone
-                            }
-                            return Err(err);
-                        }
-                    }
-                }
-            }
-            let decision = match &key {
-                Some((local, key)) => self.fallback.hit_in_place(local, key, now, cost),
-                None => policy.uncounted,
-            };
-            if let Some(pending) = pending.filter(|_| !decision.allowed()) {
-                pending.give_back(); // refused: a late charge is undone
-            }
-            Ok(decision)
-        }
+        self.charge(FailoverCharge::Hit, policy, key, now, cost)
     }
 
     /// Gives the units back where hits of `key` go at the moment: to the store or, while its
@@ -561,40 +518,7 @@ impl<S: Store> Store for Failover<S> {
         now: Timestamp,
         cost: u64,
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, S> {
-        let route = self.route(policy, key, now);
-        let attempt = match route {
-            Route::Store(_) | Route::Probe(_) => {
-                Some(self.store.overdraw(&policy.prepared, key, now, cost))
-            }
-            Route::Fallback(_) => None,
-        };
-        let key = policy
-            .local
-            .as_ref()
-            .map(|local| (local, KeyCopy::from_slice(key)));
-        async move {
-            if let Some(attempt) = attempt {
-                match attempt.await {
-                    Ok(decision) => {
-                        if let Route::Probe(domain) = route {
-                            self.domains.recovered(domain, now, Self::PROBE_INTERVAL);
-                        }
-                        return Ok(decision);
-                    }
-                    Err(err) => {
-                        let key_bytes = key.as_ref().map_or(&[][..], |(_, key)| key);
-                        self.failed(&err, route, policy, key_bytes, now);
-                        if self.mode == FailureMode::Deny {
-                            return Err(err);
-                        }
-                    }
-                }
-            }
-            Ok(match &key {
-                Some((local, key)) => self.fallback.overdraw_in_place(local, key, now, cost),
-                None => policy.uncounted,
-            })
-        }
+        self.charge(FailoverCharge::Overdraw, policy, key, now, cost)
     }
 
     async fn reset(&self, policy: &Self::Prepared, key: &[u8]) -> Result<(), StoreError> {
