@@ -8,7 +8,7 @@
 //! - `state.rs`: what the listeners share (the limiter, the metrics) and the configuration
 //!   in force, swapped whole by a reload.
 //! - `http/`: the check API (`check_api.rs`: `/v1/check`, `/v1/peek`, `/v1/reset`,
-//!   `/healthz`, `/metrics`) and the reverse proxy (`proxy/`).
+//!   `/healthz`, `/metrics`), its OpenAPI document (`openapi.rs`) and the reverse proxy (`proxy/`).
 //! - `grpc/envoy/`: Envoy's rate limit service (`envoy.service.ratelimit.v3`) with the
 //!   descriptor configuration of envoyproxy/ratelimit.
 //! - `metrics.rs`: the Prometheus counters every front end records its decisions in.
@@ -32,6 +32,7 @@ pub use config::{
 };
 pub use grpc::envoy::{DescriptorVerdict, EnvoyConfig, EnvoyLimit, EnvoyService, Observer, Unit};
 pub use http::check_api::check_api_router;
+pub use http::openapi::OPENAPI_JSON;
 pub use metrics::{Metrics, PolicyCounters, Totals};
 pub use server::{SHUTDOWN_GRACE, ServeError, Settings, check, serve};
 pub use state::{InForce, ServerState, ServerStore};
