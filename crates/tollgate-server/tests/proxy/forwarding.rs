@@ -92,6 +92,37 @@ async fn only_a_trusted_peer_chooses_the_client_ip_that_pays() {
     }
 }
 
+/// `client_ip_header` chooses the header a trusted proxy is believed in; the others are
+/// not read.
+#[tokio::test]
+async fn the_client_ip_header_chosen_is_the_one_believed() {
+    let upstream = upstream().await;
+    for (choice, header, who, another) in [
+        ("x-real-ip", "x-real-ip", "198.51.100.1", "198.51.100.2"),
+        (
+            "forwarded",
+            "forwarded",
+            "for=198.51.100.1;proto=https",
+            "for=\"[2001:db8::1]:4711\"",
+        ),
+    ] {
+        let text = TRUSTING.replace(
+            "trusted_proxies =",
+            &format!("client_ip_header = \"{choice}\"\ntrusted_proxies ="),
+        );
+        let proxy = proxy(&text, &upstream).await;
+        let trusted = client();
+        let first = get_from(&trusted, proxy, "/once", &[(header, who)]).await;
+        assert_eq!(first.status, StatusCode::OK, "{choice}");
+        // Another X-Forwarded-For, the same client in the header chosen: it has paid.
+        let again = [(header, who), ("x-forwarded-for", "203.0.113.5")];
+        let second = get_from(&trusted, proxy, "/once", &again).await;
+        assert_eq!(second.status, StatusCode::TOO_MANY_REQUESTS, "{choice}");
+        let other = get_from(&trusted, proxy, "/once", &[(header, another)]).await;
+        assert_eq!(other.status, StatusCode::OK, "{choice}: another client");
+    }
+}
+
 #[tokio::test]
 async fn host_is_the_upstreams_and_forwarded_proto_and_host_are_believed_from_trusted_peers() {
     let upstream = upstream().await;
