@@ -123,6 +123,26 @@ async fn the_client_ip_header_chosen_is_the_one_believed() {
     }
 }
 
+/// The README's `client_ip_header` example is a configuration that parses as written.
+#[test]
+fn the_readme_client_ip_header_example_is_valid() {
+    let readme = include_str!("../../../../README.md");
+    let section = &readme[readme.find("## Proxy semantics").expect("the section")..];
+    let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let block = &section[start..start + section[start..].find("```").expect("its end")];
+    let block = block
+        .lines()
+        .map(str::trim_start)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = Config::parse(&block, "README.md").expect("the README's example parses");
+    let proxy = config.proxy.expect("a [proxy] section");
+    assert_eq!(
+        proxy.trusted_proxies.header(),
+        tollgate_tower::ProxyHeader::Forwarded
+    );
+}
+
 #[tokio::test]
 async fn host_is_the_upstreams_and_forwarded_proto_and_host_are_believed_from_trusted_peers() {
     let upstream = upstream().await;
