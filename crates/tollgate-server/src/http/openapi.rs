@@ -1,7 +1,8 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document of the check API, kept by hand in
 //! `crates/tollgate-server/openapi.json` and built into the binary. The `openapi` tests check
-//! the live server against it (schemathesis) and every route the router mounts against its
-//! paths.
+//! the live server against it (schemathesis), every route the source mounts and every field
+//! the request bodies take against it: a new endpoint or field fails them until it is
+//! described there.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};

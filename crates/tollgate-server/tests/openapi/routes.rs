@@ -167,3 +167,44 @@ async fn the_spec_is_served_as_json() {
     assert_eq!(body.as_ref(), file.as_slice());
     assert_eq!(spec()["openapi"], "3.1.0");
 }
+
+/// The fields the server takes in a request body are the spec's: serde names them all when
+/// it refuses an unknown one.
+#[tokio::test]
+async fn request_fields_are_the_specs() {
+    let router = router().await;
+    let request = Request::post("/v1/check")
+        .body(Body::from(r#"{"bogus": 1, "key": "k"}"#))
+        .expect("a request");
+    let response = router.oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    let error: Value = serde_json::from_slice(&body).expect("JSON");
+    let error = error["error"].as_str().expect("an error");
+    let expected = error
+        .split_once("expected one of ")
+        .unwrap_or_else(|| panic!("no field list in {error:?}"))
+        .1;
+    let mut taken: Vec<&str> = expected
+        .split(", ")
+        .map(|field| field.split('`').nth(1).expect("a quoted field"))
+        .collect();
+    taken.sort_unstable();
+    let spec = spec();
+    for request in ["NamedPolicyRequest", "InlinePolicyRequest"] {
+        let properties = spec["components"]["schemas"][request]["properties"]
+            .as_object()
+            .expect("properties");
+        let mut described: Vec<&str> = properties.keys().map(String::as_str).collect();
+        described.sort_unstable();
+        assert_eq!(
+            described, taken,
+            "{request}'s properties and the server's fields"
+        );
+    }
+}
