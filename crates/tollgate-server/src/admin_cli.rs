@@ -53,7 +53,7 @@ pub struct AdminArgs {
     /// The key, as the check API is given it (`user:42`).
     pub key: String,
     /// The configuration the policy is defined in (needed without --server).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "server")]
     pub config: Option<PathBuf>,
     /// The storage to open directly, overriding the configuration's: redis://HOST:PORT/DB,
     /// redis+cluster://H1:P1,H2:P2.
@@ -63,7 +63,7 @@ pub struct AdminArgs {
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
     /// The server's admin token, for reset (TOLLGATE_ADMIN_TOKEN unless given).
-    #[arg(long, value_name = "TOKEN")]
+    #[arg(long, value_name = "TOKEN", requires = "server")]
     pub token: Option<String>,
     /// Prints the check API's JSON answer instead of a line of text.
     #[arg(long)]

@@ -158,6 +158,19 @@ fn mistakes_fail_with_what_is_wrong() {
             "expected http://HOST:PORT",
         ),
         (vec!["reset", "--policy", "login", "k"], "give --server URL"),
+        // Flags that would be ignored are refused.
+        (
+            vec![
+                "reset", "--policy", "login", "k", "--config", config, "--token", "t",
+            ],
+            "--server",
+        ),
+        (
+            vec![
+                "peek", "--policy", "login", "k", "--config", config, "--server", &nowhere,
+            ],
+            "cannot be used with",
+        ),
         (
             vec!["reset", "--policy", "login", "k", "--config", config],
             "the storage is memory://",
