@@ -94,8 +94,9 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     json_error(
         StatusCode::NOT_FOUND,
         &format!(
-            "no such endpoint {:?}: the API has POST /v1/check, /v1/peek, /v1/charge, /v1/reset and GET /healthz, /livez, /readyz, /metrics, /openapi.json",
-            uri.path()
+            "no such endpoint {:?}: the API has {}",
+            uri.path(),
+            super::openapi::operations()
         ),
     )
 }

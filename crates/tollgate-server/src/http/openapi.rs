@@ -4,6 +4,8 @@
 //! the request bodies take against it: a new endpoint or field fails them until it is
 //! described there.
 
+use std::sync::OnceLock;
+
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
@@ -28,4 +30,39 @@ pub(crate) async fn openapi() -> Response {
         OPENAPI_JSON,
     )
         .into_response()
+}
+
+/// The operations the document describes, `POST /v1/check, ..., GET /openapi.json`, for the
+/// message that answers a path the API does not have.
+pub(crate) fn operations() -> &'static str {
+    static OPERATIONS: OnceLock<String> = OnceLock::new();
+    OPERATIONS.get_or_init(|| {
+        let spec: serde_json::Value = serde_json::from_str(OPENAPI_JSON).unwrap_or_default();
+        let mut operations = Vec::new();
+        for (path, item) in spec["paths"].as_object().into_iter().flatten() {
+            for method in ["get", "post", "put", "patch", "delete"] {
+                if item.get(method).is_some() {
+                    operations.push(format!("{} {path}", method.to_uppercase()));
+                }
+            }
+        }
+        operations.join(", ")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_operations_are_listed_from_the_document() {
+        let operations = super::operations();
+        for operation in [
+            "POST /v1/check",
+            "POST /v1/reset",
+            "GET /livez",
+            "GET /openapi.json",
+        ] {
+            assert!(operations.contains(operation), "{operations}");
+        }
+        assert_eq!(operations.split(", ").count(), 9, "{operations}");
+    }
 }
