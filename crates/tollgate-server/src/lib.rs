@@ -8,10 +8,12 @@
 //! - `state.rs`: what the listeners share (the limiter, the metrics) and the configuration
 //!   in force, swapped whole by a reload.
 //! - `http/`: the check API (`check_api.rs`: `/v1/check`, `/v1/peek`, `/v1/reset`,
-//!   `/healthz`, `/metrics`) and the reverse proxy (`proxy/`).
+//!   `/healthz`, `/metrics`), its OpenAPI document (`openapi.rs`) and the reverse proxy (`proxy/`).
 //! - `grpc/envoy/`: Envoy's rate limit service (`envoy.service.ratelimit.v3`) with the
 //!   descriptor configuration of envoyproxy/ratelimit.
 //! - `metrics.rs`: the Prometheus counters every front end records its decisions in.
+//! - `admin_cli.rs`: `tollgate peek` and `tollgate reset`, on a running server or directly in
+//!   the storage.
 //! - `server.rs`: `tollgate serve` (listeners, reload, graceful shutdown) and
 //!   `tollgate check-config`; `server/`: what a connection may cost on every listener
 //!   (`connection.rs`), the HTTP/1.1 listeners and the gRPC listener.
@@ -19,6 +21,7 @@
 //! Every front end turns its request into one [`tollgate::Admission`] over the policy handles
 //! in force and renders the verdict.
 
+mod admin_cli;
 mod config;
 mod grpc;
 mod http;
@@ -26,12 +29,14 @@ mod metrics;
 mod server;
 mod state;
 
+pub use admin_cli::{AdminAction, AdminArgs, admin};
 pub use config::{
     Config, ConfigError, Connections, DEFAULT_LISTEN, EscapedSlashes, KeySpec, Overrides,
     ProxyConfig, RouteConfig, RoutePattern, UpstreamTimeouts, UpstreamUri,
 };
 pub use grpc::envoy::{DescriptorVerdict, EnvoyConfig, EnvoyLimit, EnvoyService, Observer, Unit};
 pub use http::check_api::check_api_router;
+pub use http::openapi::OPENAPI_JSON;
 pub use metrics::{Metrics, PolicyCounters, Totals};
 pub use server::{SHUTDOWN_GRACE, ServeError, Settings, check, serve};
 pub use state::{InForce, ServerState, ServerStore};

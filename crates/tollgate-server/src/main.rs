@@ -3,6 +3,7 @@
 //! ```text
 //! tollgate serve [--config FILE] [--listen ADDR] [--storage URI]
 //! tollgate check-config FILE
+//! tollgate peek|reset --policy NAME KEY [--config FILE] [--storage URI | --server URL] [--token T] [--json]
 //! ```
 
 use std::net::SocketAddr;
@@ -42,12 +43,20 @@ enum Command {
         /// The TOML configuration file.
         file: PathBuf,
     },
+    /// Shows a key's count under a policy without charging it, on a running server
+    /// (--server) or in the storage directly (--config, --storage).
+    Peek(tollgate_server::AdminArgs),
+    /// Clears a key's count (and ban) under a policy, on a running server (--server, with
+    /// the admin token) or in the storage directly (--config, --storage).
+    Reset(tollgate_server::AdminArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Peek(args) => tollgate_server::admin(tollgate_server::AdminAction::Peek, &args),
+        Command::Reset(args) => tollgate_server::admin(tollgate_server::AdminAction::Reset, &args),
         Command::Serve {
             config,
             listen,

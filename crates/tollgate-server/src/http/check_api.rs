@@ -1,5 +1,6 @@
 //! The HTTP check API: `POST /v1/check`, `/v1/peek`, `/v1/charge`, `/v1/reset`, `GET
-//! /livez`, `/readyz` (and `/healthz`, the same) and `GET /metrics`.
+//! /livez`, `/readyz` (and `/healthz`, the same), `GET /metrics` and `GET /openapi.json`
+//! (the OpenAPI document of all of them: `openapi.rs`).
 //!
 //! A check names a configured policy, or carries one inline:
 //!
@@ -82,6 +83,7 @@ pub fn check_api_router(state: Arc<ServerState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/livez", get(livez))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(super::openapi::openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -92,8 +94,9 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     json_error(
         StatusCode::NOT_FOUND,
         &format!(
-            "no such endpoint {:?}: the API has POST /v1/check, /v1/peek, /v1/charge, /v1/reset and GET /healthz, /livez, /readyz, /metrics",
-            uri.path()
+            "no such endpoint {:?}: the API has {}",
+            uri.path(),
+            super::openapi::operations()
         ),
     )
 }

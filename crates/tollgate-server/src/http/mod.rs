@@ -2,4 +2,5 @@
 
 pub(crate) mod check_api;
 pub(crate) mod limits;
+pub(crate) mod openapi;
 pub(crate) mod proxy;
