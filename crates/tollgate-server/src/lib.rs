@@ -11,6 +11,8 @@
 //!   `/healthz`, `/metrics`) and the reverse proxy (`proxy/`).
 //! - `grpc/envoy/`: Envoy's rate limit service (`envoy.service.ratelimit.v3`) with the
 //!   descriptor configuration of envoyproxy/ratelimit.
+//! - `logging.rs`: the log subscriber (`--log-format text|json`, `RUST_LOG`) and what is
+//!   logged.
 //! - `metrics.rs`: the Prometheus counters every front end records its decisions in.
 //! - `server.rs`: `tollgate serve` (listeners, reload, graceful shutdown) and
 //!   `tollgate check-config`; `server/`: what a connection may cost on every listener
@@ -22,6 +24,7 @@
 mod config;
 mod grpc;
 mod http;
+mod logging;
 mod metrics;
 mod server;
 mod state;
@@ -32,6 +35,7 @@ pub use config::{
 };
 pub use grpc::envoy::{DescriptorVerdict, EnvoyConfig, EnvoyLimit, EnvoyService, Observer, Unit};
 pub use http::check_api::check_api_router;
+pub use logging::{LogFormat, init_logging};
 pub use metrics::{Metrics, PolicyCounters, Totals};
 pub use server::{SHUTDOWN_GRACE, ServeError, Settings, check, serve};
 pub use state::{InForce, ServerState, ServerStore};

@@ -267,7 +267,10 @@ pub async fn serve(
                         tracing::info!(policies = new.policies.len(), "configuration reloaded");
                         config = new;
                     }
-                    Err(err) => tracing::error!("configuration not reloaded, the old one stays: {err}"),
+                    Err(reason) => tracing::error!(
+                        %reason,
+                        "configuration not reloaded, the old one stays"
+                    ),
                 }
             }
         }
@@ -302,9 +305,12 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Serve
         .map_err(|error| ServeError::Listen { what, addr, error })
 }
 
+/// Says where `listener` listens: on standard output (for scripts and tests, as port 0 picks
+/// a port) and in the log.
 fn announce(what: &str, listener: &TcpListener) {
     if let Ok(addr) = listener.local_addr() {
         println!("{what} listening on http://{addr}");
+        tracing::info!(listener = what, %addr, "listening");
     }
 }
 
