@@ -321,6 +321,10 @@ impl<'a> Checker<'a> {
             policies,
             shadow_policies,
             proxy,
+            envoy_config_line: raw
+                .envoy
+                .as_ref()
+                .map(|envoy| self.line(envoy.config.span().start)),
             envoy_config: raw
                 .envoy
                 .map(|envoy| PathBuf::from(envoy.config.into_inner())),
