@@ -16,7 +16,8 @@
 //! - `metrics.rs`: the Prometheus counters every front end records its decisions in.
 //! - `server.rs`: `tollgate serve` (listeners, reload, graceful shutdown) and
 //!   `tollgate check-config`; `server/`: what a connection may cost on every listener
-//!   (`connection.rs`), the HTTP/1.1 listeners and the gRPC listener.
+//!   (`connection.rs`), the HTTP/1.1 listeners and the gRPC listener, and the watch on the
+//!   configuration's files that reloads it when they change (`config_watch.rs`).
 //!
 //! Every front end turns its request into one [`tollgate::Admission`] over the policy handles
 //! in force and renders the verdict.

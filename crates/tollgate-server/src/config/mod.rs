@@ -103,6 +103,18 @@ pub struct Config {
     /// Whether the rate-limit fields list shadow policies too (`headers_include_shadow`;
     /// enforced ones only unless set).
     pub headers_include_shadow: bool,
+    /// Whether the configuration is reloaded when its file, or a file it names (the Envoy
+    /// descriptors), changes on disk (`watch_config`, on unless set to `false`), as on
+    /// `SIGHUP`.
+    ///
+    /// ```
+    /// use tollgate_server::Config;
+    ///
+    /// assert!(Config::empty().watch_config);
+    /// assert!(!Config::parse("[server]\nwatch_config = false\n", "t.toml")?.watch_config);
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
+    pub watch_config: bool,
     /// The bearer token `POST /v1/reset` requires; reset is disabled without one.
     pub admin_token: Option<String>,
     /// How long clients may take, and how many may be connected (`[server]` header_timeout,
