@@ -4,7 +4,7 @@
 //!
 //! What is logged: each listener's address at start (`listening`, with `listener` and
 //! `addr`), each reload (`configuration reloaded`, or `configuration not reloaded` with its
-//! `reason`), each storage switch (`storage`: `fallback` or `primary`), and at debug level
+//! `reason`; both with their `trigger`), each storage switch (`storage`: `fallback` or `primary`), and at debug level
 //! each denial (`denied`, with `policy` and the escaped, truncated `key`, from the engine's
 //! admission: the same line for the check API, the proxy and the Envoy service).
 
