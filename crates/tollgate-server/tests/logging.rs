@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Tollgate, post, write_config};
+use support::{Tollgate, free_port, post, request, write_config};
 
 const CONFIG: &str = r#"
 [server]
@@ -101,6 +101,7 @@ fn denials_are_logged_at_debug_with_policy_and_escaped_key() {
             "--config",
             config.to_str().expect("utf-8"),
         ],
+        &[],
         &[("RUST_LOG", "tollgate=debug")],
         Stdio::from(File::create(&log).expect("create the log")),
     );
@@ -129,6 +130,7 @@ fn denials_are_logged_at_debug_with_policy_and_escaped_key() {
             "--config",
             config.to_str().expect("utf-8"),
         ],
+        &[],
         &[("RUST_LOG", "info")],
         Stdio::from(File::create(&quiet_log).expect("create the log")),
     );
@@ -136,4 +138,41 @@ fn denials_are_logged_at_debug_with_policy_and_escaped_key() {
     assert_eq!(post(quiet.api(), "/v1/check", body).status, 429);
     let lines = json_lines_until(&quiet_log, |line| message(line) == "listening");
     assert!(lines.iter().all(|line| message(line) != "denied"));
+}
+
+/// The proxy's denials are logged by the same line as the check API's: the engine's.
+#[test]
+fn proxy_denials_are_logged_alike() {
+    let config = write_config(
+        "tollgate.toml",
+        &format!(
+            "{CONFIG}\n[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://127.0.0.1:{}\"\n\
+             default_policy = \"login\"\n",
+            free_port()
+        ),
+    );
+    let log = config.with_file_name("tollgate.log");
+    let server = Tollgate::serve_with_env(
+        &[
+            "--log-format",
+            "json",
+            "--config",
+            config.to_str().expect("utf-8"),
+        ],
+        &["proxy"],
+        &[("RUST_LOG", "tollgate=debug")],
+        Stdio::from(File::create(&log).expect("create the log")),
+    );
+    let proxy = server.addr("proxy");
+    // The first is let through (to an upstream that is not there), the second denied.
+    assert_eq!(request(proxy, "GET", "/", &[], "").status, 502);
+    assert_eq!(request(proxy, "GET", "/", &[], "").status, 429);
+    let lines = json_lines_until(&log, |line| message(line) == "denied");
+    let denied = lines
+        .iter()
+        .find(|line| message(line) == "denied")
+        .expect("the denial");
+    // The name the count is kept under: the proxy's default limit (policy login).
+    assert_eq!(denied["fields"]["policy"], "proxy:default");
+    assert_eq!(denied["fields"]["key"], "127.0.0.1");
 }

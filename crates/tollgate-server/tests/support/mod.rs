@@ -37,10 +37,10 @@ impl Tollgate {
     }
 
     /// As [`Tollgate::serve_logging_to`], with `env` set for the process (`RUST_LOG`).
-    pub fn serve_with_env(args: &[&str], env: &[(&str, &str)], log: Stdio) -> Self {
+    pub fn serve_with_env(args: &[&str], also: &[&str], env: &[(&str, &str)], log: Stdio) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
         command.arg("serve").args(args).envs(env.iter().copied());
-        Self::run(command, &[], log)
+        Self::run(command, also, log)
     }
 
     /// As [`Tollgate::serve`], in a process that may open at most `files` files (its soft
