@@ -174,5 +174,6 @@ fn proxy_denials_are_logged_alike() {
         .expect("the denial");
     // The name the count is kept under: the proxy's default limit (policy login).
     assert_eq!(denied["fields"]["policy"], "proxy:default");
-    assert_eq!(denied["fields"]["key"], "127.0.0.1");
+    // The layer's key (a tag byte before the address), escaped.
+    assert_eq!(denied["fields"]["key"], "\\x00127.0.0.1");
 }
