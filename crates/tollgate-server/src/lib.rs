@@ -11,12 +11,15 @@
 //!   `/healthz`, `/metrics`), its OpenAPI document (`openapi.rs`) and the reverse proxy (`proxy/`).
 //! - `grpc/envoy/`: Envoy's rate limit service (`envoy.service.ratelimit.v3`) with the
 //!   descriptor configuration of envoyproxy/ratelimit.
+//! - `logging.rs`: the log subscriber (`--log-format text|json`, `RUST_LOG`) and what is
+//!   logged.
 //! - `metrics.rs`: the Prometheus counters every front end records its decisions in.
 //! - `admin_cli.rs`: `tollgate peek` and `tollgate reset`, on a running server or directly in
 //!   the storage.
 //! - `server.rs`: `tollgate serve` (listeners, reload, graceful shutdown) and
 //!   `tollgate check-config`; `server/`: what a connection may cost on every listener
-//!   (`connection.rs`), the HTTP/1.1 listeners and the gRPC listener.
+//!   (`connection.rs`), the HTTP/1.1 listeners and the gRPC listener, and the watch on the
+//!   configuration's files that reloads it when they change (`config_watch.rs`).
 //!
 //! Every front end turns its request into one [`tollgate::Admission`] over the policy handles
 //! in force and renders the verdict.
@@ -25,6 +28,7 @@ mod admin_cli;
 mod config;
 mod grpc;
 mod http;
+mod logging;
 mod metrics;
 mod server;
 mod state;
@@ -37,6 +41,7 @@ pub use config::{
 pub use grpc::envoy::{DescriptorVerdict, EnvoyConfig, EnvoyLimit, EnvoyService, Observer, Unit};
 pub use http::check_api::check_api_router;
 pub use http::openapi::OPENAPI_JSON;
+pub use logging::{LogFormat, init_logging};
 pub use metrics::{Metrics, PolicyCounters, Totals};
 pub use server::{SHUTDOWN_GRACE, ServeError, Settings, check, serve};
 pub use state::{InForce, ServerState, ServerStore};

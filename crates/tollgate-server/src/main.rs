@@ -1,7 +1,7 @@
 //! `tollgate`: rate limiting as a service.
 //!
 //! ```text
-//! tollgate serve [--config FILE] [--listen ADDR] [--storage URI]
+//! tollgate [--log-format text|json] serve [--config FILE] [--listen ADDR] [--storage URI]
 //! tollgate check-config FILE
 //! tollgate peek|reset --policy NAME KEY [--config FILE] [--storage URI | --server URL] [--token T] [--json]
 //! ```
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tollgate_server::{Overrides, Settings};
+use tollgate_server::{LogFormat, Overrides, Settings};
 
 /// Rate limiting as a service: an HTTP check API, a reverse proxy and Envoy's rate limit
 /// service, over memory or Redis.
@@ -20,6 +20,9 @@ use tollgate_server::{Overrides, Settings};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines on standard error are written (RUST_LOG sets the level: info unless set).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +56,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tollgate_server::init_logging(cli.log_format);
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Peek(args) => tollgate_server::admin(tollgate_server::AdminAction::Peek, &args),
@@ -62,14 +66,6 @@ fn main() -> ExitCode {
             listen,
             storage,
         } => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-                )
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .init();
             let settings = Settings {
                 config,
                 overrides: Overrides { listen, storage },

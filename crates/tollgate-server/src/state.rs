@@ -425,8 +425,8 @@ fn failover(config: &Config, store: AnyStore) -> ServerStore {
     Failover::new(store, config.on_storage_error)
         .with_fallback(fallback)
         .on_switch(|switch: &FailoverSwitch| match switch {
-            FailoverSwitch::ToFallback { .. } => tracing::warn!("{switch}"),
-            _ => tracing::info!("{switch}"),
+            FailoverSwitch::ToFallback { .. } => tracing::warn!(storage = "fallback", "{switch}"),
+            _ => tracing::info!(storage = "primary", "{switch}"),
         })
 }
 
