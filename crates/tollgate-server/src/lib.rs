@@ -15,6 +15,8 @@
 //! - `server.rs`: `tollgate serve` (listeners, reload, graceful shutdown) and
 //!   `tollgate check-config`; `server/`: what a connection may cost on every listener
 //!   (`connection.rs`), the HTTP/1.1 listeners and the gRPC listener.
+//! - `simulate/`: `tollgate simulate`: access logs replayed through configurations, in
+//!   virtual time, with a report of what would be denied.
 //!
 //! Every front end turns its request into one [`tollgate::Admission`] over the policy handles
 //! in force and renders the verdict.
@@ -24,6 +26,7 @@ mod grpc;
 mod http;
 mod metrics;
 mod server;
+mod simulate;
 mod state;
 
 pub use config::{
@@ -34,6 +37,7 @@ pub use grpc::envoy::{DescriptorVerdict, EnvoyConfig, EnvoyLimit, EnvoyService, 
 pub use http::check_api::check_api_router;
 pub use metrics::{Metrics, PolicyCounters, Totals};
 pub use server::{SHUTDOWN_GRACE, ServeError, Settings, check, serve};
+pub use simulate::{SimulateArgs, simulate};
 pub use state::{InForce, ServerState, ServerStore};
 
 /// The workspace README's examples, compiled and run as doctests (here, where every crate is

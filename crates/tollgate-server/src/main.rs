@@ -3,6 +3,7 @@
 //! ```text
 //! tollgate serve [--config FILE] [--listen ADDR] [--storage URI]
 //! tollgate check-config FILE
+//! tollgate simulate --config FILE [--config FILE...] ACCESS_LOG...
 //! ```
 
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ enum Command {
         #[arg(long, value_name = "URI")]
         storage: Option<String>,
     },
+    /// Replays access logs through configurations and reports what they would deny.
+    Simulate(tollgate_server::SimulateArgs),
     /// Checks a configuration file and prints the policies it defines.
     CheckConfig {
         /// The TOML configuration file.
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Simulate(args) => tollgate_server::simulate(args),
         Command::Serve {
             config,
             listen,
