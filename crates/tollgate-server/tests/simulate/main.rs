@@ -404,3 +404,30 @@ fn configurations_are_compared_side_by_side_and_drawn() {
         "{svg}"
     );
 }
+
+#[test]
+fn the_readme_example_runs_as_written() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("the README");
+    let section = &readme[readme
+        .find("## What-if: `tollgate simulate`")
+        .expect("the section")..];
+    let command = "cargo run --release -p tollgate-server -- simulate ";
+    let args = section[section.find(command).expect("the command") + command.len()..]
+        .lines()
+        .next()
+        .expect("a line");
+    let output = simulate(&root, &args.split(' ').collect::<Vec<_>>());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // Every line of the README's sample output, up to any "...".
+    let sample = &section[section.find("```text\n").expect("the output") + 8..];
+    for line in sample[..sample.find("```").expect("its end")].lines() {
+        let shown = line.split("...").next().unwrap_or(line);
+        assert!(stdout.contains(shown), "{shown:?} not in\n{stdout}");
+    }
+}
