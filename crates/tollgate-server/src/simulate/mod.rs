@@ -262,7 +262,12 @@ fn each_line(
             if std::mem::take(&mut skipping) {
                 continue;
             }
-            if !line(Ok(whole)) {
+            let whole = if at > MAX_LINE {
+                Err("line longer than 1 MiB")
+            } else {
+                Ok(whole)
+            };
+            if !line(whole) {
                 return Ok(());
             }
         }
@@ -288,5 +293,41 @@ fn each_line(
             return Ok(());
         }
         end += read;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_LINE, each_line};
+
+    /// The lines `each_line` gives for `input`, a too long one as `None`.
+    fn lines(input: &[u8]) -> Vec<Option<Vec<u8>>> {
+        let mut seen = Vec::new();
+        each_line(input, |line| {
+            seen.push(line.ok().map(<[u8]>::to_vec));
+            true
+        })
+        .expect("read from memory");
+        seen
+    }
+
+    #[test]
+    fn lines_are_split_and_overlong_ones_skipped() {
+        assert_eq!(
+            lines(b"a\n\nbc\nd"),
+            [
+                Some(b"a".to_vec()),
+                Some(Vec::new()),
+                Some(b"bc".to_vec()),
+                Some(b"d".to_vec())
+            ]
+        );
+        let mut input = vec![b'x'; 3 * MAX_LINE];
+        input.extend_from_slice(b"\nnext\n");
+        assert_eq!(lines(&input), [None, Some(b"next".to_vec())]);
+        // Longer than the buffer: skipped across reads.
+        let mut input = vec![b'x'; 5 * MAX_LINE];
+        input.extend_from_slice(b"\nnext");
+        assert_eq!(lines(&input), [None, Some(b"next".to_vec())]);
     }
 }
