@@ -25,16 +25,20 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Points of one series: (time in ns, per second) at each bucket's middle.
+/// The most points a series is drawn with: narrower buckets are summed in groups.
+const POINTS: usize = 120;
+
+/// Points of one series: (time in ns, per second) at the middle of each group of buckets.
 fn series(limit: &LimitReport, counts: &[u64]) -> Vec<(f64, f64)> {
     let timeline = &limit.timeline;
-    let seconds = timeline.width as f64 / 1e9;
+    let group = counts.len().div_ceil(POINTS).max(1);
+    let width = timeline.width as f64 * group as f64;
     counts
-        .iter()
+        .chunks(group)
         .enumerate()
-        .map(|(index, &count)| {
-            let middle = timeline.start as f64 + (index as f64 + 0.5) * timeline.width as f64;
-            (middle, count as f64 / seconds)
+        .map(|(index, chunk)| {
+            let middle = timeline.start as f64 + (index as f64 + 0.5) * width;
+            (middle, chunk.iter().sum::<u64>() as f64 / (width / 1e9))
         })
         .collect()
 }
@@ -142,7 +146,7 @@ pub(crate) fn draw(report: &Report) -> String {
                 .collect();
             let _ = writeln!(
                 svg,
-                r#"<polyline class="{class}" fill="none" stroke="{colour}" stroke-width="1.5" points="{}"/>"#,
+                r#"<polyline class="{class}" fill="none" stroke="{colour}" stroke-opacity="0.8" stroke-width="1.5" points="{}"/>"#,
                 points.join(" ")
             );
         };
