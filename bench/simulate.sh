@@ -6,11 +6,14 @@
 #               parsed (address, user, time, request, status...) and counted, nothing limited
 #   fixed       the same with one fixed-window policy (100/minute) keyed by remote_addr
 #   fixed+2     the same with three policies (fixed window, sliding window, token bucket)
+#   json        `fixed` over the same requests as JSON lines (`--format json`, epoch
+#               milliseconds), the first $PROXY_LINES lines
 #   proxy       the proxy's routing and limits (one route, a default policy): every line
-#               sent as a request through the server's own router and Tower layer
+#               sent as a request through the server's own router and Tower layer, the
+#               first $PROXY_LINES lines
 #
-# The log has $LINES lines (default 5,000,000; the proxy mode reads the first $PROXY_LINES,
-# default 500,000) from $KEYS client addresses (default 10,000), 1,000 lines a second of log
+# The log has $LINES lines (default 5,000,000; the json and proxy modes read the first
+# $PROXY_LINES, default 500,000) from $KEYS client addresses (default 10,000), 1,000 lines a second of log
 # time. Each mode runs $ROUNDS times (default 3), interleaved, pinned to CPU 0 (`taskset`);
 # the table shows the best wall time of the rounds and lines per second. The release binary
 # is built first; CARGO_TARGET_DIR is honoured.
@@ -47,6 +50,13 @@ awk -v lines="$lines" -v keys="$keys" 'BEGIN {
   }
 }' > "$work/access.log"
 head -n "$proxy_lines" "$work/access.log" > "$work/proxy.log"
+# The same requests as JSON lines.
+awk '{
+  split(substr($4, 2), d, /[\/:]/);
+  ms = ((d[1] - 1) * 86400 + d[4] * 3600 + d[5] * 60 + d[6]) * 1000 + 1790812800000;
+  printf "{\"time\":%.0f,\"remote_addr\":\"%s\",\"request\":\"%s %s %s\",\"status\":%s}\n",
+    ms, $1, substr($6, 2), $7, substr($8, 1, length($8) - 1), $9;
+}' "$work/proxy.log" > "$work/access.jsonl"
 
 printf '' > "$work/empty.toml"
 cat > "$work/fixed.toml" <<'TOML'
@@ -89,7 +99,7 @@ timed() {
 }
 
 declare -A best
-modes="wc parse-only fixed fixed+2 proxy"
+modes="wc parse-only fixed fixed+2 json proxy"
 for round in $(seq "$rounds"); do
   for mode in $modes; do
     case $mode in
@@ -97,6 +107,7 @@ for round in $(seq "$rounds"); do
       parse-only) t=$(timed "$bin" simulate --config "$work/empty.toml" "$work/access.log") ;;
       fixed) t=$(timed "$bin" simulate --config "$work/fixed.toml" "$work/access.log") ;;
       fixed+2) t=$(timed "$bin" simulate --config "$work/three.toml" "$work/access.log") ;;
+      json) t=$(timed "$bin" simulate --format json --config "$work/fixed.toml" "$work/access.jsonl") ;;
       proxy) t=$(timed "$bin" simulate --replay proxy --config "$work/proxy.toml" "$work/proxy.log") ;;
     esac
     if [ -z "${best[$mode]:-}" ] || [ "$(echo "$t < ${best[$mode]}" | bc -l)" = 1 ]; then
@@ -110,7 +121,7 @@ echo "| mode | lines | best seconds | lines/s | vs wc -l |"
 echo "|---|---|---|---|---|"
 for mode in $modes; do
   n=$lines
-  [ "$mode" = proxy ] && n=$proxy_lines
+  case $mode in json | proxy) n=$proxy_lines ;; esac
   rate=$(echo "$n / ${best[$mode]}" | bc -l)
   wc_rate=$(echo "$lines / ${best[wc]}" | bc -l)
   printf '| %s | %d | %.3f | %.0f | %.3f× |\n' "$mode" "$n" "${best[$mode]}" "$rate" \
