@@ -14,7 +14,7 @@ use tollgate::{
 use tollgate_redis::AnyStore;
 use tollgate_tower::{BuildError, Limit, PeerAddr};
 
-use crate::config::Config;
+use crate::config::{Config, ProxyConfig};
 use crate::http::proxy::{LimitSite, limited_router};
 use crate::metrics::Metrics;
 use crate::simulate::KeyField;
@@ -91,7 +91,7 @@ impl Replay {
             Vec::new()
         };
         let proxy = match (&config.proxy, proxy) {
-            (Some(_), true) => Some(ProxyReplay::new(config, &clock, start)?),
+            (Some(section), true) => Some(ProxyReplay::new(config, section, &clock, start)?),
             _ => None,
         };
         Ok(Self {
@@ -124,10 +124,13 @@ impl Replay {
 }
 
 impl ProxyReplay {
-    fn new(config: &Config, clock: &ManualClock, start: u64) -> Result<Self, String> {
-        let Some(proxy) = &config.proxy else {
-            unreachable!("checked by the caller");
-        };
+    /// The replay of `proxy`, the `[proxy]` section of `config`.
+    fn new(
+        config: &Config,
+        proxy: &ProxyConfig,
+        clock: &ManualClock,
+        start: u64,
+    ) -> Result<Self, String> {
         let memory = MemoryStore::with_max_keys(config.storage.max_keys());
         let store = Failover::new(AnyStore::Memory(memory), config.on_storage_error);
         let limiter = Limiter::new(store).with_clock(clock.clone());
@@ -140,7 +143,7 @@ impl ProxyReplay {
         let decorate = |limit: Limit, site: LimitSite| {
             let mut sites = sites.lock().unwrap_or_else(PoisonError::into_inner);
             let index = sites.len();
-            sites.push((site, limit_policy(config, site)));
+            sites.push((site, limit_policy(proxy, site)));
             observed
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -202,21 +205,20 @@ impl ProxyReplay {
     }
 }
 
-/// The policy a limit of the proxy applies, by name.
-fn limit_policy(config: &Config, site: LimitSite) -> String {
-    let proxy = config.proxy.as_ref();
+/// The policy a limit of `proxy` applies, by name.
+fn limit_policy(proxy: &ProxyConfig, site: LimitSite) -> String {
     let name = match site {
-        LimitSite::Default => proxy.and_then(|proxy| proxy.default_policy.clone()),
-        LimitSite::Route { index, shadow } => proxy.and_then(|proxy| {
-            let route = &proxy.routes[index];
-            if shadow {
-                route.shadow_policy.clone()
-            } else {
-                route.policy.clone()
-            }
-        }),
+        LimitSite::Default => &proxy.default_policy,
+        LimitSite::Route {
+            index,
+            shadow: true,
+        } => &proxy.routes[index].shadow_policy,
+        LimitSite::Route {
+            index,
+            shadow: false,
+        } => &proxy.routes[index].policy,
     };
-    name.unwrap_or_default()
+    name.clone().unwrap_or_default()
 }
 
 /// The request a log entry stands for, as the proxy would receive it from the logged
