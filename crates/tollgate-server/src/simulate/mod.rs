@@ -62,6 +62,10 @@ pub struct SimulateArgs {
     /// How many of the keys denied most to list per policy and route.
     #[arg(long, value_name = "N", default_value_t = 10)]
     top: usize,
+    /// How many keys each policy and route tracks (for distinct keys, keys denied and the
+    /// top denied keys); past it, key figures are lower bounds (marked so).
+    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
+    max_keys: usize,
     /// How many malformed lines to list (all are counted).
     #[arg(long, value_name = "N", default_value_t = 10)]
     show_malformed: usize,
@@ -166,6 +170,17 @@ fn run(args: &SimulateArgs) -> Result<(), String> {
         Replayed::Policies => (true, false),
         Replayed::Proxy => (false, true),
     };
+    if let Some((path, _)) = args
+        .config
+        .iter()
+        .zip(&configs)
+        .find(|(_, config)| args.replay == Replayed::Proxy && config.proxy.is_none())
+    {
+        return Err(format!(
+            "{}: --replay proxy, but no [proxy] section to replay",
+            path.display()
+        ));
+    }
     let mut report = Report::new(args);
     let mut parser = Parser::new(format);
     let mut replays: Vec<Replay> = Vec::new();
@@ -203,7 +218,7 @@ fn run(args: &SimulateArgs) -> Result<(), String> {
                 latest = start;
                 let made = configs
                     .iter()
-                    .map(|config| Replay::new(config, start, replayed.0, replayed.1))
+                    .map(|config| Replay::new(config, start, args.max_keys, replayed))
                     .collect::<Result<Vec<_>, _>>();
                 match made {
                     Ok(made) => replays = made,
@@ -236,7 +251,7 @@ fn run(args: &SimulateArgs) -> Result<(), String> {
         // No request at all: each configuration's limits, with nothing counted.
         replays = configs
             .iter()
-            .map(|config| Replay::new(config, 0, replayed.0, replayed.1))
+            .map(|config| Replay::new(config, 0, args.max_keys, replayed))
             .collect::<Result<_, _>>()?;
     }
     for ((path, config), replay) in args.config.iter().zip(&configs).zip(&replays) {

@@ -66,13 +66,14 @@ impl ProxyReplay {
 }
 
 impl Replay {
-    /// The replay of `config` (checked), with timelines starting at `start`; the check API's
-    /// policies only if `policies`, the proxy only if `proxy` (and configured).
+    /// The replay of `config` (checked), with timelines starting at `start` and at most
+    /// `max_keys` keys tracked per limit; the check API's policies only if `policies`, the
+    /// proxy only if `proxy` (and configured).
     pub(crate) fn new(
         config: &Config,
         start: u64,
-        policies: bool,
-        proxy: bool,
+        max_keys: usize,
+        (policies, proxy): (bool, bool),
     ) -> Result<Self, String> {
         let clock = ManualClock::new();
         clock.set(Timestamp::from_nanos(start));
@@ -84,14 +85,19 @@ impl Replay {
                 .iter()
                 .map(|(name, policy)| {
                     let handle = limiter.policy(name, policy.clone());
-                    (name.clone(), handle, Tally::new(start))
+                    (name.clone(), handle, Tally::new(start, max_keys))
                 })
                 .collect()
         } else {
             Vec::new()
         };
         let proxy = match (&config.proxy, proxy) {
-            (Some(section), true) => Some(ProxyReplay::new(config, section, &clock, start)?),
+            (Some(section), true) => Some(ProxyReplay::new(
+                config,
+                section,
+                &clock,
+                (start, max_keys),
+            )?),
             _ => None,
         };
         Ok(Self {
@@ -129,7 +135,7 @@ impl ProxyReplay {
         config: &Config,
         proxy: &ProxyConfig,
         clock: &ManualClock,
-        start: u64,
+        (start, max_keys): (u64, usize),
     ) -> Result<Self, String> {
         let memory = MemoryStore::with_max_keys(config.storage.max_keys());
         let store = Failover::new(AnyStore::Memory(memory), config.on_storage_error);
@@ -148,7 +154,7 @@ impl ProxyReplay {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .tallies
-                .push(Tally::new(start));
+                .push(Tally::new(start, max_keys));
             let observed = Arc::clone(&observed);
             let clock = clock.clone();
             limit.on_keyed_decision(move |key, result| {

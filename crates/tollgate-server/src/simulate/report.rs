@@ -92,6 +92,9 @@ pub(crate) struct LimitReport {
     pub(crate) denied: u64,
     pub(crate) distinct_keys: usize,
     pub(crate) keys_denied: usize,
+    /// Whether more keys were met than `--max-keys` tracks: the key figures (distinct
+    /// keys, keys denied, top denied) are then lower bounds.
+    pub(crate) keys_capped: bool,
     pub(crate) top_denied: Vec<TopKey>,
     pub(crate) timeline: Timeline,
 }
@@ -220,6 +223,7 @@ impl Report {
             denied: tally.denied,
             distinct_keys: tally.distinct_keys(),
             keys_denied: tally.keys_denied(),
+            keys_capped: tally.capped,
             top_denied: tally
                 .top_denied(self.top)
                 .into_iter()

@@ -63,18 +63,23 @@ impl Timeline {
 pub(crate) struct Tally {
     pub(crate) requests: u64,
     pub(crate) denied: u64,
-    /// Every key met, with its denials.
+    /// Every key met, with its denials, up to `max_keys` of them.
     keys: HashMap<Box<[u8]>, u64, RandomState>,
+    max_keys: usize,
+    /// Whether a key was met once `max_keys` were tracked: key counts are then lower bounds.
+    pub(crate) capped: bool,
     pub(crate) timeline: Timeline,
 }
 
 impl Tally {
-    /// A tally whose timeline starts at `start`.
-    pub(crate) fn new(start: u64) -> Self {
+    /// A tally whose timeline starts at `start`, tracking at most `max_keys` keys.
+    pub(crate) fn new(start: u64, max_keys: usize) -> Self {
         Self {
             requests: 0,
             denied: 0,
             keys: HashMap::default(),
+            max_keys,
+            capped: false,
             timeline: Timeline::new(start),
         }
     }
@@ -84,11 +89,13 @@ impl Tally {
     pub(crate) fn record(&mut self, key: &[u8], denied: bool, time: u64) {
         self.requests += 1;
         self.denied += u64::from(denied);
+        let room = self.keys.len() < self.max_keys;
         match self.keys.get_mut(key) {
             Some(count) => *count += u64::from(denied),
-            None => {
+            None if room => {
                 self.keys.insert(key.into(), u64::from(denied));
             }
+            None => self.capped = true,
         }
         self.timeline.record(time, denied);
     }
@@ -153,7 +160,7 @@ mod tests {
 
     #[test]
     fn timelines_stay_bounded() {
-        let mut tally = Tally::new(10 * SECOND);
+        let mut tally = Tally::new(10 * SECOND, 10);
         tally.record(b"k", false, 10 * SECOND);
         tally.record(b"k", true, 11 * SECOND);
         assert_eq!(tally.timeline.requests, [1, 1]);

@@ -431,3 +431,53 @@ fn the_readme_example_runs_as_written() {
         assert!(stdout.contains(shown), "{shown:?} not in\n{stdout}");
     }
 }
+
+#[test]
+fn unusable_inputs_are_named() {
+    let dir = scratch("unusable");
+    std::fs::write(dir.join("t.toml"), "[policies.api]\nlimits = \"5/minit\"\n").expect("written");
+    std::fs::write(
+        dir.join("ok.toml"),
+        "[policies.api]\nlimits = \"5/minute\"\n",
+    )
+    .expect("written");
+    std::fs::write(dir.join("access.log"), "").expect("written");
+    for (args, expected) in [
+        (
+            &["--config", "t.toml", "access.log"][..],
+            "t.toml:2: policies.api.limits: invalid rate",
+        ),
+        (
+            &["--config", "ok.toml", "missing.log"],
+            "missing.log: cannot read: ",
+        ),
+        (
+            &["--config", "ok.toml", "--replay", "proxy", "access.log"],
+            "ok.toml: --replay proxy, but no [proxy] section",
+        ),
+        (
+            &[
+                "--config",
+                "ok.toml",
+                "--json-field",
+                "time=ts",
+                "access.log",
+            ],
+            "--json-field is for --format json",
+        ),
+    ] {
+        let output = simulate(&dir, args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(expected),
+            "{args:?}: {stderr}"
+        );
+    }
+    // An empty log: every limit listed, nothing counted.
+    let report = report(&dir, &["--config", "ok.toml", "access.log"]);
+    assert_eq!(
+        (report["lines"].as_u64(), report["first_time"].is_null()),
+        (Some(0), true)
+    );
+    assert_eq!(limit(&report, 0, "policy api")["requests"], 0);
+}
