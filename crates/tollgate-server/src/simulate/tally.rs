@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn keys_and_denials_are_counted() {
-        let mut tally = Tally::new(0);
+        let mut tally = Tally::new(0, 3);
         for (key, denied) in [
             ("a", false),
             ("a", true),
@@ -156,6 +156,13 @@ mod tests {
             tally.top_denied(5),
             [("b".to_owned(), 2), ("a".to_owned(), 1)]
         );
+        assert!(!tally.capped);
+        tally.record(b"d", true, 0);
+        assert_eq!(
+            (tally.requests, tally.denied, tally.distinct_keys()),
+            (6, 4, 3)
+        );
+        assert!(tally.capped, "a fourth key is not tracked");
     }
 
     #[test]
