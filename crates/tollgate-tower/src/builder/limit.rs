@@ -450,7 +450,7 @@ impl Limit {
     /// let request = || http::Request::get("/").header("x-user", "alice").body(()).unwrap();
     /// assert_eq!(send(&limiter, request()), 200);
     /// assert_eq!(send(&limiter, request()), 429);
-    /// assert_eq!(*denied.lock().unwrap(), [b"alice".to_vec()]);
+    /// assert_eq!(*denied.lock().unwrap(), [b"x-user:alice".to_vec()]); // the header key names the header
     /// # Ok::<(), tollgate_tower::BuildError>(())
     /// ```
     pub fn on_keyed_decision<F>(mut self, observe: F) -> Self
