@@ -373,7 +373,7 @@ fn figures(limit: &LimitReport) -> String {
         100.0 * limit.denied as f64 / limit.requests as f64
     };
     let mut line = format!(
-        "{}{}: {} requests, {} {} ({share:.1}%), {} keys, {} ever denied",
+        "{}{}: {} requests, {} {} ({share:.1}%), {}{} keys, {} ever denied",
         limit.limits,
         if limit.shadow { ", shadow" } else { "" },
         limit.requests,
@@ -383,6 +383,7 @@ fn figures(limit: &LimitReport) -> String {
         } else {
             "denied"
         },
+        if limit.keys_capped { "at least " } else { "" },
         limit.distinct_keys,
         limit.keys_denied,
     );

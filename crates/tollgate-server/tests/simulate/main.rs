@@ -481,3 +481,42 @@ fn unusable_inputs_are_named() {
     );
     assert_eq!(limit(&report, 0, "policy api")["requests"], 0);
 }
+
+#[test]
+fn key_figures_past_max_keys_are_lower_bounds() {
+    let dir = scratch("max-keys");
+    std::fs::write(
+        dir.join("t.toml"),
+        "[policies.api]\nlimits = \"1/minute\"\n",
+    )
+    .expect("written");
+    let log: String = ["203.0.113.1", "203.0.113.2", "203.0.113.2", "203.0.113.3"]
+        .iter()
+        .map(|addr| {
+            format!(
+                "{addr} - - [01/Mar/2026:12:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"\n"
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("access.log"), log).expect("written");
+    let args = ["--config", "t.toml", "--max-keys", "2", "access.log"];
+    let report = report(&dir, &args);
+    let api = limit(&report, 0, "policy api");
+    // Every request is counted; only two keys are tracked.
+    assert_eq!(figures(api), serde_json::json!([4, 1, 2, true]));
+    let text = simulate(&dir, &args);
+    assert!(
+        String::from_utf8_lossy(&text.stdout)
+            .contains("4 requests, 1 denied (25.0%), at least 2 keys")
+    );
+}
+
+/// Requests, denials, distinct keys and whether keys were capped.
+fn figures(limit: &Value) -> Value {
+    serde_json::json!([
+        limit["requests"],
+        limit["denied"],
+        limit["distinct_keys"],
+        limit["keys_capped"]
+    ])
+}
