@@ -20,6 +20,8 @@
 //!   `tollgate check-config`; `server/`: what a connection may cost on every listener
 //!   (`connection.rs`), the HTTP/1.1 listeners and the gRPC listener, and the watch on the
 //!   configuration's files that reloads it when they change (`config_watch.rs`).
+//! - `simulate/`: `tollgate simulate`: access logs replayed through configurations, in
+//!   virtual time, with a report of what would be denied.
 //!
 //! Every front end turns its request into one [`tollgate::Admission`] over the policy handles
 //! in force and renders the verdict.
@@ -31,6 +33,7 @@ mod http;
 mod logging;
 mod metrics;
 mod server;
+mod simulate;
 mod state;
 
 pub use admin_cli::{AdminAction, AdminArgs, admin};
@@ -44,6 +47,7 @@ pub use http::openapi::OPENAPI_JSON;
 pub use logging::{LogFormat, init_logging};
 pub use metrics::{Metrics, PolicyCounters, Totals};
 pub use server::{SHUTDOWN_GRACE, ServeError, Settings, check, serve};
+pub use simulate::{SimulateArgs, simulate};
 pub use state::{InForce, ServerState, ServerStore};
 
 /// The workspace README's examples, compiled and run as doctests (here, where every crate is

@@ -4,6 +4,7 @@
 //! tollgate [--log-format text|json] serve [--config FILE] [--listen ADDR] [--storage URI]
 //! tollgate check-config FILE
 //! tollgate peek|reset --policy NAME KEY [--config FILE] [--storage URI | --server URL] [--token T] [--json]
+//! tollgate simulate --config FILE [--config FILE...] ACCESS_LOG...
 //! ```
 
 use std::net::SocketAddr;
@@ -41,6 +42,8 @@ enum Command {
         #[arg(long, value_name = "URI")]
         storage: Option<String>,
     },
+    /// Replays access logs through configurations and reports what they would deny.
+    Simulate(tollgate_server::SimulateArgs),
     /// Checks a configuration file and prints the policies it defines.
     CheckConfig {
         /// The TOML configuration file.
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Peek(args) => tollgate_server::admin(tollgate_server::AdminAction::Peek, &args),
         Command::Reset(args) => tollgate_server::admin(tollgate_server::AdminAction::Reset, &args),
+        Command::Simulate(args) => tollgate_server::simulate(args),
         Command::Serve {
             config,
             listen,

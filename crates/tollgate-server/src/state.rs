@@ -430,6 +430,26 @@ fn failover(config: &Config, store: AnyStore) -> ServerStore {
         })
 }
 
+/// Each policy of `config` prepared over `limiter`, with its fields and counters.
+pub(crate) fn configured_policies(
+    limiter: &Limiter<ServerStore>,
+    metrics: &Metrics,
+    config: &Config,
+) -> HashMap<String, ConfiguredPolicy> {
+    config
+        .policies
+        .iter()
+        .map(|(name, policy)| {
+            let named = ConfiguredPolicy {
+                handle: limiter.policy(name, policy.clone()),
+                front: PolicyFront::new(name, metrics),
+                shadow: config.shadow_policies.contains(name),
+            };
+            (name.clone(), named)
+        })
+        .collect()
+}
+
 impl InForce {
     /// What `config` puts in force over `limiter`: the same validation for `serve` and
     /// `check-config` (the latter over a memory store).
@@ -438,18 +458,7 @@ impl InForce {
         metrics: &Metrics,
         config: &Config,
     ) -> Result<Self, BuildError> {
-        let policies: HashMap<String, ConfiguredPolicy> = config
-            .policies
-            .iter()
-            .map(|(name, policy)| {
-                let named = ConfiguredPolicy {
-                    handle: limiter.policy(name, policy.clone()),
-                    front: PolicyFront::new(name, metrics),
-                    shadow: config.shadow_policies.contains(name),
-                };
-                (name.clone(), named)
-            })
-            .collect();
+        let policies = configured_policies(limiter, metrics, config);
         let envoy = config.envoy.as_ref().map(|envoy| {
             let counters: HashMap<String, PolicyCounters> = envoy
                 .policies()

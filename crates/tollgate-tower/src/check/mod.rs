@@ -260,11 +260,15 @@ impl<S: Store> Rules<S> {
             return RequestCheck::Exempt;
         }
         let verdict = admission.decide().await;
-        for (limit, result) in charged.iter().zip(verdict.results()) {
-            if let Some(observe) = &limit.on_decision
-                && !matches!(result, ChargeResult::Skipped)
-            {
+        for ((limit, result), key) in charged.iter().zip(verdict.results()).zip(&keys) {
+            if matches!(result, ChargeResult::Skipped) {
+                continue;
+            }
+            if let Some(observe) = &limit.on_decision {
                 observe(result);
+            }
+            if let Some(observe) = &limit.on_keyed_decision {
+                observe(key, result);
             }
         }
         if let Some(err) = verdict.give_back_error() {
