@@ -12,6 +12,7 @@
 //! - `grpc/envoy/`: Envoy's rate limit service (`envoy.service.ratelimit.v3`) with the
 //!   descriptor configuration of envoyproxy/ratelimit.
 //! - `metrics.rs`: the Prometheus counters every front end records its decisions in.
+//! - `dashboard/`: the live dashboard (`GET /dashboard`), fed by those same counters.
 //! - `server.rs`: `tollgate serve` (listeners, reload, graceful shutdown) and
 //!   `tollgate check-config`; `server/`: what a connection may cost on every listener
 //!   (`connection.rs`), the HTTP/1.1 listeners and the gRPC listener.
@@ -20,6 +21,7 @@
 //! in force and renders the verdict.
 
 mod config;
+mod dashboard;
 mod grpc;
 mod http;
 mod metrics;

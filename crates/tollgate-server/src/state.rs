@@ -109,6 +109,7 @@ pub struct InForce {
     header_policies: HeaderPolicies,
     headers_include_shadow: bool,
     admin_token: Option<String>,
+    dashboard: bool,
     envoy: Option<EnvoyService<ServerStore>>,
     proxy: Option<axum::Router>,
 }
@@ -477,6 +478,7 @@ impl InForce {
             header_policies: config.header_policies,
             headers_include_shadow: config.headers_include_shadow,
             admin_token: config.admin_token.clone(),
+            dashboard: config.dashboard,
             envoy,
             proxy,
         })
@@ -512,6 +514,22 @@ impl InForce {
     /// The token `POST /v1/reset` requires.
     pub(crate) fn admin_token(&self) -> Option<&str> {
         self.admin_token.as_deref()
+    }
+
+    /// Whether the dashboard is served (`[server] dashboard`).
+    pub(crate) fn dashboard(&self) -> bool {
+        self.dashboard
+    }
+
+    /// The configured policies, sorted by name.
+    pub(crate) fn policies(&self) -> Vec<(&str, &ConfiguredPolicy)> {
+        let mut policies: Vec<(&str, &ConfiguredPolicy)> = self
+            .policies
+            .iter()
+            .map(|(name, policy)| (name.as_str(), policy))
+            .collect();
+        policies.sort_unstable_by_key(|(name, _)| *name);
+        policies
     }
 
     /// Envoy's rate limit service, when `[envoy] config` is set.

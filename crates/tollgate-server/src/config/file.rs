@@ -47,6 +47,7 @@ struct ServerSection {
     max_keys: Option<Spanned<u64>>,
     header_policies: Option<Spanned<String>>,
     headers_include_shadow: Option<Spanned<bool>>,
+    dashboard: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -317,6 +318,10 @@ impl<'a> Checker<'a> {
             header_policies,
             headers_include_shadow,
             admin_token,
+            dashboard: server
+                .dashboard
+                .as_ref()
+                .is_none_or(|dashboard| *dashboard.get_ref()),
             connections,
             policies,
             shadow_policies,
