@@ -159,23 +159,23 @@ impl PolicyCounters {
         }
     }
 
-    /// Counts what an Envoy descriptor came to (an unlimited one is allowed; a refund is not
-    /// a hit).
+    /// Counts what an Envoy descriptor of `key` came to (an unlimited one is allowed; a refund
+    /// is not a hit); the dashboard lists the keys over the limit most.
     ///
     /// ```
     /// use tollgate_server::{DescriptorVerdict, Metrics, Totals};
     ///
     /// let metrics = Metrics::new();
     /// let counters = metrics.counters("envoy:edge:user");
-    /// counters.record_descriptor(DescriptorVerdict::Allowed);
-    /// counters.record_descriptor(DescriptorVerdict::Unlimited);
-    /// counters.record_descriptor(DescriptorVerdict::Refunded);
-    /// counters.record_descriptor(DescriptorVerdict::ShadowOverLimit);
+    /// counters.record_descriptor("user=alice", DescriptorVerdict::Allowed);
+    /// counters.record_descriptor("user=alice", DescriptorVerdict::Unlimited);
+    /// counters.record_descriptor("user=alice", DescriptorVerdict::Refunded);
+    /// counters.record_descriptor("user=alice", DescriptorVerdict::ShadowOverLimit);
     /// let text = metrics.render(&Totals::default());
     /// assert!(text.contains(r#"tollgate_hits_total{policy="envoy:edge:user",outcome="allowed"} 2"#));
     /// assert!(text.contains(r#"tollgate_hits_total{policy="envoy:edge:user",outcome="shadow_denied"} 1"#));
     /// ```
-    pub fn record_descriptor(&self, verdict: DescriptorVerdict) {
+    pub fn record_descriptor<K: Key + ?Sized>(&self, key: &K, verdict: DescriptorVerdict) {
         let outcome = match verdict {
             DescriptorVerdict::Allowed | DescriptorVerdict::Unlimited => HitOutcome::Allowed,
             DescriptorVerdict::OverLimit => HitOutcome::Denied,
@@ -184,7 +184,7 @@ impl PolicyCounters {
         };
         self.count(outcome);
         if let Some(charted) = outcome.charted() {
-            self.dashboard.record_unkeyed(charted);
+            self.dashboard.record(charted, key);
         }
     }
 
@@ -435,8 +435,8 @@ impl Metrics {
     /// use tollgate_server::{DescriptorVerdict, Metrics, Totals};
     ///
     /// let metrics = Metrics::new();
-    /// metrics.counters("login").record_descriptor(DescriptorVerdict::OverLimit);
-    /// metrics.counters("login").record_descriptor(DescriptorVerdict::OverLimit);
+    /// metrics.counters("login").record_descriptor("user=mallory", DescriptorVerdict::OverLimit);
+    /// metrics.counters("login").record_descriptor("user=mallory", DescriptorVerdict::OverLimit);
     /// let text = metrics.render(&Totals::default());
     /// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="denied"} 2"#));
     /// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="allowed"} 0"#));

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use tollgate::{
-    Clock, Failover, FailoverSwitch, Limiter, MemoryStats, MemoryStore, Policy, PolicyHandle, Rate,
-    Store, Verdict,
+    Clock, Failover, FailoverSwitch, Key, Limiter, MemoryStats, MemoryStore, Policy, PolicyHandle,
+    Rate, Store, Verdict,
 };
 use tollgate_redis::{AnyStore, PreparedAny};
 use tollgate_tower::{BuildError, Described, HeaderPolicies, HeaderStyle, LimitHeaders};
@@ -458,11 +458,11 @@ impl InForce {
                 .collect();
             let overrides = metrics.counters("envoy-override");
             EnvoyService::new(limiter, envoy).with_observer(Arc::new(
-                move |policy: &str, verdict| {
+                move |policy: &str, key: &dyn Key, verdict| {
                     counters
                         .get(policy)
                         .unwrap_or(&overrides)
-                        .record_descriptor(verdict);
+                        .record_descriptor(key, verdict);
                 },
             ))
         });
