@@ -166,13 +166,15 @@ impl Browser {
         }
     }
 
-    /// Opens `url` in the page.
+    /// Opens `url` in the page, and waits until it has loaded.
     pub(crate) async fn navigate(&mut self, url: &str) {
         let navigated = self.call("Page.navigate", json!({"url": url})).await;
         assert!(
             navigated.get("errorText").is_none(),
             "cannot open {url}: {navigated}"
         );
+        self.wait_for(r#"location.href !== "about:blank" && document.readyState === "complete""#)
+            .await;
     }
 
     /// The value of the expression `script` in the page (awaited if a promise).
@@ -189,10 +191,14 @@ impl Browser {
         result["result"]["value"].clone()
     }
 
-    /// Waits (at most 20 s) until `script` evaluates to true.
+    /// Waits (at most 20 s) until `script` evaluates to true (a script that throws, say
+    /// while the page loads, is false).
     pub(crate) async fn wait_for(&mut self, script: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while self.evaluate(script).await != Value::Bool(true) {
+        let guarded = format!(
+            "(() => {{ try {{ return ({script}) === true; }} catch {{ return false; }} }})()"
+        );
+        while self.evaluate(&guarded).await != Value::Bool(true) {
             assert!(
                 Instant::now() < deadline,
                 "still not {script} after 20 s; errors: {:?}",
