@@ -191,3 +191,32 @@ default_policy = "api"
     );
     assert_eq!(data["config"]["proxy"], true);
 }
+
+#[test]
+fn a_storage_that_fails_shows_degraded_and_falling_back() {
+    let config = "[server]\nlisten = \"127.0.0.1:0\"\non_storage_error = \"fallback\"\n\n\
+                  [policies.api]\nlimits = \"1/minute\"\n";
+    let path = write_config("tollgate.toml", config);
+    // A Redis that is not there.
+    let storage = format!("redis://127.0.0.1:{}", crate::support::free_port());
+    let args = [
+        "--config",
+        path.to_str().expect("utf-8"),
+        "--storage",
+        &storage,
+    ];
+    let server = Tollgate::serve(&args, &[]);
+    // Counted in the memory fallback: allowed, then denied.
+    assert_eq!(hit(&server, "api", "tenant-1", 2), [200, 429]);
+    let data = get(&server, "/dashboard/data", &[]).json();
+    let storage_state = &data["storage"];
+    assert_eq!(storage_state["status"], "degraded", "{storage_state}");
+    assert_eq!(storage_state["falling_back"], true, "{storage_state}");
+    assert_eq!(storage_state["on_storage_error"], "fallback");
+    assert!(storage_state["error"].is_string(), "{storage_state}");
+    assert_eq!(storage_state["storage"], storage);
+    assert_eq!(
+        totals(&data, "api"),
+        json!({"allowed": 1, "denied": 1, "shadow_denied": 0})
+    );
+}
