@@ -15,7 +15,6 @@ mod top_keys;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
 
 use tollgate::Key;
 
@@ -27,7 +26,8 @@ use top_keys::{TopKey, TopKeys};
 /// across reloads) and the keys denied most.
 #[derive(Debug)]
 pub(crate) struct Recorder {
-    started: Instant,
+    /// [`monotonic_seconds`] when the recorder was made.
+    started: u64,
     policies: Mutex<BTreeMap<String, Arc<Activity>>>,
     top_keys: Arc<Mutex<TopKeys>>,
 }
@@ -37,7 +37,7 @@ pub(crate) struct Recorder {
 #[derive(Debug, Clone)]
 pub(crate) struct PolicyRecorder {
     name: Arc<str>,
-    started: Instant,
+    started: u64,
     activity: Arc<Activity>,
     top_keys: Arc<Mutex<TopKeys>>,
 }
@@ -49,10 +49,29 @@ pub(crate) struct PolicyActivity {
     pub(crate) series: Series,
 }
 
+/// Whole seconds of the monotonic clock, read coarsely (`CLOCK_MONOTONIC_COARSE`): a few
+/// milliseconds off at most, and read on every hit, where `Instant::now` took 3 to 4 times
+/// as long on this project's machine (10 ns against 32 ns, and 15 against 54 under load).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn monotonic_seconds() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    u64::try_from(now.tv_sec).unwrap_or(0)
+}
+
+/// Whole seconds of the monotonic clock since the first call.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn monotonic_seconds() -> u64 {
+    static FIRST: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    FIRST
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs()
+}
+
 impl Default for Recorder {
     fn default() -> Self {
         Self {
-            started: Instant::now(),
+            started: monotonic_seconds(),
             policies: Mutex::default(),
             top_keys: Arc::default(),
         }
@@ -79,7 +98,7 @@ impl Recorder {
 
     /// Seconds since the recorder started.
     fn second(&self) -> u64 {
-        self.started.elapsed().as_secs()
+        monotonic_seconds().saturating_sub(self.started)
     }
 
     /// Every policy's hits per second over the window, by name.
@@ -108,7 +127,7 @@ impl Recorder {
 impl PolicyRecorder {
     /// Records a hit that came to `outcome` for `key` (read only if denied, shadow or not).
     pub(crate) fn record<K: Key + ?Sized>(&self, outcome: Outcome, key: &K) {
-        let second = self.started.elapsed().as_secs();
+        let second = monotonic_seconds().saturating_sub(self.started);
         self.activity.count(outcome, second);
         if outcome != Outcome::Allowed {
             self.top_keys
