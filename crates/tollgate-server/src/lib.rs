@@ -16,6 +16,7 @@
 //! - `metrics.rs`: the Prometheus counters every front end records its decisions in.
 //! - `admin_cli.rs`: `tollgate peek` and `tollgate reset`, on a running server or directly in
 //!   the storage.
+//! - `dashboard/`: the live dashboard (`GET /dashboard`), fed by those same counters.
 //! - `server.rs`: `tollgate serve` (listeners, reload, graceful shutdown) and
 //!   `tollgate check-config`; `server/`: what a connection may cost on every listener
 //!   (`connection.rs`), the HTTP/1.1 listeners and the gRPC listener, and the watch on the
@@ -28,6 +29,7 @@
 
 mod admin_cli;
 mod config;
+mod dashboard;
 mod grpc;
 mod http;
 mod logging;

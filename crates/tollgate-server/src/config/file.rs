@@ -48,6 +48,7 @@ struct ServerSection {
     header_policies: Option<Spanned<String>>,
     headers_include_shadow: Option<Spanned<bool>>,
     watch_config: Option<Spanned<bool>>,
+    dashboard: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -323,6 +324,10 @@ impl<'a> Checker<'a> {
             headers_include_shadow,
             watch_config,
             admin_token,
+            dashboard: server
+                .dashboard
+                .as_ref()
+                .is_none_or(|dashboard| *dashboard.get_ref()),
             connections,
             policies,
             shadow_policies,

@@ -115,8 +115,20 @@ pub struct Config {
     /// # Ok::<(), tollgate_server::ConfigError>(())
     /// ```
     pub watch_config: bool,
-    /// The bearer token `POST /v1/reset` requires; reset is disabled without one.
+    /// The bearer token `POST /v1/reset` requires; reset is disabled without one. The
+    /// dashboard requires it too, when it is set.
     pub admin_token: Option<String>,
+    /// Whether `GET /dashboard` (and its data) is served (`[server] dashboard`, true unless
+    /// set false).
+    ///
+    /// ```
+    /// use tollgate_server::Config;
+    ///
+    /// assert!(Config::empty().dashboard);
+    /// assert!(!Config::parse("[server]\ndashboard = false\n", "t.toml")?.dashboard);
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
+    pub dashboard: bool,
     /// How long clients may take, and how many may be connected (`[server]` header_timeout,
     /// body_timeout, keepalive_timeout, max_connections); restart-only.
     pub connections: Connections,

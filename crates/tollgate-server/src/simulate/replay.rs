@@ -157,7 +157,7 @@ impl ProxyReplay {
                 .push(Tally::new(start, max_keys));
             let observed = Arc::clone(&observed);
             let clock = clock.clone();
-            limit.on_keyed_decision(move |key, result| {
+            limit.on_decision(move |result, key| {
                 let denied = !matches!(result, ChargeResult::Allowed(_));
                 let mut observed = observed.lock().unwrap_or_else(PoisonError::into_inner);
                 observed.met = true;

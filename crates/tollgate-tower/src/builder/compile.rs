@@ -314,7 +314,6 @@ impl<S: Store> Compiler<'_, S> {
             deduct_when: limit.deduct_when.clone(),
             charge_after: limit.charge_after.clone(),
             on_decision: limit.on_decision.clone(),
-            on_keyed_decision: limit.on_keyed_decision.clone(),
         });
         if limit.shared.is_some() {
             self.shared.insert(name, (limit, Arc::clone(&prepared)));

@@ -12,8 +12,7 @@ use crate::key::{KeyExtractor, RequestKey};
 pub(crate) type CostFn = Arc<dyn Fn(&Parts) -> u64 + Send + Sync>;
 pub(crate) type DeductFn = Arc<dyn Fn(&http::response::Parts) -> bool + Send + Sync>;
 pub(crate) type DynamicFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
-pub(crate) type DecisionFn = Arc<dyn Fn(&ChargeResult) + Send + Sync>;
-pub(crate) type KeyedDecisionFn = Arc<dyn Fn(&RequestKey, &ChargeResult) + Send + Sync>;
+pub(crate) type DecisionFn = Arc<dyn Fn(&ChargeResult, &RequestKey) + Send + Sync>;
 pub(crate) type LateCostFn = Arc<dyn Fn(&http::response::Parts) -> u64 + Send + Sync>;
 
 /// A ban as declared: the breaches that ban (notation, parsed when declared) and how long.
@@ -55,7 +54,6 @@ pub struct Limit {
     pub(crate) cost: Option<CostFn>,
     pub(crate) deduct_when: Option<DeductFn>,
     pub(crate) on_decision: Option<DecisionFn>,
-    pub(crate) on_keyed_decision: Option<KeyedDecisionFn>,
     /// Set by [`Limit::name`]: what rate-limit headers and breaches call it.
     pub(crate) name: Option<String>,
     /// Set by [`Limit::shadow`]: counted and reported, never denying.
@@ -160,7 +158,6 @@ impl Limit {
             cost: None,
             deduct_when: None,
             on_decision: None,
-            on_keyed_decision: None,
             name: None,
             shadow: false,
             ban: None,
@@ -397,9 +394,10 @@ impl Limit {
         self
     }
 
-    /// Calls `observe` with what this limit's charge came to for every request that meets
-    /// it (allowed, denied, failed...; not for requests it never got to, after another limit
-    /// denied): to count decisions per limit in metrics. A charge is reported as it was
+    /// Calls `observe` with what this limit's charge came to, and the key it charged, for
+    /// every request that meets it (allowed, denied, failed...; not for requests it never got
+    /// to, after another limit denied): to count decisions per limit in metrics, or the keys
+    /// denied most. A charge is reported as it was
     /// decided: allowed, even when a later limit refused the request and the charge was given
     /// back.
     ///
@@ -411,7 +409,7 @@ impl Limit {
     ///
     /// let denied = Arc::new(AtomicU64::new(0));
     /// let count = Arc::clone(&denied);
-    /// let login = Limit::new("5/minute").on_decision(move |result| {
+    /// let login = Limit::new("5/minute").on_decision(move |result, _key| {
     ///     if matches!(result, ChargeResult::Denied(_)) {
     ///         count.fetch_add(1, Ordering::Relaxed);
     ///     }
@@ -419,45 +417,9 @@ impl Limit {
     /// ```
     pub fn on_decision<F>(mut self, observe: F) -> Self
     where
-        F: Fn(&ChargeResult) + Send + Sync + 'static,
+        F: Fn(&ChargeResult, &RequestKey) + Send + Sync + 'static,
     {
         self.on_decision = Some(Arc::new(observe));
-        self
-    }
-
-    /// Calls `observe` as [`Limit::on_decision`] does, with the key the charge was counted
-    /// under too (the extractor's, before the route or method the store key may add): to
-    /// count decisions per key, as `tollgate simulate` does.
-    ///
-    /// ```
-    /// use std::sync::{Arc, Mutex};
-    /// use tollgate::{ChargeResult, Key};
-    /// use tollgate_tower::{HttpLimiter, Limit, key};
-    ///
-    /// # fn send(limiter: &HttpLimiter, request: http::Request<()>) -> http::StatusCode {
-    /// #     use tower::{Layer, ServiceExt};
-    /// #     let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
-    /// #     futures_executor::block_on(limiter.layer().layer(ok).oneshot(request)).unwrap().status()
-    /// # }
-    /// let denied = Arc::new(Mutex::new(Vec::new()));
-    /// let seen = Arc::clone(&denied);
-    /// let limit = Limit::new("1/minute").on_keyed_decision(move |key, result| {
-    ///     if matches!(result, ChargeResult::Denied(_)) {
-    ///         seen.lock().unwrap().push(key.key_bytes().to_vec());
-    ///     }
-    /// });
-    /// let limiter = HttpLimiter::builder().key(key::header("x-user")).route("/", limit).build()?;
-    /// let request = || http::Request::get("/").header("x-user", "alice").body(()).unwrap();
-    /// assert_eq!(send(&limiter, request()), 200);
-    /// assert_eq!(send(&limiter, request()), 429);
-    /// assert_eq!(*denied.lock().unwrap(), [b"x-user:alice".to_vec()]); // the header key names the header
-    /// # Ok::<(), tollgate_tower::BuildError>(())
-    /// ```
-    pub fn on_keyed_decision<F>(mut self, observe: F) -> Self
-    where
-        F: Fn(&RequestKey, &ChargeResult) + Send + Sync + 'static,
-    {
-        self.on_keyed_decision = Some(Arc::new(observe));
         self
     }
 }
@@ -490,7 +452,6 @@ impl Limit {
             && same(&self.cost, &other.cost)
             && same(&self.deduct_when, &other.deduct_when)
             && same(&self.on_decision, &other.on_decision)
-            && same(&self.on_keyed_decision, &other.on_keyed_decision)
             && self.name == other.name
             && self.shadow == other.shadow
             && self.ban == other.ban
@@ -535,10 +496,6 @@ impl fmt::Debug for Limit {
             .field("cost", &self.cost.as_ref().map(|_| "custom"))
             .field("deduct_when", &self.deduct_when.as_ref().map(|_| "custom"))
             .field("on_decision", &self.on_decision.as_ref().map(|_| "custom"))
-            .field(
-                "on_keyed_decision",
-                &self.on_keyed_decision.as_ref().map(|_| "custom"),
-            )
             .field("name", &self.name)
             .field("shadow", &self.shadow)
             .field("ban", &self.ban)

@@ -261,14 +261,10 @@ impl<S: Store> Rules<S> {
         }
         let verdict = admission.decide().await;
         for ((limit, result), key) in charged.iter().zip(verdict.results()).zip(&keys) {
-            if matches!(result, ChargeResult::Skipped) {
-                continue;
-            }
-            if let Some(observe) = &limit.on_decision {
-                observe(result);
-            }
-            if let Some(observe) = &limit.on_keyed_decision {
-                observe(key, result);
+            if let Some(observe) = &limit.on_decision
+                && !matches!(result, ChargeResult::Skipped)
+            {
+                observe(result, key);
             }
         }
         if let Some(err) = verdict.give_back_error() {

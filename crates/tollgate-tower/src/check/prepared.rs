@@ -8,7 +8,7 @@ use http::request::Parts;
 use smallvec::SmallVec;
 use tollgate::{Ban, Key, Limiter, Policy, PolicyHandle, Rates, Store, Strategy};
 
-use crate::builder::limit::{CostFn, DecisionFn, DeductFn, DynamicFn, KeyedDecisionFn, LateCostFn};
+use crate::builder::limit::{CostFn, DecisionFn, DeductFn, DynamicFn, LateCostFn};
 use crate::headers::LimitHeaders;
 use crate::key::{KeyExtractor, RequestKey};
 
@@ -32,7 +32,6 @@ pub(crate) struct PreparedLimit<S: Store> {
     /// The cost of the response, charged when it is ready.
     pub(crate) charge_after: Option<LateCostFn>,
     pub(crate) on_decision: Option<DecisionFn>,
-    pub(crate) on_keyed_decision: Option<KeyedDecisionFn>,
 }
 
 /// The policy of a limit.

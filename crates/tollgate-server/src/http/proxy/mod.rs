@@ -212,7 +212,7 @@ fn limit(name: &str, named: &ConfiguredPolicy) -> Limit {
     let counters = named.front.counters.clone();
     let limit = Limit::policy(named.handle.policy().clone())
         .name(name)
-        .on_decision(move |result| counters.record(result));
+        .on_decision(move |result, key| counters.record(key, result));
     if named.shadow { limit.shadow() } else { limit }
 }
 
