@@ -391,9 +391,66 @@ fn figures(limit: &LimitReport) -> String {
         let top: Vec<String> = limit
             .top_denied
             .iter()
-            .map(|top| format!("{} ({})", top.key, top.denied))
+            .map(|top| format!("{} ({})", shown_key(&top.key), top.denied))
             .collect();
         let _ = write!(line, "; top: {}", top.join(", "));
     }
     line
+}
+
+/// The most characters of a key the text report shows; a longer one is cut there, marked `…`.
+const SHOWN_KEY_CHARS: usize = 96;
+
+/// `key` as the text report shows it: the log's bytes come from clients, so control
+/// characters (line feeds, terminal escapes) are escaped and a long key is cut.
+fn shown_key(key: &str) -> String {
+    let mut chars = key.chars();
+    let mut shown: String = chars
+        .by_ref()
+        .take(SHOWN_KEY_CHARS)
+        .flat_map(char::escape_debug)
+        .collect();
+    if chars.next().is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LimitReport, SHOWN_KEY_CHARS, TopKey, figures};
+
+    #[test]
+    fn keys_are_shown_on_one_line_escaped_and_cut() {
+        let top = |key: String| TopKey { key, denied: 3 };
+        let limit = LimitReport {
+            label: "a.toml".to_owned(),
+            policy: "api".to_owned(),
+            limits: "1/minute (fixed-window)".to_owned(),
+            shadow: false,
+            route: None,
+            methods: Vec::new(),
+            requests: 9,
+            denied: 6,
+            distinct_keys: 2,
+            keys_denied: 2,
+            keys_capped: false,
+            top_denied: vec![
+                top("mallory\n\u{1b}[2J\npolicy forged: 0 denied".to_owned()),
+                top("x".repeat(10_000)),
+            ],
+            timeline: Default::default(),
+        };
+        let line = figures(&limit);
+        assert!(!line.contains(['\n', '\u{1b}']), "{line:?}");
+        assert!(
+            line.contains(r"mallory\n\u{1b}[2J\npolicy forged: 0 denied (3)"),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!("{}… (3)", "x".repeat(SHOWN_KEY_CHARS))),
+            "{line}"
+        );
+        assert!(line.len() < 400, "{} bytes", line.len());
+    }
 }
