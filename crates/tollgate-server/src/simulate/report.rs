@@ -29,6 +29,10 @@ pub(crate) struct Report {
     pub(crate) malformed_lines: Vec<Malformed>,
     /// Lines stamped earlier than one before them, replayed at the latest time seen.
     pub(crate) out_of_order: u64,
+    /// The first of those, and the line whose later time it was replayed at: a single line
+    /// stamped far ahead (a broken clock, say) shows there, all the lines after it being
+    /// replayed at its time.
+    pub(crate) first_out_of_order: Option<OutOfOrder>,
     /// Lines without the key field, which met no check-API policy.
     pub(crate) without_key: u64,
     #[serde(serialize_with = "instant")]
@@ -40,6 +44,19 @@ pub(crate) struct Report {
     show_malformed: usize,
     #[serde(skip)]
     top: usize,
+}
+
+/// A line stamped earlier than one before it.
+#[derive(Debug, Serialize)]
+pub(crate) struct OutOfOrder {
+    pub(crate) file: String,
+    pub(crate) line: u64,
+    /// Its time, RFC 3339.
+    pub(crate) stamped: String,
+    /// The time it was replayed at, RFC 3339, and the line that time was read from.
+    pub(crate) replayed_at: String,
+    pub(crate) latest_file: String,
+    pub(crate) latest_line: u64,
 }
 
 /// A malformed line.
@@ -124,6 +141,7 @@ impl Report {
             malformed: 0,
             malformed_lines: Vec::new(),
             out_of_order: 0,
+            first_out_of_order: None,
             without_key: 0,
             first_time: None,
             last_time: None,
@@ -278,6 +296,18 @@ impl Report {
             self.without_key,
             self.key_field
         );
+        if let Some(first) = &self.first_out_of_order {
+            let _ = writeln!(
+                out,
+                "  first out of order {}:{}: stamped {}, replayed at {} (the time of {}:{})",
+                first.file,
+                first.line,
+                first.stamped,
+                first.replayed_at,
+                first.latest_file,
+                first.latest_line
+            );
+        }
         for line in &self.malformed_lines {
             let _ = writeln!(
                 out,
