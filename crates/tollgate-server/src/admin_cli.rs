@@ -30,6 +30,10 @@ const TOKEN_VARIABLE: &str = "TOLLGATE_ADMIN_TOKEN";
 /// How long an answer from `--server` may take.
 const SERVER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The longest answer read from `--server` (the check API's are a few hundred bytes): a
+/// server that sends more is refused, not kept in memory.
+const MAX_ANSWER: usize = 1 << 20;
+
 /// The arguments of `tollgate peek` and `tollgate reset`.
 ///
 /// ```
@@ -217,11 +221,16 @@ async fn from_server(
             .await
             .map_err(|err| format!("cannot reach the server at {server}: {}", chain(&err)))?;
         let status = response.status();
-        let body = response
-            .into_body()
+        let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER)
             .collect()
             .await
-            .map_err(|err| format!("the server at {server} broke off its answer: {err}"))?;
+            .map_err(|err| {
+                if err.is::<http_body_util::LengthLimitError>() {
+                    format!("the server at {server} answered more than {MAX_ANSWER} bytes")
+                } else {
+                    format!("the server at {server} broke off its answer: {err}")
+                }
+            })?;
         Ok((status, body.to_bytes()))
     };
     tokio::time::timeout(SERVER_TIMEOUT, exchange)

@@ -287,3 +287,36 @@ fn reset_in_redis_clears_the_count_a_running_server_sees() {
     assert!(!ok);
     assert!(err.contains(r#"unknown policy "signup""#), "{err}");
 }
+
+#[test]
+fn an_endless_answer_from_the_server_is_refused_not_kept() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("an address"));
+    // A "server" that promises a gigabyte, sends 4 MiB at once and keeps the rest coming
+    // slowly, past the command's 10 s timeout.
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("a connection");
+        let mut request = [0u8; 4096];
+        let _ = stream.read(&mut request);
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                    content-length: 1000000000\r\n\r\n";
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(&vec![b' '; 4 << 20]);
+        for _ in 0..30 {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            if stream.write_all(b" ").is_err() {
+                return;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let (ok, _, err) = tollgate(&["peek", "--policy", "login", "k", "--server", &url], &[]);
+    assert!(!ok);
+    assert!(err.contains("answered more than 1048576 bytes"), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "refused at once, not after the timeout: {:?}",
+        started.elapsed()
+    );
+}

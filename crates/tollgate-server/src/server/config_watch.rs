@@ -61,6 +61,11 @@ impl Seen {
             Ok(stat) => stat,
             Err(err) => return Seen::Unreadable(err.kind()),
         };
+        // Only a regular file is read: a FIFO would block the look (and `serve`'s start)
+        // until a writer came, a device such as /dev/zero would never end.
+        if !meta.is_file() {
+            return Seen::Unreadable(std::io::ErrorKind::InvalidInput);
+        }
         let (inode, len, modified) = (meta.ino(), meta.len(), meta.modified().ok());
         if let Some(
             seen @ Seen::File {
@@ -220,6 +225,34 @@ mod tests {
         let gone = Seen::look(&file, None);
         assert_eq!(gone, Seen::Unreadable(std::io::ErrorKind::NotFound));
         assert!(gone.holds_as(&Seen::look(&file, Some(&gone))));
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_is_not_read() {
+        let dir = temp_dir("fifo");
+        let fifo = dir.join("tollgate.toml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success(), "mkfifo {}", fifo.display());
+        for path in [fifo, PathBuf::from("/dev/zero")] {
+            let (sent, looked) = std::sync::mpsc::channel();
+            let looking = path.clone();
+            // A look that blocks (no writer to the FIFO) or never ends must fail the test,
+            // not hang it: the thread is left behind.
+            std::thread::spawn(move || sent.send(Seen::look(&looking, None)));
+            let seen = looked
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap_or_else(|_| panic!("looking at {} did not return", path.display()));
+            assert_eq!(
+                seen,
+                Seen::Unreadable(std::io::ErrorKind::InvalidInput),
+                "{}",
+                path.display()
+            );
+        }
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }

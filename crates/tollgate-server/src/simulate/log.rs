@@ -372,4 +372,58 @@ mod tests {
         );
         assert!(JsonFields::parse(&["colour=c".to_owned()]).is_err());
     }
+
+    /// Lines that a log of any format may hold: a valid one of each with bytes changed, cut
+    /// or numbers swapped in, and plain junk.
+    fn hostile_line() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let valid = prop_oneof![
+            Just(br#"203.0.113.7 - alice [10/Oct/2000:13:55:36 -0700] "GET /x HTTP/1.1" 200 2 "-" "c" "1.2.3.4""#.to_vec()),
+            Just(br#"{"time": 971211336.5, "remote_addr": "a", "request": "GET / HTTP/1.1"}"#.to_vec()),
+            Just(br#"{"time": "2000-10-10T20:55:36.123456789123+23:59", "remote_addr": "a"}"#.to_vec()),
+        ];
+        let mutated = (
+            valid,
+            proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+            any::<usize>(),
+        )
+            .prop_map(|(mut line, changes, cut)| {
+                for (at, byte) in changes {
+                    let at = at % line.len();
+                    line[at] = byte;
+                }
+                line.truncate(cut % (line.len() + 1));
+                line
+            });
+        let numbers = prop_oneof![
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|n| n.to_string()),
+            "[0-9]{1,25}(\\.[0-9]{0,12})?",
+        ]
+        .prop_flat_map(|n| {
+            prop_oneof![
+                Just(format!(r#"{{"time": {n}}}"#)),
+                Just(format!(r#"{{"time": "{n}"}}"#)),
+            ]
+        })
+        .prop_map(String::into_bytes);
+        prop_oneof![
+            mutated,
+            numbers,
+            proptest::collection::vec(any::<u8>(), 0..200)
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_line_makes_a_parser_panic(line in hostile_line()) {
+            for format in [Format::Combined, Format::Main, Format::Json(JsonFields::default())] {
+                let mut parser = Parser::new(format);
+                if let Ok(entry) = parser.parse(&line) {
+                    let _ = (entry.header("user-agent"), entry.headers().count());
+                    let _ = super::time::format(entry.time);
+                }
+            }
+        }
+    }
 }

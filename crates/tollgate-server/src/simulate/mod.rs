@@ -31,7 +31,7 @@ use clap::{Args, ValueEnum};
 use crate::server::{Settings, check};
 use log::{Format, JsonFields, Parser};
 use replay::{Replay, key_of};
-use report::{Malformed, Report};
+use report::{Malformed, OutOfOrder, Report};
 
 /// `tollgate simulate`: replays access logs through configurations, as the server would
 /// have limited them, and reports per policy and per proxy route what would be denied.
@@ -185,7 +185,9 @@ fn run(args: &SimulateArgs) -> Result<(), String> {
     let mut parser = Parser::new(format);
     let mut replays: Vec<Replay> = Vec::new();
     let mut latest = 0;
-    for path in &args.logs {
+    // The log (by index) and line `latest` was read from.
+    let mut latest_at = (0, 0);
+    for (index, path) in args.logs.iter().enumerate() {
         let name = path.display().to_string();
         let reader: Box<dyn Read> = if name == "-" {
             Box::new(io::stdin().lock())
@@ -216,6 +218,7 @@ fn run(args: &SimulateArgs) -> Result<(), String> {
                 let start = entry.time;
                 report.first_time = Some(start);
                 latest = start;
+                latest_at = (index, number);
                 let made = configs
                     .iter()
                     .map(|config| Replay::new(config, start, args.max_keys, replayed))
@@ -230,9 +233,22 @@ fn run(args: &SimulateArgs) -> Result<(), String> {
             }
             let time = if entry.time < latest {
                 report.out_of_order += 1;
+                if report.first_out_of_order.is_none() {
+                    report.first_out_of_order = Some(OutOfOrder {
+                        file: name.clone(),
+                        line: number,
+                        stamped: time::format(entry.time),
+                        replayed_at: time::format(latest),
+                        latest_file: args.logs[latest_at.0].display().to_string(),
+                        latest_line: latest_at.1,
+                    });
+                }
                 latest
             } else {
-                latest = entry.time;
+                if entry.time > latest {
+                    latest = entry.time;
+                    latest_at = (index, number);
+                }
                 entry.time
             };
             report.requests += 1;

@@ -29,6 +29,10 @@ pub(crate) struct Report {
     pub(crate) malformed_lines: Vec<Malformed>,
     /// Lines stamped earlier than one before them, replayed at the latest time seen.
     pub(crate) out_of_order: u64,
+    /// The first of those, and the line whose later time it was replayed at: a single line
+    /// stamped far ahead (a broken clock, say) shows there, all the lines after it being
+    /// replayed at its time.
+    pub(crate) first_out_of_order: Option<OutOfOrder>,
     /// Lines without the key field, which met no check-API policy.
     pub(crate) without_key: u64,
     #[serde(serialize_with = "instant")]
@@ -40,6 +44,19 @@ pub(crate) struct Report {
     show_malformed: usize,
     #[serde(skip)]
     top: usize,
+}
+
+/// A line stamped earlier than one before it.
+#[derive(Debug, Serialize)]
+pub(crate) struct OutOfOrder {
+    pub(crate) file: String,
+    pub(crate) line: u64,
+    /// Its time, RFC 3339.
+    pub(crate) stamped: String,
+    /// The time it was replayed at, RFC 3339, and the line that time was read from.
+    pub(crate) replayed_at: String,
+    pub(crate) latest_file: String,
+    pub(crate) latest_line: u64,
 }
 
 /// A malformed line.
@@ -124,6 +141,7 @@ impl Report {
             malformed: 0,
             malformed_lines: Vec::new(),
             out_of_order: 0,
+            first_out_of_order: None,
             without_key: 0,
             first_time: None,
             last_time: None,
@@ -278,6 +296,18 @@ impl Report {
             self.without_key,
             self.key_field
         );
+        if let Some(first) = &self.first_out_of_order {
+            let _ = writeln!(
+                out,
+                "  first out of order {}:{}: stamped {}, replayed at {} (the time of {}:{})",
+                first.file,
+                first.line,
+                first.stamped,
+                first.replayed_at,
+                first.latest_file,
+                first.latest_line
+            );
+        }
         for line in &self.malformed_lines {
             let _ = writeln!(
                 out,
@@ -391,9 +421,66 @@ fn figures(limit: &LimitReport) -> String {
         let top: Vec<String> = limit
             .top_denied
             .iter()
-            .map(|top| format!("{} ({})", top.key, top.denied))
+            .map(|top| format!("{} ({})", shown_key(&top.key), top.denied))
             .collect();
         let _ = write!(line, "; top: {}", top.join(", "));
     }
     line
+}
+
+/// The most characters of a key the text report shows; a longer one is cut there, marked `…`.
+const SHOWN_KEY_CHARS: usize = 96;
+
+/// `key` as the text report shows it: the log's bytes come from clients, so control
+/// characters (line feeds, terminal escapes) are escaped and a long key is cut.
+fn shown_key(key: &str) -> String {
+    let mut chars = key.chars();
+    let mut shown: String = chars
+        .by_ref()
+        .take(SHOWN_KEY_CHARS)
+        .flat_map(char::escape_debug)
+        .collect();
+    if chars.next().is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LimitReport, SHOWN_KEY_CHARS, TopKey, figures};
+
+    #[test]
+    fn keys_are_shown_on_one_line_escaped_and_cut() {
+        let top = |key: String| TopKey { key, denied: 3 };
+        let limit = LimitReport {
+            label: "a.toml".to_owned(),
+            policy: "api".to_owned(),
+            limits: "1/minute (fixed-window)".to_owned(),
+            shadow: false,
+            route: None,
+            methods: Vec::new(),
+            requests: 9,
+            denied: 6,
+            distinct_keys: 2,
+            keys_denied: 2,
+            keys_capped: false,
+            top_denied: vec![
+                top("mallory\n\u{1b}[2J\npolicy forged: 0 denied".to_owned()),
+                top("x".repeat(10_000)),
+            ],
+            timeline: Default::default(),
+        };
+        let line = figures(&limit);
+        assert!(!line.contains(['\n', '\u{1b}']), "{line:?}");
+        assert!(
+            line.contains(r"mallory\n\u{1b}[2J\npolicy forged: 0 denied (3)"),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!("{}… (3)", "x".repeat(SHOWN_KEY_CHARS))),
+            "{line}"
+        );
+        assert!(line.len() < 400, "{} bytes", line.len());
+    }
 }

@@ -127,9 +127,13 @@ pub(crate) fn epoch(value: f64) -> Option<u64> {
     };
     let nanos = value * scale;
     // Exact below 2^53 ns (104 days) only: keep whole seconds apart from the fraction.
+    // Past about 1.8e10 seconds (the year 2554), nanoseconds no longer fit: refused.
     if scale == 1e9 {
         let whole = value.trunc();
-        return Some((whole as u64) * 1_000_000_000 + ((value - whole) * 1e9).round() as u64);
+        let fraction = ((value - whole) * 1e9).round() as u64;
+        return (whole as u64)
+            .checked_mul(1_000_000_000)?
+            .checked_add(fraction);
     }
     (nanos < u64::MAX as f64).then_some(nanos as u64)
 }
@@ -233,6 +237,11 @@ mod tests {
             );
         }
         assert_eq!(epoch(-1.0), None);
+        // Seconds whose nanoseconds pass u64::MAX (after 2554) are refused, not wrapped.
+        assert_eq!(epoch(50_000_000_000.0), None);
+        assert_eq!(epoch_text(b"50000000000"), None);
+        assert_eq!(epoch_text(b"99999999999"), None);
+        assert_eq!(epoch(18_446_744_073.0), Some(18_446_744_073_000_000_000));
         assert_eq!(epoch_text(b"12x"), None);
     }
 }

@@ -227,6 +227,17 @@ fn time_going_backwards_is_replayed_at_the_latest_time() {
     std::fs::write(dir.join("access.log"), log).expect("written");
     let report = report(&dir, &["--config", "t.toml", "access.log"]);
     assert_eq!(report["out_of_order"], 1);
+    assert_eq!(
+        report["first_out_of_order"],
+        serde_json::json!({
+            "file": "access.log",
+            "line": 3,
+            "stamped": "2026-03-01T12:00:10.000Z",
+            "replayed_at": "2026-03-01T12:01:30.000Z",
+            "latest_file": "access.log",
+            "latest_line": 2,
+        })
+    );
     assert_eq!(report["last_time"], "2026-03-01T12:02:00.000Z");
     let api = limit(&report, 0, "policy api");
     assert_eq!(
