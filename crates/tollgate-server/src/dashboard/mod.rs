@@ -130,10 +130,11 @@ impl PolicyRecorder {
         let second = monotonic_seconds().saturating_sub(self.started);
         self.activity.count(outcome, second);
         if outcome != Outcome::Allowed {
+            let key = key.key_bytes(); // made before the lock: an address is formatted
             self.top_keys
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .add(second / 60, &self.name, &key.key_bytes());
+                .add(second / 60, &self.name, &key);
         }
     }
 }

@@ -39,8 +39,12 @@ pub(crate) struct TopKeys {
 }
 
 /// `key` as shown: lossy UTF-8, cut at [`MAX_KEY_CHARS`] characters (borrowed when it can be).
+/// Only the bytes that can make those characters are read (a character takes at most four,
+/// an invalid byte becomes one), so a 2 MiB key costs no more under the sketch's lock than a
+/// short one.
 fn shown(key: &[u8]) -> Cow<'_, str> {
-    let text = String::from_utf8_lossy(key);
+    let read = key.len().min((MAX_KEY_CHARS + 1) * 4);
+    let text = String::from_utf8_lossy(&key[..read]);
     match text.char_indices().nth(MAX_KEY_CHARS) {
         None => text,
         Some((cut, _)) => Cow::Owned(format!("{}…", &text[..cut])),
@@ -187,5 +191,33 @@ mod tests {
         let keys: Vec<String> = top.top(0, 10).into_iter().map(|e| e.key.into()).collect();
         assert!(keys.contains(&format!("{}…", "é".repeat(MAX_KEY_CHARS))));
         assert!(keys.contains(&"\u{fffd}<script>".to_owned()));
+    }
+
+    #[test]
+    fn a_key_is_shown_as_if_read_whole() {
+        let whole = |key: &[u8]| {
+            let text = String::from_utf8_lossy(key);
+            match text.char_indices().nth(MAX_KEY_CHARS) {
+                None => text.into_owned(),
+                Some((cut, _)) => format!("{}…", &text[..cut]),
+            }
+        };
+        let keys: Vec<Vec<u8>> = vec![
+            "é".repeat(MAX_KEY_CHARS * 3).into_bytes(),
+            "😀".repeat(MAX_KEY_CHARS + 1).into_bytes(),
+            [
+                b"x".repeat(MAX_KEY_CHARS * 4 + 2),
+                "😀".repeat(4).into_bytes(),
+            ]
+            .concat(),
+            [b"a".repeat(MAX_KEY_CHARS - 1), vec![0xf0, 0x9f, 0x98]].concat(),
+            vec![0xff; MAX_KEY_CHARS * 10],
+            b"a".repeat(MAX_KEY_CHARS),
+            b"a".repeat(MAX_KEY_CHARS + 1),
+            b"k".repeat(2 << 20),
+        ];
+        for key in keys {
+            assert_eq!(shown(&key), whole(&key), "{} bytes", key.len());
+        }
     }
 }
