@@ -1,6 +1,7 @@
 //! [`Verdict`]: what an admission decided; [`Settlement`]: what its response may give back.
 
 use std::fmt;
+use std::time::Duration;
 
 use smallvec::SmallVec;
 
@@ -86,6 +87,40 @@ impl<S: Store> Verdict<S> {
         self.results[index]
             .decision()
             .map(|decision| (index, decision))
+    }
+
+    /// How long an admitted request must wait before it runs: the longest
+    /// [`Decision::delay`] of its enforced charges (their slots are reserved; see
+    /// [`crate::Policy::with_max_delay`]). [`Duration::ZERO`] when it runs at once, and for
+    /// a refused request (whose reservations were given back). A shadow charge never delays.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Admission, Charge, Limiter, ManualClock, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new()).with_clock(ManualClock::new());
+    /// let bucket = Policy::token_bucket(Rate::per_second(10).into())?.with_burst(1)?;
+    /// let api = limiter.policy("api", bucket.with_max_delay(Duration::from_millis(500))?);
+    /// let request = || Admission::new().charge(Charge::new(api.clone(), "k", 1));
+    /// assert_eq!(request().decide().await.delay(), Duration::ZERO);
+    /// let second = request().decide().await;
+    /// assert!(second.is_admitted());
+    /// assert_eq!(second.delay(), Duration::from_millis(100));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn delay(&self) -> Duration {
+        if !self.is_admitted() {
+            return Duration::ZERO;
+        }
+        self.results
+            .iter()
+            .enumerate()
+            .filter(|&(index, _)| !self.is_shadow(index))
+            .filter_map(|(_, result)| result.decision().map(Decision::delay))
+            .max()
+            .unwrap_or(Duration::ZERO)
     }
 
     /// Whether the charge at `index` is a shadow one ([`Charge::shadow`]).
