@@ -50,6 +50,9 @@ pub struct Verdict<S: Store = MemoryStore> {
     pub(super) shadow: SmallVec<[bool; 8]>,
     pub(super) give_back_error: Option<StoreError>,
     pub(super) settlement: Settlement<S>,
+    /// For an admitted request that must wait ([`Verdict::delay`]), its charges that are not
+    /// settled after the response: what [`Verdict::withdraw`] gives back with the settlement's.
+    pub(super) reserved: SmallVec<[Charge<S>; 1]>,
 }
 
 impl<S: Store> fmt::Debug for Verdict<S> {
@@ -121,6 +124,39 @@ impl<S: Store> Verdict<S> {
             .filter_map(|(_, result)| result.decision().map(Decision::delay))
             .max()
             .unwrap_or(Duration::ZERO)
+    }
+
+    /// Gives back everything an admitted request charged, its reserved slots included: for a
+    /// request that was admitted with a [`Verdict::delay`] but is turned away all the same
+    /// (a front end that already holds as many waiting requests as it may). Returns the first
+    /// store error; a refused request has nothing left to give back.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Admission, Charge, Limiter, ManualClock, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new()).with_clock(ManualClock::new());
+    /// let bucket = Policy::token_bucket(Rate::per_second(10).into())?.with_burst(1)?;
+    /// let api = limiter.policy("api", bucket.with_max_delay(Duration::from_secs(1))?);
+    /// let request = || Admission::new().charge(Charge::new(api.clone(), "k", 1));
+    /// request().decide().await;
+    /// let waiting = request().decide().await;
+    /// assert_eq!(waiting.delay(), Duration::from_millis(100));
+    /// waiting.withdraw().await?; // turned away: its slot is free again
+    /// assert_eq!(request().decide().await.delay(), Duration::from_millis(100));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn withdraw(self) -> Result<(), StoreError> {
+        let mut first_error = None;
+        let settled = self.settlement.pending.iter().map(|(_, charge)| charge);
+        for charge in self.reserved.iter().chain(settled) {
+            if let Err(err) = charge.give_back().await {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Whether the charge at `index` is a shadow one ([`Charge::shadow`]).
