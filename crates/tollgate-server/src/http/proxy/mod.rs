@@ -85,7 +85,8 @@ pub(crate) fn proxy_router(
         .trusting(config.trusted_proxies.clone())
         .headers(headers.headers)
         .header_policies(headers.header_policies)
-        .headers_include_shadow(headers.headers_include_shadow);
+        .headers_include_shadow(headers.headers_include_shadow)
+        .max_waiting(headers.connections.max_waiting);
     if let Some((name, named)) = config
         .default_policy
         .as_ref()
