@@ -239,3 +239,20 @@ fn three_servers_over_redis_release_at_the_rate_together() {
     assert!(replies.iter().all(|r| [200, 429].contains(&r.status)));
     released_at_the_rate(&arrivals.lock().expect("lock"));
 }
+
+/// The README's example of a delay is a configuration `check-config` accepts as written.
+#[test]
+fn the_readme_delay_example_is_valid() {
+    let readme = include_str!("../../../README.md");
+    let section = &readme[readme
+        .find("## Delay instead of reject")
+        .expect("the section")..];
+    let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let block = &section[start..start + section[start..].find("```").expect("its end")];
+    let (ok, stdout, stderr) = check_config(&write_config("tollgate.toml", block));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("policy paced: 10/second (token-bucket, burst 1, max delay 500ms)"),
+        "{stdout}"
+    );
+}
