@@ -293,11 +293,11 @@ impl<S: Store> Rules<S> {
             return RequestCheck::Exempt;
         }
         let verdict = admission.decide().await;
-        for (limit, result) in charged.iter().zip(verdict.results()) {
+        for ((limit, result), key) in charged.iter().zip(verdict.results()).zip(&keys) {
             if let Some(observe) = &limit.on_decision
                 && !matches!(result, ChargeResult::Skipped)
             {
-                observe(result);
+                observe(result, key);
             }
         }
         if let Some(err) = verdict.give_back_error() {

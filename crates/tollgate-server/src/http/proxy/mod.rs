@@ -47,7 +47,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::any;
+use axum::routing::{MethodRouter, any};
 use tollgate::Limiter;
 use tollgate_tower::key::{self, KeyExtractor};
 use tollgate_tower::{BuildError, HttpLimiter, Limit};
@@ -77,6 +77,33 @@ pub(crate) fn proxy_router(
     headers: &Config,
     limiter: &Limiter<ServerStore>,
 ) -> Result<Router, BuildError> {
+    let endpoint = any(forward).with_state(Arc::new(Upstream::new(config)));
+    limited_router(config, policies, headers, limiter, endpoint, &|limit, _| {
+        limit
+    })
+}
+
+/// Where the proxy meets one of its limits, for an observer of its decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LimitSite {
+    /// The proxy's `default_policy`.
+    Default,
+    /// The `index`th route's `policy`, or its `shadow_policy` if `shadow`.
+    Route { index: usize, shadow: bool },
+}
+
+/// The proxy's routing and limits as [`proxy_router`] builds them, with `endpoint` answering
+/// the requests the limits allow (the upstream, or `tollgate simulate`'s stand-in), and each
+/// limit passed through `decorate` with where it is met, so that an observer can be hooked
+/// on it.
+pub(crate) fn limited_router(
+    config: &ProxyConfig,
+    policies: &HashMap<String, ConfiguredPolicy>,
+    headers: &Config,
+    limiter: &Limiter<ServerStore>,
+    endpoint: MethodRouter,
+    decorate: &dyn Fn(Limit, LimitSite) -> Limit,
+) -> Result<Router, BuildError> {
     let mut limits = HttpLimiter::builder()
         .limiter(limiter.clone())
         // Apart from the check API's policies in the same store.
@@ -92,12 +119,12 @@ pub(crate) fn proxy_router(
         .as_ref()
         .and_then(|name| Some((name, policies.get(name)?)))
     {
-        limits = limits.default_limit(limit(name, named));
+        limits = limits.default_limit(decorate(limit(name, named), LimitSite::Default));
     }
     // The limits of each route (its policy, its shadow policy), applied to each of its
     // patterns: one count each.
     let route_limits: Vec<Vec<Limit>> = (0..config.routes.len())
-        .map(|index| route_limits(config, policies, index))
+        .map(|index| route_limits(config, policies, index, decorate))
         .collect();
     let mut router = Router::new().without_v07_checks();
     for pattern in &config.patterns {
@@ -112,13 +139,10 @@ pub(crate) fn proxy_router(
                 limits = limits.route(pattern.pattern.as_str(), limit.clone());
             }
         }
-        router = router.route(&pattern.pattern, any(forward));
+        router = router.route(&pattern.pattern, endpoint.clone());
     }
     let limits = limits.build()?;
-    let routed = router
-        .fallback(forward)
-        .layer(limits.layer())
-        .with_state(Arc::new(Upstream::new(config)));
+    let routed = router.fallback_service(endpoint).layer(limits.layer());
     // One path step before routing (`path.rs`): `/log%69n` or `/x/../login` meet `/login`'s
     // limit and reach the upstream as `/login`; encoded slashes are refused or decoded;
     // `/LOGIN` is spelled `/login` when that route ignores case.
@@ -141,6 +165,7 @@ fn route_limits(
     config: &ProxyConfig,
     policies: &HashMap<String, ConfiguredPolicy>,
     index: usize,
+    decorate: &dyn Fn(Limit, LimitSite) -> Limit,
 ) -> Vec<Limit> {
     let route: &RouteConfig = &config.routes[index];
     let same_path_before = config.routes[..index]
@@ -173,7 +198,10 @@ fn route_limits(
             if let Some(key) = &route.key {
                 limit = limit.key(extractor(key));
             }
-            Some(limit.shared(shared))
+            Some(decorate(
+                limit.shared(shared),
+                LimitSite::Route { index, shadow },
+            ))
         })
         .collect()
 }
@@ -185,7 +213,7 @@ fn limit(name: &str, named: &ConfiguredPolicy) -> Limit {
     let counters = named.front.counters.clone();
     let limit = Limit::policy(named.handle.policy().clone())
         .name(name)
-        .on_decision(move |result| counters.record(result));
+        .on_decision(move |result, key| counters.record(key, result));
     if named.shadow { limit.shadow() } else { limit }
 }
 
