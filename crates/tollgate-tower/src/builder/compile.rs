@@ -240,6 +240,7 @@ pub(crate) fn compile<S: Store>(
         rejection: declared.rejection,
         peer: declared.peer,
         waiting: Arc::new(WaitingRoom::new(declared.max_waiting)),
+        wait_for_delays: declared.wait_for_delays,
     })
 }
 

@@ -69,4 +69,37 @@ impl<S: Store> Builder<S> {
         self.declared.max_waiting = max_waiting;
         self
     }
+
+    /// Whether the layer waits for a request's reserved slot before calling the inner
+    /// service (it does unless told otherwise). Told not to, it lets a request admitted with
+    /// a delay through at once, its slot still reserved: for replaying traffic in virtual
+    /// time (as `tollgate simulate` does, on a manual clock), where waiting on the timer
+    /// would only slow the replay. A service that is not replaying should keep the waits,
+    /// or requests reach it faster than the rate.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{ManualClock, Strategy};
+    /// use tollgate_tower::{HttpLimiter, Limit};
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// # let ok = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+    /// # let get = || http::Request::get("/").body(()).unwrap();
+    /// let paced = Limit::new("1/minute").strategy(Strategy::TokenBucket);
+    /// let limiter = HttpLimiter::builder()
+    ///     .clock(ManualClock::new())
+    ///     .wait_for_delays(false)
+    ///     .default_limit(paced.max_delay(Duration::from_secs(60)))
+    ///     .build()?;
+    /// let service = limiter.layer().layer(ok);
+    /// let status = || futures_executor::block_on(service.clone().oneshot(get())).unwrap().status();
+    /// assert_eq!(status(), 200);
+    /// assert_eq!(status(), 200); // its slot is a minute away, but it is let through now
+    /// assert_eq!(status(), 429); // two minutes away: longer than the delay allowed
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
+    pub fn wait_for_delays(mut self, wait: bool) -> Self {
+        self.declared.wait_for_delays = wait;
+        self
+    }
 }

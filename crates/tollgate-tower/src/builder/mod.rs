@@ -80,6 +80,7 @@ impl HttpLimiter<MemoryStore> {
                 peer: Arc::new(client_ip::peer_addr),
                 namespace: String::new(),
                 max_waiting: crate::check::DEFAULT_MAX_WAITING,
+                wait_for_delays: true,
                 errors: Vec::new(),
             },
         }
@@ -135,6 +136,8 @@ pub(crate) struct Declared {
     pub(crate) namespace: String,
     /// How many requests may wait for a reserved slot at once (see `builder/delay.rs`).
     pub(crate) max_waiting: usize,
+    /// Whether requests wait for their reserved slot (see `builder/delay.rs`).
+    pub(crate) wait_for_delays: bool,
     /// Mistakes found while declaring (a proxy that is not a CIDR).
     pub(crate) errors: Vec<DeclarationError>,
 }

@@ -172,6 +172,8 @@ pub(crate) struct Rules<S: Store> {
     pub(crate) peer: PeerFn,
     /// The requests waiting for a reserved slot (see `builder/delay.rs`).
     pub(crate) waiting: Arc<WaitingRoom>,
+    /// Whether requests wait for their reserved slot, or go at once (a replay).
+    pub(crate) wait_for_delays: bool,
 }
 
 /// What the check of a request decided.
@@ -321,7 +323,7 @@ impl<S: Store> Rules<S> {
             return RequestCheck::Rejected(self.refusal(parts, charged[index], key, result));
         }
         let delay = verdict.delay();
-        let wait = if delay.is_zero() {
+        let wait = if delay.is_zero() || !self.wait_for_delays {
             None
         } else if let Some(permit) = self.waiting.enter() {
             Some((delay, permit))
