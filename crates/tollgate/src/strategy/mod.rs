@@ -394,7 +394,7 @@ pub fn apply<S: RateState>(
         return TickDecision::UNLIMITED;
     }
     if let Some((i, ticks)) = longest_wait(states, limits, now, cost.max(1)) {
-        let bound = reservable(states, limits);
+        let bound = reservable::<S>(limits);
         if ticks > bound {
             return report(&states[i], &limits[i], now, Some(ticks - bound));
         }
@@ -420,7 +420,7 @@ pub fn apply<S: RateState>(
 /// The longest wait every rate reserves a slot for: 0 when one of them does not (or is a
 /// kill switch).
 #[inline]
-fn reservable<S: RateState>(_states: &[S], limits: &[TickRate]) -> u64 {
+fn reservable<S: RateState>(limits: &[TickRate]) -> u64 {
     limits
         .iter()
         .map(|limit| {
@@ -448,7 +448,7 @@ pub(crate) fn judge<S: RateState>(
         return TickDecision::UNLIMITED;
     }
     match longest_wait(states, limits, now, cost.max(1)) {
-        Some((i, ticks)) => match reservable(states, limits) {
+        Some((i, ticks)) => match reservable::<S>(limits) {
             bound if ticks > bound => report(&states[i], &limits[i], now, Some(ticks - bound)),
             _ => TickDecision {
                 delay: ticks,
