@@ -60,9 +60,10 @@ mod tests {
             "POST /v1/reset",
             "GET /livez",
             "GET /openapi.json",
+            "GET /dashboard",
         ] {
             assert!(operations.contains(operation), "{operations}");
         }
-        assert_eq!(operations.split(", ").count(), 9, "{operations}");
+        assert_eq!(operations.split(", ").count(), 11, "{operations}");
     }
 }
