@@ -169,7 +169,7 @@ fn fingerprint(policy: &Policy) -> String {
 }
 
 /// Reads the script's reply: `{allowed, limit, remaining, reset_after, retry_after, window,
-/// ban}` (see `lua/decide.lua`).
+/// ban, delay}` (see `lua/decide.lua`).
 fn outcome(reply: &[i64]) -> Option<TickDecision> {
     let &[
         allowed,
@@ -179,6 +179,7 @@ fn outcome(reply: &[i64]) -> Option<TickDecision> {
         retry_after,
         window,
         ban,
+        delay,
     ] = reply
     else {
         return None;
@@ -202,5 +203,6 @@ fn outcome(reply: &[i64]) -> Option<TickDecision> {
         },
         window: count(window)?,
         ban,
+        delay: count(delay)?,
     })
 }

@@ -308,7 +308,8 @@ impl RedisStore {
             invocation
                 .arg(limit.amount())
                 .arg(limit.capacity())
-                .arg(limit.window());
+                .arg(limit.window())
+                .arg(limit.max_delay());
         }
         if let Some(ban) = policy.ban_rule() {
             invocation

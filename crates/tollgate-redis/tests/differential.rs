@@ -23,15 +23,17 @@ use tollgate::{Ban, Decision, MAX_AMOUNT, Policy, Rate, Rates, Store, Timestamp}
 use tollgate_redis::RedisStore;
 
 /// A policy of 1 to 3 rates of 1 to 6 units per 1 to 5 seconds, maybe with a burst, maybe
-/// with a ban of 1 to 3 breaches per 1 to 5 seconds for 1 to 8 seconds.
+/// with a ban of 1 to 3 breaches per 1 to 5 seconds for 1 to 8 seconds, maybe letting hits
+/// wait up to 6 seconds for a reserved slot (where the strategy and windows allow it).
 fn policies() -> impl Strategy<Value = Policy> {
     (
         0usize..4,
         prop::collection::vec((0u64..=6, 1u64..=5), 1..=3),
         prop::option::of(1u64..=9),
         prop::option::of((1u64..=3, 1u64..=5, 1u64..=8)),
+        prop::option::of(1u64..=6_000),
     )
-        .prop_map(|(s, rates, burst, ban)| {
+        .prop_map(|(s, rates, burst, ban, max_delay_ms)| {
             let rates = Rates::new(
                 rates
                     .into_iter()
@@ -41,6 +43,13 @@ fn policies() -> impl Strategy<Value = Policy> {
             let policy = Policy::new(Algorithm::ALL[s], rates).expect("slow enough");
             let policy = match burst {
                 Some(b) => policy.clone().with_burst(b).unwrap_or(policy),
+                None => policy,
+            };
+            let policy = match max_delay_ms {
+                Some(ms) => policy
+                    .clone()
+                    .with_max_delay(Duration::from_millis(ms))
+                    .unwrap_or(policy),
                 None => policy,
             };
             match ban {

@@ -38,6 +38,8 @@ pub struct Decision {
     retry_after_ns: u64,
     window_ns: u64,
     ban: BanStatus,
+    /// 0 unless the hit was allowed with a reserved slot to wait for.
+    delay_ns: u64,
 }
 
 impl Decision {
@@ -58,6 +60,11 @@ impl Decision {
             },
             window_ns: outcome.window.saturating_mul(tick),
             ban: outcome.ban,
+            delay_ns: if outcome.allowed {
+                outcome.delay.saturating_mul(tick)
+            } else {
+                0
+            },
         }
     }
 
@@ -101,6 +108,33 @@ impl Decision {
     /// happened; `None` when allowed.
     pub fn retry_after(&self) -> Option<Duration> {
         (!self.allowed).then(|| Duration::from_nanos(self.retry_after_ns))
+    }
+
+    /// For an allowed hit of a policy with a [`max_delay`](crate::Policy::with_max_delay),
+    /// how long the request must wait before it runs: its slot is already reserved (the
+    /// wait is part of the limit, as if the request had come that much later).
+    /// [`Duration::ZERO`] when it runs at once, and for a denied hit.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Limiter, ManualClock, MemoryStore, Policy};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let clock = ManualClock::new();
+    /// let limiter = Limiter::new(MemoryStore::new()).with_clock(clock.clone());
+    /// let bucket = Policy::token_bucket("10/second".parse()?)?.with_burst(1)?;
+    /// let api = limiter.policy("api", bucket.with_max_delay(Duration::from_millis(150))?);
+    /// assert_eq!(api.hit("k").await?.delay(), Duration::ZERO);
+    /// let second = api.hit("k").await?;
+    /// assert!(second.allowed());
+    /// assert_eq!(second.delay(), Duration::from_millis(100)); // wait, then run
+    /// let third = api.hit("k").await?; // would wait 200 ms: denied
+    /// assert_eq!(third.retry_after(), Some(Duration::from_millis(50)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn delay(&self) -> Duration {
+        Duration::from_nanos(self.delay_ns)
     }
 
     /// Whether the key is banned after repeated breaches of a policy with a ban (see

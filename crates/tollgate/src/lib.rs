@@ -72,7 +72,7 @@ pub use limiter::{
     Admission, Charge, ChargeResult, Error, Limiter, MAX_INLINE_POLICIES, PolicyHandle, Settlement,
     Verdict,
 };
-pub use policy::{MAX_LOG_AMOUNT, MAX_TOKENS_PER_SECOND, Policy, PolicyError, Strategy};
+pub use policy::{MAX_DELAY, MAX_LOG_AMOUNT, MAX_TOKENS_PER_SECOND, Policy, PolicyError, Strategy};
 pub use rate::{
     InvalidRate, MAX_AMOUNT, MAX_RATES, MAX_WINDOW_SECS, ParseError, Rate, Rates, parse_duration,
 };

@@ -55,6 +55,15 @@ pub const MAX_TOKENS_PER_SECOND: u64 = 1_000_000;
 /// ```
 pub const MAX_LOG_AMOUNT: u64 = 1_000;
 
+/// The longest [`Policy::with_max_delay`] may be: one hour. A waiting request holds a
+/// connection and a task; waits longer than this are better answered with a
+/// `Retry-After`.
+///
+/// ```
+/// assert_eq!(tollgate::MAX_DELAY, std::time::Duration::from_secs(3600));
+/// ```
+pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+
 /// How a policy counts hits. Each is written once, as a pure state machine in
 /// [`crate::strategy`]; every store applies the same functions.
 ///
@@ -165,6 +174,10 @@ pub struct Policy {
     burst: Option<u64>,
     /// Bans keys that keep breaching the policy (see `ban.rs`).
     pub(crate) ban: Option<Ban>,
+    /// How long a hit may wait for a reserved slot instead of being denied; only for a
+    /// token bucket (any length up to [`MAX_DELAY`]) or a fixed window (shorter than every
+    /// window), and never zero.
+    max_delay: Option<Duration>,
 }
 
 impl Policy {
@@ -205,6 +218,7 @@ impl Policy {
             strategy,
             burst: None,
             ban: None,
+            max_delay: None,
         }
     }
 
@@ -339,6 +353,58 @@ impl Policy {
         Ok(self)
     }
 
+    /// Lets a hit that does not fit now wait up to `max_delay` for a reserved slot instead of
+    /// being denied (nginx's `limit_req ... delay`, Traefik's `maxDelay`): the hit is
+    /// allowed with a [`crate::Decision::delay`], its slot charged at once as if the hit
+    /// were made when it runs, so the waits of parallel requests add up as they would at the
+    /// rate. A hit that would wait longer is denied, with a `retry_after` of the time until
+    /// it would be allowed with a wait. See [`crate::strategy::apply`] for the exact rules.
+    ///
+    /// Offered for the token bucket (any wait up to [`MAX_DELAY`]) and the fixed window (a
+    /// wait shorter than every window of the policy: a hit is reserved in the next window
+    /// at most, and the reserved hits of a window all run when it starts). The sliding
+    /// window log and counter cannot charge a hit to a later time, so they refuse it, as
+    /// does a zero or too long `max_delay`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Policy, PolicyError, Strategy};
+    ///
+    /// let ms = Duration::from_millis;
+    /// let bucket = Policy::token_bucket("10/second".parse()?)?.with_max_delay(ms(500))?;
+    /// assert_eq!(bucket.max_delay(), Some(ms(500)));
+    /// assert_eq!(bucket.to_string(), "10/second (token-bucket, max delay 500ms)");
+    /// let window = Policy::fixed_window("10/second".parse()?);
+    /// assert!(window.clone().with_max_delay(ms(999)).is_ok());
+    /// let err = window.with_max_delay(ms(1000)).unwrap_err();
+    /// assert_eq!(err.to_string(), "max_delay 1s is not shorter than the fixed window of 10/second; \
+    ///     a fixed window reserves in its next window at most");
+    /// let log = Policy::sliding_window_log("10/second".parse()?)?;
+    /// assert_eq!(log.with_max_delay(ms(500)), Err(PolicyError::DelayNotOffered(Strategy::SlidingWindowLog)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_max_delay(mut self, max_delay: Duration) -> Result<Self, PolicyError> {
+        match self.strategy {
+            Strategy::TokenBucket => {}
+            Strategy::FixedWindow => {
+                if let Some(&rate) = self.rates.iter().find(|rate| rate.window() <= max_delay) {
+                    return Err(PolicyError::DelayNotShorterThanWindow { max_delay, rate });
+                }
+            }
+            strategy => return Err(PolicyError::DelayNotOffered(strategy)),
+        }
+        if max_delay.is_zero() || max_delay > MAX_DELAY {
+            return Err(PolicyError::DelayOutOfRange(max_delay));
+        }
+        self.max_delay = Some(max_delay);
+        Ok(self)
+    }
+
+    /// The longest a hit may wait for a reserved slot, set by [`Policy::with_max_delay`].
+    pub fn max_delay(&self) -> Option<Duration> {
+        self.max_delay
+    }
+
     /// The rates, all of which a hit must fit.
     ///
     /// ```
@@ -409,11 +475,16 @@ impl Policy {
     /// # Ok::<(), tollgate::PolicyError>(())
     /// ```
     pub fn limits(&self, tick: Duration) -> Box<[TickRate]> {
+        // Whole ticks, rounded down: a hit never waits longer than it was allowed to.
+        let max_delay = self.max_delay.map_or(0, |delay| {
+            u64::try_from(delay.as_nanos() / tick.as_nanos().max(1)).unwrap_or(u64::MAX)
+        });
         self.rates
             .iter()
             .map(|rate| {
                 let capacity = self.burst.unwrap_or(rate.amount());
                 TickRate::new(rate.amount(), capacity, rate.window(), tick)
+                    .with_max_delay(max_delay)
             })
             .collect()
     }
@@ -429,6 +500,9 @@ impl fmt::Display for Policy {
         }
         if let Some(ban) = &self.ban {
             write!(f, ", {ban}")?;
+        }
+        if let Some(max_delay) = self.max_delay {
+            write!(f, ", max delay {max_delay:?}")?;
         }
         f.write_str(")")
     }
@@ -477,6 +551,17 @@ pub enum PolicyError {
     LogTooLong(Rate),
     /// The failure mode name is not `allow`, `deny` or `fallback`.
     UnknownFailureMode(String),
+    /// A `max_delay` was given for a strategy that cannot reserve a slot (a sliding window).
+    DelayNotOffered(Strategy),
+    /// A fixed window's `max_delay` is as long as one of its windows or longer.
+    DelayNotShorterThanWindow {
+        /// The delay.
+        max_delay: Duration,
+        /// The rate whose window it reaches.
+        rate: Rate,
+    },
+    /// A `max_delay` of zero, or longer than [`MAX_DELAY`].
+    DelayOutOfRange(Duration),
 }
 
 impl PolicyError {
@@ -538,6 +623,21 @@ impl fmt::Display for PolicyError {
                 "token bucket rate {rate} refills faster than {MAX_TOKENS_PER_SECOND} units per \
                  second (one per microsecond), the fastest every store can count; count in \
                  larger units (kilobytes rather than bytes, say) or use a window strategy"
+            ),
+            PolicyError::DelayNotOffered(strategy) => write!(
+                f,
+                "max_delay applies to token-bucket and fixed-window only, not {strategy} \
+                 (a sliding window cannot reserve a slot at a later time)"
+            ),
+            PolicyError::DelayNotShorterThanWindow { max_delay, rate } => write!(
+                f,
+                "max_delay {max_delay:?} is not shorter than the fixed window of {rate}; \
+                 a fixed window reserves in its next window at most"
+            ),
+            PolicyError::DelayOutOfRange(max_delay) => write!(
+                f,
+                "max_delay {max_delay:?} is out of range; expected more than 0 and at most \
+                 1 hour"
             ),
             PolicyError::LogTooLong(rate) => write!(
                 f,

@@ -7,7 +7,11 @@ if left > 0 then return banned(judge(cost), left, 2) end
 
 local wait_i, wait = longest_wait(math.max(cost, 1))
 if wait ~= nil then
-  local denied = report(wait_i, wait)
+  local denied, allowed = delayed(wait_i, wait, cost, true)
+  if allowed then
+    if cost > 0 then save() end
+    return denied
+  end
   if ban and cost > 0 then
     local started = breach()
     save()

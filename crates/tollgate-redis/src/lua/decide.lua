@@ -1,7 +1,7 @@
 -- tollgate: the rates' decisions, shared by apply.lua and overdraw.lua; twins of the report,
 -- longest wait, binding rate and ban of tollgate::strategy.
 -- A decision is { allowed (1/0), limit, remaining, reset_after, retry_after (-1: none),
--- window, ban (0 clear, 1 started by this hit, 2 ongoing) }.
+-- window, ban (0 clear, 1 started by this hit, 2 ongoing), delay (0: runs at once) }.
 
 local function report(i, retry)
   local s, l = states[i], limits[i]
@@ -9,7 +9,7 @@ local function report(i, retry)
   if l.amount ~= 0 then
     remaining, reset = S.remaining(s, l, now), S.reset_after(s, l, now)
   end
-  return { retry == nil and 1 or 0, l.capacity, remaining, reset, retry or -1, l.window, 0 }
+  return { retry == nil and 1 or 0, l.capacity, remaining, reset, retry or -1, l.window, 0, 0 }
 end
 
 -- The rate that makes a hit of probe units wait longest, and its wait; nil when none does.
@@ -37,16 +37,40 @@ local function binding()
   return best
 end
 
+-- The longest wait every rate reserves a slot for; 0 when one does not (or is a kill switch).
+local function reservable()
+  local bound = nil
+  for i = 1, n do
+    local l, r = limits[i], 0
+    if l.amount ~= 0 then r = S.reservable(l) end
+    if bound == nil or r < bound then bound = r end
+  end
+  return bound or 0
+end
+
+-- A hit that must wait `wait` ticks: denied past what the rates reserve, allowed with a delay
+-- within it (reserving its slot when `charge`); twin of the wait branch of apply and judge.
+local function delayed(wait_i, wait, cost, charge)
+  local bound = reservable()
+  if wait > bound then return report(wait_i, wait - bound), false end
+  if charge and cost > 0 then
+    for i = 1, n do S.reserve(states[i], limits[i], now, now + wait, cost) end
+  end
+  local d = binding()
+  d[8] = wait
+  return d, true
+end
+
 -- What a hit of cost would be told, charging nothing.
 local function judge(cost)
   local wait_i, wait = longest_wait(math.max(cost, 1))
-  if wait ~= nil then return report(wait_i, wait) end
+  if wait ~= nil then return (delayed(wait_i, wait, cost, false)) end
   return binding()
 end
 
 -- d as a ban with `left` ticks to run says it.
 local function banned(d, left, status)
-  return { 0, d[2], 0, math.max(d[4], left), math.max(d[5], 0, left), d[6], status }
+  return { 0, d[2], 0, math.max(d[4], left), math.max(d[5], 0, left), d[6], status, 0 }
 end
 
 -- The ticks the key stays banned; 0 when it is not (or the policy has no ban).

@@ -57,3 +57,16 @@ function S.remaining(s, l, now)
   local _, count = roll(s, l, now)
   return sat_sub(l.capacity, count)
 end
+
+-- Waits shorter than the window: a hit is reserved in the next window at most.
+function S.reservable(l) return math.min(l.max_delay, sat_sub(l.window, 1)) end
+
+-- A hit that runs after the current window is charged to the next one, as debt is carried.
+function S.reserve(s, l, now, run_at, cost)
+  local start, count = roll(s, l, now)
+  if count == 0 or run_at < start + l.window then
+    S.consume(s, l, now, cost)
+  else
+    s[1], s[2] = start, math.max(count, l.capacity) + cost
+  end
+end

@@ -18,5 +18,11 @@ local S = {}
 
 -- A rate holding twice its capacity: how far a late charge may fill a state.
 local function doubled(l)
-  return { amount = l.amount, capacity = 2 * l.capacity, window = l.window }
+  return { amount = l.amount, capacity = 2 * l.capacity, window = l.window, max_delay = l.max_delay }
 end
+
+-- The longest wait a strategy reserves a slot for; 0 unless its script says otherwise.
+function S.reservable(l) return 0 end
+
+-- Charges a hit that runs at run_at; twin of RateState's reserve (the default: as if made then).
+function S.reserve(s, l, now, run_at, cost) S.consume(s, l, run_at, cost) end

@@ -2,7 +2,7 @@
 -- KEYS[1]: the state of one (policy, key), a MessagePack array of one state per rate, and for
 --       a policy with a ban one more, { until, breach window start, breaches }.
 -- ARGV: now in ticks ("" = the server's TIME), cost, tick in microseconds, number of rates,
---       then amount, capacity and window (in ticks) of each rate, then for a policy with a
+--       then amount, capacity, window and max delay (in ticks) of each rate, then for a policy with a
 --       ban: the breaches that ban, their window and the ban's duration (in ticks).
 
 local cost, tick_us, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -17,16 +17,17 @@ end
 
 local limits = {}
 for i = 1, n do
-  local b = 4 + (i - 1) * 3
+  local b = 4 + (i - 1) * 4
   limits[i] = {
     amount = tonumber(ARGV[b + 1]),
     capacity = tonumber(ARGV[b + 2]),
     window = tonumber(ARGV[b + 3]),
+    max_delay = tonumber(ARGV[b + 4]),
   }
 end
 
 local ban = nil
-local ban_at = 4 + n * 3
+local ban_at = 4 + n * 4
 if ARGV[ban_at + 1] then
   ban = {
     amount = tonumber(ARGV[ban_at + 1]),

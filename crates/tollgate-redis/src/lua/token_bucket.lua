@@ -38,3 +38,6 @@ function S.overdraw(s, l, now, cost)
   local units = math.min(cost, S.remaining(s, doubled(l), now))
   if units > 0 then S.consume(s, l, now, units) end
 end
+
+-- Any wait up to the max delay; a reserved hit moves the TAT as if made when it runs.
+function S.reservable(l) return l.max_delay end

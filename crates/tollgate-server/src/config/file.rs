@@ -44,6 +44,7 @@ struct ServerSection {
     body_timeout: Option<Spanned<String>>,
     keepalive_timeout: Option<Spanned<String>>,
     max_connections: Option<Spanned<u64>>,
+    max_waiting: Option<Spanned<u64>>,
     max_keys: Option<Spanned<u64>>,
     header_policies: Option<Spanned<String>>,
     headers_include_shadow: Option<Spanned<bool>>,
@@ -60,6 +61,7 @@ struct PolicySection {
     shadow: Option<Spanned<bool>>,
     ban_after: Option<Spanned<String>>,
     ban_for: Option<Spanned<String>>,
+    max_delay: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -226,6 +228,17 @@ impl<'a> Checker<'a> {
                 }
                 Some(max) => usize::try_from(*max.get_ref()).unwrap_or(usize::MAX),
                 None => defaults.max_connections,
+            },
+            max_waiting: match &server.max_waiting {
+                Some(max) if *max.get_ref() > 1_000_000 => {
+                    return Err(self.error(
+                        max.span(),
+                        "server.max_waiting",
+                        "must be at most 1000000",
+                    ));
+                }
+                Some(max) => usize::try_from(*max.get_ref()).unwrap_or(usize::MAX),
+                None => defaults.max_waiting,
             },
         };
         let mut policies = BTreeMap::new();
@@ -483,6 +496,13 @@ impl<'a> Checker<'a> {
                 .map_or_else(|| section.limits.span(), Spanned::span);
             self.error(span, format!("{field}.burst"), err)
         })?;
+        let policy = match self.duration(&section.max_delay, &format!("{field}.max_delay"))? {
+            Some(max_delay) => policy.with_max_delay(max_delay).map_err(|err| {
+                let span = section.max_delay.as_ref().map_or(0..0, Spanned::span);
+                self.error(span, format!("{field}.max_delay"), err)
+            })?,
+            None => policy,
+        };
         Ok(match self.ban(section, field)? {
             Some(ban) => policy.with_ban(ban),
             None => policy,

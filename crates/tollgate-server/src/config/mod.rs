@@ -217,6 +217,10 @@ pub struct Connections {
     /// How many connections each listener holds at once (`max_connections`, 10000 by
     /// default); more wait to be accepted.
     pub max_connections: usize,
+    /// How many proxied requests may wait at once for the slot a policy's `max_delay`
+    /// reserved them (`max_waiting`, 1024 by default; 0 lets none wait); beyond it they are
+    /// answered 429.
+    pub max_waiting: usize,
 }
 
 impl Default for Connections {
@@ -226,6 +230,7 @@ impl Default for Connections {
             body_timeout: Duration::from_secs(60),
             keepalive_timeout: Duration::from_secs(75),
             max_connections: 10_000,
+            max_waiting: 1024,
         }
     }
 }

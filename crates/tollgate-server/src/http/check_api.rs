@@ -21,6 +21,12 @@
 //! unless a shadow policy would have denied. The rate-limit headers describe enforced
 //! policies only, unless `[server] headers_include_shadow = true`.
 //!
+//! A policy with a `max_delay` (or an inline one with `"max_delay_ms"`) allows a request
+//! that fits within it with a reserved slot: the answer is 200 with `"allowed": true` and
+//! `"delay_ms": N`, and the caller waits N ms before it proceeds (the check API does not wait
+//! itself; the slot is already taken, whether or not the caller uses it). `delay_ms` is only
+//! in such answers. A request that would wait longer is denied as usual.
+//!
 //! A key banned after repeated breaches (a policy with `ban_after` and `ban_for`) is denied
 //! with `"banned": true`. `POST /v1/charge` (the same body, `cost` required) charges a cost
 //! learnt after the fact, whatever the room left, and answers 200 with the decision after
@@ -136,6 +142,9 @@ struct CheckRequest {
     /// (`"1 hour"`), both or neither.
     ban_after: Option<String>,
     ban_for: Option<String>,
+    /// Lets an inline policy's requests wait up to this many milliseconds for a reserved
+    /// slot (see `tollgate::Policy::with_max_delay`).
+    max_delay_ms: Option<u64>,
     key: String,
     /// 1 unless given; `/v1/charge` requires it.
     cost: Option<u64>,
@@ -204,6 +213,13 @@ impl CheckRequest {
                             .to_owned(),
                     ));
                 }
+                if self.max_delay_ms.is_some() {
+                    return Err(bad(
+                        "max_delay_ms goes with inline limits, not a named policy \
+                         (configure its max_delay in [policies])"
+                            .to_owned(),
+                    ));
+                }
                 let Some(named) = in_force.policy(name) else {
                     let names = in_force.policy_names();
                     return Err(Refusal(
@@ -228,6 +244,12 @@ impl CheckRequest {
                 })?;
                 let policy = match self.inline_ban()? {
                     Some(ban) => policy.with_ban(ban),
+                    None => policy,
+                };
+                let policy = match self.max_delay_ms {
+                    Some(ms) => policy
+                        .with_max_delay(Duration::from_millis(ms))
+                        .map_err(|err| bad(format!("max_delay_ms: {err}")))?,
                     None => policy,
                 };
                 // A shadow inline policy counts apart from the same limits enforced.
@@ -446,6 +468,10 @@ struct Answer {
     /// Present (and true) when the key is banned after repeated breaches.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     banned: bool,
+    /// Present when the request was allowed with a reserved slot (a policy with
+    /// `max_delay`): how long the caller waits before it proceeds, rounded up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delay_ms: Option<u64>,
 }
 
 impl Answer {
@@ -459,6 +485,9 @@ impl Answer {
             retry_after_ms: decision.retry_after().filter(|_| !allowed).map(ceil_ms),
             shadow_denied,
             banned: decision.banned(),
+            delay_ms: Some(decision.delay())
+                .filter(|delay| allowed && !delay.is_zero())
+                .map(ceil_ms),
         }
     }
 }

@@ -167,8 +167,12 @@ impl ProxyReplay {
         };
         // The limits' own answers, without an upstream: every request allowed reaches it.
         let endpoint = any(|| async { StatusCode::OK });
-        let router = limited_router(proxy, &policies, config, &limiter, endpoint, &decorate)
-            .map_err(|err: BuildError| format!("proxy: {err}"))?;
+        // In virtual time: a request let through with a delay is counted as allowed at once
+        // (its slot reserved on the manual clock), not waited for.
+        let router = limited_router(
+            proxy, &policies, config, &limiter, endpoint, &decorate, false,
+        )
+        .map_err(|err: BuildError| format!("proxy: {err}"))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .map_err(|err| format!("cannot start a runtime: {err}"))?;

@@ -123,6 +123,7 @@ fn narrow(spec: &mut Value) {
     inline["burst"]["maximum"] = json!(5);
     inline["ban_after"]["pattern"] = json!("^[1-2]/minute$");
     inline["ban_for"]["enum"] = json!(["1 hour", "1 minute", null]);
+    inline["max_delay_ms"]["maximum"] = json!(900);
     for request in ["NamedPolicyRequest", "InlinePolicyRequest"] {
         let properties = &mut schemas[request]["properties"];
         properties["key"]["enum"] = json!(["alice", "bob"]);

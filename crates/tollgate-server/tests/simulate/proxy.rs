@@ -172,3 +172,49 @@ fn route_keys_come_from_the_logged_headers() {
         json!([4, 2, 2, [{"key": "k1", "denied": 2}]])
     );
 }
+
+/// A route whose policy lets requests wait (`max_delay`) is replayed in virtual time: a
+/// request admitted with a delay counts as allowed at once (its slot reserved on the replay's
+/// clock), one that would wait longer as denied; nothing waits on the real timer.
+#[test]
+fn delayed_requests_are_replayed_in_virtual_time() {
+    let dir = scratch("proxy-delay");
+    let config = r#"
+[policies.paced]
+limits = "1/minute"
+strategy = "token-bucket"
+max_delay = "60s"
+
+[proxy]
+listen = "127.0.0.1:18098"
+upstream = "http://127.0.0.1:3000"
+
+[[proxy.routes]]
+path = "/paced"
+policy = "paced"
+"#;
+    std::fs::write(dir.join("proxy.toml"), config).expect("written");
+    // Four at the same second: one at once, one a minute later, two beyond the delay.
+    let log: String = (0..4)
+        .map(|_| main_line(0, "198.51.100.1", "GET /paced HTTP/1.1", "-"))
+        .collect();
+    std::fs::write(dir.join("access.log"), log).expect("written");
+    let started = std::time::Instant::now();
+    let report = report(
+        &dir,
+        &[
+            "--config",
+            "proxy.toml",
+            "--format",
+            "main",
+            "--replay",
+            "proxy",
+            "access.log",
+        ],
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(
+        figures(limit(&report, 0, "route /paced")),
+        json!([4, 2, 1, [{"key": "198.51.100.1", "denied": 2}]])
+    );
+}

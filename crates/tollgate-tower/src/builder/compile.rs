@@ -10,7 +10,7 @@ use tollgate::{Ban, InvalidBan, Limiter, ParseError, Policy, PolicyError, Rates,
 
 use crate::builder::Declared;
 use crate::builder::limit::{Limit, LimitRates};
-use crate::check::{LimitPolicy, PreparedLimit, Rules};
+use crate::check::{LimitPolicy, PreparedLimit, Rules, WaitingRoom};
 use crate::client_ip::InvalidProxy;
 use crate::headers::LimitHeaders;
 
@@ -145,8 +145,8 @@ impl fmt::Display for DeclarationError {
             DeclarationError::Policy { scope, error } => write!(f, "limit on {scope}: {error}"),
             DeclarationError::OptionsOnPolicy { scope } => write!(
                 f,
-                "limit on {scope}: made from a Policy, so its strategy, burst and ban are the \
-                 policy's; set them on the Policy"
+                "limit on {scope}: made from a Policy, so its strategy, burst, ban and max delay \
+                 are the policy's; set them on the Policy"
             ),
             DeclarationError::BanRate { scope, error } => {
                 write!(f, "limit on {scope}: ban after: {error}")
@@ -239,6 +239,8 @@ pub(crate) fn compile<S: Store>(
         on_breach: declared.on_breach,
         rejection: declared.rejection,
         peer: declared.peer,
+        waiting: Arc::new(WaitingRoom::new(declared.max_waiting)),
+        wait_for_delays: declared.wait_for_delays,
     })
 }
 
@@ -338,17 +340,27 @@ impl<S: Store> Compiler<'_, S> {
             Some(ban) => policy.with_ban(ban),
             None => policy,
         };
+        let with_delay = |policy: Policy| match limit.max_delay {
+            Some(max_delay) => policy.with_max_delay(max_delay),
+            None => Ok(policy),
+        };
         Ok(match &limit.rates {
             LimitRates::Notation(rates) => {
                 let rates = rates.clone().map_err(|error| DeclarationError::Rates {
                     scope: scope.to_string(),
                     error,
                 })?;
-                let policy = Policy::from_parts(strategy, rates, limit.burst).map_err(invalid)?;
+                let policy = Policy::from_parts(strategy, rates, limit.burst)
+                    .and_then(with_delay)
+                    .map_err(invalid)?;
                 LimitPolicy::Fixed(self.limiter.policy(&store_name, with_ban(policy)))
             }
             LimitRates::Policy(policy) => {
-                if limit.strategy.is_some() || limit.burst.is_some() || ban.is_some() {
+                if limit.strategy.is_some()
+                    || limit.burst.is_some()
+                    || ban.is_some()
+                    || limit.max_delay.is_some()
+                {
                     return Err(DeclarationError::OptionsOnPolicy {
                         scope: scope.to_string(),
                     });
@@ -360,11 +372,17 @@ impl<S: Store> Compiler<'_, S> {
                 // a token bucket may have, which refills any burst in time.
                 let one: Rates = tollgate::Rate::per_second(1_000_000).into();
                 Policy::from_parts(strategy, one, limit.burst).map_err(invalid)?;
+                // And the delay on a day's window, longer than any delay: whether a fixed
+                // window's delay is shorter than its windows is known once the rates are.
+                Policy::from_parts(strategy, tollgate::Rate::per_day(1).into(), None)
+                    .and_then(with_delay)
+                    .map_err(invalid)?;
                 LimitPolicy::Dynamic {
                     rates_for: Arc::clone(rates_for),
                     strategy,
                     burst: limit.burst,
                     ban,
+                    max_delay: limit.max_delay,
                     scope: store_name,
                 }
             }

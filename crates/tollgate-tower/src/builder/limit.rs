@@ -60,6 +60,8 @@ pub struct Limit {
     pub(crate) shadow: bool,
     /// Set by [`Limit::ban`] (`builder/ban.rs`).
     pub(crate) ban: Option<DeclaredBan>,
+    /// Set by [`Limit::max_delay`] (`builder/delay.rs`).
+    pub(crate) max_delay: Option<std::time::Duration>,
     /// Set by [`Limit::charge_after`] (`builder/late_charge.rs`).
     pub(crate) charge_after: Option<LateCostFn>,
 }
@@ -161,6 +163,7 @@ impl Limit {
             name: None,
             shadow: false,
             ban: None,
+            max_delay: None,
             charge_after: None,
         }
     }
@@ -455,6 +458,7 @@ impl Limit {
             && self.name == other.name
             && self.shadow == other.shadow
             && self.ban == other.ban
+            && self.max_delay == other.max_delay
             && same(&self.charge_after, &other.charge_after)
     }
 }
@@ -499,6 +503,7 @@ impl fmt::Debug for Limit {
             .field("name", &self.name)
             .field("shadow", &self.shadow)
             .field("ban", &self.ban)
+            .field("max_delay", &self.max_delay)
             .field(
                 "charge_after",
                 &self.charge_after.as_ref().map(|_| "custom"),

@@ -10,6 +10,7 @@
 
 mod ban;
 pub(crate) mod compile;
+mod delay;
 mod engine;
 mod late_charge;
 pub(crate) mod limit;
@@ -78,6 +79,8 @@ impl HttpLimiter<MemoryStore> {
                 rejection: Arc::new(respond::too_many_requests),
                 peer: Arc::new(client_ip::peer_addr),
                 namespace: String::new(),
+                max_waiting: crate::check::DEFAULT_MAX_WAITING,
+                wait_for_delays: true,
                 errors: Vec::new(),
             },
         }
@@ -131,6 +134,10 @@ pub(crate) struct Declared {
     pub(crate) rejection: RejectionFn,
     pub(crate) peer: PeerFn,
     pub(crate) namespace: String,
+    /// How many requests may wait for a reserved slot at once (see `builder/delay.rs`).
+    pub(crate) max_waiting: usize,
+    /// Whether requests wait for their reserved slot (see `builder/delay.rs`).
+    pub(crate) wait_for_delays: bool,
     /// Mistakes found while declaring (a proxy that is not a CIDR).
     pub(crate) errors: Vec<DeclarationError>,
 }

@@ -6,10 +6,12 @@
 //!   is counted under.
 
 mod prepared;
+mod waiting;
 
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::MatchedPath;
@@ -25,6 +27,7 @@ use crate::headers::{Described, HeaderPolicies, HeaderStyle};
 use crate::key::{KeyExtractor, RequestKey};
 use crate::respond::{self, Breach};
 pub(crate) use prepared::{LimitPolicy, PreparedLimit};
+pub(crate) use waiting::{DEFAULT_MAX_WAITING, WaitingPermit, WaitingRoom};
 
 pub(crate) type Predicate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
 pub(crate) type BreachFn = Arc<dyn Fn(&Parts, &Breach) + Send + Sync>;
@@ -131,6 +134,18 @@ impl<S: Store> HttpLimiter<S> {
         self.rules.limiter.store()
     }
 
+    /// How many requests wait for a reserved slot now, and the most that may (see
+    /// [`crate::Limit::max_delay`] and [`crate::Builder::max_waiting`]).
+    ///
+    /// ```
+    /// let limiter = tollgate_tower::HttpLimiter::builder().build()?;
+    /// assert_eq!(limiter.waiting_requests(), (0, 1024));
+    /// # Ok::<(), tollgate_tower::BuildError>(())
+    /// ```
+    pub fn waiting_requests(&self) -> (usize, usize) {
+        self.rules.waiting.occupancy()
+    }
+
     pub(crate) fn rules(&self) -> &Arc<Rules<S>> {
         &self.rules
     }
@@ -155,6 +170,10 @@ pub(crate) struct Rules<S: Store> {
     pub(crate) on_breach: Option<BreachFn>,
     pub(crate) rejection: RejectionFn,
     pub(crate) peer: PeerFn,
+    /// The requests waiting for a reserved slot (see `builder/delay.rs`).
+    pub(crate) waiting: Arc<WaitingRoom>,
+    /// Whether requests wait for their reserved slot, or go at once (a replay).
+    pub(crate) wait_for_delays: bool,
 }
 
 /// What the check of a request decided.
@@ -175,6 +194,22 @@ pub(crate) struct Pending<S: Store> {
     /// describe.
     limits: SmallVec<[Arc<PreparedLimit<S>>; 2]>,
     described: Described,
+    /// For a request admitted with a delay: how long it waits for its reserved slot, and its
+    /// place in the waiting room meanwhile.
+    wait: Option<(Duration, WaitingPermit)>,
+}
+
+impl<S: Store> Pending<S> {
+    /// The wait before the request may run, if it has one, taken out of the pending
+    /// settlement: the permit is to be dropped when the wait is over.
+    pub(crate) fn take_wait(&mut self) -> Option<(Duration, WaitingPermit)> {
+        self.wait.take()
+    }
+
+    /// Whether the request must wait before it runs.
+    pub(crate) fn waits(&self) -> bool {
+        self.wait.is_some()
+    }
 }
 
 impl<S: Store> Rules<S> {
@@ -287,6 +322,18 @@ impl<S: Store> Rules<S> {
             let key = keys.swap_remove(index);
             return RequestCheck::Rejected(self.refusal(parts, charged[index], key, result));
         }
+        let delay = verdict.delay();
+        let wait = if delay.is_zero() || !self.wait_for_delays {
+            None
+        } else if let Some(permit) = self.waiting.enter() {
+            Some((delay, permit))
+        } else {
+            // The room is full: turned away, and its reserved slots are free again.
+            if let Err(err) = verdict.withdraw().await {
+                tracing::warn!("rate limit store failed to give a reservation back: {err}");
+            }
+            return RequestCheck::Rejected(waiting::room_full(delay));
+        };
         let described = if self.headers == HeaderStyle::None {
             Described::default()
         } else {
@@ -302,6 +349,7 @@ impl<S: Store> Rules<S> {
             settlement,
             limits,
             described,
+            wait,
         })
     }
 
@@ -381,6 +429,7 @@ impl<S: Store> Rules<S> {
             settlement,
             limits,
             described,
+            wait: _,
         } = pending;
         if !settlement.is_empty() {
             let answered = response.as_deref();

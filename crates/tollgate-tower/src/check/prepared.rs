@@ -45,6 +45,8 @@ pub(crate) enum LimitPolicy<S: Store> {
         strategy: Strategy,
         burst: Option<u64>,
         ban: Option<Ban>,
+        /// Checked once on a fast rate; a fixed window's bound depends on the rates given.
+        max_delay: Option<std::time::Duration>,
         scope: String,
     },
 }
@@ -77,22 +79,28 @@ impl<S: Store> PreparedLimit<S> {
         parts: &Parts,
         limiter: &Limiter<S>,
     ) -> Result<Option<PolicyHandle<S>>, String> {
-        let (rates_for, strategy, burst, ban, scope) = match &self.policy {
+        let (rates_for, strategy, burst, ban, max_delay, scope) = match &self.policy {
             LimitPolicy::Fixed(handle) => return Ok(Some(handle.clone())),
             LimitPolicy::Dynamic {
                 rates_for,
                 strategy,
                 burst,
                 ban,
+                max_delay,
                 scope,
-            } => (rates_for, strategy, burst, ban, scope),
+            } => (rates_for, strategy, burst, ban, max_delay, scope),
         };
         let Some(notation) = rates_for(parts) else {
             return Ok(None);
         };
         let wrong = |error: &dyn fmt::Display| format!("dynamic limit {:?}: {error}", self.name);
         let rates: Rates = notation.parse().map_err(|err| wrong(&err))?;
-        let policy = Policy::from_parts(*strategy, rates, *burst).map_err(|err| wrong(&err))?;
+        let policy = Policy::from_parts(*strategy, rates, *burst)
+            .and_then(|policy| match *max_delay {
+                Some(max_delay) => policy.with_max_delay(max_delay),
+                None => Ok(policy),
+            })
+            .map_err(|err| wrong(&err))?;
         let policy = match ban {
             Some(ban) => policy.with_ban(*ban),
             None => policy,

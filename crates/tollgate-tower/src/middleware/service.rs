@@ -11,7 +11,7 @@ use http_body_util::Either;
 use tollgate::{MemoryStore, Store};
 use tower_service::Service;
 
-use crate::check::{HttpLimiter, RequestCheck};
+use crate::check::{HttpLimiter, Pending, RequestCheck, Rules};
 use crate::middleware::future::ResponseFuture;
 use crate::respond;
 
@@ -170,6 +170,10 @@ where
                     ResponseFuture::inner(inner.call(Request::from_parts(parts, body)), None)
                 }
                 Some(RequestCheck::Rejected(response)) => ResponseFuture::answered(response),
+                Some(RequestCheck::Admitted(pending)) if pending.waits() => {
+                    let request = Request::from_parts(parts, body);
+                    ResponseFuture::boxed(Box::pin(serve_admitted(rules, inner, request, pending)))
+                }
                 Some(RequestCheck::Admitted(pending)) => ResponseFuture::inner(
                     inner.call(Request::from_parts(parts, body)),
                     Some((rules, pending)),
@@ -189,19 +193,40 @@ where
                 }
                 RequestCheck::Rejected(response) => Ok(response.map(Either::Right)),
                 RequestCheck::Admitted(pending) => {
-                    match inner.call(Request::from_parts(parts, body)).await {
-                        Ok(response) => {
-                            let (mut parts, body) = response.into_parts();
-                            rules.settle(pending, Some(&mut parts)).await;
-                            Ok(Response::from_parts(parts, Either::Left(body)))
-                        }
-                        Err(err) => {
-                            rules.settle(pending, None).await;
-                            Err(err)
-                        }
-                    }
+                    let request = Request::from_parts(parts, body);
+                    serve_admitted(rules, inner, request, pending).await
                 }
             }
         }))
+    }
+}
+
+/// Serves an admitted request: waits for its reserved slot if it has one (holding its place
+/// in the waiting room meanwhile), calls `inner`, and settles the admission with the
+/// response. Dropped while it waits, it gives up its place, not its reservation.
+async fn serve_admitted<S, Inner, ReqBody, ResBody>(
+    rules: Arc<Rules<S>>,
+    mut inner: Inner,
+    request: Request<ReqBody>,
+    mut pending: Pending<S>,
+) -> Result<Response<HttpLimitBody<ResBody>>, Inner::Error>
+where
+    S: Store,
+    Inner: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    if let Some((delay, place)) = pending.take_wait() {
+        tokio::time::sleep(delay).await;
+        drop(place);
+    }
+    match inner.call(request).await {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            rules.settle(pending, Some(&mut parts)).await;
+            Ok(Response::from_parts(parts, Either::Left(body)))
+        }
+        Err(err) => {
+            rules.settle(pending, None).await;
+            Err(err)
+        }
     }
 }

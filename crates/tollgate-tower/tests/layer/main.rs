@@ -11,9 +11,12 @@
 //! - `service.rs`: any Tower service, store failures, route and handler layers.
 //! - `bans_and_late_charges.rs`: bans after repeated breaches, costs charged after the
 //!   response.
+//! - `delay.rs`: requests waiting for their reserved slot instead of a 429, the cap on
+//!   waiting requests, clients that go away while they wait.
 
 mod bans_and_late_charges;
 mod declarations;
+mod delay;
 mod header_lists;
 mod keys;
 mod limits;

@@ -189,6 +189,7 @@ impl<S: Store> Admission<S> {
         };
         let mut give_back_error = None;
         let mut pending = SmallVec::new();
+        let mut reserved = SmallVec::new();
         if refused_by.is_some() {
             for (charge, result) in charges.iter().zip(&results) {
                 if charged(charge, result)
@@ -198,9 +199,16 @@ impl<S: Store> Admission<S> {
                 }
             }
         } else {
+            // A request that waits for reserved slots may still be turned away (by a front
+            // end's cap on waiting requests): keep what it charged, to give it back then.
+            let delayed = results.iter().enumerate().any(|(index, result)| {
+                !shadow[index] && result.decision().is_some_and(|d| !d.delay().is_zero())
+            });
             for (index, (charge, result)) in charges.into_iter().zip(&results).enumerate() {
                 if charge.settle_after && charged(&charge, result) {
                     pending.push((index, charge));
+                } else if delayed && charged(&charge, result) {
+                    reserved.push(charge);
                 }
             }
         }
@@ -211,6 +219,7 @@ impl<S: Store> Admission<S> {
             refused_by,
             give_back_error,
             settlement: Settlement { pending },
+            reserved,
         }
     }
 }

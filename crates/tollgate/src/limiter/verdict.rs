@@ -1,6 +1,7 @@
 //! [`Verdict`]: what an admission decided; [`Settlement`]: what its response may give back.
 
 use std::fmt;
+use std::time::Duration;
 
 use smallvec::SmallVec;
 
@@ -49,6 +50,9 @@ pub struct Verdict<S: Store = MemoryStore> {
     pub(super) shadow: SmallVec<[bool; 8]>,
     pub(super) give_back_error: Option<StoreError>,
     pub(super) settlement: Settlement<S>,
+    /// For an admitted request that must wait ([`Verdict::delay`]), its charges that are not
+    /// settled after the response: what [`Verdict::withdraw`] gives back with the settlement's.
+    pub(super) reserved: SmallVec<[Charge<S>; 1]>,
 }
 
 impl<S: Store> fmt::Debug for Verdict<S> {
@@ -86,6 +90,73 @@ impl<S: Store> Verdict<S> {
         self.results[index]
             .decision()
             .map(|decision| (index, decision))
+    }
+
+    /// How long an admitted request must wait before it runs: the longest
+    /// [`Decision::delay`] of its enforced charges (their slots are reserved; see
+    /// [`crate::Policy::with_max_delay`]). [`Duration::ZERO`] when it runs at once, and for
+    /// a refused request (whose reservations were given back). A shadow charge never delays.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Admission, Charge, Limiter, ManualClock, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new()).with_clock(ManualClock::new());
+    /// let bucket = Policy::token_bucket(Rate::per_second(10).into())?.with_burst(1)?;
+    /// let api = limiter.policy("api", bucket.with_max_delay(Duration::from_millis(500))?);
+    /// let request = || Admission::new().charge(Charge::new(api.clone(), "k", 1));
+    /// assert_eq!(request().decide().await.delay(), Duration::ZERO);
+    /// let second = request().decide().await;
+    /// assert!(second.is_admitted());
+    /// assert_eq!(second.delay(), Duration::from_millis(100));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn delay(&self) -> Duration {
+        if !self.is_admitted() {
+            return Duration::ZERO;
+        }
+        self.results
+            .iter()
+            .enumerate()
+            .filter(|&(index, _)| !self.is_shadow(index))
+            .filter_map(|(_, result)| result.decision().map(Decision::delay))
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Gives back everything an admitted request charged, its reserved slots included: for a
+    /// request that was admitted with a [`Verdict::delay`] but is turned away all the same
+    /// (a front end that already holds as many waiting requests as it may). Returns the first
+    /// store error; a refused request has nothing left to give back.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Admission, Charge, Limiter, ManualClock, MemoryStore, Policy, Rate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new()).with_clock(ManualClock::new());
+    /// let bucket = Policy::token_bucket(Rate::per_second(10).into())?.with_burst(1)?;
+    /// let api = limiter.policy("api", bucket.with_max_delay(Duration::from_secs(1))?);
+    /// let request = || Admission::new().charge(Charge::new(api.clone(), "k", 1));
+    /// request().decide().await;
+    /// let waiting = request().decide().await;
+    /// assert_eq!(waiting.delay(), Duration::from_millis(100));
+    /// waiting.withdraw().await?; // turned away: its slot is free again
+    /// assert_eq!(request().decide().await.delay(), Duration::from_millis(100));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn withdraw(self) -> Result<(), StoreError> {
+        let mut first_error = None;
+        let settled = self.settlement.pending.iter().map(|(_, charge)| charge);
+        for charge in self.reserved.iter().chain(settled) {
+            if let Err(err) = charge.give_back().await {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Whether the charge at `index` is a shadow one ([`Charge::shadow`]).

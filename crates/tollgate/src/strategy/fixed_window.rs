@@ -141,6 +141,44 @@ impl RateState for FixedWindow {
             (start, _) => until(start, 2, limit, now),
         }
     }
+
+    /// Waits shorter than the window, up to [`TickRate::max_delay`]: a hit that does not fit
+    /// the current window may be reserved in the next one, which starts where the current
+    /// one ends, and never further.
+    fn reservable(limit: &TickRate) -> u64 {
+        limit.max_delay.min(limit.window.saturating_sub(1))
+    }
+
+    /// A hit that runs in the current window is charged to it; one that runs after it ends
+    /// is charged to the next window, the way a late charge's debt is carried: the count
+    /// goes past the capacity, the current window's unused room (if a hit of several units
+    /// did not fit it) being given up, so that the next window starts with exactly the
+    /// units reserved in it.
+    ///
+    /// ```
+    /// use tollgate::strategy::{FixedWindow, TickRate, RateState};
+    /// use std::time::Duration;
+    ///
+    /// // 3 per 60 s, waits of up to 30 s, ticks of one second.
+    /// let limit = TickRate::new(3, 3, Duration::from_secs(60), Duration::from_secs(1)).with_max_delay(30);
+    /// let mut state = FixedWindow::default();
+    /// state.consume(&limit, 10, 2);
+    /// assert_eq!(state.retry_after(&limit, 40, 2), Some(30)); // 2 do not fit before 70
+    /// state.reserve(&limit, 40, 70, 2); // so they run at 70, in the next window
+    /// assert_eq!(state.remaining(&limit, 69), 0); // the last unit of this one is given up
+    /// assert_eq!(state.remaining(&limit, 70), 1); // the next one starts with the 2
+    /// ```
+    fn reserve(&mut self, limit: &TickRate, now: u64, run_at: u64, cost: u64) {
+        let (start, count) = self.roll(limit, now);
+        if count == 0 || run_at < start.saturating_add(limit.window) {
+            self.consume(limit, now, cost);
+        } else {
+            *self = Self {
+                start,
+                count: count.max(limit.capacity).saturating_add(cost),
+            };
+        }
+    }
 }
 
 /// Ticks from `now` until `windows` windows from `start` have passed: at most that many

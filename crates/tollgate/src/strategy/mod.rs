@@ -68,6 +68,9 @@ pub struct TickRate {
     /// `⌈window / amount⌉`, at least 1: the ticks one unit takes at the rate (a token
     /// bucket's refill interval), kept to spare a division per hit.
     unit_ticks: u64,
+    /// The longest a hit may wait for its reserved slot instead of being denied, in ticks; 0
+    /// (the default) denies at once. See [`apply`].
+    max_delay: u64,
 }
 
 impl TickRate {
@@ -90,7 +93,33 @@ impl TickRate {
             capacity,
             window,
             unit_ticks: window.div_ceil(amount.max(1)).max(1),
+            max_delay: 0,
         }
+    }
+
+    /// This rate letting a hit wait up to `ticks` for a reserved slot rather than be denied
+    /// (see [`apply`]); 0 denies at once. Only the token bucket and the fixed window reserve
+    /// (a fixed window at most into its next window); other strategies ignore it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::strategy::TickRate;
+    ///
+    /// let limit = TickRate::new(10, 10, Duration::from_secs(1), Duration::from_millis(1));
+    /// assert_eq!(limit.max_delay(), 0);
+    /// assert_eq!(limit.with_max_delay(500).max_delay(), 500);
+    /// ```
+    #[must_use]
+    pub fn with_max_delay(self, ticks: u64) -> Self {
+        Self {
+            max_delay: ticks,
+            ..self
+        }
+    }
+
+    /// The longest a hit may wait for a reserved slot, in ticks; 0 when it may not.
+    pub fn max_delay(&self) -> u64 {
+        self.max_delay
     }
 
     /// Units per window; 0 is a kill switch.
@@ -183,6 +212,24 @@ pub trait RateState: Default + Clone + fmt::Debug + Send + Sync + 'static {
     /// Ticks until the state is indistinguishable from fresh; 0 when it already is, and a
     /// store may then forget it.
     fn reset_after(&self, limit: &TickRate, now: u64) -> u64;
+
+    /// The longest wait for which this strategy reserves a slot under `limit` (see
+    /// [`apply`]): 0, none, unless the strategy can charge a hit to the time it will run at.
+    /// The token bucket reserves up to [`TickRate::max_delay`], the fixed window up to the
+    /// shorter of it and its window (it reserves in the next window at most).
+    fn reservable(_limit: &TickRate) -> u64 {
+        0
+    }
+
+    /// Charges `cost` units at `now` for a hit that will run at `run_at` (at or after `now`,
+    /// and no more than [`RateState::reservable`] ticks after it), where
+    /// [`RateState::retry_after`] at `run_at` said it fits. Only called for a strategy that
+    /// reserves; the default charges the hit as if it were made at `run_at`, which is exact
+    /// for a state that only looks forward in time (the token bucket).
+    fn reserve(&mut self, limit: &TickRate, now: u64, run_at: u64, cost: u64) {
+        let _ = now;
+        self.consume(limit, run_at, cost);
+    }
 }
 
 /// What [`apply`] decided, in ticks. [`crate::Decision`] is the same in [`Duration`]s.
@@ -204,7 +251,7 @@ pub trait RateState: Default + Clone + fmt::Debug + Send + Sync + 'static {
 ///     decision,
 ///     TickDecision {
 ///         allowed: true, limit: 3, remaining: 2, reset_after: 60, retry_after: None, window: 60,
-///         ban: BanStatus::Clear,
+///         ban: BanStatus::Clear, delay: 0,
 ///     }
 /// );
 /// # Ok::<(), tollgate::ParseError>(())
@@ -229,6 +276,9 @@ pub struct TickDecision {
     /// ban); see [`apply_banned`]. A banned decision is denied, with a `retry_after` of at
     /// least the ban's remaining time.
     pub ban: BanStatus,
+    /// For an allowed hit whose slot was reserved (see [`apply`]), the ticks it must wait
+    /// before it runs; 0 when it runs at once, and for a denied hit.
+    pub delay: u64,
 }
 
 impl TickDecision {
@@ -243,7 +293,7 @@ impl TickDecision {
     ///
     /// let ticks = TickDecision {
     ///     allowed: false, limit: 3, remaining: 0, reset_after: 57, retry_after: Some(57), window: 60,
-    ///     ban: BanStatus::Clear,
+    ///     ban: BanStatus::Clear, delay: 0,
     /// };
     /// let decision = ticks.into_decision(Duration::from_secs(1));
     /// assert_eq!(decision.retry_after(), Some(Duration::from_secs(57)));
@@ -270,6 +320,7 @@ impl TickDecision {
         retry_after: None,
         window: 0,
         ban: BanStatus::Clear,
+        delay: 0,
     };
 }
 
@@ -284,6 +335,36 @@ impl TickDecision {
 /// [`crate::Policy::max_cost`]); such a hit could never fit, and callers refuse it before
 /// it gets here. `states` and `limits` pair up one to one; with no limits at all the hit is
 /// allowed and nothing is reported.
+///
+/// **Delay instead of reject.** When the limits have a [`TickRate::max_delay`] and the
+/// strategy reserves ([`RateState::reservable`]: the token bucket, and the fixed window up to
+/// its window), a hit that would fit `w ≤ max_delay` ticks from now is allowed with a
+/// [`TickDecision::delay`] of `w`: its slot is reserved at once, charged to every rate as if
+/// the hit were made at `now + w`, so the waits of successive hits add up exactly as they
+/// would at the rate and the hits *run* (at `now + delay`) within the limits. A token bucket
+/// takes the hit as GCRA with a tolerance widened by `max_delay`; a fixed window charges it
+/// to its next window (the rest of the current window's room, if a hit of several units did
+/// not fit it, is given up), which starts when the current one ends. A hit that would wait
+/// longer is denied, with a `retry_after` of the exact time until the same hit would be
+/// allowed with a delay (its wait minus `max_delay`). A kill switch never reserves. A peek
+/// reports the delay a hit of one unit would get, reserving nothing.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::strategy::{apply, TokenBucket};
+/// use tollgate::Policy;
+///
+/// // 10 a second, a burst of 1, waits of up to 250 ms; ticks of 1 ms.
+/// let policy = Policy::token_bucket("10/second".parse()?)?.with_burst(1)?;
+/// let limits = policy.with_max_delay(Duration::from_millis(250))?.limits(Duration::from_millis(1));
+/// let mut state = [TokenBucket::default()];
+/// let delays: Vec<Option<u64>> = (0..4)
+///     .map(|_| Some(apply(&mut state, &limits, 0, 1)).filter(|d| d.allowed).map(|d| d.delay))
+///     .collect();
+/// assert_eq!(delays, [Some(0), Some(100), Some(200), None]);
+/// assert_eq!(apply(&mut state, &limits, 0, 1).retry_after, Some(50)); // 300 − 250
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// ```
 /// use std::time::Duration;
@@ -313,7 +394,20 @@ pub fn apply<S: RateState>(
         return TickDecision::UNLIMITED;
     }
     if let Some((i, ticks)) = longest_wait(states, limits, now, cost.max(1)) {
-        return report(&states[i], &limits[i], now, Some(ticks));
+        let bound = reservable::<S>(limits);
+        if ticks > bound {
+            return report(&states[i], &limits[i], now, Some(ticks - bound));
+        }
+        if cost > 0 {
+            let run_at = now.saturating_add(ticks);
+            for (state, limit) in states.iter_mut().zip(limits) {
+                state.reserve(limit, now, run_at, cost);
+            }
+        }
+        return TickDecision {
+            delay: ticks,
+            ..binding(states, limits, now)
+        };
     }
     if cost > 0 {
         for (state, limit) in states.iter_mut().zip(limits) {
@@ -321,6 +415,23 @@ pub fn apply<S: RateState>(
         }
     }
     binding(states, limits, now)
+}
+
+/// The longest wait every rate reserves a slot for: 0 when one of them does not (or is a
+/// kill switch).
+#[inline]
+fn reservable<S: RateState>(limits: &[TickRate]) -> u64 {
+    limits
+        .iter()
+        .map(|limit| {
+            if limit.amount == 0 {
+                0
+            } else {
+                S::reservable(limit)
+            }
+        })
+        .min()
+        .unwrap_or(0)
 }
 
 /// What [`apply`] would decide for a hit of `cost` at `now`, charging nothing.
@@ -337,7 +448,13 @@ pub(crate) fn judge<S: RateState>(
         return TickDecision::UNLIMITED;
     }
     match longest_wait(states, limits, now, cost.max(1)) {
-        Some((i, ticks)) => report(&states[i], &limits[i], now, Some(ticks)),
+        Some((i, ticks)) => match reservable::<S>(limits) {
+            bound if ticks > bound => report(&states[i], &limits[i], now, Some(ticks - bound)),
+            _ => TickDecision {
+                delay: ticks,
+                ..binding(states, limits, now)
+            },
+        },
         None => binding(states, limits, now),
     }
 }
@@ -388,6 +505,7 @@ fn report<S: RateState>(
         retry_after,
         window: limit.window,
         ban: BanStatus::Clear,
+        delay: 0,
     }
 }
 

@@ -119,6 +119,27 @@ impl RateState for TokenBucket {
     fn reset_after(&self, _limit: &TickRate, now: u64) -> u64 {
         self.backlog(now)
     }
+
+    /// Any wait up to [`TickRate::max_delay`]: a reserved hit moves the TAT on as if it
+    /// were made when it runs (the default [`RateState::reserve`]), so the hits that run in
+    /// any interval of length T stay within `burst + rate × T`.
+    ///
+    /// ```
+    /// use tollgate::strategy::{TickRate, RateState, TokenBucket};
+    /// use std::time::Duration;
+    ///
+    /// // Capacity 1, a token every 100 ms, ticks of 1 ms, waits of up to a second.
+    /// let limit = TickRate::new(10, 1, Duration::from_secs(1), Duration::from_millis(1)).with_max_delay(1_000);
+    /// assert_eq!(TokenBucket::reservable(&limit), 1_000);
+    /// let mut bucket = TokenBucket::default();
+    /// bucket.consume(&limit, 0, 1);
+    /// let wait = bucket.retry_after(&limit, 0, 1).unwrap();
+    /// bucket.reserve(&limit, 0, wait, 1); // runs at 100
+    /// assert_eq!(bucket.retry_after(&limit, 0, 1), Some(200));
+    /// ```
+    fn reservable(limit: &TickRate) -> u64 {
+        limit.max_delay
+    }
 }
 
 #[cfg(test)]

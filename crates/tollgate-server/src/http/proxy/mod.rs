@@ -78,9 +78,16 @@ pub(crate) fn proxy_router(
     limiter: &Limiter<ServerStore>,
 ) -> Result<Router, BuildError> {
     let endpoint = any(forward).with_state(Arc::new(Upstream::new(config)));
-    limited_router(config, policies, headers, limiter, endpoint, &|limit, _| {
-        limit
-    })
+    // Requests admitted with a delay wait for their slot before they are forwarded.
+    limited_router(
+        config,
+        policies,
+        headers,
+        limiter,
+        endpoint,
+        &|limit, _| limit,
+        true,
+    )
 }
 
 /// Where the proxy meets one of its limits, for an observer of its decisions.
@@ -95,7 +102,8 @@ pub(crate) enum LimitSite {
 /// The proxy's routing and limits as [`proxy_router`] builds them, with `endpoint` answering
 /// the requests the limits allow (the upstream, or `tollgate simulate`'s stand-in), and each
 /// limit passed through `decorate` with where it is met, so that an observer can be hooked
-/// on it.
+/// on it. Requests admitted with a delay wait for their slot if `wait_for_delays`, else go
+/// at once (a replay in virtual time).
 pub(crate) fn limited_router(
     config: &ProxyConfig,
     policies: &HashMap<String, ConfiguredPolicy>,
@@ -103,6 +111,7 @@ pub(crate) fn limited_router(
     limiter: &Limiter<ServerStore>,
     endpoint: MethodRouter,
     decorate: &dyn Fn(Limit, LimitSite) -> Limit,
+    wait_for_delays: bool,
 ) -> Result<Router, BuildError> {
     let mut limits = HttpLimiter::builder()
         .limiter(limiter.clone())
@@ -112,7 +121,9 @@ pub(crate) fn limited_router(
         .trusting(config.trusted_proxies.clone())
         .headers(headers.headers)
         .header_policies(headers.header_policies)
-        .headers_include_shadow(headers.headers_include_shadow);
+        .headers_include_shadow(headers.headers_include_shadow)
+        .max_waiting(headers.connections.max_waiting)
+        .wait_for_delays(wait_for_delays);
     if let Some((name, named)) = config
         .default_policy
         .as_ref()

@@ -548,6 +548,7 @@ fn uncounted(policy: &Policy) -> Decision {
                 retry_after: (!open).then_some(limit.window()),
                 window: limit.window(),
                 ban: BanStatus::Clear,
+                delay: 0,
             }
         }
         // A policy always has a rate; an empty one would allow everything.
