@@ -173,7 +173,7 @@ pub struct LeaseId(u128);
 static LEASE_SECRET: LazyLock<(u64, u64)> = LazyLock::new(|| {
     use std::hash::BuildHasher;
     let seed = |salt: u64| std::collections::hash_map::RandomState::new().hash_one(salt);
-    (seed(0x6c65_6173_65), seed(0x7365_6372_6574))
+    (seed(0x006c_6561_7365), seed(0x7365_6372_6574))
 });
 
 static LEASE_COUNTER: AtomicU64 = AtomicU64::new(0);

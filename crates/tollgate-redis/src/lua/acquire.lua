@@ -5,7 +5,8 @@
 -- Reply: {1, in flight after} when the lease was taken; {0, in flight, microseconds until
 -- the earliest lease expires} when every slot is taken.
 local now = tonumber(ARGV[1])
-if not now then
+local server_time = not now
+if server_time then
   local time = redis.call('TIME')
   now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 end
@@ -20,5 +21,8 @@ end
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[2])
 -- The key lives as long as its latest lease (a reload may have shortened the lease time).
 local latest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(latest[2]) - now) / 1000))
+local ttl_ms = math.ceil((tonumber(latest[2]) - now) / 1000)
+-- In client-time mode the client's clock need not run with Redis's: keep keys a minute.
+if not server_time then ttl_ms = math.max(ttl_ms, 60000) end
+redis.call('PEXPIRE', KEYS[1], ttl_ms)
 return {1, in_flight + 1, 0}
