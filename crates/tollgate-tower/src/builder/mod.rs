@@ -10,6 +10,7 @@
 
 mod ban;
 pub(crate) mod compile;
+mod concurrency;
 mod engine;
 mod late_charge;
 pub(crate) mod limit;
