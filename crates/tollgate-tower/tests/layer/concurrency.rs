@@ -97,7 +97,7 @@ fn meaningless_or_out_of_bounds_concurrency_limits_are_refused() {
         .route("/d", Limit::concurrency(5).lease_ttl(Duration::ZERO))
         .route("/e", Limit::concurrency(5).shadow())
         .build()
-        .unwrap_err();
+        .expect_err("five mistakes");
     let lines: Vec<String> = err.to_string().lines().map(str::to_owned).collect();
     assert_eq!(
         lines,
