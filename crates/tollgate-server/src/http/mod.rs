@@ -3,3 +3,4 @@
 pub(crate) mod check_api;
 pub(crate) mod limits;
 pub(crate) mod proxy;
+pub(crate) mod slots_api;
