@@ -79,24 +79,33 @@ struct Released {
     released: bool,
 }
 
+/// A request refused: its status and what is wrong (rendered `{"error": ...}`).
+struct SlotsRefusal(StatusCode, String);
+
+impl IntoResponse for SlotsRefusal {
+    fn into_response(self) -> Response {
+        json_error(self.0, &self.1)
+    }
+}
+
 /// A JSON object of type `T`, or the 4xx saying what is wrong.
-fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, Response> {
+fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, SlotsRefusal> {
     let body = body.map_err(|rejection| {
-        json_error(
+        SlotsRefusal(
             rejection.status(),
-            &format!("request body: {}", rejection.body_text()),
+            format!("request body: {}", rejection.body_text()),
         )
     })?;
     if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(json_error(
+        return Err(SlotsRefusal(
             StatusCode::BAD_REQUEST,
-            "invalid request body: expected a JSON object, such as {\"policy\": \"export\", \"key\": \"user:42\"}",
+            "invalid request body: expected a JSON object, such as {\"policy\": \"export\", \"key\": \"user:42\"}".to_owned(),
         ));
     }
     serde_json::from_slice(&body).map_err(|err| {
-        json_error(
+        SlotsRefusal(
             StatusCode::BAD_REQUEST,
-            &format!("invalid request body: {err}"),
+            format!("invalid request body: {err}"),
         )
     })
 }
@@ -105,7 +114,7 @@ fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, 
 fn slots_of<'a>(
     in_force: &'a InForce,
     name: &str,
-) -> Result<(&'a ConfiguredPolicy, &'a InFlightPolicy), Response> {
+) -> Result<(&'a ConfiguredPolicy, &'a InFlightPolicy), SlotsRefusal> {
     let Some(named) = in_force.policy(name) else {
         let names = in_force.policy_names();
         let configured = if names.is_empty() {
@@ -113,16 +122,16 @@ fn slots_of<'a>(
         } else {
             names.join(", ")
         };
-        return Err(json_error(
+        return Err(SlotsRefusal(
             StatusCode::NOT_FOUND,
-            &format!("unknown policy {name:?}; configured: {configured}"),
+            format!("unknown policy {name:?}; configured: {configured}"),
         ));
     };
     match &named.in_flight {
         Some(in_flight) => Ok((named, in_flight)),
-        None => Err(json_error(
+        None => Err(SlotsRefusal(
             StatusCode::BAD_REQUEST,
-            &format!(
+            format!(
                 "policy {name:?} has no max_in_flight: slots are acquired from a policy that \
                  configures one"
             ),
@@ -137,12 +146,12 @@ pub(crate) async fn acquire(
 ) -> Response {
     let request: AcquireRequest = match parse(body) {
         Ok(request) => request,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let in_force = state.in_force();
     let (named, in_flight) = match slots_of(&in_force, &request.policy) {
         Ok(found) => found,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let key = request.key.as_str();
     let mut verdict = Admission::new()
@@ -244,7 +253,7 @@ pub(crate) async fn release(
 ) -> Response {
     let request: ReleaseRequest = match parse(body) {
         Ok(request) => request,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let lease: LeaseId = match request.lease.parse() {
         Ok(lease) => lease,
@@ -253,7 +262,7 @@ pub(crate) async fn release(
     let in_force = state.in_force();
     let (_, in_flight) = match slots_of(&in_force, &request.policy) {
         Ok(found) => found,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     match in_flight.handle.release(request.key.as_str(), lease).await {
         Ok(released) => axum::Json(Released { released }).into_response(),
