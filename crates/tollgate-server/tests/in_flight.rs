@@ -170,3 +170,17 @@ fn three_servers_over_redis_share_one_count_of_slots() {
     std::thread::sleep(Duration::from_millis(400));
     lease(&acquire(apis[2], "brief", "dave"));
 }
+
+/// The README's example of a concurrency limit is a configuration `check-config` accepts as
+/// written.
+#[test]
+fn the_readme_concurrency_example_is_valid() {
+    let readme = include_str!("../../../README.md");
+    let section = &readme[readme.find("## Concurrency limits").expect("the section")..];
+    let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let block = &section[start..start + section[start..].find("```").expect("its end")];
+    let (ok, _, stderr) = support::check_config(&write_config("tollgate.toml", block));
+    assert!(ok, "{stderr}");
+    let config = tollgate_server::Config::parse(block, "README.md").expect("valid");
+    assert_eq!(config.in_flight["export"].max(), 5);
+}
