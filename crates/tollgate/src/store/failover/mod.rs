@@ -72,7 +72,8 @@ pub use mode::FailureMode;
 ///
 /// ```
 /// use std::future::Future;
-/// use tollgate::{Decision, FailureMode, Failover, Policy, Rate, Store, StoreError, Timestamp};
+/// use tollgate::{Acquisition, ConcurrencyLimit, Decision, FailureMode, Failover, LeaseId};
+/// use tollgate::{Policy, Rate, Store, StoreError, Timestamp};
 ///
 /// /// A store that is always down.
 /// #[derive(Debug)]
@@ -98,6 +99,18 @@ pub use mode::FailureMode;
 ///     }
 ///     async fn reset(&self, _: &(), _: &[u8]) -> Result<(), StoreError> {
 ///         Err(StoreError::unavailable("connection refused"))
+///     }
+///     type PreparedLeases = ();
+///     fn prepare_leases(&self, _: &str, _: &ConcurrencyLimit) {}
+///     fn acquire<'a>(
+///         &'a self, _: &'a (), _: &[u8], _: LeaseId, _: Timestamp,
+///     ) -> impl Future<Output = Result<Acquisition, StoreError>> + Send + use<'a> {
+///         std::future::ready(Err(StoreError::unavailable("connection refused")))
+///     }
+///     fn release<'a>(
+///         &'a self, _: &'a (), _: &[u8], _: LeaseId, _: Timestamp,
+///     ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<'a> {
+///         std::future::ready(Err(StoreError::unavailable("connection refused")))
 ///     }
 /// }
 ///
