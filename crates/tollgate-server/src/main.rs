@@ -1,8 +1,10 @@
 //! `tollgate`: rate limiting as a service.
 //!
 //! ```text
-//! tollgate serve [--config FILE] [--listen ADDR] [--storage URI]
+//! tollgate [--log-format text|json] serve [--config FILE] [--listen ADDR] [--storage URI]
 //! tollgate check-config FILE
+//! tollgate peek|reset --policy NAME KEY [--config FILE] [--storage URI | --server URL] [--token T] [--json]
+//! tollgate simulate --config FILE [--config FILE...] ACCESS_LOG...
 //! ```
 
 use std::net::SocketAddr;
@@ -10,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tollgate_server::{Overrides, Settings};
+use tollgate_server::{LogFormat, Overrides, Settings};
 
 /// Rate limiting as a service: an HTTP check API, a reverse proxy and Envoy's rate limit
 /// service, over memory or Redis.
@@ -19,6 +21,9 @@ use tollgate_server::{Overrides, Settings};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines on standard error are written (RUST_LOG sets the level: info unless set).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,30 +42,34 @@ enum Command {
         #[arg(long, value_name = "URI")]
         storage: Option<String>,
     },
+    /// Replays access logs through configurations and reports what they would deny.
+    Simulate(tollgate_server::SimulateArgs),
     /// Checks a configuration file and prints the policies it defines.
     CheckConfig {
         /// The TOML configuration file.
         file: PathBuf,
     },
+    /// Shows a key's count under a policy without charging it, on a running server
+    /// (--server) or in the storage directly (--config, --storage).
+    Peek(tollgate_server::AdminArgs),
+    /// Clears a key's count (and ban) under a policy, on a running server (--server, with
+    /// the admin token) or in the storage directly (--config, --storage).
+    Reset(tollgate_server::AdminArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tollgate_server::init_logging(cli.log_format);
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Peek(args) => tollgate_server::admin(tollgate_server::AdminAction::Peek, &args),
+        Command::Reset(args) => tollgate_server::admin(tollgate_server::AdminAction::Reset, &args),
+        Command::Simulate(args) => tollgate_server::simulate(args),
         Command::Serve {
             config,
             listen,
             storage,
         } => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-                )
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .init();
             let settings = Settings {
                 config,
                 overrides: Overrides { listen, storage },
@@ -124,7 +133,14 @@ fn check_config(file: &std::path::Path) -> ExitCode {
         } else {
             ""
         };
-        println!("policy {name}: {policy}{shadow}");
+        let in_flight = config.in_flight.get(name).map_or(String::new(), |limit| {
+            format!(
+                ", at most {} in flight (leases of {:?})",
+                limit.max(),
+                limit.lease_ttl()
+            )
+        });
+        println!("policy {name}: {policy}{shadow}{in_flight}");
     }
     if let Some(proxy) = &config.proxy {
         println!("proxy {} -> {}", proxy.listen, proxy.upstream);

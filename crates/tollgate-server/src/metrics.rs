@@ -12,8 +12,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tollgate::ChargeResult;
+use tollgate::{ChargeResult, Key};
 
+use crate::dashboard::{Outcome, PolicyRecorder, Recorder};
 use crate::grpc::envoy::DescriptorVerdict;
 
 /// How a hit ended, as metrics label it.
@@ -43,6 +44,18 @@ impl HitOutcome {
     ];
 }
 
+impl HitOutcome {
+    /// The outcome as the dashboard charts it, if it does.
+    fn charted(self) -> Option<Outcome> {
+        match self {
+            HitOutcome::Allowed => Some(Outcome::Allowed),
+            HitOutcome::Denied => Some(Outcome::Denied),
+            HitOutcome::ShadowDenied => Some(Outcome::ShadowDenied),
+            HitOutcome::Error | HitOutcome::Invalid => None,
+        }
+    }
+}
+
 impl EncodeLabelValue for HitOutcome {
     fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
         encoder.write_str(match self {
@@ -66,9 +79,10 @@ struct PolicyLabel {
     policy: String,
 }
 
-/// The hit counters of one policy (`tollgate_hits_total{policy, outcome}`), made once so
-/// that recording a decision takes no lock, no lookup and no allocation. Clones count into
-/// the same counters.
+/// The hit counters of one policy (`tollgate_hits_total{policy, outcome}`, and the
+/// dashboard's hits per second and keys denied most), made once so that recording a
+/// decision takes no lock, no lookup and no allocation (a denial briefly locks the
+/// dashboard's top keys). Clones count into the same counters.
 ///
 /// ```
 /// use tollgate::{Admission, Charge, Limiter, MemoryStore, Policy, Rate};
@@ -80,7 +94,7 @@ struct PolicyLabel {
 /// let login = Limiter::new(MemoryStore::new()).policy("login", Policy::fixed_window(Rate::per_hour(1).into()));
 /// for _ in 0..2 {
 ///     let verdict = Admission::new().charge(Charge::new(login.clone(), "k", 1)).decide().await;
-///     counters.record(&verdict.results()[0]);
+///     counters.record("k", &verdict.results()[0]);
 /// }
 /// let text = metrics.render(&Totals::default());
 /// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="allowed"} 1"#));
@@ -95,11 +109,13 @@ pub struct PolicyCounters {
     bans: Counter,
     /// Late charges (`tollgate_charges_total{policy}`).
     charges: Counter,
+    /// The dashboard's view of the policy.
+    dashboard: PolicyRecorder,
 }
 
 impl PolicyCounters {
-    /// Counts what a charge came to (nothing for one that was never tried), and the ban it
-    /// started, if it did.
+    /// Counts what a charge of `key` came to (nothing for one that was never tried), and the
+    /// ban it started, if it did; the dashboard lists the keys denied most.
     ///
     /// ```
     /// use std::time::Duration;
@@ -114,14 +130,14 @@ impl PolicyCounters {
     /// let login = Limiter::new(MemoryStore::new()).policy("login", policy);
     /// for _ in 0..3 {
     ///     let verdict = Admission::new().charge(Charge::new(login.clone(), "k", 1)).decide().await;
-    ///     counters.record(&verdict.results()[0]);
+    ///     counters.record("k", &verdict.results()[0]);
     /// }
     /// let text = metrics.render(&Totals::default());
     /// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="denied"} 2"#));
     /// assert!(text.contains(r#"tollgate_bans_total{policy="login"} 1"#)); // the second banned
     /// # });
     /// ```
-    pub fn record(&self, result: &ChargeResult) {
+    pub fn record<K: Key + ?Sized>(&self, key: &K, result: &ChargeResult) {
         if result
             .decision()
             .is_some_and(|decision| decision.ban_started())
@@ -138,25 +154,28 @@ impl PolicyCounters {
             _ => HitOutcome::Error,
         };
         self.count(outcome);
+        if let Some(charted) = outcome.charted() {
+            self.dashboard.record(charted, key);
+        }
     }
 
-    /// Counts what an Envoy descriptor came to (an unlimited one is allowed; a refund is not
-    /// a hit).
+    /// Counts what an Envoy descriptor of `key` came to (an unlimited one is allowed; a refund
+    /// is not a hit); the dashboard lists the keys over the limit most.
     ///
     /// ```
     /// use tollgate_server::{DescriptorVerdict, Metrics, Totals};
     ///
     /// let metrics = Metrics::new();
     /// let counters = metrics.counters("envoy:edge:user");
-    /// counters.record_descriptor(DescriptorVerdict::Allowed);
-    /// counters.record_descriptor(DescriptorVerdict::Unlimited);
-    /// counters.record_descriptor(DescriptorVerdict::Refunded);
-    /// counters.record_descriptor(DescriptorVerdict::ShadowOverLimit);
+    /// counters.record_descriptor("user=alice", DescriptorVerdict::Allowed);
+    /// counters.record_descriptor("user=alice", DescriptorVerdict::Unlimited);
+    /// counters.record_descriptor("user=alice", DescriptorVerdict::Refunded);
+    /// counters.record_descriptor("user=alice", DescriptorVerdict::ShadowOverLimit);
     /// let text = metrics.render(&Totals::default());
     /// assert!(text.contains(r#"tollgate_hits_total{policy="envoy:edge:user",outcome="allowed"} 2"#));
     /// assert!(text.contains(r#"tollgate_hits_total{policy="envoy:edge:user",outcome="shadow_denied"} 1"#));
     /// ```
-    pub fn record_descriptor(&self, verdict: DescriptorVerdict) {
+    pub fn record_descriptor<K: Key + ?Sized>(&self, key: &K, verdict: DescriptorVerdict) {
         let outcome = match verdict {
             DescriptorVerdict::Allowed | DescriptorVerdict::Unlimited => HitOutcome::Allowed,
             DescriptorVerdict::OverLimit => HitOutcome::Denied,
@@ -164,6 +183,9 @@ impl PolicyCounters {
             _ => return,
         };
         self.count(outcome);
+        if let Some(charted) = outcome.charted() {
+            self.dashboard.record(charted, key);
+        }
     }
 
     /// Counts a late charge (`POST /v1/charge`), whatever it came to.
@@ -272,6 +294,8 @@ pub struct Metrics {
     fallback_switches: CaughtUp,
     memory_evicted: CaughtUp,
     inline_evicted: CaughtUp,
+    /// What the dashboard shows of the traffic.
+    dashboard: Recorder,
 }
 
 /// A counter that follows a total kept elsewhere: each rendering adds what is new.
@@ -396,7 +420,13 @@ impl Metrics {
             fallback_switches,
             memory_evicted,
             inline_evicted,
+            dashboard: Recorder::default(),
         }
+    }
+
+    /// What the dashboard shows of the traffic.
+    pub(crate) fn dashboard(&self) -> &Recorder {
+        &self.dashboard
     }
 
     /// The counters of `policy` (the same ones each time for the same name).
@@ -405,8 +435,8 @@ impl Metrics {
     /// use tollgate_server::{DescriptorVerdict, Metrics, Totals};
     ///
     /// let metrics = Metrics::new();
-    /// metrics.counters("login").record_descriptor(DescriptorVerdict::OverLimit);
-    /// metrics.counters("login").record_descriptor(DescriptorVerdict::OverLimit);
+    /// metrics.counters("login").record_descriptor("user=mallory", DescriptorVerdict::OverLimit);
+    /// metrics.counters("login").record_descriptor("user=mallory", DescriptorVerdict::OverLimit);
     /// let text = metrics.render(&Totals::default());
     /// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="denied"} 2"#));
     /// assert!(text.contains(r#"tollgate_hits_total{policy="login",outcome="allowed"} 0"#));
@@ -427,6 +457,7 @@ impl Metrics {
             counters: Arc::new(HitOutcome::ALL.map(counter)),
             bans: self.bans.get_or_create(&label).clone(),
             charges: self.charges.get_or_create(&label).clone(),
+            dashboard: self.dashboard.policy(policy),
         }
     }
 

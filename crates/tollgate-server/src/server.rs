@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::state::{InForce, ServerState};
 use connection::{CappedListener, Protocol};
 
+mod config_watch;
 mod connection;
 mod descriptors;
 mod grpc_listener;
@@ -163,7 +164,9 @@ pub fn check(settings: &Settings) -> Result<Config, ServeError> {
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish. Each time
 /// `reload` yields, the configuration is read again: a valid one is put in force (counts of
-/// unchanged policies survive), an invalid one is logged and the old one stays.
+/// unchanged policies survive), an invalid one is logged and the old one stays. The same
+/// happens when the configuration file, or a file it names, changes on disk (unless
+/// `watch_config = false`; see `server/config_watch.rs`).
 ///
 /// The bound addresses are printed on standard output (`check API listening on
 /// http://127.0.0.1:8080`), so that port 0 can be used.
@@ -194,6 +197,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let mut config = settings.load().map_err(ServeError::Config)?;
+    // What the files held when read: a change from now on reloads.
+    let watched = config_watch::watched_files(&settings, &config);
+    let baseline = config_watch::Baseline::look(&watched);
     let store = open_storage(&config).await?;
     let state = Arc::new(ServerState::new(&config, store).map_err(ServeError::Proxy)?);
     let check_listener = bind("check API", config.listen).await?;
@@ -241,6 +247,15 @@ pub async fn serve(
             async move { stopping(&mut stop).await },
         ));
     }
+    // The files to watch (none with `watch_config = false`), updated by each reload.
+    let (watched_tx, watched_rx) = watch::channel(watched);
+    let (changed_tx, mut changed) = mpsc::channel(1);
+    if settings.config.is_some() {
+        tasks.spawn(async move {
+            config_watch::watch_files(watched_rx, baseline, changed_tx, stop_rx).await;
+            Ok(())
+        });
+    }
     tracing::info!(
         storage = state.storage(),
         policies = config.policies.len(),
@@ -248,28 +263,47 @@ pub async fn serve(
     );
 
     tokio::pin!(shutdown);
+    let mut signals_open = true;
     loop {
-        tokio::select! {
+        let trigger = tokio::select! {
             () = &mut shutdown => break,
-            signal = reload.recv() => {
-                if signal.is_none() {
-                    // No more reloads can come; wait for the shutdown alone.
-                    (&mut shutdown).await;
-                    break;
+            signal = reload.recv(), if signals_open => match signal {
+                Some(()) => "SIGHUP".to_owned(),
+                // No more reloads can be asked for; changed files may still reload.
+                None => {
+                    signals_open = false;
+                    continue;
                 }
-                let reloaded = settings.load().map_err(|err| err.to_string()).and_then(|new| {
-                    restart_only_changes(&config, &new)?;
-                    state.reload(&new).map_err(|err| format!("proxy: {err}"))?;
-                    Ok(new)
-                });
-                match reloaded {
-                    Ok(new) => {
-                        tracing::info!(policies = new.policies.len(), "configuration reloaded");
-                        config = new;
-                    }
-                    Err(err) => tracing::error!("configuration not reloaded, the old one stays: {err}"),
-                }
+            },
+            Some(file) = changed.recv() => {
+                tracing::info!(file = %file.display(), "configuration file changed");
+                format!("{} changed", file.display())
             }
+        };
+        let reloaded = settings
+            .load()
+            .map_err(|err| err.to_string())
+            .and_then(|new| {
+                restart_only_changes(&config, &new)?;
+                state.reload(&new).map_err(|err| format!("proxy: {err}"))?;
+                Ok(new)
+            });
+        match reloaded {
+            Ok(new) => {
+                tracing::info!(%trigger, policies = new.policies.len(), "configuration reloaded");
+                watched_tx.send_if_modified(|watched| {
+                    let now = config_watch::watched_files(&settings, &new);
+                    let modified = *watched != now;
+                    *watched = now;
+                    modified
+                });
+                config = new;
+            }
+            Err(reason) => tracing::error!(
+                %trigger,
+                %reason,
+                "configuration not reloaded, the old one stays"
+            ),
         }
     }
     tracing::info!("shutting down: letting requests in flight finish");
@@ -302,9 +336,12 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Serve
         .map_err(|error| ServeError::Listen { what, addr, error })
 }
 
+/// Says where `listener` listens: on standard output (for scripts and tests, as port 0 picks
+/// a port) and in the log.
 fn announce(what: &str, listener: &TcpListener) {
     if let Ok(addr) = listener.local_addr() {
         println!("{what} listening on http://{addr}");
+        tracing::info!(listener = what, %addr, "listening");
     }
 }
 

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use tollgate::{
-    Clock, ConcurrencyHandle, Failover, FailoverSwitch, Limiter, MemoryStats, MemoryStore, Policy,
-    PolicyHandle, Rate, Store, Verdict,
+    Clock, ConcurrencyHandle, Failover, FailoverSwitch, Key, Limiter, MemoryStats, MemoryStore,
+    Policy, PolicyHandle, Rate, Store, Verdict,
 };
 use tollgate_redis::{AnyStore, PreparedAny};
 use tollgate_tower::{BuildError, Described, HeaderPolicies, HeaderStyle, LimitHeaders};
@@ -109,6 +109,7 @@ pub struct InForce {
     header_policies: HeaderPolicies,
     headers_include_shadow: bool,
     admin_token: Option<String>,
+    dashboard: bool,
     envoy: Option<EnvoyService<ServerStore>>,
     proxy: Option<axum::Router>,
 }
@@ -435,9 +436,33 @@ fn failover(config: &Config, store: AnyStore) -> ServerStore {
     Failover::new(store, config.on_storage_error)
         .with_fallback(fallback)
         .on_switch(|switch: &FailoverSwitch| match switch {
-            FailoverSwitch::ToFallback { .. } => tracing::warn!("{switch}"),
-            _ => tracing::info!("{switch}"),
+            FailoverSwitch::ToFallback { .. } => tracing::warn!(storage = "fallback", "{switch}"),
+            _ => tracing::info!(storage = "primary", "{switch}"),
         })
+}
+
+/// Each policy of `config` prepared over `limiter`, with its fields and counters.
+pub(crate) fn configured_policies(
+    limiter: &Limiter<ServerStore>,
+    metrics: &Metrics,
+    config: &Config,
+) -> HashMap<String, ConfiguredPolicy> {
+    config
+        .policies
+        .iter()
+        .map(|(name, policy)| {
+            let named = ConfiguredPolicy {
+                handle: limiter.policy(name, policy.clone()),
+                front: PolicyFront::new(name, metrics),
+                shadow: config.shadow_policies.contains(name),
+                in_flight: config.in_flight.get(name).map(|limit| InFlightPolicy {
+                    handle: limiter.concurrency(name, *limit),
+                    counters: metrics.counters(&format!("{name}:in-flight")),
+                }),
+            };
+            (name.clone(), named)
+        })
+        .collect()
 }
 
 impl InForce {
@@ -448,22 +473,7 @@ impl InForce {
         metrics: &Metrics,
         config: &Config,
     ) -> Result<Self, BuildError> {
-        let policies: HashMap<String, ConfiguredPolicy> = config
-            .policies
-            .iter()
-            .map(|(name, policy)| {
-                let named = ConfiguredPolicy {
-                    handle: limiter.policy(name, policy.clone()),
-                    front: PolicyFront::new(name, metrics),
-                    shadow: config.shadow_policies.contains(name),
-                    in_flight: config.in_flight.get(name).map(|limit| InFlightPolicy {
-                        handle: limiter.concurrency(name, *limit),
-                        counters: metrics.counters(&format!("{name}:in-flight")),
-                    }),
-                };
-                (name.clone(), named)
-            })
-            .collect();
+        let policies = configured_policies(limiter, metrics, config);
         let envoy = config.envoy.as_ref().map(|envoy| {
             let counters: HashMap<String, PolicyCounters> = envoy
                 .policies()
@@ -471,11 +481,11 @@ impl InForce {
                 .collect();
             let overrides = metrics.counters("envoy-override");
             EnvoyService::new(limiter, envoy).with_observer(Arc::new(
-                move |policy: &str, verdict| {
+                move |policy: &str, key: &dyn Key, verdict| {
                     counters
                         .get(policy)
                         .unwrap_or(&overrides)
-                        .record_descriptor(verdict);
+                        .record_descriptor(key, verdict);
                 },
             ))
         });
@@ -491,6 +501,7 @@ impl InForce {
             header_policies: config.header_policies,
             headers_include_shadow: config.headers_include_shadow,
             admin_token: config.admin_token.clone(),
+            dashboard: config.dashboard,
             envoy,
             proxy,
         })
@@ -526,6 +537,22 @@ impl InForce {
     /// The token `POST /v1/reset` requires.
     pub(crate) fn admin_token(&self) -> Option<&str> {
         self.admin_token.as_deref()
+    }
+
+    /// Whether the dashboard is served (`[server] dashboard`).
+    pub(crate) fn dashboard(&self) -> bool {
+        self.dashboard
+    }
+
+    /// The configured policies, sorted by name.
+    pub(crate) fn policies(&self) -> Vec<(&str, &ConfiguredPolicy)> {
+        let mut policies: Vec<(&str, &ConfiguredPolicy)> = self
+            .policies
+            .iter()
+            .map(|(name, policy)| (name.as_str(), policy))
+            .collect();
+        policies.sort_unstable_by_key(|(name, _)| *name);
+        policies
     }
 
     /// Envoy's rate limit service, when `[envoy] config` is set.

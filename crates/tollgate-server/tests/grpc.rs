@@ -81,6 +81,17 @@ async fn the_binary_serves_envoy_and_reloads_its_descriptors() {
         "{}",
         metrics.body
     );
+    // The dashboard counts the descriptors too, and lists the key over the limit.
+    let dashboard = request(server.api(), "GET", "/dashboard/data", &[], "").json();
+    assert_eq!(
+        dashboard["activity"][0]["totals"],
+        serde_json::json!({"allowed": 2, "denied": 1, "shadow_denied": 0}),
+        "{dashboard}"
+    );
+    assert_eq!(
+        dashboard["top_keys"],
+        serde_json::json!([{"policy": "envoy:edge:user", "key": "user=alice", "count": 1, "error": 0}])
+    );
 
     // A looser limit, reloaded: alice's count of 2 survives only if the policy is unchanged,
     // so with 3/minute she has exactly one more.

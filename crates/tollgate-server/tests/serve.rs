@@ -325,37 +325,3 @@ fn check_config_prints_policies_or_says_where_the_mistake_is() {
         "{stderr}"
     );
 }
-
-/// The README's `tollgate.toml` and `ratelimit.yaml`, saved side by side, are what
-/// `check-config` accepts as written.
-#[test]
-fn the_readme_config_is_valid() {
-    let readme = include_str!("../../../README.md");
-    let block = |fence: &str| {
-        let start = readme.find(fence).expect("the block in the README") + fence.len();
-        let end = start + readme[start..].find("```").expect("the block's end");
-        &readme[start..end]
-    };
-    let toml = write_config("tollgate.toml", block("```toml\n"));
-    std::fs::write(toml.with_file_name("ratelimit.yaml"), block("```yaml\n"))
-        .expect("write the descriptors");
-    let (ok, stdout, stderr) = check_config(&toml);
-    assert!(ok, "{stderr}");
-    assert!(
-        stdout.contains("policy login: 5/minute (fixed-window)"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("route /health exempt"), "{stdout}");
-    assert!(
-        stdout.contains("policy login-next: 3/minute (fixed-window), shadow"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("route /api/* -> policy login, shadow policy login-next"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("envoy:edge:user: 10/second (token-bucket, burst 20)"),
-        "{stdout}"
-    );
-}

@@ -241,6 +241,28 @@ impl<K: Key + ?Sized> Key for &K {
     }
 }
 
+/// How a key is shown in logs: its first [`LoggedKey::MAX_SHOWN`] bytes with anything but
+/// printable ASCII escaped (`\n`, `\"`, `\xff`), then how many bytes were left out. Keys come
+/// from clients, so a log line can be neither forged by one (a newline in a header) nor made
+/// arbitrarily long.
+pub(crate) struct LoggedKey<'a>(pub(crate) &'a [u8]);
+
+impl LoggedKey<'_> {
+    /// The longest prefix of a key shown.
+    pub(crate) const MAX_SHOWN: usize = 64;
+}
+
+impl fmt::Display for LoggedKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = &self.0[..self.0.len().min(Self::MAX_SHOWN)];
+        write!(f, "{}", shown.escape_ascii())?;
+        if self.0.len() > shown.len() {
+            write!(f, "... ({} more bytes)", self.0.len() - shown.len())?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,5 +296,16 @@ mod tests {
         assert_eq!(&*ip.key_bytes(), ip.to_string().as_bytes());
         assert_eq!(&*u128::MAX.key_bytes(), u128::MAX.to_string().as_bytes());
         assert_eq!(&*i64::MIN.key_bytes(), i64::MIN.to_string().as_bytes());
+    }
+
+    #[test]
+    fn logged_keys_are_escaped_and_truncated() {
+        assert_eq!(LoggedKey(b"user:42").to_string(), "user:42");
+        assert_eq!(LoggedKey(b"a\nb\"c\xff").to_string(), "a\\nb\\\"c\\xff");
+        let long = vec![b'k'; 100];
+        assert_eq!(
+            LoggedKey(&long).to_string(),
+            format!("{}... (36 more bytes)", "k".repeat(64))
+        );
     }
 }

@@ -50,6 +50,8 @@ struct ServerSection {
     max_keys: Option<Spanned<u64>>,
     header_policies: Option<Spanned<String>>,
     headers_include_shadow: Option<Spanned<bool>>,
+    watch_config: Option<Spanned<bool>>,
+    dashboard: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -194,6 +196,10 @@ impl<'a> Checker<'a> {
             .headers_include_shadow
             .as_ref()
             .is_some_and(|include| *include.get_ref());
+        let watch_config = server
+            .watch_config
+            .as_ref()
+            .is_none_or(|watch| *watch.get_ref());
         let admin_token = match &server.admin_token {
             Some(token) if token.get_ref().is_empty() => {
                 return Err(self.error(
@@ -325,12 +331,21 @@ impl<'a> Checker<'a> {
             headers,
             header_policies,
             headers_include_shadow,
+            watch_config,
             admin_token,
+            dashboard: server
+                .dashboard
+                .as_ref()
+                .is_none_or(|dashboard| *dashboard.get_ref()),
             connections,
             policies,
             shadow_policies,
             in_flight,
             proxy,
+            envoy_config_line: raw
+                .envoy
+                .as_ref()
+                .map(|envoy| self.line(envoy.config.span().start)),
             envoy_config: raw
                 .envoy
                 .map(|envoy| PathBuf::from(envoy.config.into_inner())),

@@ -103,8 +103,32 @@ pub struct Config {
     /// Whether the rate-limit fields list shadow policies too (`headers_include_shadow`;
     /// enforced ones only unless set).
     pub headers_include_shadow: bool,
-    /// The bearer token `POST /v1/reset` requires; reset is disabled without one.
+    /// Whether the configuration is reloaded when its file, or a file it names (the Envoy
+    /// descriptors), changes on disk (`watch_config`, on unless set to `false`), as on
+    /// `SIGHUP`.
+    ///
+    /// ```
+    /// use tollgate_server::Config;
+    ///
+    /// assert!(Config::empty().watch_config);
+    /// assert!(!Config::parse("[server]\nwatch_config = false\n", "t.toml")?.watch_config);
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
+    pub watch_config: bool,
+    /// The bearer token `POST /v1/reset` requires; reset is disabled without one. The
+    /// dashboard requires it too, when it is set.
     pub admin_token: Option<String>,
+    /// Whether `GET /dashboard` (and its data) is served (`[server] dashboard`, true unless
+    /// set false).
+    ///
+    /// ```
+    /// use tollgate_server::Config;
+    ///
+    /// assert!(Config::empty().dashboard);
+    /// assert!(!Config::parse("[server]\ndashboard = false\n", "t.toml")?.dashboard);
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
+    pub dashboard: bool,
     /// How long clients may take, and how many may be connected (`[server]` header_timeout,
     /// body_timeout, keepalive_timeout, max_connections); restart-only.
     pub connections: Connections,
@@ -177,6 +201,8 @@ pub struct Config {
     pub envoy_config: Option<PathBuf>,
     /// The Envoy descriptor configuration, read by [`Config::load`] from `envoy_config`.
     pub envoy: Option<EnvoyConfig>,
+    /// The line of `[envoy] config`, to say where a file that cannot be read is named.
+    pub(crate) envoy_config_line: Option<usize>,
 }
 
 /// What each listener (check API, proxy, Envoy service) allows a client, so that slow or
@@ -277,6 +303,19 @@ impl Config {
     ///
     /// let err = Config::load(&dir.join("missing.toml"), &Overrides::default()).unwrap_err();
     /// assert!(err.message().starts_with("cannot read: "));
+    ///
+    /// // A descriptor file that is not there: where it is named, and the path it came to.
+    /// std::fs::write(
+    ///     dir.join("nope.toml"),
+    ///     "[server]\ngrpc_listen = \"127.0.0.1:8081\"\n\n[envoy]\nconfig = \"nope.yaml\"\n",
+    /// )?;
+    /// let err = Config::load(&dir.join("nope.toml"), &Overrides::default()).unwrap_err();
+    /// assert_eq!((err.line(), err.field()), (Some(5), Some("envoy.config")));
+    /// assert!(err.to_string().starts_with(&format!(
+    ///     "{}:5: envoy.config: cannot read {} (\"nope.yaml\", relative to this file's directory): ",
+    ///     dir.join("nope.toml").display(),
+    ///     dir.join("nope.yaml").display(),
+    /// )));
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -289,11 +328,27 @@ impl Config {
             message: format!("cannot read: {err}"),
         })?;
         let mut config = Self::parse_with(&text, &file, overrides)?;
+        let line = config.envoy_config_line;
         if let Some(envoy) = &mut config.envoy_config {
+            let given = envoy.clone();
             if let Some(dir) = path.parent() {
                 *envoy = dir.join(&*envoy);
             }
-            config.envoy = Some(EnvoyConfig::load(&*envoy)?);
+            // A file that cannot be read is this file's mistake: say where it is named, and
+            // which file that name came to.
+            let yaml = std::fs::read_to_string(&*envoy).map_err(|err| ConfigError {
+                file: file.clone(),
+                line,
+                field: Some("envoy.config".to_owned()),
+                message: format!(
+                    "cannot read {} ({:?}, relative to this file's directory): {err}",
+                    std::path::absolute(&*envoy)
+                        .unwrap_or_else(|_| envoy.clone())
+                        .display(),
+                    given.display().to_string(),
+                ),
+            })?;
+            config.envoy = Some(EnvoyConfig::from_yaml(&yaml, &envoy.display().to_string())?);
         }
         Ok(config)
     }

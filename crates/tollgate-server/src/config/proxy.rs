@@ -9,7 +9,7 @@ use http::HeaderValue;
 use http::uri::Authority;
 use serde::Deserialize;
 use tollgate::Policy;
-use tollgate_tower::TrustedProxies;
+use tollgate_tower::{ProxyHeader, TrustedProxies};
 use toml::Spanned;
 
 use crate::config::ConfigError;
@@ -29,6 +29,7 @@ pub(crate) struct ProxySection {
     upstream_timeout: Option<Spanned<String>>,
     upstream_idle_timeout: Option<Spanned<String>>,
     escaped_slashes: Option<Spanned<String>>,
+    client_ip_header: Option<Spanned<String>>,
     #[serde(default)]
     routes: Vec<Spanned<RouteSection>>,
 }
@@ -67,7 +68,26 @@ pub struct ProxyConfig {
     pub listen: SocketAddr,
     /// Where allowed requests go.
     pub upstream: UpstreamUri,
-    /// Peers believed when they send `X-Forwarded-For`.
+    /// Peers believed when they send the client's address, and the header they send it in
+    /// (`client_ip_header`: `x-forwarded-for`, the default, `forwarded` or `x-real-ip`).
+    ///
+    /// ```
+    /// use tollgate_server::Config;
+    /// use tollgate_tower::ProxyHeader;
+    ///
+    /// let header = |text: &str| {
+    ///     let text = format!("[proxy]\nlisten = \"127.0.0.1:8081\"\nupstream = \"http://127.0.0.1:3000\"\n{text}");
+    ///     Config::parse(&text, "t.toml").map(|config| config.proxy.expect("[proxy]").trusted_proxies.header())
+    /// };
+    /// assert_eq!(header("")?, ProxyHeader::XForwardedFor);
+    /// assert_eq!(header("client_ip_header = \"forwarded\"")?, ProxyHeader::Forwarded);
+    /// assert_eq!(header("client_ip_header = \"X-Real-IP\"")?, ProxyHeader::XRealIp);
+    /// assert_eq!(
+    ///     header("client_ip_header = \"true-client-ip\"").unwrap_err().to_string(),
+    ///     "t.toml:4: proxy.client_ip_header: unknown header \"true-client-ip\"; expected x-forwarded-for, forwarded or x-real-ip"
+    /// );
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
     pub trusted_proxies: TrustedProxies,
     /// The policy of routes without one of their own.
     pub default_policy: Option<String>,
@@ -236,6 +256,10 @@ impl Checker<'_> {
                     .unwrap_or(0);
                 self.error(nets[i].span(), format!("proxy.trusted_proxies[{i}]"), err)
             })?;
+        let trusted_proxies = match &proxy.client_ip_header {
+            None => trusted_proxies,
+            Some(name) => trusted_proxies.with_header(self.client_ip_header(name)?),
+        };
         let default_policy = proxy
             .default_policy
             .as_ref()
@@ -286,6 +310,23 @@ impl Checker<'_> {
             upstream_timeouts,
             escaped_slashes,
         })
+    }
+
+    /// The header `client_ip_header` names.
+    fn client_ip_header(&self, name: &Spanned<String>) -> Result<ProxyHeader, ConfigError> {
+        match name.get_ref().trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(ProxyHeader::XForwardedFor),
+            "forwarded" => Ok(ProxyHeader::Forwarded),
+            "x-real-ip" => Ok(ProxyHeader::XRealIp),
+            _ => Err(self.error(
+                name.span(),
+                "proxy.client_ip_header",
+                format!(
+                    "unknown header {:?}; expected x-forwarded-for, forwarded or x-real-ip",
+                    name.get_ref()
+                ),
+            )),
+        }
     }
 
     /// `name`, if it names one of `policies`.

@@ -1,6 +1,7 @@
 //! The HTTP check API: `POST /v1/check`, `/v1/peek`, `/v1/charge`, `/v1/reset`,
-//! `/v1/acquire`, `/v1/release`, `GET
-//! /livez`, `/readyz` (and `/healthz`, the same) and `GET /metrics`.
+//! `/v1/acquire`, `/v1/release`, `GET /livez`, `/readyz` (and `/healthz`, the same),
+//! `GET /metrics` and `GET /openapi.json` (the OpenAPI document of all of them:
+//! `openapi.rs`).
 //!
 //! A check names a configured policy, or carries one inline:
 //!
@@ -45,12 +46,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tollgate::{
-    Admission, Ban, Charge, ChargeResult, Decision, FailureMode, Policy, PolicyHandle, Rate, Rates,
-    Strategy,
+    Admission, Ban, Charge, ChargeResult, Decision, Policy, PolicyHandle, Rate, Rates, Strategy,
 };
 use tollgate_tower::{json_error, store_unavailable};
 
 use crate::config::INLINE_POLICY;
+use crate::http::health::StorageHealth;
 use crate::http::slots_api;
 
 /// The scope of the check API's shadow inline policies, whose counts are apart from the
@@ -89,6 +90,8 @@ pub fn check_api_router(state: Arc<ServerState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/livez", get(livez))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(super::openapi::openapi))
+        .merge(crate::dashboard::routes::dashboard_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -99,8 +102,9 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     json_error(
         StatusCode::NOT_FOUND,
         &format!(
-            "no such endpoint {:?}: the API has POST /v1/check, /v1/peek, /v1/charge, /v1/reset, /v1/acquire, /v1/release and GET /healthz, /livez, /readyz, /metrics",
-            uri.path()
+            "no such endpoint {:?}: the API has {}",
+            uri.path(),
+            super::openapi::operations()
         ),
     )
 }
@@ -332,7 +336,7 @@ async fn decide(
         .await;
     let result = &verdict.results()[0];
     if asked == Asked::Check {
-        front.counters.record(result);
+        front.counters.record(request.key.as_str(), result);
         state.metrics().took(started.elapsed());
     }
     let peeked;
@@ -518,7 +522,7 @@ async fn reset(
 
 /// The token of an `Authorization: Bearer <token>` value; the scheme's case does not matter
 /// (RFC 9110 section 11.1), nor do the spaces around the token.
-fn bearer_token(value: &str) -> Option<&str> {
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -526,7 +530,7 @@ fn bearer_token(value: &str) -> Option<&str> {
 }
 
 /// Compares secrets in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
@@ -540,30 +544,13 @@ async fn livez() -> Response {
 /// when it does not but the failure mode (`allow`, `fallback`) answers checks anyway; 503
 /// when it does not and checks fail (`deny`).
 async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
-    let store = state.limiter().store();
-    let falling_back = store.is_falling_back();
-    let mode = store.mode();
-    let probe = state.probe().await;
-    let status = match (&probe, mode) {
-        (Ok(()), _) => "ok",
-        (Err(_), FailureMode::Allow | FailureMode::Fallback) => "degraded",
-        (Err(_), _) => "storage unreachable",
-    };
-    let mut body = serde_json::json!({
-        "status": status,
-        "storage": state.storage(),
-        "on_storage_error": mode.to_string(),
-        "falling_back": falling_back,
-    });
-    if let Err(err) = &probe {
-        body["error"] = serde_json::Value::from(err.to_string());
-    }
-    let code = if status == "storage unreachable" {
+    let health = StorageHealth::of(&state).await;
+    let code = if health.is_unreachable() {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
-    (code, axum::Json(body)).into_response()
+    (code, axum::Json(health.to_json(state.storage()))).into_response()
 }
 
 /// The content type of what [`Metrics::render`](crate::Metrics::render) writes: OpenMetrics

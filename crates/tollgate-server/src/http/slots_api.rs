@@ -164,15 +164,17 @@ pub(crate) async fn acquire(
         .decide()
         .await;
     match &verdict.slot_results()[0] {
-        SlotResult::Acquired(decision) => {
-            in_flight.counters.record(&ChargeResult::Allowed(*decision))
-        }
-        SlotResult::Full(decision) => in_flight.counters.record(&ChargeResult::Denied(*decision)),
+        SlotResult::Acquired(decision) => in_flight
+            .counters
+            .record(key, &ChargeResult::Allowed(*decision)),
+        SlotResult::Full(decision) => in_flight
+            .counters
+            .record(key, &ChargeResult::Denied(*decision)),
         _ => {}
     }
     let charged = &verdict.results()[0];
     if !matches!(charged, ChargeResult::Skipped) {
-        named.front.counters.record(charged);
+        named.front.counters.record(key, charged);
     }
     let refusing = match (verdict.refused_by_slot(), verdict.refused_by()) {
         (Some((_, SlotResult::Full(decision))), _)

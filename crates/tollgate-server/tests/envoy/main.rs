@@ -57,9 +57,9 @@ async fn start_on<S: Store>(store: S, yaml: &str) -> (Client, ManualClock, Obser
     let observed = Observed::default();
     let log = observed.clone();
     let limiter = EnvoyService::new(&Limiter::new(store).with_clock(clock.clone()), &config)
-        .with_observer(Arc::new(move |policy: &str, verdict| {
-            log.push(policy, verdict)
-        }));
+        .with_observer(Arc::new(
+            move |policy: &str, _: &dyn tollgate::Key, verdict| log.push(policy, verdict),
+        ));
     (serve(limiter).await, clock, observed)
 }
 

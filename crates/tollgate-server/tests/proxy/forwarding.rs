@@ -92,6 +92,57 @@ async fn only_a_trusted_peer_chooses_the_client_ip_that_pays() {
     }
 }
 
+/// `client_ip_header` chooses the header a trusted proxy is believed in; the others are
+/// not read.
+#[tokio::test]
+async fn the_client_ip_header_chosen_is_the_one_believed() {
+    let upstream = upstream().await;
+    for (choice, header, who, another) in [
+        ("x-real-ip", "x-real-ip", "198.51.100.1", "198.51.100.2"),
+        (
+            "forwarded",
+            "forwarded",
+            "for=198.51.100.1;proto=https",
+            "for=\"[2001:db8::1]:4711\"",
+        ),
+    ] {
+        let text = TRUSTING.replace(
+            "trusted_proxies =",
+            &format!("client_ip_header = \"{choice}\"\ntrusted_proxies ="),
+        );
+        let proxy = proxy(&text, &upstream).await;
+        let trusted = client();
+        let first = get_from(&trusted, proxy, "/once", &[(header, who)]).await;
+        assert_eq!(first.status, StatusCode::OK, "{choice}");
+        // Another X-Forwarded-For, the same client in the header chosen: it has paid.
+        let again = [(header, who), ("x-forwarded-for", "203.0.113.5")];
+        let second = get_from(&trusted, proxy, "/once", &again).await;
+        assert_eq!(second.status, StatusCode::TOO_MANY_REQUESTS, "{choice}");
+        let other = get_from(&trusted, proxy, "/once", &[(header, another)]).await;
+        assert_eq!(other.status, StatusCode::OK, "{choice}: another client");
+    }
+}
+
+/// The README's `client_ip_header` example is a configuration that parses as written.
+#[test]
+fn the_readme_client_ip_header_example_is_valid() {
+    let readme = include_str!("../../../../README.md");
+    let section = &readme[readme.find("## Proxy semantics").expect("the section")..];
+    let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let block = &section[start..start + section[start..].find("```").expect("its end")];
+    let block = block
+        .lines()
+        .map(str::trim_start)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = Config::parse(&block, "README.md").expect("the README's example parses");
+    let proxy = config.proxy.expect("a [proxy] section");
+    assert_eq!(
+        proxy.trusted_proxies.header(),
+        tollgate_tower::ProxyHeader::Forwarded
+    );
+}
+
 #[tokio::test]
 async fn host_is_the_upstreams_and_forwarded_proto_and_host_are_believed_from_trusted_peers() {
     let upstream = upstream().await;

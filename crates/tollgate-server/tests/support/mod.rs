@@ -36,6 +36,13 @@ impl Tollgate {
         Self::run(command, also, log)
     }
 
+    /// As [`Tollgate::serve_logging_to`], with `env` set for the process (`RUST_LOG`).
+    pub fn serve_with_env(args: &[&str], also: &[&str], env: &[(&str, &str)], log: Stdio) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        command.arg("serve").args(args).envs(env.iter().copied());
+        Self::run(command, also, log)
+    }
+
     /// As [`Tollgate::serve`], in a process that may open at most `files` files (its soft
     /// and hard `RLIMIT_NOFILE`, set by the shell that runs it).
     pub fn serve_with_open_files(args: &[&str], also: &[&str], files: u32) -> Self {

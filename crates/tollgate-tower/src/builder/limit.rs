@@ -10,12 +10,12 @@ use tollgate::{
     Strategy,
 };
 
-use crate::key::KeyExtractor;
+use crate::key::{KeyExtractor, RequestKey};
 
 pub(crate) type CostFn = Arc<dyn Fn(&Parts) -> u64 + Send + Sync>;
 pub(crate) type DeductFn = Arc<dyn Fn(&http::response::Parts) -> bool + Send + Sync>;
 pub(crate) type DynamicFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
-pub(crate) type DecisionFn = Arc<dyn Fn(&ChargeResult) + Send + Sync>;
+pub(crate) type DecisionFn = Arc<dyn Fn(&ChargeResult, &RequestKey) + Send + Sync>;
 pub(crate) type LateCostFn = Arc<dyn Fn(&http::response::Parts) -> u64 + Send + Sync>;
 
 /// A ban as declared: the breaches that ban (notation, parsed when declared) and how long.
@@ -402,9 +402,10 @@ impl Limit {
         self
     }
 
-    /// Calls `observe` with what this limit's charge came to for every request that meets
-    /// it (allowed, denied, failed...; not for requests it never got to, after another limit
-    /// denied): to count decisions per limit in metrics. A charge is reported as it was
+    /// Calls `observe` with what this limit's charge came to, and the key it charged, for
+    /// every request that meets it (allowed, denied, failed...; not for requests it never got
+    /// to, after another limit denied): to count decisions per limit in metrics, or the keys
+    /// denied most. A charge is reported as it was
     /// decided: allowed, even when a later limit refused the request and the charge was given
     /// back.
     ///
@@ -416,7 +417,7 @@ impl Limit {
     ///
     /// let denied = Arc::new(AtomicU64::new(0));
     /// let count = Arc::clone(&denied);
-    /// let login = Limit::new("5/minute").on_decision(move |result| {
+    /// let login = Limit::new("5/minute").on_decision(move |result, _key| {
     ///     if matches!(result, ChargeResult::Denied(_)) {
     ///         count.fetch_add(1, Ordering::Relaxed);
     ///     }
@@ -424,7 +425,7 @@ impl Limit {
     /// ```
     pub fn on_decision<F>(mut self, observe: F) -> Self
     where
-        F: Fn(&ChargeResult) + Send + Sync + 'static,
+        F: Fn(&ChargeResult, &RequestKey) + Send + Sync + 'static,
     {
         self.on_decision = Some(Arc::new(observe));
         self

@@ -282,20 +282,22 @@ impl<S: Store> Rules<S> {
             return RequestCheck::Exempt;
         }
         let mut verdict = admission.decide().await;
-        for ((limit, _), result) in slotted.iter().zip(verdict.slot_results()) {
+        for ((limit, key), result) in slotted.iter().zip(verdict.slot_results()) {
             if let Some(observe) = &limit.on_decision {
                 match result {
-                    SlotResult::Acquired(decision) => observe(&ChargeResult::Allowed(*decision)),
-                    SlotResult::Full(decision) => observe(&ChargeResult::Denied(*decision)),
+                    SlotResult::Acquired(decision) => {
+                        observe(&ChargeResult::Allowed(*decision), key);
+                    }
+                    SlotResult::Full(decision) => observe(&ChargeResult::Denied(*decision), key),
                     _ => {}
                 }
             }
         }
-        for (limit, result) in charged.iter().zip(verdict.results()) {
+        for ((limit, result), key) in charged.iter().zip(verdict.results()).zip(&keys) {
             if let Some(observe) = &limit.on_decision
                 && !matches!(result, ChargeResult::Skipped)
             {
-                observe(result);
+                observe(result, key);
             }
         }
         if let Some(err) = verdict.give_back_error() {

@@ -133,7 +133,7 @@ async fn checked_trusted_proxies_are_believed() {
 async fn a_decision_observer_sees_each_charge_of_its_limit() {
     let seen: Arc<Mutex<Vec<&'static str>>> = Arc::default();
     let log = Arc::clone(&seen);
-    let observed = Limit::new("2/minute").on_decision(move |result| {
+    let observed = Limit::new("2/minute").on_decision(move |result, _| {
         let label = match result {
             ChargeResult::Allowed(_) => "allowed",
             ChargeResult::Denied(_) => "denied",

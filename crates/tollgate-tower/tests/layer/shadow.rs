@@ -36,7 +36,7 @@ async fn a_shadow_limit_never_denies_but_is_counted_and_reported() {
             "/a",
             Limit::new("2/minute").name("trial").shadow().on_decision({
                 let seen = Arc::clone(&seen);
-                move |result| seen.record(result)
+                move |result, _| seen.record(result)
             }),
         )
         .on_breach({

@@ -5,7 +5,7 @@ use std::fmt;
 use smallvec::SmallVec;
 
 use crate::decision::Decision;
-use crate::key::Key;
+use crate::key::{Key, LoggedKey};
 use crate::limiter::handle::PolicyHandle;
 use crate::store::memory::MemoryStore;
 use crate::store::{Store, StoreError};
@@ -158,10 +158,34 @@ impl<S: Store> Charge<S> {
         }
         match handle.store_hit(&self.key, handle.now(), self.cost).await {
             Ok(decision) if decision.allowed() => ChargeResult::Allowed(decision),
-            Ok(decision) if self.shadow => ChargeResult::ShadowDenied(decision),
-            Ok(decision) => ChargeResult::Denied(decision),
+            Ok(decision) => {
+                self.log_denial(&decision);
+                if self.shadow {
+                    ChargeResult::ShadowDenied(decision)
+                } else {
+                    ChargeResult::Denied(decision)
+                }
+            }
             Err(err) => ChargeResult::Failed(err),
         }
+    }
+
+    /// Logs a denial at debug level: the one place every front end's denials (check API,
+    /// proxy, Tower layer, Envoy service) pass. A peek (cost 0) denies nothing. The key comes
+    /// from clients, so it is logged escaped and truncated ([`LoggedKey`]).
+    fn log_denial(&self, decision: &Decision) {
+        if self.cost == 0 {
+            return;
+        }
+        tracing::debug!(
+            policy = self.handle.name(),
+            key = %LoggedKey(&self.key),
+            cost = self.cost,
+            shadow = self.shadow,
+            banned = decision.banned(),
+            retry_after_ms = decision.retry_after().map(|wait| wait.as_millis() as u64),
+            "denied"
+        );
     }
 
     /// Gives back what the charge took.

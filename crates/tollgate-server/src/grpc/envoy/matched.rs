@@ -1,11 +1,12 @@
 //! [`Matched`]: the limit a request's descriptor is held to, after `replaces`, and the key
 //! its hits count under.
 
+use std::cell::OnceCell;
 use std::collections::HashSet;
 
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::RateLimit;
-use tollgate::{PolicyHandle, Store};
+use tollgate::{Key, KeyBytes, PolicyHandle, Store};
 
 use crate::grpc::envoy::tree::{EnvoyLimit, encode_into};
 use crate::grpc::envoy::unit::Unit;
@@ -97,6 +98,32 @@ pub(super) fn apply_replaces<S: Store>(matched: &mut [Matched<'_, S>]) {
         {
             *m = Matched::None;
         }
+    }
+}
+
+/// A descriptor's [`hit_key`] as a [`Key`], written only when read (observers read it of
+/// denials only).
+pub(super) struct DescriptorKey<'a> {
+    descriptor: &'a RateLimitDescriptor,
+    text: OnceCell<String>,
+}
+
+impl<'a> DescriptorKey<'a> {
+    pub(super) fn new(descriptor: &'a RateLimitDescriptor) -> Self {
+        Self {
+            descriptor,
+            text: OnceCell::new(),
+        }
+    }
+}
+
+impl Key for DescriptorKey<'_> {
+    fn key_bytes(&self) -> KeyBytes<'_> {
+        KeyBytes::borrowed(
+            self.text
+                .get_or_init(|| hit_key(self.descriptor))
+                .as_bytes(),
+        )
     }
 }
 

@@ -12,11 +12,11 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use tollgate::{
-    Admission, Charge, ChargeResult, Decision, Limiter, Policy, PolicyHandle, Rate, Store,
+    Admission, Charge, ChargeResult, Decision, Key, Limiter, Policy, PolicyHandle, Rate, Store,
 };
 use tonic::{Request, Response, Status};
 
-use crate::grpc::envoy::matched::{Matched, apply_replaces, hit_key};
+use crate::grpc::envoy::matched::{DescriptorKey, Matched, apply_replaces, hit_key};
 use crate::grpc::envoy::status::{DescriptorVerdict, descriptor_status, no_limit, over_limit};
 use crate::grpc::envoy::tree::EnvoyConfig;
 use crate::grpc::envoy::unit::Unit;
@@ -25,22 +25,25 @@ use crate::grpc::envoy::unit::Unit;
 /// descriptor's `limit`), followed by `:{domain}`.
 const OVERRIDE_SCOPE: &str = "envoy-override";
 
-/// A function told, for every descriptor a request matched to a rate limit, the policy's name
-/// and the [`DescriptorVerdict`]; see [`EnvoyService::with_observer`].
+/// A function told, for every descriptor a request matched to a rate limit, the policy's name,
+/// the descriptor's key (its entries, `key=value` joined by `/`; written only if read) and the
+/// [`DescriptorVerdict`]; see [`EnvoyService::with_observer`].
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
+/// use tollgate::Key;
 /// use tollgate_server::{DescriptorVerdict, Observer};
 ///
 /// let seen: Arc<Mutex<Vec<String>>> = Arc::default();
 /// let log = Arc::clone(&seen);
-/// let observer: Observer = Arc::new(move |policy: &str, verdict: DescriptorVerdict| {
-///     log.lock().expect("not poisoned").push(format!("{policy} {verdict}"));
+/// let observer: Observer = Arc::new(move |policy: &str, key: &dyn Key, verdict: DescriptorVerdict| {
+///     let key = String::from_utf8_lossy(&key.key_bytes()).into_owned();
+///     log.lock().expect("not poisoned").push(format!("{policy} {key} {verdict}"));
 /// });
-/// observer("envoy:edge:user", DescriptorVerdict::OverLimit);
-/// assert_eq!(*seen.lock().expect("not poisoned"), ["envoy:edge:user over_limit"]);
+/// observer("envoy:edge:user", &"user=alice", DescriptorVerdict::OverLimit);
+/// assert_eq!(*seen.lock().expect("not poisoned"), ["envoy:edge:user user=alice over_limit"]);
 /// ```
-pub type Observer = Arc<dyn Fn(&str, DescriptorVerdict) + Send + Sync>;
+pub type Observer = Arc<dyn Fn(&str, &dyn Key, DescriptorVerdict) + Send + Sync>;
 
 /// Envoy's rate limit service (`envoy.service.ratelimit.v3.RateLimitService`): one policy
 /// handle per rate limit of an [`EnvoyConfig`], over a [`Limiter`].
@@ -132,7 +135,7 @@ impl<S: Store> EnvoyService<S> {
         }
     }
 
-    /// Calls `observer` with the policy name and the [`DescriptorVerdict`] of every
+    /// Calls `observer` with the policy name, the key and the [`DescriptorVerdict`] of every
     /// descriptor that a request matched to a rate limit, once the answer is decided (a
     /// request that fails with a status calls nothing): for counting hits by policy and
     /// outcome. Policy names are those of [`EnvoyConfig::policies`]; request-supplied limits
@@ -154,7 +157,7 @@ impl<S: Store> EnvoyService<S> {
     /// let seen: Arc<Mutex<Vec<(String, DescriptorVerdict)>>> = Arc::default();
     /// let log = Arc::clone(&seen);
     /// let service = EnvoyService::new(&Limiter::new(MemoryStore::new()), &config).with_observer(Arc::new(
-    ///     move |policy: &str, verdict| log.lock().expect("not poisoned").push((policy.to_owned(), verdict)),
+    ///     move |policy: &str, _key: &dyn tollgate::Key, verdict| log.lock().expect("not poisoned").push((policy.to_owned(), verdict)),
     /// ));
     /// let descriptor = RateLimitDescriptor {
     ///     entries: vec![Entry { key: "user".into(), value: "alice".into() }],
@@ -331,8 +334,8 @@ impl<S: Store> EnvoyService<S> {
             }
         };
         if let Some(observer) = &self.observer {
-            for (policy, verdict) in &verdicts {
-                observer(policy, *verdict);
+            for (policy, descriptor, verdict) in &verdicts {
+                observer(policy, &DescriptorKey::new(descriptor), *verdict);
             }
         }
         tracing::debug!(
@@ -420,15 +423,22 @@ enum Plan<'m, S: Store> {
     },
 }
 
+/// The status of each descriptor of a decided request, and what observers are told (each
+/// policy's name, the descriptor and its verdict).
+type Answered<'m, 'd> = (
+    Vec<DescriptorStatus>,
+    Vec<(&'m str, &'d RateLimitDescriptor, DescriptorVerdict)>,
+);
+
 /// The status of each descriptor of a decided request, and what observers are told, from the
 /// plan of each and the admission's `results`: a cost that can never fit is reported with
 /// the state as it is (a peek).
-async fn answers<'m, S: Store>(
+async fn answers<'m, 'd, S: Store>(
     plans: &[Plan<'_, S>],
     matched: &'m [Matched<'_, S>],
-    descriptors: &[RateLimitDescriptor],
+    descriptors: &'d [RateLimitDescriptor],
     results: &[ChargeResult],
-) -> Result<(Vec<DescriptorStatus>, Vec<(&'m str, DescriptorVerdict)>), Status> {
+) -> Result<Answered<'m, 'd>, Status> {
     let mut statuses = Vec::with_capacity(plans.len());
     let mut verdicts = Vec::new();
     for ((plan, matched), descriptor) in plans.iter().zip(matched).zip(descriptors) {
@@ -438,7 +448,11 @@ async fn answers<'m, S: Store>(
                 continue;
             }
             Plan::Unlimited => {
-                verdicts.push((matched.policy_name(), DescriptorVerdict::Unlimited));
+                verdicts.push((
+                    matched.policy_name(),
+                    descriptor,
+                    DescriptorVerdict::Unlimited,
+                ));
                 statuses.push(no_limit(true));
                 continue;
             }
@@ -458,7 +472,7 @@ async fn answers<'m, S: Store>(
                 }
             }
         };
-        verdicts.push((matched.policy_name(), verdict));
+        verdicts.push((matched.policy_name(), descriptor, verdict));
         statuses.push(descriptor_status(matched, &decision, verdict));
     }
     Ok((statuses, verdicts))

@@ -52,7 +52,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::any;
+use axum::routing::{MethodRouter, any};
 use tollgate::Limiter;
 use tollgate_tower::key::{self, KeyExtractor};
 use tollgate_tower::{BuildError, HttpLimiter, Limit};
@@ -82,6 +82,33 @@ pub(crate) fn proxy_router(
     headers: &Config,
     limiter: &Limiter<ServerStore>,
 ) -> Result<Router, BuildError> {
+    let endpoint = any(forward).with_state(Arc::new(Upstream::new(config)));
+    limited_router(config, policies, headers, limiter, endpoint, &|limit, _| {
+        limit
+    })
+}
+
+/// Where the proxy meets one of its limits, for an observer of its decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LimitSite {
+    /// The proxy's `default_policy`.
+    Default,
+    /// The `index`th route's `policy`, or its `shadow_policy` if `shadow`.
+    Route { index: usize, shadow: bool },
+}
+
+/// The proxy's routing and limits as [`proxy_router`] builds them, with `endpoint` answering
+/// the requests the limits allow (the upstream, or `tollgate simulate`'s stand-in), and each
+/// limit passed through `decorate` with where it is met, so that an observer can be hooked
+/// on it.
+pub(crate) fn limited_router(
+    config: &ProxyConfig,
+    policies: &HashMap<String, ConfiguredPolicy>,
+    headers: &Config,
+    limiter: &Limiter<ServerStore>,
+    endpoint: MethodRouter,
+    decorate: &dyn Fn(Limit, LimitSite) -> Limit,
+) -> Result<Router, BuildError> {
     let mut limits = HttpLimiter::builder()
         .limiter(limiter.clone())
         // Apart from the check API's policies in the same store.
@@ -96,7 +123,8 @@ pub(crate) fn proxy_router(
         .as_ref()
         .and_then(|name| Some((name, policies.get(name)?)))
     {
-        limits = limits.default_limit(limit(name, named));
+        limits = limits.default_limit(decorate(limit(name, named), LimitSite::Default));
+        // Not decorated: an observer of rate decisions (simulate) has no use for slots.
         if let Some(in_flight) = in_flight_limit(name, named) {
             limits = limits.default_limit(in_flight);
         }
@@ -104,7 +132,7 @@ pub(crate) fn proxy_router(
     // The limits of each route (its policy, its shadow policy), applied to each of its
     // patterns: one count each.
     let route_limits: Vec<Vec<Limit>> = (0..config.routes.len())
-        .map(|index| route_limits(config, policies, index))
+        .map(|index| route_limits(config, policies, index, decorate))
         .collect();
     let mut router = Router::new().without_v07_checks();
     for pattern in &config.patterns {
@@ -119,13 +147,10 @@ pub(crate) fn proxy_router(
                 limits = limits.route(pattern.pattern.as_str(), limit.clone());
             }
         }
-        router = router.route(&pattern.pattern, any(forward));
+        router = router.route(&pattern.pattern, endpoint.clone());
     }
     let limits = limits.build()?;
-    let routed = router
-        .fallback(forward)
-        .layer(limits.layer())
-        .with_state(Arc::new(Upstream::new(config)));
+    let routed = router.fallback_service(endpoint).layer(limits.layer());
     // One path step before routing (`path.rs`): `/log%69n` or `/x/../login` meet `/login`'s
     // limit and reach the upstream as `/login`; encoded slashes are refused or decoded;
     // `/LOGIN` is spelled `/login` when that route ignores case.
@@ -148,6 +173,7 @@ fn route_limits(
     config: &ProxyConfig,
     policies: &HashMap<String, ConfiguredPolicy>,
     index: usize,
+    decorate: &dyn Fn(Limit, LimitSite) -> Limit,
 ) -> Vec<Limit> {
     let route: &RouteConfig = &config.routes[index];
     let same_path_before = config.routes[..index]
@@ -166,10 +192,11 @@ fn route_limits(
         .shadow_policy
         .as_ref()
         .map(|name| (name, format!("{shared} shadow"), true));
-    // The enforced policy's requests in flight, counted apart under `/api/* in-flight`.
+    // The enforced policy's requests in flight, counted apart under `/api/* in-flight`; not
+    // decorated (an observer of rate decisions, as simulate's, has no use for slots).
     let in_flight = route.policy.as_ref().and_then(|name| {
         let limit = in_flight_limit(name, policies.get(name)?)?;
-        Some((limit, format!("{shared} in-flight")))
+        Some((limit, format!("{shared} in-flight"), None))
     });
     enforced
         .into_iter()
@@ -179,17 +206,21 @@ fn route_limits(
             if shadow {
                 limit = limit.shadow();
             }
-            Some((limit, shared))
+            Some((limit, shared, Some(LimitSite::Route { index, shadow })))
         })
         .chain(in_flight)
-        .map(|(mut limit, shared)| {
+        .map(|(mut limit, shared, site)| {
             if !route.methods.is_empty() {
                 limit = limit.methods(route.methods.iter().cloned());
             }
             if let Some(key) = &route.key {
                 limit = limit.key(extractor(key));
             }
-            limit.shared(shared)
+            let limit = limit.shared(shared);
+            match site {
+                Some(site) => decorate(limit, site),
+                None => limit,
+            }
         })
         .collect()
 }
@@ -204,7 +235,7 @@ fn in_flight_limit(name: &str, named: &ConfiguredPolicy) -> Option<Limit> {
         Limit::concurrency(configured.max())
             .lease_ttl(configured.lease_ttl())
             .name(name)
-            .on_decision(move |result| counters.record(result)),
+            .on_decision(move |result, key| counters.record(key, result)),
     )
 }
 
@@ -215,7 +246,7 @@ fn limit(name: &str, named: &ConfiguredPolicy) -> Limit {
     let counters = named.front.counters.clone();
     let limit = Limit::policy(named.handle.policy().clone())
         .name(name)
-        .on_decision(move |result| counters.record(result));
+        .on_decision(move |result, key| counters.record(key, result));
     if named.shadow { limit.shadow() } else { limit }
 }
 
