@@ -73,6 +73,7 @@
 mod connection;
 mod key;
 mod late;
+mod leases;
 mod prepared;
 mod script;
 mod store;
@@ -82,6 +83,7 @@ mod uri;
 pub use connection::redacted;
 pub use key::MAX_PLAIN_KEY_LEN;
 pub use late::LateHitStats;
+pub use leases::PreparedRedisLeases;
 pub use prepared::PreparedRedis;
 pub use store::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisStore};
-pub use uri::{AnyStore, PreparedAny, StorageUri, UriError};
+pub use uri::{AnyStore, PreparedAny, PreparedAnyLeases, StorageUri, UriError};

@@ -8,10 +8,14 @@ use std::time::Duration;
 use redis::Client;
 use redis::aio::ConnectionManager;
 use redis::cluster::ClusterClient;
-use tollgate::{Decision, MAX_AMOUNT, Policy, Store, StoreError, Timestamp};
+use tollgate::{
+    Acquisition, ConcurrencyLimit, Decision, LeaseId, MAX_AMOUNT, Policy, Store, StoreError,
+    Timestamp,
+};
 
 use crate::connection::{Command, Connection, manager_config, timed_out, unavailable, within};
 use crate::late::{LateHitStats, LateHits};
+use crate::leases::{PreparedRedisLeases, acquisition};
 use crate::prepared::PreparedRedis;
 
 /// The default prefix of every key tollgate writes.
@@ -323,6 +327,48 @@ impl RedisStore {
 
 impl Store for RedisStore {
     type Prepared = PreparedRedis;
+    type PreparedLeases = PreparedRedisLeases;
+
+    fn prepare_leases(&self, name: &str, limit: &ConcurrencyLimit) -> PreparedRedisLeases {
+        PreparedRedisLeases::new(&self.prefix, name, limit)
+    }
+
+    /// One `EVALSHA` of `lua/acquire.lua`. An acquire that times out is not watched: the
+    /// lease it may have taken expires by itself.
+    fn acquire<'a>(
+        &'a self,
+        leases: &'a PreparedRedisLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Acquisition, StoreError>> + Send + use<'a> {
+        let invocation = leases.acquire(key, lease, self.client_time.then_some(now));
+        async move {
+            let reply: Vec<i64> = self
+                .connection
+                .call(self.timeout, Command::Invoke(invocation))
+                .await?;
+            acquisition(&reply)
+        }
+    }
+
+    /// One `EVALSHA` of `lua/release.lua`.
+    fn release<'a>(
+        &'a self,
+        leases: &'a PreparedRedisLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<'a> {
+        let invocation = leases.release(key, lease, self.client_time.then_some(now));
+        async move {
+            let released: i64 = self
+                .connection
+                .call(self.timeout, Command::Invoke(invocation))
+                .await?;
+            Ok(released == 1)
+        }
+    }
 
     /// One for a single server; the 16384 hash slots of a cluster.
     fn failure_domains(&self) -> usize {

@@ -4,10 +4,12 @@ use std::fmt;
 use std::future::Future;
 
 use tollgate::{
-    DEFAULT_MAX_KEYS, Decision, MemoryStore, Policy, PreparedMemory, Store, StoreError, Timestamp,
+    Acquisition, ConcurrencyLimit, DEFAULT_MAX_KEYS, Decision, LeaseId, MemoryStore, Policy,
+    PreparedMemory, PreparedMemoryLeases, Store, StoreError, Timestamp,
 };
 
 use crate::late::LateHitStats;
+use crate::leases::PreparedRedisLeases;
 use crate::prepared::PreparedRedis;
 use crate::store::RedisStore;
 
@@ -67,6 +69,28 @@ pub enum PreparedAny {
     Memory(PreparedMemory),
     /// Prepared for [`AnyStore::Redis`].
     Redis(PreparedRedis),
+}
+
+/// A concurrency limit prepared for an [`AnyStore`]: for the kind of store it names.
+///
+/// ```
+/// use tollgate::{ConcurrencyLimit, Store};
+/// use tollgate_redis::{AnyStore, PreparedAnyLeases};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = AnyStore::open("memory://").await?;
+/// let uploads = store.prepare_leases("uploads", &ConcurrencyLimit::new(5)?);
+/// assert!(matches!(uploads, PreparedAnyLeases::Memory(_)));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub enum PreparedAnyLeases {
+    /// Prepared for [`AnyStore::Memory`].
+    Memory(PreparedMemoryLeases),
+    /// Prepared for [`AnyStore::Redis`].
+    Redis(PreparedRedisLeases),
 }
 
 /// A storage URI that could not be opened: what is wrong with it, or why connecting failed.
@@ -386,6 +410,64 @@ fn mismatch() -> StoreError {
 
 impl Store for AnyStore {
     type Prepared = PreparedAny;
+    type PreparedLeases = PreparedAnyLeases;
+
+    fn prepare_leases(&self, name: &str, limit: &ConcurrencyLimit) -> PreparedAnyLeases {
+        match self {
+            AnyStore::Memory(store) => PreparedAnyLeases::Memory(store.prepare_leases(name, limit)),
+            AnyStore::Redis(store) => PreparedAnyLeases::Redis(store.prepare_leases(name, limit)),
+        }
+    }
+
+    fn acquire<'a>(
+        &'a self,
+        leases: &'a PreparedAnyLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Acquisition, StoreError>> + Send + use<'a> {
+        let started = match (self, leases) {
+            (AnyStore::Memory(store), PreparedAnyLeases::Memory(p)) => {
+                Started::Memory(store.acquire(p, key, lease, now))
+            }
+            (AnyStore::Redis(store), PreparedAnyLeases::Redis(p)) => {
+                Started::Redis(store.acquire(p, key, lease, now))
+            }
+            _ => Started::Mismatch,
+        };
+        async move {
+            match started {
+                Started::Memory(memory) => memory.await,
+                Started::Redis(redis) => redis.await,
+                Started::Mismatch => Err(mismatch()),
+            }
+        }
+    }
+
+    fn release<'a>(
+        &'a self,
+        leases: &'a PreparedAnyLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<'a> {
+        let started = match (self, leases) {
+            (AnyStore::Memory(store), PreparedAnyLeases::Memory(p)) => {
+                Started::Memory(store.release(p, key, lease, now))
+            }
+            (AnyStore::Redis(store), PreparedAnyLeases::Redis(p)) => {
+                Started::Redis(store.release(p, key, lease, now))
+            }
+            _ => Started::Mismatch,
+        };
+        async move {
+            match started {
+                Started::Memory(memory) => memory.await,
+                Started::Redis(redis) => redis.await,
+                Started::Mismatch => Err(mismatch()),
+            }
+        }
+    }
 
     fn answers_immediately(&self) -> bool {
         matches!(self, AnyStore::Memory(_))

@@ -133,7 +133,14 @@ fn check_config(file: &std::path::Path) -> ExitCode {
         } else {
             ""
         };
-        println!("policy {name}: {policy}{shadow}");
+        let in_flight = config.in_flight.get(name).map_or(String::new(), |limit| {
+            format!(
+                ", at most {} in flight (leases of {:?})",
+                limit.max(),
+                limit.lease_ttl()
+            )
+        });
+        println!("policy {name}: {policy}{shadow}{in_flight}");
     }
     if let Some(proxy) = &config.proxy {
         println!("proxy {} -> {}", proxy.listen, proxy.upstream);

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use tollgate::{
-    Clock, Failover, FailoverSwitch, Key, Limiter, MemoryStats, MemoryStore, Policy, PolicyHandle,
-    Rate, Store, Verdict,
+    Clock, ConcurrencyHandle, Failover, FailoverSwitch, Key, Limiter, MemoryStats, MemoryStore,
+    Policy, PolicyHandle, Rate, Store, Verdict,
 };
 use tollgate_redis::{AnyStore, PreparedAny};
 use tollgate_tower::{BuildError, Described, HeaderPolicies, HeaderStyle, LimitHeaders};
@@ -121,6 +121,16 @@ pub(crate) struct ConfiguredPolicy {
     pub(crate) front: PolicyFront,
     /// Marked `shadow = true`: counted and reported, never denying.
     pub(crate) shadow: bool,
+    /// Its `max_in_flight`, if set.
+    pub(crate) in_flight: Option<InFlightPolicy>,
+}
+
+/// A policy's concurrency limit: its slots (for the check API; the proxy prepares its own,
+/// apart) and the counters of its acquires, `{policy}:in-flight` in the metrics.
+#[derive(Debug)]
+pub(crate) struct InFlightPolicy {
+    pub(crate) handle: ConcurrencyHandle<ServerStore>,
+    pub(crate) counters: PolicyCounters,
 }
 
 /// What a policy's answers carry: its rate-limit fields and its counters.
@@ -445,6 +455,10 @@ pub(crate) fn configured_policies(
                 handle: limiter.policy(name, policy.clone()),
                 front: PolicyFront::new(name, metrics),
                 shadow: config.shadow_policies.contains(name),
+                in_flight: config.in_flight.get(name).map(|limit| InFlightPolicy {
+                    handle: limiter.concurrency(name, *limit),
+                    counters: metrics.counters(&format!("{name}:in-flight")),
+                }),
             };
             (name.clone(), named)
         })

@@ -42,6 +42,7 @@ fn the_full_example_puts_every_front_end_in_force() {
         "policy login: 5/minute (fixed-window)",
         "policy login-next: 3/minute (fixed-window), shadow",
         "policy paced: 10/second (token-bucket, burst 1, max delay 500ms)",
+        "policy export: 100/minute (fixed-window), at most 5 in flight (leases of 60s)",
         "route /api/* -> policy login, shadow policy login-next",
         "route /health exempt",
         "envoy:edge:user: 10/second (token-bucket, burst 20)",

@@ -75,9 +75,9 @@ fn app(mode: &str) -> Option<Router> {
         "none" => hello(),
         "governor" => governor(Duration::from_nanos(1), 1_000_000_000),
         "governor-denied" => governor(DAY, 1),
-        "tollgate" => tollgate("1000000000/second", HeaderStyle::Ietf),
-        "tollgate-both" => tollgate("1000000000/second", HeaderStyle::Both),
-        "tollgate-noheaders" => tollgate("1000000000/second", HeaderStyle::None),
+        "tollgate" => tollgate("1000000/second", HeaderStyle::Ietf),
+        "tollgate-both" => tollgate("1000000/second", HeaderStyle::Both),
+        "tollgate-noheaders" => tollgate("1000000/second", HeaderStyle::None),
         "tollgate-denied" => tollgate("1/day", HeaderStyle::Ietf),
         _ => return None,
     })

@@ -65,5 +65,5 @@ pub use check::HttpLimiter;
 pub use client_ip::{ClientIp, InvalidProxy, PeerAddr, ProxyHeader, TrustedProxies};
 pub use headers::{Described, HeaderPolicies, HeaderStyle, LimitHeaders};
 pub use middleware::future;
-pub use middleware::{HttpLimitBody, HttpLimitLayer, HttpLimitService};
+pub use middleware::{HttpLimitBody, HttpLimitLayer, HttpLimitService, SlotHeldBody};
 pub use respond::{Breach, grpc_rejection, json_error, store_unavailable};

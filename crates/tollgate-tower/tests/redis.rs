@@ -1,6 +1,7 @@
 //! The layer over a real Redis: workers share one count, a deduct-when refund reaches Redis,
 //! a ban set through one worker holds in the others, late charges from every worker are
-//! counted, and a dead Redis is answered by the failure mode.
+//! counted, a dead Redis is answered by the failure mode, and concurrency slots are shared
+//! and released in Redis when a response body is dropped.
 
 #[path = "../../tollgate-redis/tests/support/mod.rs"]
 mod redis_support;
@@ -72,14 +73,23 @@ fn app(store: impl Store) -> Router {
         .layer(limiter.layer())
 }
 
-async fn status(app: &Router, path: &str) -> u16 {
+/// A request for `path` from one client.
+fn request(path: &str) -> Request {
     let mut request = Request::builder()
         .uri(path)
         .body(Body::empty())
         .expect("valid request");
     let peer: SocketAddr = "203.0.113.7:4000".parse().expect("address");
     request.extensions_mut().insert(ConnectInfo(peer));
-    let response = app.clone().oneshot(request).await.expect("infallible");
+    request
+}
+
+async fn status(app: &Router, path: &str) -> u16 {
+    let response = app
+        .clone()
+        .oneshot(request(path))
+        .await
+        .expect("infallible");
     response.status().as_u16()
 }
 
@@ -210,4 +220,50 @@ async fn late_charges_from_every_worker_reach_redis() {
     assert_eq!(status(&one, "/tokens").await, 200);
     assert_eq!(status(&two, "/tokens").await, 429);
     assert_eq!(status(&one, "/tokens").await, 429);
+}
+
+/// A worker whose `/slow` admits one request in flight per client, over Redis.
+async fn in_flight_worker(uri: &str) -> Router {
+    let store = RedisStore::connect(uri).await.expect("redis is up");
+    let limiter = HttpLimiter::builder()
+        .store(store.with_timeout(PATIENT))
+        .route("/slow", Limit::concurrency(1))
+        .build()
+        .expect("valid");
+    Router::new()
+        .route("/slow", get(|| async { "slow" }))
+        .layer(limiter.layer())
+}
+
+#[tokio::test]
+async fn workers_share_concurrency_slots_and_a_dropped_body_releases_in_redis() {
+    let redis = RedisServer::start();
+    let (one, two) = (
+        in_flight_worker(&redis.uri()).await,
+        in_flight_worker(&redis.uri()).await,
+    );
+    let get = |app: &Router| app.clone().oneshot(request("/slow"));
+    let held = get(&one).await.expect("infallible");
+    assert_eq!(held.status(), StatusCode::OK);
+    // The other worker sees the slot taken.
+    assert_eq!(
+        get(&two).await.expect("infallible").status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Dropped on the runtime: the release is spawned to Redis.
+    drop(held);
+    let mut status = StatusCode::TOO_MANY_REQUESTS;
+    for _ in 0..100 {
+        let response = get(&two).await.expect("infallible");
+        status = response.status();
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the dropped body's slot was released"
+    );
 }

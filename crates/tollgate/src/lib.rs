@@ -58,6 +58,7 @@ mod ban;
 mod clock;
 mod decision;
 mod key;
+mod lease;
 mod limiter;
 mod policy;
 mod rate;
@@ -68,16 +69,24 @@ pub use ban::{Ban, InvalidBan};
 pub use clock::{Clock, ManualClock, MonotonicClock, SystemClock, Timestamp};
 pub use decision::Decision;
 pub use key::{Key, KeyBytes};
+pub use lease::{
+    Acquisition, ConcurrencyLimit, ConcurrencyLimitError, DEFAULT_LEASE_TTL, InvalidLeaseId,
+    LeaseId, MAX_IN_FLIGHT,
+};
 pub use limiter::{
-    Admission, Charge, ChargeResult, Error, Limiter, MAX_INLINE_POLICIES, PolicyHandle, Settlement,
-    Verdict,
+    Admission, Charge, ChargeResult, ConcurrencyHandle, Error, HeldLeases, InFlight, Limiter,
+    MAX_INLINE_POLICIES, PolicyHandle, Settlement, SlotResult, Verdict,
 };
 pub use policy::{MAX_DELAY, MAX_LOG_AMOUNT, MAX_TOKENS_PER_SECOND, Policy, PolicyError, Strategy};
 pub use rate::{
     InvalidRate, MAX_AMOUNT, MAX_RATES, MAX_WINDOW_SECS, ParseError, Rate, Rates, parse_duration,
 };
-pub use store::failover::{Failover, FailoverSwitch, FailureMode, PreparedFailover};
-pub use store::memory::{DEFAULT_MAX_KEYS, MemoryStats, MemoryStore, PreparedMemory};
+pub use store::failover::{
+    Failover, FailoverSwitch, FailureMode, PreparedFailover, PreparedFailoverLeases,
+};
+pub use store::memory::{
+    DEFAULT_MAX_KEYS, MemoryStats, MemoryStore, PreparedMemory, PreparedMemoryLeases,
+};
 #[cfg(feature = "test-util")]
 pub use store::testing;
 pub use store::{PendingHit, Store, StoreError, SyncStore};

@@ -9,7 +9,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tollgate::{Ban, DEFAULT_MAX_KEYS, FailureMode, Policy, Rate, Rates, Strategy};
+use tollgate::{
+    Ban, ConcurrencyLimit, DEFAULT_MAX_KEYS, FailureMode, MAX_IN_FLIGHT, Policy, Rate, Rates,
+    Strategy,
+};
 use tollgate_redis::StorageUri;
 use tollgate_tower::{HeaderPolicies, HeaderStyle};
 use toml::Spanned;
@@ -62,6 +65,8 @@ struct PolicySection {
     ban_after: Option<Spanned<String>>,
     ban_for: Option<Spanned<String>>,
     max_delay: Option<Spanned<String>>,
+    max_in_flight: Option<Spanned<u64>>,
+    lease_ttl: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -243,6 +248,7 @@ impl<'a> Checker<'a> {
         };
         let mut policies = BTreeMap::new();
         let mut shadow_policies = BTreeSet::new();
+        let mut in_flight = BTreeMap::new();
         for (name, section) in &raw.policies {
             let field = format!("policies.{name}");
             if !valid_policy_name(name) {
@@ -263,6 +269,9 @@ impl<'a> Checker<'a> {
                 ));
             }
             policies.insert(name.clone(), self.policy(section.get_ref(), &field)?);
+            if let Some(limit) = self.in_flight(section.get_ref(), &field)? {
+                in_flight.insert(name.clone(), limit);
+            }
             if section
                 .get_ref()
                 .shadow
@@ -344,6 +353,7 @@ impl<'a> Checker<'a> {
             connections,
             policies,
             shadow_policies,
+            in_flight,
             proxy,
             envoy_config_line: raw
                 .envoy
@@ -507,6 +517,51 @@ impl<'a> Checker<'a> {
             Some(ban) => policy.with_ban(ban),
             None => policy,
         })
+    }
+
+    /// A policy's concurrency limit: `max_in_flight` (1 to [`MAX_IN_FLIGHT`]) and its
+    /// `lease_ttl` (a duration, at most an hour), which needs it; never on a shadow policy.
+    fn in_flight(
+        &self,
+        section: &PolicySection,
+        field: &str,
+    ) -> Result<Option<ConcurrencyLimit>, ConfigError> {
+        let ttl_field = format!("{field}.lease_ttl");
+        let lease_ttl = self.duration(&section.lease_ttl, &ttl_field)?;
+        let Some(max) = &section.max_in_flight else {
+            return match &section.lease_ttl {
+                Some(ttl) => Err(self.error(
+                    ttl.span(),
+                    ttl_field,
+                    "needs max_in_flight, the requests of one key in flight at once",
+                )),
+                None => Ok(None),
+            };
+        };
+        let max_field = format!("{field}.max_in_flight");
+        if section.shadow.as_ref().is_some_and(|on| *on.get_ref()) {
+            return Err(self.error(
+                max.span(),
+                max_field,
+                "a shadow policy cannot limit requests in flight (a slot is held or not); \
+                 drop shadow or max_in_flight",
+            ));
+        }
+        let count = u32::try_from(*max.get_ref()).unwrap_or(u32::MAX);
+        let limit = ConcurrencyLimit::new(count).map_err(|_| {
+            self.error(
+                max.span(),
+                max_field,
+                format!("must be between 1 and {MAX_IN_FLIGHT}"),
+            )
+        })?;
+        Ok(Some(match lease_ttl {
+            // Within a millisecond and an hour, as `duration` checked.
+            Some(ttl) => limit
+                .with_lease_ttl(ttl)
+                .map_err(|err| self.flag_error(field, err))?,
+            None => limit,
+        }))
     }
 
     /// A policy's ban: `ban_after` (one rate, the breaches per window) and `ban_for` (a

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tollgate::{FailureMode, Policy};
+use tollgate::{ConcurrencyLimit, FailureMode, Policy};
 use tollgate_redis::StorageUri;
 use tollgate_tower::{HeaderPolicies, HeaderStyle};
 
@@ -175,6 +175,25 @@ pub struct Config {
     /// # Ok::<(), tollgate_server::ConfigError>(())
     /// ```
     pub shadow_policies: BTreeSet<String>,
+    /// The concurrency limits of the policies that set `max_in_flight` (how many requests of
+    /// one key may be in flight at once), with their `lease_ttl` (how long a slot never
+    /// released stays taken; 60 s unless set, at most an hour). The proxy applies them beside
+    /// the policy's rates, all or none; the check API's `/v1/acquire` takes their slots. A
+    /// policy with `max_in_flight` may not be a shadow one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate_server::Config;
+    ///
+    /// let export = "[policies.export]\nlimits = \"100/minute\"\nmax_in_flight = 5\n";
+    /// let config = Config::parse(&format!("{export}lease_ttl = \"30s\"\n"), "t.toml")?;
+    /// let limit = config.in_flight["export"];
+    /// assert_eq!((limit.max(), limit.lease_ttl()), (5, Duration::from_secs(30)));
+    /// let err = Config::parse("[policies.x]\nlimits = \"1/second\"\nlease_ttl = \"30s\"\n", "t.toml").unwrap_err();
+    /// assert_eq!(err.to_string(), "t.toml:3: policies.x.lease_ttl: needs max_in_flight, the requests of one key in flight at once");
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
+    pub in_flight: BTreeMap<String, ConcurrencyLimit>,
     /// The reverse proxy, if configured.
     pub proxy: Option<ProxyConfig>,
     /// The Envoy descriptor configuration file, if configured (relative to the config file's

@@ -1,6 +1,7 @@
-//! The HTTP check API: `POST /v1/check`, `/v1/peek`, `/v1/charge`, `/v1/reset`, `GET
-//! /livez`, `/readyz` (and `/healthz`, the same), `GET /metrics` and `GET /openapi.json`
-//! (the OpenAPI document of all of them: `openapi.rs`).
+//! The HTTP check API: `POST /v1/check`, `/v1/peek`, `/v1/charge`, `/v1/reset`,
+//! `/v1/acquire`, `/v1/release`, `GET /livez`, `/readyz` (and `/healthz`, the same),
+//! `GET /metrics` and `GET /openapi.json` (the OpenAPI document of all of them:
+//! `openapi.rs`).
 //!
 //! A check names a configured policy, or carries one inline:
 //!
@@ -32,6 +33,9 @@
 //! learnt after the fact, whatever the room left, and answers 200 with the decision after
 //! the charge: `"allowed"` says whether a hit of one unit would be allowed now.
 //!
+//! `POST /v1/acquire` and `/v1/release` take and give back concurrency slots of a policy
+//! with `max_in_flight` (`slots_api.rs`).
+//!
 //! Every mistake is a 4xx with `{"error": "..."}` saying what is wrong; a storage failure is
 //! a 503 (under `on_storage_error = "deny"`).
 
@@ -54,6 +58,7 @@ use tollgate_tower::{json_error, store_unavailable};
 
 use crate::config::INLINE_POLICY;
 use crate::http::health::StorageHealth;
+use crate::http::slots_api;
 
 /// The scope of the check API's shadow inline policies, whose counts are apart from the
 /// same limits enforced.
@@ -85,6 +90,8 @@ pub fn check_api_router(state: Arc<ServerState>) -> Router {
         .route("/v1/peek", post(peek))
         .route("/v1/charge", post(charge))
         .route("/v1/reset", post(reset))
+        .route("/v1/acquire", post(slots_api::acquire))
+        .route("/v1/release", post(slots_api::release))
         .route("/healthz", get(readyz))
         .route("/readyz", get(readyz))
         .route("/livez", get(livez))

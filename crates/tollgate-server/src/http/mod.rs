@@ -5,3 +5,4 @@ pub(crate) mod health;
 pub(crate) mod limits;
 pub(crate) mod openapi;
 pub(crate) mod proxy;
+pub(crate) mod slots_api;

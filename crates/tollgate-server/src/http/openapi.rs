@@ -64,6 +64,6 @@ mod tests {
         ] {
             assert!(operations.contains(operation), "{operations}");
         }
-        assert_eq!(operations.split(", ").count(), 11, "{operations}");
+        assert_eq!(operations.split(", ").count(), 13, "{operations}");
     }
 }

@@ -7,10 +7,13 @@
 //! - `forwarding.rs`: `X-Forwarded-*`, trusted peers, `Host`, hop-by-hop fields.
 //! - `streaming.rs`: bodies streamed both ways, header styles, an unreachable upstream.
 //! - `timeouts.rs`: upstreams that do not connect, answer or finish in time.
+//! - `in_flight.rs`: `max_in_flight`: slots per key, freed when responses finish or
+//!   clients disconnect.
 //! - `escaped_slashes.rs`: `%2F`, `%5C` and `\` refused or decoded, before nginx.
 
 mod escaped_slashes;
 mod forwarding;
+mod in_flight;
 mod routes;
 mod streaming;
 mod timeouts;

@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use tollgate::{Ban, InvalidBan, Limiter, ParseError, Policy, PolicyError, Rates, Store, Strategy};
+use tollgate::{
+    Ban, ConcurrencyLimitError, InvalidBan, Limiter, ParseError, Policy, PolicyError, Rates, Store,
+    Strategy,
+};
 
 use crate::builder::Declared;
 use crate::builder::limit::{Limit, LimitRates};
@@ -129,6 +132,22 @@ pub enum DeclarationError {
         /// What is wrong with them.
         error: ParseError,
     },
+    /// A concurrency limit's bounds are wrong (no slot, too many, a lease time out of
+    /// bounds).
+    Concurrency {
+        /// Where the limit was declared.
+        scope: String,
+        /// What is wrong.
+        error: ConcurrencyLimitError,
+    },
+    /// An option was set that does not apply to the limit: a rate option on a concurrency
+    /// limit, or a lease time on a rate limit.
+    OptionNotApplicable {
+        /// Where the limit was declared.
+        scope: String,
+        /// The option.
+        option: &'static str,
+    },
     /// A limit's ban cannot be (no breaches, or a duration out of bounds).
     Ban {
         /// Where the limit was declared.
@@ -152,6 +171,20 @@ impl fmt::Display for DeclarationError {
                 write!(f, "limit on {scope}: ban after: {error}")
             }
             DeclarationError::Ban { scope, error } => write!(f, "limit on {scope}: {error}"),
+            DeclarationError::Concurrency { scope, error } => {
+                write!(f, "limit on {scope}: {error}")
+            }
+            DeclarationError::OptionNotApplicable {
+                scope,
+                option: "lease_ttl",
+            } => write!(
+                f,
+                "limit on {scope}: lease_ttl applies to concurrency limits only"
+            ),
+            DeclarationError::OptionNotApplicable { scope, option } => write!(
+                f,
+                "limit on {scope}: {option} applies to rate limits, not to a concurrency limit"
+            ),
             DeclarationError::SharedNameReused(name) => write!(
                 f,
                 "shared limit {name:?} is declared twice with different rates or options; \
@@ -174,6 +207,7 @@ impl std::error::Error for DeclarationError {
             DeclarationError::Proxy(err) => Some(err),
             DeclarationError::BanRate { error, .. } => Some(error),
             DeclarationError::Ban { error, .. } => Some(error),
+            DeclarationError::Concurrency { error, .. } => Some(error),
             _ => None,
         }
     }
@@ -334,17 +368,40 @@ impl<S: Store> Compiler<'_, S> {
             scope: scope.to_string(),
             error,
         };
+        let not_applicable = |option| DeclarationError::OptionNotApplicable {
+            scope: scope.to_string(),
+            option,
+        };
+        if limit.lease_ttl.is_some() && !matches!(limit.rates, LimitRates::Concurrency(_)) {
+            return Err(not_applicable("lease_ttl"));
+        }
         let strategy = limit.strategy.unwrap_or(Strategy::FixedWindow);
-        let ban = self.ban(scope, limit)?;
-        let with_ban = |policy: Policy| match ban {
-            Some(ban) => policy.with_ban(ban),
-            None => policy,
+        let with_ban = |policy: Policy| -> Result<Policy, DeclarationError> {
+            Ok(match self.ban(scope, limit)? {
+                Some(ban) => policy.with_ban(ban),
+                None => policy,
+            })
         };
         let with_delay = |policy: Policy| match limit.max_delay {
             Some(max_delay) => policy.with_max_delay(max_delay),
             None => Ok(policy),
         };
         Ok(match &limit.rates {
+            LimitRates::Concurrency(declared) => {
+                if let Some(option) = limit.rate_options() {
+                    return Err(not_applicable(option));
+                }
+                let concurrency = |error| DeclarationError::Concurrency {
+                    scope: scope.to_string(),
+                    error,
+                };
+                let mut concurrency_limit = declared.clone().map_err(concurrency)?;
+                if let Some(ttl) = limit.lease_ttl {
+                    concurrency_limit =
+                        concurrency_limit.with_lease_ttl(ttl).map_err(concurrency)?;
+                }
+                LimitPolicy::Concurrency(self.limiter.concurrency(&store_name, concurrency_limit))
+            }
             LimitRates::Notation(rates) => {
                 let rates = rates.clone().map_err(|error| DeclarationError::Rates {
                     scope: scope.to_string(),
@@ -353,9 +410,10 @@ impl<S: Store> Compiler<'_, S> {
                 let policy = Policy::from_parts(strategy, rates, limit.burst)
                     .and_then(with_delay)
                     .map_err(invalid)?;
-                LimitPolicy::Fixed(self.limiter.policy(&store_name, with_ban(policy)))
+                LimitPolicy::Fixed(self.limiter.policy(&store_name, with_ban(policy)?))
             }
             LimitRates::Policy(policy) => {
+                let ban = self.ban(scope, limit)?;
                 if limit.strategy.is_some()
                     || limit.burst.is_some()
                     || ban.is_some()
@@ -381,7 +439,7 @@ impl<S: Store> Compiler<'_, S> {
                     rates_for: Arc::clone(rates_for),
                     strategy,
                     burst: limit.burst,
-                    ban,
+                    ban: self.ban(scope, limit)?,
                     max_delay: limit.max_delay,
                     scope: store_name,
                 }

@@ -5,7 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::request::Parts;
-use tollgate::{ChargeResult, ParseError, Policy, Rate, Rates, Strategy};
+use tollgate::{
+    ChargeResult, ConcurrencyLimit, ConcurrencyLimitError, ParseError, Policy, Rate, Rates,
+    Strategy,
+};
 
 use crate::key::{KeyExtractor, RequestKey};
 
@@ -64,6 +67,8 @@ pub struct Limit {
     pub(crate) max_delay: Option<std::time::Duration>,
     /// Set by [`Limit::charge_after`] (`builder/late_charge.rs`).
     pub(crate) charge_after: Option<LateCostFn>,
+    /// Set by [`Limit::lease_ttl`] (`builder/concurrency.rs`).
+    pub(crate) lease_ttl: Option<std::time::Duration>,
 }
 
 /// The rates of a limit: in the notation, a whole policy, or chosen per request.
@@ -72,6 +77,8 @@ pub(crate) enum LimitRates {
     Notation(Result<Rates, ParseError>),
     Policy(Policy),
     Dynamic(DynamicFn),
+    /// A concurrency limit (`builder/concurrency.rs`).
+    Concurrency(Result<ConcurrencyLimit, ConcurrencyLimitError>),
 }
 
 impl Limit {
@@ -148,7 +155,7 @@ impl Limit {
         Self::with_rates(LimitRates::Dynamic(Arc::new(rates_for)))
     }
 
-    fn with_rates(rates: LimitRates) -> Self {
+    pub(crate) fn with_rates(rates: LimitRates) -> Self {
         Self {
             rates,
             strategy: None,
@@ -165,6 +172,7 @@ impl Limit {
             ban: None,
             max_delay: None,
             charge_after: None,
+            lease_ttl: None,
         }
     }
 
@@ -443,6 +451,7 @@ impl Limit {
             (LimitRates::Notation(a), LimitRates::Notation(b)) => a == b,
             (LimitRates::Policy(a), LimitRates::Policy(b)) => a == b,
             (LimitRates::Dynamic(a), LimitRates::Dynamic(b)) => Arc::ptr_eq(a, b),
+            (LimitRates::Concurrency(a), LimitRates::Concurrency(b)) => a == b,
             _ => false,
         };
         rates
@@ -460,6 +469,7 @@ impl Limit {
             && self.ban == other.ban
             && self.max_delay == other.max_delay
             && same(&self.charge_after, &other.charge_after)
+            && self.lease_ttl == other.lease_ttl
     }
 }
 
@@ -489,6 +499,7 @@ impl fmt::Debug for Limit {
             LimitRates::Notation(Err(err)) => debug.field("rates", err),
             LimitRates::Policy(policy) => debug.field("policy", &policy.to_string()),
             LimitRates::Dynamic(_) => debug.field("rates", &"dynamic"),
+            LimitRates::Concurrency(limit) => debug.field("concurrency", limit),
         };
         debug
             .field("strategy", &self.strategy)
@@ -508,6 +519,7 @@ impl fmt::Debug for Limit {
                 "charge_after",
                 &self.charge_after.as_ref().map(|_| "custom"),
             )
+            .field("lease_ttl", &self.lease_ttl)
             .finish()
     }
 }

@@ -10,6 +10,7 @@
 
 mod ban;
 pub(crate) mod compile;
+mod concurrency;
 mod delay;
 mod engine;
 mod late_charge;

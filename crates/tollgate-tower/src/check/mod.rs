@@ -20,11 +20,14 @@ use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode, header};
 use smallvec::SmallVec;
 use std::collections::HashMap;
-use tollgate::{Admission, Charge, ChargeResult, Limiter, MemoryStore, Settlement, Store};
+use tollgate::{
+    Admission, Charge, ChargeResult, InFlight, Limiter, MemoryStore, Settlement, SlotResult, Store,
+};
 
 use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::headers::{Described, HeaderPolicies, HeaderStyle};
 use crate::key::{KeyExtractor, RequestKey};
+use crate::middleware::SlotRelease;
 use crate::respond::{self, Breach};
 pub(crate) use prepared::{LimitPolicy, PreparedLimit};
 pub(crate) use waiting::{DEFAULT_MAX_WAITING, WaitingPermit, WaitingRoom};
@@ -197,6 +200,9 @@ pub(crate) struct Pending<S: Store> {
     /// For a request admitted with a delay: how long it waits for its reserved slot, and its
     /// place in the waiting room meanwhile.
     wait: Option<(Duration, WaitingPermit)>,
+    /// The concurrency slots the request holds, released when dropped: by the response
+    /// body once sent, or with the pending request if it never gets one.
+    slots: Option<SlotRelease>,
 }
 
 impl<S: Store> Pending<S> {
@@ -209,6 +215,11 @@ impl<S: Store> Pending<S> {
     /// Whether the request must wait before it runs.
     pub(crate) fn waits(&self) -> bool {
         self.wait.is_some()
+    }
+
+    /// Takes the concurrency slots, for the response body to hold.
+    pub(crate) fn take_slots(&mut self) -> Option<SlotRelease> {
+        self.slots.take()
     }
 }
 
@@ -253,8 +264,17 @@ impl<S: Store> Rules<S> {
         let mut charged: SmallVec<[&Arc<PreparedLimit<S>>; 4]> = SmallVec::new();
         // Each charge's key, for the breach if it denies.
         let mut keys: SmallVec<[RequestKey; 4]> = SmallVec::new();
+        // The concurrency limits, with their keys.
+        let mut slotted: Vec<(&Arc<PreparedLimit<S>>, RequestKey)> = Vec::new();
         let limits = self.application.iter().chain(defaults).chain(own);
         for limit in limits.filter(|limit| limit.applies_to(&parts.method)) {
+            if let LimitPolicy::Concurrency(handle) = &limit.policy {
+                let key = self.key_of(limit, parts);
+                let store_key = limit.store_key(&parts.method, route_key, &key);
+                admission = admission.slot(InFlight::new(handle.clone(), &*store_key));
+                slotted.push((limit, key));
+                continue;
+            }
             let handle = match limit.handle_for(parts, &self.limiter) {
                 Ok(Some(handle)) => handle,
                 Ok(None) => continue,
@@ -291,10 +311,21 @@ impl<S: Store> Rules<S> {
             charged.push(limit);
             keys.push(key);
         }
-        if charged.is_empty() {
+        if charged.is_empty() && slotted.is_empty() {
             return RequestCheck::Exempt;
         }
-        let verdict = admission.decide().await;
+        let mut verdict = admission.decide().await;
+        for ((limit, key), result) in slotted.iter().zip(verdict.slot_results()) {
+            if let Some(observe) = &limit.on_decision {
+                match result {
+                    SlotResult::Acquired(decision) => {
+                        observe(&ChargeResult::Allowed(*decision), key);
+                    }
+                    SlotResult::Full(decision) => observe(&ChargeResult::Denied(*decision), key),
+                    _ => {}
+                }
+            }
+        }
         for ((limit, result), key) in charged.iter().zip(verdict.results()).zip(&keys) {
             if let Some(observe) = &limit.on_decision
                 && !matches!(result, ChargeResult::Skipped)
@@ -318,6 +349,22 @@ impl<S: Store> Rules<S> {
                 }
             }
         }
+        if let Some((index, result)) = verdict.refused_by_slot() {
+            let (limit, key) = slotted.swap_remove(index);
+            return RequestCheck::Rejected(match result {
+                SlotResult::Full(decision) => {
+                    self.refusal(parts, limit, key, &ChargeResult::Denied(*decision))
+                }
+                SlotResult::Failed(err) => {
+                    tracing::warn!(limit = %limit.name, "rate limit store failed: {err}");
+                    respond::store_unavailable()
+                }
+                other => {
+                    tracing::error!(limit = %limit.name, "concurrency slot refused with {other:?}");
+                    respond::json_error(StatusCode::INTERNAL_SERVER_ERROR, "rate limit failed")
+                }
+            });
+        }
         if let Some((index, result)) = verdict.refused_by() {
             let key = keys.swap_remove(index);
             return RequestCheck::Rejected(self.refusal(parts, charged[index], key, result));
@@ -339,6 +386,7 @@ impl<S: Store> Rules<S> {
         } else {
             Described::of(&verdict, self.header_policies, self.headers_include_shadow)
         };
+        let slots = SlotRelease::of(verdict.take_leases());
         let settlement = verdict.into_settlement();
         let limits = if settlement.is_empty() && described.is_empty() {
             SmallVec::new()
@@ -350,6 +398,7 @@ impl<S: Store> Rules<S> {
             limits,
             described,
             wait,
+            slots,
         })
     }
 
@@ -425,11 +474,13 @@ impl<S: Store> Rules<S> {
         pending: Pending<S>,
         response: Option<&mut http::response::Parts>,
     ) {
+        // Slots still held (the service failed) are released as `pending` goes.
         let Pending {
             settlement,
             limits,
             described,
             wait: _,
+            slots: _,
         } = pending;
         if !settlement.is_empty() {
             let answered = response.as_deref();

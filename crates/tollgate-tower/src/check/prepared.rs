@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use http::request::Parts;
 use smallvec::SmallVec;
-use tollgate::{Ban, Key, Limiter, Policy, PolicyHandle, Rates, Store, Strategy};
+use tollgate::{
+    Ban, ConcurrencyHandle, Key, Limiter, Policy, PolicyHandle, Rates, Store, Strategy,
+};
 
 use crate::builder::limit::{CostFn, DecisionFn, DeductFn, DynamicFn, LateCostFn};
 use crate::headers::LimitHeaders;
@@ -49,6 +51,8 @@ pub(crate) enum LimitPolicy<S: Store> {
         max_delay: Option<std::time::Duration>,
         scope: String,
     },
+    /// A concurrency limit: a slot per request in flight, no charge.
+    Concurrency(ConcurrencyHandle<S>),
 }
 
 impl<S: Store> fmt::Debug for PreparedLimit<S> {
@@ -73,7 +77,8 @@ impl<S: Store> PreparedLimit<S> {
     }
 
     /// The policy the request with head `parts` meets: `Ok(None)` when a dynamic limit leaves
-    /// it unlimited, `Err` naming what the dynamic limit got wrong.
+    /// it unlimited (and for a concurrency limit, which charges no policy), `Err` naming what
+    /// the dynamic limit got wrong.
     pub(crate) fn handle_for(
         &self,
         parts: &Parts,
@@ -81,6 +86,7 @@ impl<S: Store> PreparedLimit<S> {
     ) -> Result<Option<PolicyHandle<S>>, String> {
         let (rates_for, strategy, burst, ban, max_delay, scope) = match &self.policy {
             LimitPolicy::Fixed(handle) => return Ok(Some(handle.clone())),
+            LimitPolicy::Concurrency(_) => return Ok(None),
             LimitPolicy::Dynamic {
                 rates_for,
                 strategy,

@@ -16,6 +16,7 @@ use pin_project_lite::pin_project;
 use tollgate::Store;
 
 use crate::check::{Pending, Rules};
+use crate::middleware::held_body::SlotHeldBody;
 use crate::middleware::service::HttpLimitBody;
 
 /// A boxed future: the path for stores that wait (Redis).
@@ -115,9 +116,12 @@ where
                 Poll::Ready(match result {
                     Ok(response) => {
                         let (mut parts, body) = response.into_parts();
-                        if let Some((rules, pending)) = settle.take() {
+                        let mut slots = None;
+                        if let Some((rules, mut pending)) = settle.take() {
+                            slots = pending.take_slots();
                             settle_now(&rules, pending, Some(&mut parts));
                         }
+                        let body = SlotHeldBody::new(body, slots);
                         Ok(Response::from_parts(parts, Either::Left(body)))
                     }
                     Err(err) => {

@@ -13,10 +13,12 @@ use tower_service::Service;
 
 use crate::check::{HttpLimiter, Pending, RequestCheck, Rules};
 use crate::middleware::future::ResponseFuture;
+use crate::middleware::held_body::SlotHeldBody;
 use crate::respond;
 
-/// The body of an [`HttpLimitService`]'s responses: the inner service's, or the limiter's
-/// own (a 429, a 503).
+/// The body of an [`HttpLimitService`]'s responses: the inner service's (holding the
+/// request's concurrency slots until it has been sent, see [`SlotHeldBody`]), or the
+/// limiter's own (a 429, a 503).
 ///
 /// ```
 /// use http_body_util::Either;
@@ -32,12 +34,12 @@ use crate::respond;
 /// let service = limiter.layer().layer(hello());
 /// let send = |request| futures_executor::block_on(service.clone().oneshot(request)).unwrap();
 /// let allowed: http::Response<HttpLimitBody<&str>> = send(get("/"));
-/// assert!(matches!(allowed.body(), Either::Left("hello"))); // the inner service's body
+/// assert!(matches!(allowed.body(), Either::Left(body) if *body.get_ref() == "hello")); // the inner service's body
 /// let denied = send(get("/"));
 /// assert!(matches!(denied.body(), Either::Right(_))); // the limiter's 429
 /// # Ok::<(), tollgate_tower::BuildError>(())
 /// ```
-pub type HttpLimitBody<B> = Either<B, Body>;
+pub type HttpLimitBody<B> = Either<SlotHeldBody<B>, Body>;
 
 /// A service behind an [`HttpLimiter`]'s limits; made by [`crate::HttpLimitLayer`].
 ///
@@ -189,7 +191,7 @@ where
             match rules.check(&mut parts).await {
                 RequestCheck::Exempt => {
                     let response = inner.call(Request::from_parts(parts, body)).await?;
-                    Ok(response.map(Either::Left))
+                    Ok(response.map(|body| Either::Left(SlotHeldBody::new(body, None))))
                 }
                 RequestCheck::Rejected(response) => Ok(response.map(Either::Right)),
                 RequestCheck::Admitted(pending) => {
@@ -221,7 +223,9 @@ where
     match inner.call(request).await {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
+            let slots = pending.take_slots();
             rules.settle(pending, Some(&mut parts)).await;
+            let body = SlotHeldBody::new(body, slots);
             Ok(Response::from_parts(parts, Either::Left(body)))
         }
         Err(err) => {

@@ -9,12 +9,14 @@
 //! - `keys.rs`: key extractors and the client IP behind trusted proxies.
 //! - `declarations.rs`: what the builder accepts and compiles, and every mistake listed.
 //! - `service.rs`: any Tower service, store failures, route and handler layers.
+//! - `concurrency.rs`: concurrency limits, slots held until the body is sent or dropped.
 //! - `bans_and_late_charges.rs`: bans after repeated breaches, costs charged after the
 //!   response.
 //! - `delay.rs`: requests waiting for their reserved slot instead of a 429, the cap on
 //!   waiting requests, clients that go away while they wait.
 
 mod bans_and_late_charges;
+mod concurrency;
 mod declarations;
 mod delay;
 mod header_lists;

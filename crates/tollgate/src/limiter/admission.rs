@@ -5,6 +5,7 @@ use std::fmt;
 use smallvec::SmallVec;
 
 use crate::limiter::charge::{Charge, ChargeResult};
+use crate::limiter::in_flight::{HeldLeases, InFlight, SlotResult};
 use crate::limiter::verdict::{Settlement, Verdict};
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
@@ -44,6 +45,8 @@ use crate::store::memory::MemoryStore;
 /// ```
 pub struct Admission<S: Store = MemoryStore> {
     charges: SmallVec<[Charge<S>; 2]>,
+    /// Concurrency slots, taken before the charges are made (empty: no allocation).
+    slots: Vec<InFlight<S>>,
     /// Whether to decide every charge even after one refuses.
     every: bool,
 }
@@ -58,6 +61,7 @@ impl<S: Store> fmt::Debug for Admission<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Admission")
             .field("charges", &self.charges)
+            .field("slots", &self.slots)
             .field("every", &self.every)
             .finish()
     }
@@ -79,6 +83,7 @@ impl<S: Store> Admission<S> {
     pub fn new() -> Self {
         Self {
             charges: SmallVec::new(),
+            slots: Vec::new(),
             every: false,
         }
     }
@@ -86,6 +91,15 @@ impl<S: Store> Admission<S> {
     /// Adds `charge`, to be made after those added before.
     pub fn charge(mut self, charge: Charge<S>) -> Self {
         self.push(charge);
+        self
+    }
+
+    /// Asks for a concurrency slot as well: the slots are taken before any charge is made,
+    /// so a request that finds a slot full is refused without charging anything; one that a
+    /// charge refuses gives its slots back. An admitted request holds its slots until they
+    /// are released ([`Verdict::take_leases`](crate::Verdict::take_leases)).
+    pub fn slot(mut self, slot: InFlight<S>) -> Self {
+        self.slots.push(slot);
         self
     }
 
@@ -164,7 +178,32 @@ impl<S: Store> Admission<S> {
 
     /// Makes the charges in order, and gives every charge back if one refuses.
     pub async fn decide(self) -> Verdict<S> {
-        let Admission { charges, every } = self;
+        let Admission {
+            charges,
+            slots,
+            every,
+        } = self;
+        let (slot_results, slot_refused_by, mut held) = if slots.is_empty() {
+            (Vec::new(), None, HeldLeases::default())
+        } else {
+            acquire_slots(slots).await
+        };
+        if slot_refused_by.is_some() {
+            return Verdict {
+                closest: None,
+                shadow: charges.iter().map(|charge| charge.shadow).collect(),
+                results: charges.iter().map(|_| ChargeResult::Skipped).collect(),
+                refused_by: None,
+                slot_results,
+                slot_refused_by,
+                held,
+                give_back_error: None,
+                settlement: Settlement {
+                    pending: SmallVec::new(),
+                },
+                reserved: SmallVec::new(),
+            };
+        }
         let mut results: SmallVec<[ChargeResult; 2]> = SmallVec::with_capacity(charges.len());
         let mut refused_by = None;
         let mut failed = false;
@@ -191,6 +230,9 @@ impl<S: Store> Admission<S> {
         let mut pending = SmallVec::new();
         let mut reserved = SmallVec::new();
         if refused_by.is_some() {
+            if let Err(err) = std::mem::take(&mut held).release().await {
+                give_back_error.get_or_insert(err);
+            }
             for (charge, result) in charges.iter().zip(&results) {
                 if charged(charge, result)
                     && let Err(err) = charge.give_back().await
@@ -217,11 +259,43 @@ impl<S: Store> Admission<S> {
             shadow,
             results,
             refused_by,
+            slot_results,
+            slot_refused_by,
+            held,
             give_back_error,
             settlement: Settlement { pending },
             reserved,
         }
     }
+}
+
+/// Takes `slots` in order: what each came to, the first that refused, and the leases held
+/// (none when one refused: those taken are given back).
+async fn acquire_slots<S: Store>(
+    slots: Vec<InFlight<S>>,
+) -> (Vec<SlotResult>, Option<usize>, HeldLeases<S>) {
+    let mut results = Vec::with_capacity(slots.len());
+    let mut held = HeldLeases::default();
+    let mut refused_by = None;
+    for slot in slots {
+        if refused_by.is_some() {
+            results.push(SlotResult::Skipped);
+            continue;
+        }
+        let (result, lease) = slot.acquire().await;
+        if matches!(result, SlotResult::Acquired(_)) {
+            held.held.push((slot, lease));
+        } else {
+            refused_by = Some(results.len());
+        }
+        results.push(result);
+    }
+    if refused_by.is_some() {
+        // A release that fails leaves the lease to expire by itself.
+        let _ = held.release().await;
+        held = HeldLeases::default();
+    }
+    (results, refused_by, held)
 }
 
 /// The charge closest to denying: the one that refused, else among the charges with a

@@ -3,6 +3,8 @@
 //! - [`PolicyHandle`] (`handle.rs`): one prepared policy, hit without a lookup.
 //! - the inline registry (`inline.rs`): policies chosen per request, prepared once.
 //! - [`Charge`] (`charge.rs`): one charge of an admission, and what it came to.
+//! - [`ConcurrencyHandle`], [`InFlight`], [`HeldLeases`] (`in_flight.rs`): concurrency
+//!   slots, taken by an admission before its charges.
 //! - [`Admission`] (`admission.rs`): a request meeting several policies, all or none.
 //! - [`Verdict`] and [`Settlement`] (`verdict.rs`): what it decided, and what its response
 //!   may give back.
@@ -12,6 +14,7 @@ mod admission;
 mod charge;
 mod error;
 mod handle;
+mod in_flight;
 mod inline;
 mod verdict;
 
@@ -22,10 +25,12 @@ pub use admission::Admission;
 pub use charge::{Charge, ChargeResult};
 pub use error::Error;
 pub use handle::PolicyHandle;
+pub use in_flight::{ConcurrencyHandle, HeldLeases, InFlight, SlotResult};
 pub use inline::MAX_INLINE_POLICIES;
 pub use verdict::{Settlement, Verdict};
 
 use crate::clock::{Clock, MonotonicClock};
+use crate::lease::ConcurrencyLimit;
 use crate::policy::Policy;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
@@ -171,6 +176,22 @@ impl<S: Store> Limiter<S> {
     /// ```
     pub fn policy(&self, name: &str, policy: Policy) -> PolicyHandle<S> {
         PolicyHandle::prepare(&self.store, &self.clock, name, policy)
+    }
+
+    /// Prepares a concurrency limit under `name` (which scopes its leases in the store):
+    /// how many requests of one key may be in flight at once. Its slots are asked for in an
+    /// [`Admission`] with [`crate::InFlight`], or directly with the handle.
+    ///
+    /// ```
+    /// use tollgate::{ConcurrencyLimit, Limiter, MemoryStore};
+    ///
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// let uploads = limiter.concurrency("uploads", ConcurrencyLimit::new(20)?);
+    /// assert_eq!((uploads.name(), uploads.limit().max()), ("uploads", 20));
+    /// # Ok::<(), tollgate::ConcurrencyLimitError>(())
+    /// ```
+    pub fn concurrency(&self, name: &str, limit: ConcurrencyLimit) -> ConcurrencyHandle<S> {
+        ConcurrencyHandle::prepare(&self.store, &self.clock, name, limit)
     }
 
     /// The handle of `policy` in `scope`, a policy not named in advance: one chosen per

@@ -8,6 +8,7 @@ use smallvec::SmallVec;
 use crate::decision::Decision;
 use crate::limiter::admission::closest;
 use crate::limiter::charge::{Charge, ChargeResult};
+use crate::limiter::in_flight::{HeldLeases, SlotResult};
 use crate::store::memory::MemoryStore;
 use crate::store::{Store, StoreError};
 
@@ -48,6 +49,11 @@ pub struct Verdict<S: Store = MemoryStore> {
     pub(super) closest: Option<usize>,
     /// Whether each charge is a shadow one.
     pub(super) shadow: SmallVec<[bool; 8]>,
+    /// What each concurrency slot came to, and the first that refused.
+    pub(super) slot_results: Vec<SlotResult>,
+    pub(super) slot_refused_by: Option<usize>,
+    /// The slots an admitted request holds.
+    pub(super) held: HeldLeases<S>,
     pub(super) give_back_error: Option<StoreError>,
     pub(super) settlement: Settlement<S>,
     /// For an admitted request that must wait ([`Verdict::delay`]), its charges that are not
@@ -60,6 +66,8 @@ impl<S: Store> fmt::Debug for Verdict<S> {
         f.debug_struct("Verdict")
             .field("results", &self.results)
             .field("refused_by", &self.refused_by)
+            .field("slot_results", &self.slot_results)
+            .field("held", &self.held)
             .field("closest", &self.closest)
             .field("give_back_error", &self.give_back_error)
             .finish_non_exhaustive()
@@ -67,9 +75,53 @@ impl<S: Store> fmt::Debug for Verdict<S> {
 }
 
 impl<S: Store> Verdict<S> {
-    /// Whether every (enforced) charge allowed the request.
+    /// Whether every (enforced) charge allowed the request, and every concurrency slot was
+    /// free.
     pub fn is_admitted(&self) -> bool {
-        self.refused_by.is_none()
+        self.refused_by.is_none() && self.slot_refused_by.is_none()
+    }
+
+    /// The first concurrency slot that refused the request (full, or its store failed), by
+    /// index among the slots, with its result. The charges were then not made.
+    ///
+    /// ```
+    /// use tollgate::{Admission, ConcurrencyLimit, InFlight, Limiter, MemoryStore, SlotResult};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new());
+    /// let uploads = limiter.concurrency("uploads", ConcurrencyLimit::new(1)?);
+    /// let request = || Admission::new().slot(InFlight::new(uploads.clone(), "alice"));
+    /// let mut first = request().decide().await;
+    /// let _held = first.take_leases();
+    /// let refused = request().decide().await;
+    /// let Some((0, SlotResult::Full(decision))) = refused.refused_by_slot() else { panic!() };
+    /// // Until the held lease expires, at the latest.
+    /// assert!(decision.retry_after().is_some_and(|wait| wait <= tollgate::DEFAULT_LEASE_TTL));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn refused_by_slot(&self) -> Option<(usize, &SlotResult)> {
+        self.slot_refused_by
+            .map(|index| (index, &self.slot_results[index]))
+    }
+
+    /// What each concurrency slot came to, in the order they were asked for.
+    pub fn slot_results(&self) -> &[SlotResult] {
+        &self.slot_results
+    }
+
+    /// The decision a refusal is rendered from: the refusing slot's or charge's.
+    pub fn refusing_decision(&self) -> Option<&Decision> {
+        match self.refused_by_slot() {
+            Some((_, result)) => result.decision(),
+            None => self.refused_by().and_then(|(_, result)| result.decision()),
+        }
+    }
+
+    /// Takes the concurrency slots the admitted request holds, to release when its response
+    /// has ended (none for a refused request, or one without slots).
+    pub fn take_leases(&mut self) -> HeldLeases<S> {
+        std::mem::take(&mut self.held)
     }
 
     /// The first charge that refused the request, by index, with its result.
@@ -126,7 +178,8 @@ impl<S: Store> Verdict<S> {
             .unwrap_or(Duration::ZERO)
     }
 
-    /// Gives back everything an admitted request charged, its reserved slots included: for a
+    /// Gives back everything an admitted request charged, its reserved slots and the
+    /// concurrency slots it holds (unless taken with [`Verdict::take_leases`]) included: for a
     /// request that was admitted with a [`Verdict::delay`] but is turned away all the same
     /// (a front end that already holds as many waiting requests as it may). Returns the first
     /// store error; a refused request has nothing left to give back.
@@ -155,6 +208,10 @@ impl<S: Store> Verdict<S> {
             if let Err(err) = charge.give_back().await {
                 first_error.get_or_insert(err);
             }
+        }
+        // The concurrency slots it took are freed too (not left to their leases' expiry).
+        if let Err(err) = self.held.release().await {
+            first_error.get_or_insert(err);
         }
         first_error.map_or(Ok(()), Err)
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::clock::Timestamp;
 use crate::decision::Decision;
+use crate::lease::{Acquisition, ConcurrencyLimit, LeaseId};
 use crate::policy::Policy;
 
 /// Where the state of each (policy, key) lives, and the atomic application of hits (and
@@ -124,6 +125,56 @@ pub trait Store: Send + Sync + 'static {
         policy: &Self::Prepared,
         key: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A concurrency limit prepared for this store.
+    type PreparedLeases: Send + Sync + fmt::Debug + 'static;
+
+    /// Prepares a concurrency limit under `name`; `name` scopes the keys, so two limits
+    /// never share a count. Preparing the same name again finds the same leases.
+    fn prepare_leases(&self, name: &str, limit: &ConcurrencyLimit) -> Self::PreparedLeases;
+
+    /// Takes a concurrency slot of `key` at `now` for `lease`, atomically: drops the key's
+    /// expired leases, and adds `lease` (expiring after the limit's lease time) unless the
+    /// key holds as many live leases as the limit allows. A store that keeps its own time
+    /// may use it instead of `now`. The future does not borrow `key`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Acquisition, ConcurrencyLimit, LeaseId, MemoryStore, Store, Timestamp};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let store = MemoryStore::new();
+    /// let limit = ConcurrencyLimit::new(1)?.with_lease_ttl(Duration::from_secs(10))?;
+    /// let uploads = store.prepare_leases("uploads", &limit);
+    /// let (first, second) = (LeaseId::random(), LeaseId::random());
+    /// let now = Timestamp::from_nanos(0);
+    /// assert_eq!(store.acquire(&uploads, b"alice", first, now).await?, Acquisition::Acquired { in_flight: 1 });
+    /// let full = store.acquire(&uploads, b"alice", second, now).await?;
+    /// assert_eq!(full, Acquisition::Full { in_flight: 1, retry_after: Duration::from_secs(10) });
+    /// assert!(store.release(&uploads, b"alice", first, now).await?);
+    /// assert!(!store.release(&uploads, b"alice", first, now).await?); // released once
+    /// assert!(matches!(store.acquire(&uploads, b"alice", second, now).await?, Acquisition::Acquired { .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    fn acquire<'a>(
+        &'a self,
+        leases: &'a Self::PreparedLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Acquisition, StoreError>> + Send + use<'a, Self>;
+
+    /// Gives back the slot `lease` of `key` holds: whether a live lease was released. A
+    /// lease that is unknown, released already or expired changes nothing (it never frees a
+    /// slot another lease holds). The future does not borrow `key`.
+    fn release<'a>(
+        &'a self,
+        leases: &'a Self::PreparedLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<'a, Self>;
 
     /// Whether every future this store returns is ready when first polled (it never waits
     /// on I/O, like [`crate::MemoryStore`]): the run-time twin of [`SyncStore`], for code
@@ -253,6 +304,32 @@ impl<S: Store> Store for Arc<S> {
         key: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).reset(policy, key)
+    }
+
+    type PreparedLeases = S::PreparedLeases;
+
+    fn prepare_leases(&self, name: &str, limit: &ConcurrencyLimit) -> Self::PreparedLeases {
+        (**self).prepare_leases(name, limit)
+    }
+
+    fn acquire<'a>(
+        &'a self,
+        leases: &'a Self::PreparedLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Acquisition, StoreError>> + Send + use<'a, S> {
+        (**self).acquire(leases, key, lease, now)
+    }
+
+    fn release<'a>(
+        &'a self,
+        leases: &'a Self::PreparedLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<'a, S> {
+        (**self).release(leases, key, lease, now)
     }
 
     fn answers_immediately(&self) -> bool {

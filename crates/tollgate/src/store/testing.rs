@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::clock::Timestamp;
 use crate::decision::Decision;
+use crate::lease::{Acquisition, ConcurrencyLimit, LeaseId};
 use crate::policy::Policy;
-use crate::store::memory::{MemoryStore, PreparedMemory};
+use crate::store::memory::{MemoryStore, PreparedMemory, PreparedMemoryLeases};
 use crate::store::{PendingHit, Store, StoreError, SyncStore};
 
 /// A [`MemoryStore`] that fails while set down: for testing a failure mode, a `503`, or an
@@ -211,6 +212,39 @@ impl SyncStore for FlakyStore {}
 
 impl Store for FlakyStore {
     type Prepared = PreparedMemory;
+    type PreparedLeases = PreparedMemoryLeases;
+
+    fn prepare_leases(&self, name: &str, limit: &ConcurrencyLimit) -> PreparedMemoryLeases {
+        self.store.prepare_leases(name, limit)
+    }
+
+    fn acquire<'a>(
+        &'a self,
+        leases: &'a PreparedMemoryLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Acquisition, StoreError>> + Send + use<'a> {
+        std::future::ready(if self.fails(key) {
+            Err(Self::down_error())
+        } else {
+            Ok(self.store.acquire_in_place(leases, key, lease, now))
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        leases: &'a PreparedMemoryLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<'a> {
+        std::future::ready(if self.fails(key) {
+            Err(Self::down_error())
+        } else {
+            Ok(self.store.release_in_place(leases, key, lease, now))
+        })
+    }
 
     fn answers_immediately(&self) -> bool {
         true

@@ -20,6 +20,11 @@
 //!   marked `shadow = true` is a shadow limit wherever it is used.
 //! - the rate-limit headers name each limit after its policy (`"login";q=5;w=60`).
 //! - every decision is counted in the metrics under the policy that made it.
+//! - a policy's `max_in_flight` caps the requests of one key in flight at once on each route
+//!   that names it as its `policy` (and as `default_policy`), counted apart per route like
+//!   its rate; a slot is held until the upstream's response has been sent to the client, or
+//!   the client has gone (the Tower layer's [`Limit::concurrency`]). Its decisions are counted
+//!   under `{policy}:in-flight`.
 //!
 //! Allowed requests go to the upstream (`forward.rs`) over a pooled HTTP/1.1 client, bodies
 //! streamed both ways, hop-by-hop headers (`Connection` and the fields it names,
@@ -130,6 +135,10 @@ pub(crate) fn limited_router(
         .and_then(|name| Some((name, policies.get(name)?)))
     {
         limits = limits.default_limit(decorate(limit(name, named), LimitSite::Default));
+        // Not decorated: an observer of rate decisions (simulate) has no use for slots.
+        if let Some(in_flight) = in_flight_limit(name, named) {
+            limits = limits.default_limit(in_flight);
+        }
     }
     // The limits of each route (its policy, its shadow policy), applied to each of its
     // patterns: one count each.
@@ -194,6 +203,12 @@ fn route_limits(
         .shadow_policy
         .as_ref()
         .map(|name| (name, format!("{shared} shadow"), true));
+    // The enforced policy's requests in flight, counted apart under `/api/* in-flight`; not
+    // decorated (an observer of rate decisions, as simulate's, has no use for slots).
+    let in_flight = route.policy.as_ref().and_then(|name| {
+        let limit = in_flight_limit(name, policies.get(name)?)?;
+        Some((limit, format!("{shared} in-flight"), None))
+    });
     enforced
         .into_iter()
         .chain(shadow)
@@ -202,18 +217,37 @@ fn route_limits(
             if shadow {
                 limit = limit.shadow();
             }
+            Some((limit, shared, Some(LimitSite::Route { index, shadow })))
+        })
+        .chain(in_flight)
+        .map(|(mut limit, shared, site)| {
             if !route.methods.is_empty() {
                 limit = limit.methods(route.methods.iter().cloned());
             }
             if let Some(key) = &route.key {
                 limit = limit.key(extractor(key));
             }
-            Some(decorate(
-                limit.shared(shared),
-                LimitSite::Route { index, shadow },
-            ))
+            let limit = limit.shared(shared);
+            match site {
+                Some(site) => decorate(limit, site),
+                None => limit,
+            }
         })
         .collect()
+}
+
+/// The Tower layer's concurrency limit of the policy `named`, configured as `name`, if it
+/// sets `max_in_flight`: its decisions counted under `{name}:in-flight`.
+fn in_flight_limit(name: &str, named: &ConfiguredPolicy) -> Option<Limit> {
+    let in_flight = named.in_flight.as_ref()?;
+    let counters = in_flight.counters.clone();
+    let configured = in_flight.handle.limit();
+    Some(
+        Limit::concurrency(configured.max())
+            .lease_ttl(configured.lease_ttl())
+            .name(name)
+            .on_decision(move |result, key| counters.record(key, result)),
+    )
 }
 
 /// The Tower layer's limit applying the policy `named`, configured as `name`: called so in

@@ -7,6 +7,7 @@
 
 mod charge;
 mod domains;
+mod leases;
 mod mode;
 
 use std::fmt;
@@ -19,6 +20,7 @@ use smallvec::SmallVec;
 
 use crate::clock::Timestamp;
 use crate::decision::Decision;
+use crate::lease::{Acquisition, ConcurrencyLimit, LeaseId};
 use crate::policy::Policy;
 use crate::store::memory::{MemoryStore, PreparedMemory};
 use crate::store::{Store, StoreError, SyncStore};
@@ -26,6 +28,7 @@ use crate::strategy::{BanStatus, TickDecision};
 use charge::FailoverCharge;
 pub use domains::FailoverSwitch;
 use domains::{Domains, Route};
+pub use leases::PreparedFailoverLeases;
 pub use mode::FailureMode;
 
 /// A [`Store`] that applies a [`FailureMode`] to another store's errors, so that every hit
@@ -69,7 +72,8 @@ pub use mode::FailureMode;
 ///
 /// ```
 /// use std::future::Future;
-/// use tollgate::{Decision, FailureMode, Failover, Policy, Rate, Store, StoreError, Timestamp};
+/// use tollgate::{Acquisition, ConcurrencyLimit, Decision, FailureMode, Failover, LeaseId};
+/// use tollgate::{Policy, Rate, Store, StoreError, Timestamp};
 ///
 /// /// A store that is always down.
 /// #[derive(Debug)]
@@ -95,6 +99,18 @@ pub use mode::FailureMode;
 ///     }
 ///     async fn reset(&self, _: &(), _: &[u8]) -> Result<(), StoreError> {
 ///         Err(StoreError::unavailable("connection refused"))
+///     }
+///     type PreparedLeases = ();
+///     fn prepare_leases(&self, _: &str, _: &ConcurrencyLimit) {}
+///     fn acquire<'a>(
+///         &'a self, _: &'a (), _: &[u8], _: LeaseId, _: Timestamp,
+///     ) -> impl Future<Output = Result<Acquisition, StoreError>> + Send + use<'a> {
+///         std::future::ready(Err(StoreError::unavailable("connection refused")))
+///     }
+///     fn release<'a>(
+///         &'a self, _: &'a (), _: &[u8], _: LeaseId, _: Timestamp,
+///     ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<'a> {
+///         std::future::ready(Err(StoreError::unavailable("connection refused")))
 ///     }
 /// }
 ///
@@ -422,6 +438,32 @@ impl<S: SyncStore> SyncStore for Failover<S> {}
 
 impl<S: Store> Store for Failover<S> {
     type Prepared = PreparedFailover<S::Prepared>;
+    type PreparedLeases = PreparedFailoverLeases<S::PreparedLeases>;
+
+    fn prepare_leases(&self, name: &str, limit: &ConcurrencyLimit) -> Self::PreparedLeases {
+        self.prepare_failover_leases(name, limit)
+    }
+
+    /// See [`PreparedFailoverLeases`] for what the failure mode answers.
+    fn acquire<'a>(
+        &'a self,
+        leases: &'a Self::PreparedLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Acquisition, StoreError>> + Send + use<'a, S> {
+        self.acquire_failover(leases, key, lease, now)
+    }
+
+    fn release<'a>(
+        &'a self,
+        leases: &'a Self::PreparedLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<'a, S> {
+        self.release_failover(leases, key, lease, now)
+    }
 
     /// As the wrapped store: the fallback is a memory store.
     fn answers_immediately(&self) -> bool {

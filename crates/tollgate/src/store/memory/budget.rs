@@ -4,7 +4,17 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, Weak};
 
-use super::table::PolicyTable;
+/// A table that keeps keys within a [`Budget`]: the tables of rate policies, and those of
+/// concurrency leases.
+pub(crate) trait BudgetMember: Send + Sync {
+    /// How many keys are banned at `now` (0 for a table that keeps no bans).
+    fn banned(&self, now: u64) -> usize;
+
+    /// Frees room in shard `shard` (modulo the shard count) if it holds more than `share`
+    /// keys and its lock is free: drops what is stale, then evicts if that freed too little
+    /// (at least one key). Returns the keys freed.
+    fn give_up(&self, shard: usize, share: usize) -> usize;
+}
 
 /// A budget of keys shared by the tables (one per policy) of one memory store.
 ///
@@ -37,7 +47,7 @@ pub(crate) struct Budget {
 
 #[derive(Default)]
 struct Registry {
-    tables: Vec<Weak<dyn PolicyTable>>,
+    tables: Vec<Weak<dyn BudgetMember>>,
     /// Which table and shard the next reclaim tries first, so that the burden turns.
     turn: usize,
 }
@@ -94,7 +104,7 @@ impl Budget {
     }
 
     /// Adds `table` to those that share the budget.
-    pub(crate) fn register(&self, table: Weak<dyn PolicyTable>) {
+    pub(crate) fn register(&self, table: Weak<dyn BudgetMember>) {
         let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
         registry.tables.retain(|table| table.strong_count() > 0);
         registry.tables.push(table);
@@ -108,7 +118,7 @@ impl Budget {
     }
 
     /// The sum of `count` over every live table.
-    pub(crate) fn sum(&self, count: impl Fn(&dyn PolicyTable) -> usize) -> usize {
+    pub(crate) fn sum(&self, count: impl Fn(&dyn BudgetMember) -> usize) -> usize {
         let tables: Vec<_> = {
             let registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
             registry.tables.iter().filter_map(Weak::upgrade).collect()

@@ -1,6 +1,7 @@
 //! [`MemoryStore`]: the states of every policy and key, in this process.
 
 mod budget;
+mod leases;
 mod stored_key;
 mod table;
 
@@ -12,11 +13,13 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use budget::Budget;
+use leases::LeaseTable;
 use stored_key::{DigestKey, StoredKey};
 use table::{Banned, PolicyTable, Slots, Table};
 
 use crate::clock::Timestamp;
 use crate::decision::Decision;
+use crate::lease::{Acquisition, ConcurrencyLimit, LeaseId};
 use crate::policy::{Policy, Strategy};
 use crate::store::{Store, StoreError, SyncStore};
 use crate::strategy::{
@@ -112,6 +115,8 @@ struct Inner {
     /// Tables by policy name, so that preparing the same policy again (a reload) finds the
     /// same counts; dead tables are pruned as new ones are prepared.
     tables: Mutex<HashMap<String, Registered>>,
+    /// Lease tables by concurrency limit name, as `tables`.
+    lease_tables: Mutex<HashMap<String, (ConcurrencyLimit, Weak<LeaseTable>)>>,
 }
 
 struct Registered {
@@ -225,6 +230,7 @@ impl MemoryStore {
                 digest_key: DigestKey::random(),
                 budget: Arc::new(Budget::new(max_keys, shard_count(max_keys))),
                 tables: Mutex::default(),
+                lease_tables: Mutex::default(),
             }),
         }
     }
@@ -359,7 +365,8 @@ fn table_of<S: RateState>(
     ) -> Arc<dyn PolicyTable> {
         let table: Arc<dyn PolicyTable> =
             Arc::new(Table::<C>::new(limits, ban, Arc::clone(budget)));
-        budget.register(Arc::downgrade(&table));
+        let member: Arc<dyn budget::BudgetMember> = table.clone();
+        budget.register(Arc::downgrade(&member));
         table
     }
     match (limits.len() == 1, ban.is_some()) {
@@ -367,6 +374,54 @@ fn table_of<S: RateState>(
         (false, false) => table::<Box<[S]>>(limits, ban, budget),
         (true, true) => table::<Banned<[S; 1]>>(limits, ban, budget),
         (false, true) => table::<Banned<Box<[S]>>>(limits, ban, budget),
+    }
+}
+
+/// A concurrency limit prepared for a [`MemoryStore`]: its table of leases.
+///
+/// ```
+/// use tollgate::{ConcurrencyLimit, MemoryStore, PreparedMemoryLeases, Store};
+///
+/// let store = MemoryStore::new();
+/// let uploads: PreparedMemoryLeases = store.prepare_leases("uploads", &ConcurrencyLimit::new(2)?);
+/// assert!(format!("{uploads:?}").contains("max: 2"));
+/// # Ok::<(), tollgate::ConcurrencyLimitError>(())
+/// ```
+#[derive(Clone)]
+pub struct PreparedMemoryLeases {
+    table: Arc<LeaseTable>,
+    digest_key: DigestKey,
+}
+
+impl fmt::Debug for PreparedMemoryLeases {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.table.fmt(f)
+    }
+}
+
+impl MemoryStore {
+    /// Takes a concurrency slot in place: what [`Store::acquire`] does, without the future.
+    pub(crate) fn acquire_in_place(
+        &self,
+        leases: &PreparedMemoryLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> Acquisition {
+        let key = StoredKey::new(key, &leases.digest_key);
+        leases.table.acquire(key, lease, now.as_nanos())
+    }
+
+    /// Releases a concurrency slot in place: what [`Store::release`] does, without the future.
+    pub(crate) fn release_in_place(
+        &self,
+        leases: &PreparedMemoryLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> bool {
+        let key = StoredKey::new(key, &leases.digest_key);
+        leases.table.release(key, lease, now.as_nanos())
     }
 }
 
@@ -384,6 +439,54 @@ impl SyncStore for MemoryStore {}
 
 impl Store for MemoryStore {
     type Prepared = PreparedMemory;
+    type PreparedLeases = PreparedMemoryLeases;
+
+    /// Returns the table already prepared under `name` if its limit is equal, so that the
+    /// leases survive a reload; otherwise a new, empty one.
+    fn prepare_leases(&self, name: &str, limit: &ConcurrencyLimit) -> PreparedMemoryLeases {
+        let mut tables = self
+            .inner
+            .lease_tables
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let existing = tables
+            .get(name)
+            .filter(|(prepared, _)| prepared == limit)
+            .and_then(|(_, table)| table.upgrade());
+        let table = existing.unwrap_or_else(|| {
+            tables.retain(|_, (_, table)| table.strong_count() > 0);
+            let budget = &self.inner.budget;
+            let table = Arc::new(LeaseTable::new(*limit, Arc::clone(budget)));
+            let member: Arc<dyn budget::BudgetMember> = table.clone();
+            budget.register(Arc::downgrade(&member));
+            tables.insert(name.to_owned(), (*limit, Arc::downgrade(&table)));
+            table
+        });
+        PreparedMemoryLeases {
+            table,
+            digest_key: self.inner.digest_key.clone(),
+        }
+    }
+
+    fn acquire<'a>(
+        &'a self,
+        leases: &'a PreparedMemoryLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Acquisition, StoreError>> + Send + use<'a> {
+        ready(Ok(self.acquire_in_place(leases, key, lease, now)))
+    }
+
+    fn release<'a>(
+        &'a self,
+        leases: &'a PreparedMemoryLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<'a> {
+        ready(Ok(self.release_in_place(leases, key, lease, now)))
+    }
 
     fn answers_immediately(&self) -> bool {
         true

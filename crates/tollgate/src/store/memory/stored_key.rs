@@ -11,7 +11,7 @@ use siphasher::sip128::{Hasher128, SipHasher24};
 ///
 /// Two distinct long keys share a state only if their digests collide: with a secret random
 /// SipHash key the chance among 10 million long keys is about 10^-22.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct StoredKey(pub(crate) [u64; 2]);
 
 /// Byte 0 of a digested long key.

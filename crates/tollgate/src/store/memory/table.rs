@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use hashbrown::HashTable;
 
-use super::budget::Budget;
+use super::budget::{Budget, BudgetMember};
 use super::stored_key::StoredKey;
 use crate::strategy::{
     BanRule, BanState, RateState, TickDecision, TickRate, apply, apply_banned, overdraw,
@@ -163,7 +163,7 @@ impl<C: Slots> Slots for Banned<C> {
 }
 
 /// A table of one policy's states, whatever its strategy: what a prepared memory policy holds.
-pub(crate) trait PolicyTable: Send + Sync + fmt::Debug {
+pub(crate) trait PolicyTable: BudgetMember + fmt::Debug {
     /// Applies a hit; see [`apply`] (and [`apply_banned`] for a policy with a ban).
     fn hit(&self, key: StoredKey, now: u64, cost: u64) -> TickDecision;
 
@@ -173,16 +173,8 @@ pub(crate) trait PolicyTable: Send + Sync + fmt::Debug {
     /// Gives units back to a key; see [`refund`]. A key not tracked is left untracked.
     fn refund(&self, key: StoredKey, now: u64, cost: u64);
 
-    /// How many keys are banned at `now` (0 at once for a policy without a ban).
-    fn banned(&self, now: u64) -> usize;
-
     /// Forgets a key.
     fn reset(&self, key: StoredKey);
-
-    /// Frees room in shard `shard` (modulo the shard count) if it holds more than `share`
-    /// keys and its lock is free: drops its fresh states, then evicts if that freed too
-    /// little (at least one key). Returns the keys freed.
-    fn give_up(&self, shard: usize, share: usize) -> usize;
 }
 
 /// A lock-protected shard, alone on its cache lines so that shards do not slow each other.
@@ -416,23 +408,6 @@ impl<C: Slots> PolicyTable for Table<C> {
         outcome
     }
 
-    fn banned(&self, now: u64) -> usize {
-        if !C::BANS {
-            return 0;
-        }
-        self.shards
-            .iter()
-            .map(|shard| {
-                let shard = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
-                shard
-                    .entries
-                    .iter()
-                    .filter(|(_, slots)| slots.banned(now))
-                    .count()
-            })
-            .sum()
-    }
-
     fn refund(&self, key: StoredKey, now: u64, cost: u64) {
         if cost == 0 {
             return;
@@ -460,6 +435,25 @@ impl<C: Slots> PolicyTable for Table<C> {
             entry.remove();
             self.budget.removed(1);
         }
+    }
+}
+
+impl<C: Slots> BudgetMember for Table<C> {
+    fn banned(&self, now: u64) -> usize {
+        if !C::BANS {
+            return 0;
+        }
+        self.shards
+            .iter()
+            .map(|shard| {
+                let shard = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
+                shard
+                    .entries
+                    .iter()
+                    .filter(|(_, slots)| slots.banned(now))
+                    .count()
+            })
+            .sum()
     }
 
     fn give_up(&self, shard: usize, share: usize) -> usize {
