@@ -14,12 +14,16 @@ for round in $(seq 1 $ROUNDS); do
     for mode in none tollgate; do
       log=$(mktemp)
       taskset -c 0 "${BIN[$build]}" "$mode" 127.0.0.1:0 >"$log" 2>&1 & pid=$!
-      until port=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*' "$log" | grep -o '[0-9]*$'); do sleep 0.05; done
+      until port=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*' "$log" | grep -o '[0-9]*$'); do
+        kill -0 $pid 2>/dev/null || { echo "$build $mode did not start:" >&2; cat "$log" >&2; exit 1; }
+        sleep 0.05
+      done
       taskset -c 1 wrk -t1 -c64 -d1s "http://127.0.0.1:$port/" >/dev/null
       b=$(awk '{print $14+$15}' /proc/$pid/stat)
       out=$(taskset -c 1 wrk -t1 -c64 -d${SECS}s --latency "http://127.0.0.1:$port/")
       a=$(awk '{print $14+$15}' /proc/$pid/stat)
       kill $pid; wait $pid 2>/dev/null || true
+      rm -f "$log"
       rps=$(echo "$out" | awk '/^Requests\/sec:/{print $2}')
       req=$(echo "$out" | awk '/requests in/{print $1}')
       p99=$(echo "$out" | awk '$1=="99%"{print $2}')
