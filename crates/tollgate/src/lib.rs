@@ -35,7 +35,7 @@
 //! - `rate/`: [`Rate`], [`Rates`] and the notation parser: `"5/minute"` to rates and back;
 //!   the bounds every store shares, [`MAX_AMOUNT`] and [`MAX_WINDOW_SECS`] (and
 //!   [`MAX_RATES`]).
-//! - `policy.rs`: [`Policy`] (rates, a [`Strategy`], a token bucket's burst), and the
+//! - `policy/`: [`Policy`] (rates, a [`Strategy`], a token bucket's burst), and the
 //!   token bucket's bound, [`MAX_TOKENS_PER_SECOND`].
 //! - [`strategy`]: each strategy as a pure state machine, time passed in;
 //!   [`strategy::apply`], which charges a hit to all of a policy's rates or none; and

@@ -9,14 +9,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tollgate::{
-    Ban, ConcurrencyLimit, DEFAULT_MAX_KEYS, FailureMode, MAX_IN_FLIGHT, Policy, Rate, Rates,
-    Strategy,
-};
+use tollgate::{DEFAULT_MAX_KEYS, FailureMode};
 use tollgate_redis::StorageUri;
 use tollgate_tower::{HeaderPolicies, HeaderStyle};
 use toml::Spanned;
 
+use crate::config::policy_section::PolicySection;
 use crate::config::proxy::ProxySection;
 use crate::config::{Config, ConfigError, Connections, DEFAULT_LISTEN, INLINE_POLICY, Overrides};
 
@@ -53,20 +51,6 @@ struct ServerSection {
     headers_include_shadow: Option<Spanned<bool>>,
     watch_config: Option<Spanned<bool>>,
     dashboard: Option<Spanned<bool>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicySection {
-    limits: Spanned<String>,
-    strategy: Option<Spanned<String>>,
-    burst: Option<Spanned<u64>>,
-    shadow: Option<Spanned<bool>>,
-    ban_after: Option<Spanned<String>>,
-    ban_for: Option<Spanned<String>>,
-    max_delay: Option<Spanned<String>>,
-    max_in_flight: Option<Spanned<u64>>,
-    lease_ttl: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -111,7 +95,7 @@ impl<'a> Checker<'a> {
     }
 
     /// An error in a command-line flag.
-    fn flag_error(&self, flag: &str, message: impl fmt::Display) -> ConfigError {
+    pub(super) fn flag_error(&self, flag: &str, message: impl fmt::Display) -> ConfigError {
         ConfigError {
             file: self.file.to_owned(),
             line: None,
@@ -480,121 +464,6 @@ impl<'a> Checker<'a> {
             });
         }
         Ok(())
-    }
-
-    fn policy(&self, section: &PolicySection, field: &str) -> Result<Policy, ConfigError> {
-        let rates: Rates = section
-            .limits
-            .get_ref()
-            .parse()
-            .map_err(|err| self.error(section.limits.span(), format!("{field}.limits"), err))?;
-        let strategy = match &section.strategy {
-            Some(strategy) => strategy
-                .get_ref()
-                .parse::<Strategy>()
-                .map_err(|err| self.error(strategy.span(), format!("{field}.strategy"), err))?,
-            None => Strategy::FixedWindow,
-        };
-        let burst = section.burst.as_ref().map(|burst| *burst.get_ref());
-        let policy = Policy::from_parts(strategy, rates, burst).map_err(|err| {
-            if err.is_about_rates() {
-                return self.error(section.limits.span(), format!("{field}.limits"), err);
-            }
-            let span = section
-                .burst
-                .as_ref()
-                .map_or_else(|| section.limits.span(), Spanned::span);
-            self.error(span, format!("{field}.burst"), err)
-        })?;
-        let policy = match self.duration(&section.max_delay, &format!("{field}.max_delay"))? {
-            Some(max_delay) => policy.with_max_delay(max_delay).map_err(|err| {
-                let span = section.max_delay.as_ref().map_or(0..0, Spanned::span);
-                self.error(span, format!("{field}.max_delay"), err)
-            })?,
-            None => policy,
-        };
-        Ok(match self.ban(section, field)? {
-            Some(ban) => policy.with_ban(ban),
-            None => policy,
-        })
-    }
-
-    /// A policy's concurrency limit: `max_in_flight` (1 to [`MAX_IN_FLIGHT`]) and its
-    /// `lease_ttl` (a duration, at most an hour), which needs it; never on a shadow policy.
-    fn in_flight(
-        &self,
-        section: &PolicySection,
-        field: &str,
-    ) -> Result<Option<ConcurrencyLimit>, ConfigError> {
-        let ttl_field = format!("{field}.lease_ttl");
-        let lease_ttl = self.duration(&section.lease_ttl, &ttl_field)?;
-        let Some(max) = &section.max_in_flight else {
-            return match &section.lease_ttl {
-                Some(ttl) => Err(self.error(
-                    ttl.span(),
-                    ttl_field,
-                    "needs max_in_flight, the requests of one key in flight at once",
-                )),
-                None => Ok(None),
-            };
-        };
-        let max_field = format!("{field}.max_in_flight");
-        if section.shadow.as_ref().is_some_and(|on| *on.get_ref()) {
-            return Err(self.error(
-                max.span(),
-                max_field,
-                "a shadow policy cannot limit requests in flight (a slot is held or not); \
-                 drop shadow or max_in_flight",
-            ));
-        }
-        let count = u32::try_from(*max.get_ref()).unwrap_or(u32::MAX);
-        let limit = ConcurrencyLimit::new(count).map_err(|_| {
-            self.error(
-                max.span(),
-                max_field,
-                format!("must be between 1 and {MAX_IN_FLIGHT}"),
-            )
-        })?;
-        Ok(Some(match lease_ttl {
-            // Within a millisecond and an hour, as `duration` checked.
-            Some(ttl) => limit
-                .with_lease_ttl(ttl)
-                .map_err(|err| self.flag_error(field, err))?,
-            None => limit,
-        }))
-    }
-
-    /// A policy's ban: `ban_after` (one rate, the breaches per window) and `ban_for` (a
-    /// duration such as `"1 hour"`), both or neither.
-    fn ban(&self, section: &PolicySection, field: &str) -> Result<Option<Ban>, ConfigError> {
-        let (after, duration) = match (&section.ban_after, &section.ban_for) {
-            (None, None) => return Ok(None),
-            (Some(after), Some(duration)) => (after, duration),
-            (Some(after), None) => {
-                return Err(self.error(
-                    after.span(),
-                    format!("{field}.ban_after"),
-                    "needs ban_for, how long a ban lasts, such as \"1 hour\"",
-                ));
-            }
-            (None, Some(duration)) => {
-                return Err(self.error(
-                    duration.span(),
-                    format!("{field}.ban_for"),
-                    "needs ban_after, the breaches that ban, such as \"3/10 minutes\"",
-                ));
-            }
-        };
-        let after_field = format!("{field}.ban_after");
-        let rate: Rate = after
-            .get_ref()
-            .parse()
-            .map_err(|err| self.error(after.span(), &after_field, err))?;
-        let length = tollgate::parse_duration(duration.get_ref())
-            .map_err(|err| self.error(duration.span(), format!("{field}.ban_for"), err))?;
-        Ban::new(rate, length)
-            .map(Some)
-            .map_err(|err| self.error(after.span(), after_field, err))
     }
 }
 

@@ -9,10 +9,12 @@
 //! exempt and limited.
 //!
 //! - `file.rs`: the raw sections and their checks, with the line of each value.
+//! - `policy_section.rs`: `[policies.NAME]`: rates, strategy, burst, delay, ban, in-flight.
 //! - `proxy.rs`: the `[proxy]` section: keys, the upstream and its timeouts, encoded slashes.
 //! - `route.rs`: the `[[proxy.routes]]`: paths, methods, policies, their axum patterns.
 
 mod file;
+mod policy_section;
 mod proxy;
 mod route;
 
