@@ -6,7 +6,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::clock::{Clock, Timestamp};
+use crate::clock::{Clock, HitClock, Timestamp};
 use crate::decision::Decision;
 use crate::key::Key;
 use crate::limiter::error::Error;
@@ -48,7 +48,7 @@ pub struct PolicyHandle<S: Store = MemoryStore> {
 /// What a handle points at.
 struct PreparedPolicy<S: Store> {
     store: Arc<S>,
-    clock: Arc<dyn Clock>,
+    clock: HitClock,
     /// The name the store scopes the counts by.
     name: Box<str>,
     policy: Policy,
@@ -86,7 +86,7 @@ impl<S: Store> PolicyHandle<S> {
             prepared: Arc::new(PreparedPolicy {
                 prepared: store.prepare(name, &policy),
                 store: Arc::clone(store),
-                clock: Arc::clone(clock),
+                clock: HitClock::new(clock),
                 name: name.into(),
                 max_cost: policy.max_cost(),
                 policy,
