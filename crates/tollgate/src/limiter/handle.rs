@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::clock::{Clock, HitClock, Timestamp};
 use crate::decision::Decision;
-use crate::key::Key;
+use crate::key::{Key, KeyBytes};
 use crate::limiter::error::Error;
 use crate::policy::Policy;
 use crate::store::memory::MemoryStore;
@@ -207,7 +207,7 @@ impl<S: Store> PolicyHandle<S> {
     ) -> impl Future<Output = Result<Decision, Error>> + Send + use<'_, S, K> {
         let started = self
             .check_cost(cost)
-            .map(|now| self.store_hit(&key.key_bytes(), now, cost));
+            .map(|now| self.store_hit_key(&key.key_bytes(), now, cost));
         async move { Ok(started?.await?) }
     }
 
@@ -365,6 +365,18 @@ impl<S: Store> PolicyHandle<S> {
         prepared.store.hit(&prepared.prepared, key, now, cost)
     }
 
+    /// [`PolicyHandle::store_hit`] with the key as its [`KeyBytes`] (see [`Store::hit_key`]).
+    #[inline]
+    fn store_hit_key(
+        &self,
+        key: &KeyBytes<'_>,
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'_, S> {
+        let prepared = &*self.prepared;
+        prepared.store.hit_key(&prepared.prepared, key, now, cost)
+    }
+
     /// Hands a refund to the store, at `now`; a cost of 0 never reaches it.
     #[inline]
     pub(crate) fn store_refund(
@@ -419,7 +431,7 @@ impl<S: SyncStore> PolicyHandle<S> {
     #[inline]
     pub fn hit_sync<K: Key + ?Sized>(&self, key: &K, cost: u64) -> Result<Decision, Error> {
         let now = self.check_cost(cost)?;
-        match poll_once(self.store_hit(&key.key_bytes(), now, cost)) {
+        match poll_once(self.store_hit_key(&key.key_bytes(), now, cost)) {
             Some(decision) => Ok(decision?),
             None => Err(Error::Store(StoreError::unavailable(
                 "a store that promised to answer at once kept a hit waiting",
