@@ -71,6 +71,7 @@ impl<'a> KeyBytes<'a> {
     /// assert_eq!(&*Tenant("acme".to_owned()).key_bytes(), b"acme");
     /// assert_eq!(&*KeyBytes::borrowed(b"user:42"), b"user:42");
     /// ```
+    #[inline]
     pub fn borrowed(bytes: &'a [u8]) -> Self {
         Self(Repr::Borrowed(bytes))
     }
@@ -92,6 +93,7 @@ impl<'a> KeyBytes<'a> {
 
     /// The dotted-quad text of an IPv4 address in its packed form, built in registers from
     /// a table of the 256 octets' texts (it is on the hot path of per-IP limits).
+    #[inline]
     fn ipv4(ip: Ipv4Addr) -> Self {
         // Byte 0 is the length: the text starts at bit 8.
         let mut packed = 0u128;
@@ -172,6 +174,7 @@ const OCTETS: [(u32, u32); 256] = {
 impl Deref for KeyBytes<'_> {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         match &self.0 {
             Repr::Borrowed(bytes) => bytes,
@@ -204,42 +207,49 @@ impl fmt::Write for InlineWriter {
 }
 
 impl Key for str {
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         KeyBytes::borrowed(self.as_bytes())
     }
 }
 
 impl Key for String {
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         KeyBytes::borrowed(self.as_bytes())
     }
 }
 
 impl Key for [u8] {
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         KeyBytes::borrowed(self)
     }
 }
 
 impl Key for Vec<u8> {
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         KeyBytes::borrowed(self)
     }
 }
 
 impl Key for Cow<'_, str> {
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         KeyBytes::borrowed(self.as_bytes())
     }
 }
 
 impl Key for Arc<str> {
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         KeyBytes::borrowed(self.as_bytes())
     }
 }
 
 impl Key for Ipv4Addr {
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         KeyBytes::ipv4(*self)
     }
@@ -257,6 +267,8 @@ impl Key for Ipv6Addr {
 }
 
 impl Key for IpAddr {
+    /// Inlined for IPv4 (the packed text in registers); IPv6 is a call.
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         match self {
             IpAddr::V4(ip) => KeyBytes::ipv4(*ip),
@@ -278,6 +290,7 @@ macro_rules! integer_keys {
 integer_keys!(u16, u32, u64, u128, i32, i64);
 
 impl<K: Key + ?Sized> Key for &K {
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         (**self).key_bytes()
     }

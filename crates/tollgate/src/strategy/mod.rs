@@ -381,6 +381,7 @@ impl TickDecision {
 /// assert!(apply(&mut states, &limits, 1_000, 1).allowed);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[inline]
 pub fn apply<S: RateState>(
     states: &mut [S],
     limits: &[TickRate],
@@ -580,5 +581,9 @@ pub fn refund<S: RateState>(states: &mut [S], limits: &[TickRate], now: u64, cos
 /// `a * b / c`, rounded down, computed without overflow; saturates at `u64::MAX`.
 fn mul_div(a: u64, b: u64, c: u64) -> u64 {
     let product = u128::from(a) * u128::from(b);
-    u64::try_from(product / u128::from(c.max(1))).unwrap_or(u64::MAX)
+    match u64::try_from(product) {
+        // A 64-bit division where the product fits, rather than a call for the 128-bit one.
+        Ok(product) => product / c.max(1),
+        Err(_) => u64::try_from(product / u128::from(c.max(1))).unwrap_or(u64::MAX),
+    }
 }

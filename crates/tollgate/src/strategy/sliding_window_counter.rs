@@ -167,7 +167,11 @@ impl RateState for SlidingWindowCounter {
         let v = self.view(limit, now);
         let room = (u128::from(limit.capacity) * u128::from(limit.window))
             .saturating_sub(v.weighted_previous(limit));
-        let units = u64::try_from(room / u128::from(limit.window)).unwrap_or(u64::MAX);
+        // A 64-bit division where the room fits, rather than a call for the 128-bit one.
+        let units = match u64::try_from(room) {
+            Ok(room) => room / limit.window,
+            Err(_) => u64::try_from(room / u128::from(limit.window)).unwrap_or(u64::MAX),
+        };
         units.saturating_sub(v.current)
     }
 
