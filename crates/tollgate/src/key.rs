@@ -92,22 +92,17 @@ impl<'a> KeyBytes<'a> {
     }
 
     /// The dotted-quad text of an IPv4 address in its packed form, built in registers from
-    /// a table of the 256 octets' texts (it is on the hot path of per-IP limits).
+    /// a table of the 256 octets' texts (it is on the hot path of per-IP limits): `a.b.` in
+    /// one word and `c.d` in another, joined with a single wide shift.
     #[inline]
     fn ipv4(ip: Ipv4Addr) -> Self {
-        // Byte 0 is the length: the text starts at bit 8.
-        let mut packed = 0u128;
-        let mut shift = 8;
-        for (i, octet) in ip.octets().into_iter().enumerate() {
-            if i > 0 {
-                packed |= u128::from(b'.') << shift;
-                shift += 8;
-            }
-            let (digits, n) = OCTETS[usize::from(octet)];
-            packed |= u128::from(digits) << shift;
-            shift += 8 * n;
-        }
-        packed |= u128::from(shift / 8 - 1);
+        let [a, b, c, d] = ip.octets().map(|octet| OCTETS[usize::from(octet)]);
+        let dot = |(digits, n): (u64, u32)| (digits | u64::from(b'.') << (8 * n), n + 1);
+        let (a, b, c) = (dot(a), dot(b), dot(c));
+        let (first, first_len) = (a.0 | b.0 << (8 * a.1), a.1 + b.1);
+        let (second, second_len) = (c.0 | d.0 << (8 * c.1), c.1 + d.1);
+        let text = u128::from(first) | u128::from(second) << (8 * first_len);
+        let packed = text << 8 | u128::from(first_len + second_len);
         Self(Repr::Packed(packed.to_le_bytes()))
     }
 
@@ -153,14 +148,14 @@ pub(crate) fn pack(key: &[u8]) -> Option<u128> {
     Some(text << 8 | len as u128)
 }
 
-/// The decimal text of every octet, little-endian in a `u32` (zeros after the digits), with
+/// The decimal text of every octet, little-endian in a `u64` (zeros after the digits), with
 /// its length.
-const OCTETS: [(u32, u32); 256] = {
-    let mut table = [(0u32, 0u32); 256];
+const OCTETS: [(u64, u32); 256] = {
+    let mut table = [(0u64, 0u32); 256];
     let mut octet = 0;
     while octet < 256 {
         let (h, t, o) = (octet / 100, octet / 10 % 10, octet % 10);
-        let zero = b'0' as u32;
+        let zero = b'0' as u64;
         table[octet as usize] = match octet {
             0..=9 => (zero + o, 1),
             10..=99 => ((zero + t) | (zero + o) << 8, 2),
