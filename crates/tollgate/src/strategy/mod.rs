@@ -389,7 +389,7 @@ impl TickDecision {
 /// assert!(apply(&mut states, &limits, 1_000, 1).allowed);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[inline]
+#[inline(always)]
 pub fn apply<S: RateState>(
     states: &mut [S],
     limits: &[TickRate],
