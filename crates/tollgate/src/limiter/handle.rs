@@ -344,13 +344,20 @@ impl<S: Store> PolicyHandle<S> {
     fn check_cost(&self, cost: u64) -> Result<Timestamp, Error> {
         let prepared = &*self.prepared;
         if cost > prepared.max_cost {
-            return Err(Error::CostExceedsLimit {
-                policy: prepared.name.to_string(),
-                cost,
-                max_cost: prepared.max_cost,
-            });
+            return Err(self.cost_exceeds_limit(cost));
         }
         Ok(prepared.clock.now())
+    }
+
+    /// The error for a cost above [`Policy::max_cost`]: out of line, so that the check
+    /// inlines into every hit.
+    #[cold]
+    fn cost_exceeds_limit(&self, cost: u64) -> Error {
+        Error::CostExceedsLimit {
+            policy: self.prepared.name.to_string(),
+            cost,
+            max_cost: self.prepared.max_cost,
+        }
     }
 
     /// Hands a hit whose cost fits to the store, at `now`.

@@ -278,7 +278,7 @@ impl MemoryStore {
     }
 
     /// Applies a hit to a key in its stored form.
-    #[inline]
+    #[inline(always)]
     fn hit_stored(
         &self,
         policy: &PreparedMemory,
@@ -542,7 +542,7 @@ impl Store for MemoryStore {
     }
 
     /// Takes a short key's packed form as it is (see [`StoredKey::of`]).
-    #[inline]
+    #[inline(always)]
     fn hit_key<'a>(
         &'a self,
         policy: &'a PreparedMemory,

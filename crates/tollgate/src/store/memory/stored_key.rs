@@ -54,13 +54,13 @@ impl StoredKey {
 
     /// The stored form of `key`, taken from its packed form when it has one (an IPv4
     /// address's, built in registers): the same as [`StoredKey::new`] of its bytes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn of(key: &KeyBytes<'_>, digest_key: &DigestKey) -> Self {
         Self::from_packed(key.packed(), key, digest_key)
     }
 
     /// `packed` as two words; a key too long to pack (`None`) is digested.
-    #[inline]
+    #[inline(always)]
     fn from_packed(packed: Option<u128>, key: &[u8], digest_key: &DigestKey) -> Self {
         match packed {
             Some(packed) => Self([packed as u64, (packed >> 64) as u64]),
