@@ -27,9 +27,12 @@
 //! the async `PolicyHandle::hit` through the same handle (the future polled once with a no-op
 //! waker; the memory store's futures are ready at once), which is what an async caller pays.
 //!
+//! The `contention/*` groups (`contention/mod.rs`) run 2 threads at once on one limiter.
+//!
 //! Run with `cargo bench -p tollgate --bench hit`; criterion reports time per hit (one
 //! iteration is one hit) and hits per second (`Throughput::Elements(1)`).
 
+mod contention;
 mod keys;
 
 use std::future::Future;
@@ -57,6 +60,13 @@ fn access_sequence<K: Clone>(keys: &[K], rng: &mut Rng) -> Vec<K> {
     (0..len)
         .map(|_| keys[rng.below(keys.len())].clone())
         .collect()
+}
+
+/// `count` IPv4 keys and their access sequence (the same for every call with one count).
+fn ip_keys_and_sequence(count: usize) -> (Vec<std::net::IpAddr>, Vec<std::net::IpAddr>) {
+    let keys = ip_keys(count);
+    let sequence = access_sequence(&keys, &mut Rng(0x0c0_47e4));
+    (keys, sequence)
 }
 
 /// Polls a future that is ready at once (the memory store's are).
@@ -366,5 +376,6 @@ fn main() {
             compare(&mut c, &filters, &name, &keys, Mode::Allowed, &sequence);
         }
     }
+    contention::bench(&mut c, &filters);
     c.final_summary();
 }

@@ -4,6 +4,7 @@
 //! a [`Timestamp`] once per hit and passes it down, so tests drive time with a
 //! [`ManualClock`].
 
+use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -67,7 +68,7 @@ fn nanos(d: Duration) -> u64 {
 ///
 /// assert_eq!(Frozen(Timestamp::from_nanos(7)).now().as_nanos(), 7);
 /// ```
-pub trait Clock: Send + Sync + fmt::Debug + 'static {
+pub trait Clock: Any + Send + Sync + fmt::Debug {
     /// The current time.
     fn now(&self) -> Timestamp;
 }
@@ -90,13 +91,15 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 #[derive(Debug, Clone)]
 pub struct MonotonicClock {
     clock: quanta::Clock,
-    epoch: quanta::Instant,
+    /// The epoch in the clock's raw ticks (the time-stamp counter's, or nanoseconds): a hit
+    /// reads the raw counter and scales only its distance from here, once, to nanoseconds.
+    epoch: u64,
 }
 
 /// The process-wide clock and epoch of every [`MonotonicClock`].
-static PROCESS_CLOCK: LazyLock<(quanta::Clock, quanta::Instant)> = LazyLock::new(|| {
+static PROCESS_CLOCK: LazyLock<(quanta::Clock, u64)> = LazyLock::new(|| {
     let clock = quanta::Clock::new();
-    let epoch = clock.now();
+    let epoch = clock.raw();
     (clock, epoch)
 });
 
@@ -125,10 +128,37 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 }
 
 impl Clock for MonotonicClock {
+    #[inline]
     fn now(&self) -> Timestamp {
-        Timestamp(nanos(
-            self.clock.now().saturating_duration_since(self.epoch),
-        ))
+        Timestamp(self.clock.delta_as_nanos(self.epoch, self.clock.raw()))
+    }
+}
+
+/// The clock a [`crate::PolicyHandle`] reads on every hit: a [`MonotonicClock`] read in
+/// place (no call through a `dyn Clock`), or any other clock through its trait object.
+#[derive(Debug, Clone)]
+pub(crate) enum HitClock {
+    Monotonic(MonotonicClock),
+    Other(Arc<dyn Clock>),
+}
+
+impl HitClock {
+    /// `clock`, read in place if it is a [`MonotonicClock`].
+    pub(crate) fn new(clock: &Arc<dyn Clock>) -> Self {
+        let any: &dyn Any = &**clock;
+        match any.downcast_ref::<MonotonicClock>() {
+            Some(monotonic) => Self::Monotonic(monotonic.clone()),
+            None => Self::Other(Arc::clone(clock)),
+        }
+    }
+
+    /// The time now.
+    #[inline]
+    pub(crate) fn now(&self) -> Timestamp {
+        match self {
+            Self::Monotonic(clock) => clock.now(),
+            Self::Other(clock) => clock.now(),
+        }
     }
 }
 
@@ -211,5 +241,35 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         Timestamp(self.nanos.load(Ordering::Acquire))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hits_read_a_monotonic_clock_in_place_and_any_other_through_its_trait() {
+        let monotonic: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
+        assert!(matches!(HitClock::new(&monotonic), HitClock::Monotonic(_)));
+        let manual = ManualClock::new();
+        let shared: Arc<dyn Clock> = Arc::new(manual.clone());
+        let clock = HitClock::new(&shared);
+        assert!(matches!(clock, HitClock::Other(_)));
+        manual.set(Timestamp::from_nanos(42));
+        assert_eq!(clock.now(), Timestamp::from_nanos(42));
+    }
+
+    #[test]
+    fn monotonic_clocks_share_their_epoch_and_count_nanoseconds() {
+        let (a, b) = (MonotonicClock::new(), MonotonicClock::new());
+        let first = a.now();
+        std::thread::sleep(Duration::from_millis(20));
+        let second = b.now();
+        let elapsed = second.as_nanos() - first.as_nanos();
+        assert!(
+            (20_000_000..2_000_000_000).contains(&elapsed),
+            "{elapsed} ns"
+        );
     }
 }

@@ -42,6 +42,9 @@ pub struct KeyBytes<'a>(Repr<'a>);
 #[derive(Clone)]
 enum Repr<'a> {
     Borrowed(&'a [u8]),
+    /// A key of at most 15 bytes in its packed form (see [`KeyBytes::packed`]): byte 0 its
+    /// length, then the bytes, then zeros. Built in registers (an IPv4 address's text).
+    Packed([u8; 16]),
     /// `bytes[..len]`: room for the longest text of the types implemented here (39 bytes: an
     /// IPv6 address, or a `u128`).
     Inline {
@@ -68,6 +71,7 @@ impl<'a> KeyBytes<'a> {
     /// assert_eq!(&*Tenant("acme".to_owned()).key_bytes(), b"acme");
     /// assert_eq!(&*KeyBytes::borrowed(b"user:42"), b"user:42");
     /// ```
+    #[inline]
     pub fn borrowed(bytes: &'a [u8]) -> Self {
         Self(Repr::Borrowed(bytes))
     }
@@ -87,41 +91,75 @@ impl<'a> KeyBytes<'a> {
         })
     }
 
-    /// The dotted-quad text of an IPv4 address, written from a table of the 256 octets'
-    /// texts (it is on the hot path of per-IP limits).
+    /// The dotted-quad text of an IPv4 address in its packed form, built in registers from
+    /// a table of the 256 octets' texts (it is on the hot path of per-IP limits): `a.b.` in
+    /// one word and `c.d` in another, joined with a single wide shift.
+    #[inline]
     fn ipv4(ip: Ipv4Addr) -> Self {
-        let mut bytes = [0u8; 46];
-        let mut len = 0;
-        for (i, octet) in ip.octets().into_iter().enumerate() {
-            if i > 0 {
-                bytes[len] = b'.';
-                len += 1;
-            }
-            let (digits, n) = OCTETS[usize::from(octet)];
-            bytes[len..len + 3].copy_from_slice(&digits);
-            len += usize::from(n);
+        let [a, b, c, d] = ip.octets().map(|octet| OCTETS[usize::from(octet)]);
+        let dot = |(digits, n): (u64, u32)| (digits | u64::from(b'.') << (8 * n), n + 1);
+        let (a, b, c) = (dot(a), dot(b), dot(c));
+        let (first, first_len) = (a.0 | b.0 << (8 * a.1), a.1 + b.1);
+        let (second, second_len) = (c.0 | d.0 << (8 * c.1), c.1 + d.1);
+        let text = u128::from(first) | u128::from(second) << (8 * first_len);
+        let packed = text << 8 | u128::from(first_len + second_len);
+        Self(Repr::Packed(packed.to_le_bytes()))
+    }
+
+    /// These bytes packed into 16 (as the memory store keeps a short key): the length in
+    /// byte 0 (little-endian), the bytes from byte 1, zeros after them; `None` for more than
+    /// 15 bytes.
+    ///
+    /// Read with two overlapping loads rather than copied byte by byte, so that no narrow
+    /// write is read back wide (a store-forwarding stall).
+    #[inline]
+    pub(crate) fn packed(&self) -> Option<u128> {
+        match &self.0 {
+            Repr::Packed(bytes) => Some(u128::from_le_bytes(*bytes)),
+            _ => pack(self),
         }
-        Self(Repr::Inline {
-            bytes,
-            len: len as u8,
-        })
     }
 }
 
-/// The decimal text of every octet, padded to 3 bytes, with its length.
-const OCTETS: [([u8; 3], u8); 256] = {
-    let mut table = [([0u8; 3], 0u8); 256];
+/// `key` packed into 16 bytes: see [`KeyBytes::packed`].
+#[inline]
+pub(crate) fn pack(key: &[u8]) -> Option<u128> {
+    let len = key.len();
+    let wide = |a: u64, b: u64, shift: usize| u128::from(a) | u128::from(b) << (8 * shift);
+    let text = if len > 15 {
+        return None;
+    } else if let (Some(head), Some(tail)) = (key.first_chunk::<8>(), key.last_chunk::<8>()) {
+        wide(
+            u64::from_le_bytes(*head),
+            u64::from_le_bytes(*tail),
+            len - 8,
+        )
+    } else if let (Some(head), Some(tail)) = (key.first_chunk::<4>(), key.last_chunk::<4>()) {
+        let (head, tail) = (u32::from_le_bytes(*head), u32::from_le_bytes(*tail));
+        wide(u64::from(head), u64::from(tail), len - 4)
+    } else if let (Some(&first), Some(&last)) = (key.first(), key.last()) {
+        let middle = key[len / 2];
+        u128::from(first)
+            | u128::from(middle) << (8 * (len / 2))
+            | u128::from(last) << (8 * (len - 1))
+    } else {
+        0
+    };
+    Some(text << 8 | len as u128)
+}
+
+/// The decimal text of every octet, little-endian in a `u64` (zeros after the digits), with
+/// its length.
+const OCTETS: [(u64, u32); 256] = {
+    let mut table = [(0u64, 0u32); 256];
     let mut octet = 0;
     while octet < 256 {
-        let (h, t, o) = (
-            (octet / 100) as u8,
-            (octet / 10 % 10) as u8,
-            (octet % 10) as u8,
-        );
-        table[octet] = match octet {
-            0..=9 => ([b'0' + o, 0, 0], 1),
-            10..=99 => ([b'0' + t, b'0' + o, 0], 2),
-            _ => ([b'0' + h, b'0' + t, b'0' + o], 3),
+        let (h, t, o) = (octet / 100, octet / 10 % 10, octet % 10);
+        let zero = b'0' as u64;
+        table[octet as usize] = match octet {
+            0..=9 => (zero + o, 1),
+            10..=99 => ((zero + t) | (zero + o) << 8, 2),
+            _ => ((zero + h) | (zero + t) << 8 | (zero + o) << 16, 3),
         };
         octet += 1;
     }
@@ -131,9 +169,11 @@ const OCTETS: [([u8; 3], u8); 256] = {
 impl Deref for KeyBytes<'_> {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         match &self.0 {
             Repr::Borrowed(bytes) => bytes,
+            Repr::Packed(bytes) => &bytes[1..=usize::from(bytes[0])],
             Repr::Inline { bytes, len } => &bytes[..usize::from(*len)],
         }
     }
@@ -162,42 +202,49 @@ impl fmt::Write for InlineWriter {
 }
 
 impl Key for str {
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         KeyBytes::borrowed(self.as_bytes())
     }
 }
 
 impl Key for String {
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         KeyBytes::borrowed(self.as_bytes())
     }
 }
 
 impl Key for [u8] {
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         KeyBytes::borrowed(self)
     }
 }
 
 impl Key for Vec<u8> {
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         KeyBytes::borrowed(self)
     }
 }
 
 impl Key for Cow<'_, str> {
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         KeyBytes::borrowed(self.as_bytes())
     }
 }
 
 impl Key for Arc<str> {
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         KeyBytes::borrowed(self.as_bytes())
     }
 }
 
 impl Key for Ipv4Addr {
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         KeyBytes::ipv4(*self)
     }
@@ -215,6 +262,8 @@ impl Key for Ipv6Addr {
 }
 
 impl Key for IpAddr {
+    /// Inlined for IPv4 (the packed text in registers); IPv6 is a call.
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         match self {
             IpAddr::V4(ip) => KeyBytes::ipv4(*ip),
@@ -236,6 +285,7 @@ macro_rules! integer_keys {
 integer_keys!(u16, u32, u64, u128, i32, i64);
 
 impl<K: Key + ?Sized> Key for &K {
+    #[inline]
     fn key_bytes(&self) -> KeyBytes<'_> {
         (**self).key_bytes()
     }
@@ -277,6 +327,47 @@ mod tests {
             ] {
                 assert_eq!(&*ip.key_bytes(), ip.to_string().as_bytes());
             }
+        }
+    }
+
+    /// The packed form: the length in byte 0, the bytes, zeros; built from an address in
+    /// registers or read from any slice, it is the same.
+    fn packed_by_hand(key: &[u8]) -> Option<u128> {
+        let mut bytes = [0u8; 16];
+        bytes[0] = u8::try_from(key.len()).ok().filter(|len| *len <= 15)?;
+        bytes[1..=key.len()].copy_from_slice(key);
+        Some(u128::from_le_bytes(bytes))
+    }
+
+    #[test]
+    fn ipv4_keys_pack_as_their_text() {
+        for octet in 0..=255u8 {
+            for ip in [
+                Ipv4Addr::new(octet, 0, 9, 255),
+                Ipv4Addr::new(1, octet, 10, 99),
+                Ipv4Addr::new(100, 7, octet, octet),
+                Ipv4Addr::new(255, 255, 255, octet),
+            ] {
+                let text = ip.to_string();
+                assert_eq!(ip.key_bytes().packed(), packed_by_hand(text.as_bytes()));
+                assert_eq!(pack(text.as_bytes()), packed_by_hand(text.as_bytes()));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_slice_packs_as_by_hand(key in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
+            proptest::prop_assert_eq!(pack(&key), packed_by_hand(&key));
+            proptest::prop_assert_eq!(key.key_bytes().packed(), packed_by_hand(&key));
+        }
+
+        #[test]
+        fn any_ipv4_address_packs_as_its_text(ip in proptest::num::u32::ANY) {
+            let ip = Ipv4Addr::from(ip);
+            let text = ip.to_string();
+            proptest::prop_assert_eq!(&*ip.key_bytes(), text.as_bytes());
+            proptest::prop_assert_eq!(ip.key_bytes().packed(), packed_by_hand(text.as_bytes()));
         }
     }
 

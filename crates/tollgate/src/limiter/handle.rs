@@ -6,9 +6,9 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::clock::{Clock, Timestamp};
+use crate::clock::{Clock, HitClock, Timestamp};
 use crate::decision::Decision;
-use crate::key::Key;
+use crate::key::{Key, KeyBytes};
 use crate::limiter::error::Error;
 use crate::policy::Policy;
 use crate::store::memory::MemoryStore;
@@ -48,7 +48,7 @@ pub struct PolicyHandle<S: Store = MemoryStore> {
 /// What a handle points at.
 struct PreparedPolicy<S: Store> {
     store: Arc<S>,
-    clock: Arc<dyn Clock>,
+    clock: HitClock,
     /// The name the store scopes the counts by.
     name: Box<str>,
     policy: Policy,
@@ -86,7 +86,7 @@ impl<S: Store> PolicyHandle<S> {
             prepared: Arc::new(PreparedPolicy {
                 prepared: store.prepare(name, &policy),
                 store: Arc::clone(store),
-                clock: Arc::clone(clock),
+                clock: HitClock::new(clock),
                 name: name.into(),
                 max_cost: policy.max_cost(),
                 policy,
@@ -207,7 +207,7 @@ impl<S: Store> PolicyHandle<S> {
     ) -> impl Future<Output = Result<Decision, Error>> + Send + use<'_, S, K> {
         let started = self
             .check_cost(cost)
-            .map(|now| self.store_hit(&key.key_bytes(), now, cost));
+            .map(|now| self.store_hit_key(&key.key_bytes(), now, cost));
         async move { Ok(started?.await?) }
     }
 
@@ -344,13 +344,20 @@ impl<S: Store> PolicyHandle<S> {
     fn check_cost(&self, cost: u64) -> Result<Timestamp, Error> {
         let prepared = &*self.prepared;
         if cost > prepared.max_cost {
-            return Err(Error::CostExceedsLimit {
-                policy: prepared.name.to_string(),
-                cost,
-                max_cost: prepared.max_cost,
-            });
+            return Err(self.cost_exceeds_limit(cost));
         }
         Ok(prepared.clock.now())
+    }
+
+    /// The error for a cost above [`Policy::max_cost`]: out of line, so that the check
+    /// inlines into every hit.
+    #[cold]
+    fn cost_exceeds_limit(&self, cost: u64) -> Error {
+        Error::CostExceedsLimit {
+            policy: self.prepared.name.to_string(),
+            cost,
+            max_cost: self.prepared.max_cost,
+        }
     }
 
     /// Hands a hit whose cost fits to the store, at `now`.
@@ -363,6 +370,18 @@ impl<S: Store> PolicyHandle<S> {
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'_, S> {
         let prepared = &*self.prepared;
         prepared.store.hit(&prepared.prepared, key, now, cost)
+    }
+
+    /// [`PolicyHandle::store_hit`] with the key as its [`KeyBytes`] (see [`Store::hit_key`]).
+    #[inline]
+    fn store_hit_key(
+        &self,
+        key: &KeyBytes<'_>,
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'_, S> {
+        let prepared = &*self.prepared;
+        prepared.store.hit_key(&prepared.prepared, key, now, cost)
     }
 
     /// Hands a refund to the store, at `now`; a cost of 0 never reaches it.
@@ -419,7 +438,7 @@ impl<S: SyncStore> PolicyHandle<S> {
     #[inline]
     pub fn hit_sync<K: Key + ?Sized>(&self, key: &K, cost: u64) -> Result<Decision, Error> {
         let now = self.check_cost(cost)?;
-        match poll_once(self.store_hit(&key.key_bytes(), now, cost)) {
+        match poll_once(self.store_hit_key(&key.key_bytes(), now, cost)) {
             Some(decision) => Ok(decision?),
             None => Err(Error::Store(StoreError::unavailable(
                 "a store that promised to answer at once kept a hit waiting",

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::clock::Timestamp;
 use crate::decision::Decision;
+use crate::key::KeyBytes;
 use crate::lease::{Acquisition, ConcurrencyLimit, LeaseId};
 use crate::policy::Policy;
 
@@ -67,6 +68,36 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         cost: u64,
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, Self>;
+
+    /// [`Store::hit`] with the key as its [`KeyBytes`], which may hold it in a form quicker
+    /// to store than its bytes (an IPv4 address's text, packed in registers). A store that
+    /// overrides it must decide exactly as [`Store::hit`] does on the same bytes; by
+    /// default it is that.
+    ///
+    /// ```
+    /// use std::net::Ipv4Addr;
+    /// use tollgate::{Key, MemoryStore, Policy, Rate, Store, Timestamp};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let store = MemoryStore::new();
+    /// let login = store.prepare("login", &Policy::fixed_window(Rate::per_minute(1).into()));
+    /// let now = Timestamp::from_nanos(0);
+    /// let ip = Ipv4Addr::new(192, 0, 2, 1);
+    /// assert!(store.hit_key(&login, &ip.key_bytes(), now, 1).await?.allowed());
+    /// assert!(!store.hit(&login, b"192.0.2.1", now, 1).await?.allowed()); // the same key
+    /// # Ok::<(), tollgate::StoreError>(())
+    /// # }).unwrap();
+    /// ```
+    #[inline]
+    fn hit_key<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
+        key: &KeyBytes<'_>,
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, Self> {
+        self.hit(policy, key, now, cost)
+    }
 
     /// Gives `cost` units back to `key` at `now`, atomically: see
     /// [`crate::strategy::refund`] for the semantics of each strategy. Cost 0 changes nothing.
@@ -276,6 +307,16 @@ impl<S: Store> Store for Arc<S> {
         cost: u64,
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, S> {
         (**self).hit(policy, key, now, cost)
+    }
+
+    fn hit_key<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
+        key: &KeyBytes<'_>,
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, S> {
+        (**self).hit_key(policy, key, now, cost)
     }
 
     fn refund<'a>(

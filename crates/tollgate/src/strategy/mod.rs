@@ -25,6 +25,7 @@
 
 mod ban;
 mod debt;
+mod divisor;
 mod fixed_window;
 mod sliding_window_counter;
 mod sliding_window_log;
@@ -35,6 +36,7 @@ use std::time::Duration;
 
 pub use ban::{BanRule, BanState, BanStatus, apply_banned, overdraw_banned};
 pub use debt::overdraw;
+use divisor::Divisor;
 pub use fixed_window::FixedWindow;
 pub use sliding_window_counter::SlidingWindowCounter;
 pub use sliding_window_log::SlidingWindowLog;
@@ -68,6 +70,9 @@ pub struct TickRate {
     /// `⌈window / amount⌉`, at least 1: the ticks one unit takes at the rate (a token
     /// bucket's refill interval), kept to spare a division per hit.
     unit_ticks: u64,
+    /// `unit_ticks` and `window` as divisors a hit divides by without a `div`.
+    per_unit: Divisor,
+    per_window: Divisor,
     /// The longest a hit may wait for its reserved slot instead of being denied, in ticks; 0
     /// (the default) denies at once. See [`apply`].
     max_delay: u64,
@@ -88,11 +93,14 @@ impl TickRate {
     pub fn new(amount: u64, capacity: u64, window: Duration, tick: Duration) -> Self {
         let tick = tick.as_nanos().max(1);
         let window = u64::try_from(window.as_nanos().div_ceil(tick).max(1)).unwrap_or(u64::MAX);
+        let unit_ticks = window.div_ceil(amount.max(1)).max(1);
         Self {
             amount,
             capacity,
             window,
-            unit_ticks: window.div_ceil(amount.max(1)).max(1),
+            unit_ticks,
+            per_unit: Divisor::new(unit_ticks),
+            per_window: Divisor::new(window),
             max_delay: 0,
         }
     }
@@ -381,6 +389,7 @@ impl TickDecision {
 /// assert!(apply(&mut states, &limits, 1_000, 1).allowed);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[inline(always)]
 pub fn apply<S: RateState>(
     states: &mut [S],
     limits: &[TickRate],
@@ -580,5 +589,9 @@ pub fn refund<S: RateState>(states: &mut [S], limits: &[TickRate], now: u64, cos
 /// `a * b / c`, rounded down, computed without overflow; saturates at `u64::MAX`.
 fn mul_div(a: u64, b: u64, c: u64) -> u64 {
     let product = u128::from(a) * u128::from(b);
-    u64::try_from(product / u128::from(c.max(1))).unwrap_or(u64::MAX)
+    match u64::try_from(product) {
+        // A 64-bit division where the product fits, rather than a call for the 128-bit one.
+        Ok(product) => product / c.max(1),
+        Err(_) => u64::try_from(product / u128::from(c.max(1))).unwrap_or(u64::MAX),
+    }
 }

@@ -167,7 +167,12 @@ impl RateState for SlidingWindowCounter {
         let v = self.view(limit, now);
         let room = (u128::from(limit.capacity) * u128::from(limit.window))
             .saturating_sub(v.weighted_previous(limit));
-        let units = u64::try_from(room / u128::from(limit.window)).unwrap_or(u64::MAX);
+        // Divided by the window's reciprocal where the room fits in 64 bits, rather than a
+        // 128-bit division.
+        let units = match u64::try_from(room) {
+            Ok(room) => limit.per_window.divide(room),
+            Err(_) => u64::try_from(room / u128::from(limit.window)).unwrap_or(u64::MAX),
+        };
         units.saturating_sub(v.current)
     }
 

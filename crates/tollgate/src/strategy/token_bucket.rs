@@ -112,8 +112,13 @@ impl RateState for TokenBucket {
     fn remaining(&self, limit: &TickRate, now: u64) -> u64 {
         let interval = limit.unit_ticks;
         let slack = wide(limit.capacity, interval).saturating_sub(u128::from(self.backlog(now)));
-        let units = slack / u128::from(interval);
-        u64::try_from(units).unwrap_or(u64::MAX).min(limit.capacity)
+        // Divided by the interval's reciprocal where the slack fits in 64 bits (always, but
+        // for buckets of more than 2^64 ticks), rather than a 128-bit division.
+        let units = match u64::try_from(slack) {
+            Ok(slack) => limit.per_unit.divide(slack),
+            Err(_) => u64::try_from(slack / u128::from(interval)).unwrap_or(u64::MAX),
+        };
+        units.min(limit.capacity)
     }
 
     fn reset_after(&self, _limit: &TickRate, now: u64) -> u64 {

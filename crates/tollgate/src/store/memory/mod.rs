@@ -19,6 +19,7 @@ use table::{Banned, PolicyTable, Slots, Table};
 
 use crate::clock::Timestamp;
 use crate::decision::Decision;
+use crate::key::KeyBytes;
 use crate::lease::{Acquisition, ConcurrencyLimit, LeaseId};
 use crate::policy::{Policy, Strategy};
 use crate::store::{Store, StoreError, SyncStore};
@@ -273,7 +274,18 @@ impl MemoryStore {
         now: Timestamp,
         cost: u64,
     ) -> Decision {
-        let key = StoredKey::new(key, &policy.digest_key);
+        self.hit_stored(policy, StoredKey::new(key, &policy.digest_key), now, cost)
+    }
+
+    /// Applies a hit to a key in its stored form.
+    #[inline(always)]
+    fn hit_stored(
+        &self,
+        policy: &PreparedMemory,
+        key: StoredKey,
+        now: Timestamp,
+        cost: u64,
+    ) -> Decision {
         let outcome = policy.table.hit(key, now.as_nanos(), cost);
         outcome.into_decision(Duration::from_nanos(1))
     }
@@ -527,6 +539,19 @@ impl Store for MemoryStore {
         cost: u64,
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
         ready(Ok(self.hit_in_place(policy, key, now, cost)))
+    }
+
+    /// Takes a short key's packed form as it is (see [`StoredKey::of`]).
+    #[inline(always)]
+    fn hit_key<'a>(
+        &'a self,
+        policy: &'a PreparedMemory,
+        key: &KeyBytes<'_>,
+        now: Timestamp,
+        cost: u64,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
+        let key = StoredKey::of(key, &policy.digest_key);
+        ready(Ok(self.hit_stored(policy, key, now, cost)))
     }
 
     /// A key the store does not track (never hit, or already fresh) is left alone: a refund

@@ -5,6 +5,8 @@ use std::hash::{BuildHasher, Hasher};
 
 use siphasher::sip128::{Hasher128, SipHasher24};
 
+use crate::key::KeyBytes;
+
 /// A key in 16 bytes, aligned to 8 so that a table entry with an 8-byte state takes 24:
 /// keys of up to 15 bytes are kept as they are (byte 0 holds the length); longer keys are
 /// kept as 120 bits of their keyed SipHash-2-4 digest (byte 0 is 0xff).
@@ -47,18 +49,34 @@ impl std::fmt::Debug for DigestKey {
 
 impl StoredKey {
     pub(crate) fn new(key: &[u8], digest_key: &DigestKey) -> Self {
-        let mut bytes = [0u8; 16];
-        if let Ok(len @ 0..=15) = u8::try_from(key.len()) {
-            bytes[0] = len;
-            bytes[1..=key.len()].copy_from_slice(key);
-        } else {
-            let mut sip = SipHasher24::new_with_keys(digest_key.k0, digest_key.k1);
-            sip.write(key);
-            bytes[0] = DIGEST;
-            bytes[1..].copy_from_slice(&sip.finish128().as_bytes()[..15]);
+        Self::from_packed(crate::key::pack(key), key, digest_key)
+    }
+
+    /// The stored form of `key`, taken from its packed form when it has one (an IPv4
+    /// address's, built in registers): the same as [`StoredKey::new`] of its bytes.
+    #[inline(always)]
+    pub(crate) fn of(key: &KeyBytes<'_>, digest_key: &DigestKey) -> Self {
+        Self::from_packed(key.packed(), key, digest_key)
+    }
+
+    /// `packed` as two words; a key too long to pack (`None`) is digested.
+    #[inline(always)]
+    fn from_packed(packed: Option<u128>, key: &[u8], digest_key: &DigestKey) -> Self {
+        match packed {
+            Some(packed) => Self([packed as u64, (packed >> 64) as u64]),
+            None => Self::digest(key, digest_key),
         }
-        let half = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap_or_default());
-        Self([half(0), half(8)])
+    }
+
+    #[cold]
+    fn digest(key: &[u8], digest_key: &DigestKey) -> Self {
+        let mut sip = SipHasher24::new_with_keys(digest_key.k0, digest_key.k1);
+        sip.write(key);
+        let mut bytes = [0u8; 16];
+        bytes[0] = DIGEST;
+        bytes[1..].copy_from_slice(&sip.finish128().as_bytes()[..15]);
+        let packed = u128::from_le_bytes(bytes);
+        Self([packed as u64, (packed >> 64) as u64])
     }
 }
 
@@ -84,6 +102,16 @@ mod tests {
         assert_ne!(
             StoredKey::new(long, &secret),
             StoredKey::new(&long[..long.len() - 1], &secret)
+        );
+        // The packed form of a key's bytes, or of an address, is the same stored key.
+        let ip = std::net::Ipv4Addr::new(192, 0, 2, 1);
+        assert_eq!(
+            StoredKey::of(&crate::Key::key_bytes(&ip), &secret),
+            StoredKey::new(b"192.0.2.1", &secret)
+        );
+        assert_eq!(
+            StoredKey::of(&KeyBytes::borrowed(long), &secret),
+            StoredKey::new(long, &secret)
         );
         // Another store's secret digests differently.
         assert_ne!(
