@@ -9,7 +9,7 @@ use redis::Client;
 use redis::aio::ConnectionManager;
 use redis::cluster::ClusterClient;
 use tollgate::{
-    Acquisition, ConcurrencyLimit, Decision, LeaseId, MAX_AMOUNT, Policy, Store, StoreError,
+    Acquisition, ConcurrencyLimit, Decision, Grant, LeaseId, MAX_AMOUNT, Policy, Store, StoreError,
     Timestamp,
 };
 
@@ -450,9 +450,84 @@ impl Store for RedisStore {
         }
     }
 
+    /// One `EVALSHA` of the strategy's quota lease script (`lua/take.lua`), the give-back
+    /// included; for a policy with a ban, a refund and a hit of `need` (see [`Store::take`]).
+    /// A take that times out is not watched: units it may have charged are lost to the key
+    /// until its state resets, never admitted.
+    fn take<'a>(
+        &'a self,
+        policy: &'a PreparedRedis,
+        key: &[u8],
+        now: Timestamp,
+        need: u64,
+        want: u64,
+        give_back: u64,
+    ) -> impl Future<Output = Result<Grant, StoreError>> + Send + use<'a> {
+        let banned = policy.ban_rule().is_some();
+        let need = need.max(1);
+        let mut invocation = self.invocation(
+            if banned {
+                &policy.scripts().apply
+            } else {
+                &policy.scripts().take
+            },
+            policy,
+            key,
+            now,
+            need,
+        );
+        if !banned {
+            invocation
+                .arg(want.max(need))
+                .arg(give_back.min(2 * MAX_AMOUNT));
+        }
+        let refund = (banned && give_back > 0)
+            .then(|| self.invocation(&policy.scripts().refund, policy, key, now, give_back));
+        async move {
+            if let Some(refund) = refund {
+                let _refunded: i64 = self
+                    .connection
+                    .call(self.timeout, Command::Invoke(refund))
+                    .await?;
+            }
+            let reply: Vec<i64> = self
+                .connection
+                .call(self.timeout, Command::Invoke(invocation))
+                .await?;
+            grant(policy, &reply, banned, need)
+        }
+    }
+
     async fn reset(&self, policy: &PreparedRedis, key: &[u8]) -> Result<(), StoreError> {
         let command = Command::Del(policy.redis_key(key));
         let _deleted: i64 = self.connection.call(self.timeout, command).await?;
         Ok(())
     }
+}
+
+/// The grant a take script replied with: a decision, the units granted and the horizon in
+/// ticks (-1: none); or, for a policy with a ban, the decision of a hit of `need`.
+fn grant(
+    policy: &PreparedRedis,
+    reply: &[i64],
+    banned: bool,
+    need: u64,
+) -> Result<Grant, StoreError> {
+    let unexpected =
+        || StoreError::unavailable(format!("unexpected reply from the take script: {reply:?}"));
+    if banned {
+        let decision = policy.decision(reply)?;
+        let granted = if decision.allowed() { need } else { 0 };
+        return Ok(Grant::new(granted, decision, Some(Duration::ZERO)));
+    }
+    let (&[granted, horizon], decision) = reply
+        .split_last_chunk::<2>()
+        .map(|(d, t)| (t, d))
+        .ok_or_else(unexpected)?;
+    let decision = policy.decision(decision)?;
+    let granted = u64::try_from(granted).map_err(|_| unexpected())?;
+    let horizon = u64::try_from(horizon)
+        .ok()
+        .map(|ticks| Duration::from_micros(ticks.saturating_mul(policy.tick_us())));
+    Ok(Grant::new(granted, decision, horizon))
 }
