@@ -9,8 +9,8 @@ use redis::Client;
 use redis::aio::ConnectionManager;
 use redis::cluster::ClusterClient;
 use tollgate::{
-    Acquisition, ConcurrencyLimit, Decision, Grant, LeaseId, MAX_AMOUNT, Policy, Store, StoreError,
-    Timestamp,
+    Acquisition, ConcurrencyLimit, Decision, GiveBack, Grant, LeaseId, MAX_AMOUNT, Policy, Store,
+    StoreError, Timestamp,
 };
 
 use crate::connection::{Command, Connection, manager_config, timed_out, unavailable, within};
@@ -461,39 +461,31 @@ impl Store for RedisStore {
         now: Timestamp,
         need: u64,
         want: u64,
-        give_back: u64,
+        give_back: GiveBack,
     ) -> impl Future<Output = Result<Grant, StoreError>> + Send + use<'a> {
         let banned = policy.ban_rule().is_some();
-        let need = need.max(1);
-        let mut invocation = self.invocation(
-            if banned {
-                &policy.scripts().apply
-            } else {
-                &policy.scripts().take
-            },
-            policy,
-            key,
-            now,
-            need,
-        );
+        let script = if banned {
+            &policy.scripts().apply
+        } else {
+            &policy.scripts().take
+        };
+        let mut invocation = self.invocation(script, policy, key, now, need);
+        let units = give_back.units().min(2 * MAX_AMOUNT);
         if !banned {
-            invocation
-                .arg(want.max(need))
-                .arg(give_back.min(2 * MAX_AMOUNT));
+            let before = give_back
+                .before()
+                .map_or(-1, |tick| i64::try_from(tick).unwrap_or(i64::MAX));
+            invocation.arg(want.max(need)).arg(units).arg(before);
         }
-        let refund = (banned && give_back > 0)
-            .then(|| self.invocation(&policy.scripts().refund, policy, key, now, give_back));
+        let refund = (banned && units > 0)
+            .then(|| self.invocation(&policy.scripts().refund, policy, key, now, units));
         async move {
             if let Some(refund) = refund {
-                let _refunded: i64 = self
-                    .connection
-                    .call(self.timeout, Command::Invoke(refund))
-                    .await?;
+                let command = Command::Invoke(refund);
+                let _refunded: i64 = self.connection.call(self.timeout, command).await?;
             }
-            let reply: Vec<i64> = self
-                .connection
-                .call(self.timeout, Command::Invoke(invocation))
-                .await?;
+            let command = Command::Invoke(invocation);
+            let reply: Vec<i64> = self.connection.call(self.timeout, command).await?;
             grant(policy, &reply, banned, need)
         }
     }
@@ -505,29 +497,35 @@ impl Store for RedisStore {
     }
 }
 
-/// The grant a take script replied with: a decision, the units granted and the horizon in
-/// ticks (-1: none); or, for a policy with a ban, the decision of a hit of `need`.
+/// The grant a take script replied with: a decision, the units granted, the horizon in ticks
+/// and the tick to give back before (-1: none); or, for a policy with a ban, the decision of
+/// a hit of `need`.
 fn grant(
     policy: &PreparedRedis,
     reply: &[i64],
     banned: bool,
     need: u64,
 ) -> Result<Grant, StoreError> {
-    let unexpected =
-        || StoreError::unavailable(format!("unexpected reply from the take script: {reply:?}"));
     if banned {
         let decision = policy.decision(reply)?;
         let granted = if decision.allowed() { need } else { 0 };
-        return Ok(Grant::new(granted, decision, Some(Duration::ZERO)));
+        let horizon = (need > 0).then_some(Duration::ZERO);
+        return Ok(Grant::new(granted, decision, horizon, None));
     }
-    let (&[granted, horizon], decision) = reply
-        .split_last_chunk::<2>()
-        .map(|(d, t)| (t, d))
-        .ok_or_else(unexpected)?;
+    let unexpected =
+        || StoreError::unavailable(format!("unexpected reply from the take script: {reply:?}"));
+    let Some((decision, &[granted, horizon, before])) = reply.split_last_chunk::<3>() else {
+        return Err(unexpected());
+    };
     let decision = policy.decision(decision)?;
     let granted = u64::try_from(granted).map_err(|_| unexpected())?;
     let horizon = u64::try_from(horizon)
         .ok()
         .map(|ticks| Duration::from_micros(ticks.saturating_mul(policy.tick_us())));
-    Ok(Grant::new(granted, decision, horizon))
+    Ok(Grant::new(
+        granted,
+        decision,
+        horizon,
+        u64::try_from(before).ok(),
+    ))
 }

@@ -1,6 +1,7 @@
 //! Quota leases (`Store::take`, `lua/take.lua`) against the engine's `MemoryStore` (which
-//! applies `tollgate::strategy::take`): random sequences of takes (with give-backs), hits and
-//! refunds on three keys give the same grants (units, horizon) and the same decisions, for
+//! applies `tollgate::strategy::take`): random sequences of takes (with give-backs before or
+//! after the deadline of the key's last grant, and give-backs alone), hits and refunds on
+//! three keys give the same grants (units, horizon, deadline) and the same decisions, for
 //! every strategy, policies of one to three rates, with and without a ban.
 
 mod support;
@@ -10,7 +11,9 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use tollgate::Strategy as Algorithm;
-use tollgate::{Ban, Decision, MemoryStore, Policy, Rate, Rates, Store, Timestamp};
+use tollgate::{
+    Ban, Decision, GiveBack, Grant, MemoryStore, Policy, Rate, Rates, Store, Timestamp,
+};
 
 /// What a `SystemClock` reads in 2026, in nanoseconds: whole microseconds.
 const NOW_2026: u64 = 1_780_000_000_000_000_000;
@@ -113,6 +116,7 @@ fn the_take_script_grants_exactly_as_the_memory_store() {
             );
             let max = policy.max_cost().min(200);
             let mut now = NOW_2026;
+            let mut last: [(Option<Grant>, Option<Grant>); 3] = [(None, None); 3];
             for (i, &(advance, key, op)) in steps.iter().enumerate() {
                 now += advance * 1_000_000;
                 let at = Timestamp::from_nanos(now);
@@ -120,18 +124,33 @@ fn the_take_script_grants_exactly_as_the_memory_store() {
                 let what = format!("{policy}, step {i}: {op:?}");
                 match op {
                     Op::Take(need, want, give_back) => {
-                        let need = 1 + need % max.max(1);
+                        // A need of 0 only gives back.
+                        let need = need % (max.max(1) + 1);
                         let want = (need + want).min(max.max(1));
+                        let slot = usize::from(key[1]);
+                        let (m_last, r_last) = last[slot];
+                        let m_back =
+                            GiveBack::new(give_back, m_last.and_then(|g| g.give_back_before()));
+                        let r_back =
+                            GiveBack::new(give_back, r_last.and_then(|g| g.give_back_before()));
                         let m = futures_executor::block_on(
-                            memory.take(&m_policy, &key, at, need, want, give_back),
+                            memory.take(&m_policy, &key, at, need, want, m_back),
                         )
                         .expect("memory");
                         let r = rt
-                            .block_on(redis.take(&r_policy, &key, at, need, want, give_back))
+                            .block_on(redis.take(&r_policy, &key, at, need, want, r_back))
                             .expect("redis");
                         prop_assert_eq!(m.granted(), r.granted(), "{}", what);
                         prop_assert_eq!(m.horizon(), r.horizon(), "{}", what);
-                        prop_assert_eq!(m.granted() == 0, !m.decision().allowed(), "{}", what);
+                        // The same instant, in nanoseconds and in microseconds.
+                        let m_before = m.give_back_before().map(|ns| ns / 1_000);
+                        prop_assert_eq!(m_before, r.give_back_before(), "{}", what);
+                        if m.granted() > 0 {
+                            last[slot] = (Some(m), Some(r));
+                        }
+                        if need > 0 {
+                            prop_assert_eq!(m.granted() == 0, !m.decision().allowed(), "{}", what);
+                        }
                         alike(&m.decision(), &r.decision(), &what);
                     }
                     Op::Hit(cost) => {

@@ -84,7 +84,7 @@ pub use rate::{
 pub use store::failover::{
     Failover, FailoverSwitch, FailureMode, PreparedFailover, PreparedFailoverLeases,
 };
-pub use store::grant::Grant;
+pub use store::grant::{GiveBack, Grant};
 pub use store::memory::{
     DEFAULT_MAX_KEYS, MemoryStats, MemoryStore, PreparedMemory, PreparedMemoryLeases,
 };

@@ -138,15 +138,28 @@ impl TickGrant {
     ///
     /// let limits = Policy::fixed_window("80/minute".parse()?).limits(Duration::from_secs(1));
     /// let grant = take(&mut [FixedWindow::default()], &limits, 0, 1, 50);
-    /// let grant = grant.into_grant(Duration::from_secs(1));
+    /// let grant = grant.into_grant(Duration::from_secs(1), 0);
     /// assert_eq!((grant.granted(), grant.horizon()), (10, Some(Duration::from_secs(60))));
+    /// assert_eq!(grant.give_back_before(), Some(60));
     /// # Ok::<(), tollgate::ParseError>(())
     /// ```
-    pub fn into_grant(self, tick: std::time::Duration) -> crate::Grant {
+    /// The units may be given back before `now + horizon`, in the store's ticks (`now` is
+    /// the take's time in those ticks).
+    pub fn into_grant(self, tick: std::time::Duration, now: u64) -> crate::Grant {
         let horizon = self.horizon.map(|ticks| {
             let nanos = u128::from(ticks) * tick.as_nanos();
             crate::store::nanos_to_duration(nanos)
         });
-        crate::Grant::new(self.granted, self.decision.into_decision(tick), horizon)
+        // A horizon of 0 (a ban's single units) leaves nothing unspent to give back.
+        let before = self
+            .horizon
+            .filter(|&ticks| ticks > 0)
+            .map(|ticks| now.saturating_add(ticks));
+        crate::Grant::new(
+            self.granted,
+            self.decision.into_decision(tick),
+            horizon,
+            before,
+        )
     }
 }

@@ -21,7 +21,7 @@ use crate::clock::Timestamp;
 use crate::decision::Decision;
 use crate::lease::{Acquisition, ConcurrencyLimit, LeaseId};
 use crate::policy::{Policy, Strategy};
-use crate::store::grant::Grant;
+use crate::store::grant::{GiveBack, Grant};
 use crate::store::{Store, StoreError, SyncStore};
 use crate::strategy::{
     BanRule, FixedWindow, RateState, SlidingWindowCounter, SlidingWindowLog, TickRate, TokenBucket,
@@ -562,13 +562,12 @@ impl Store for MemoryStore {
         now: Timestamp,
         need: u64,
         want: u64,
-        give_back: u64,
+        give_back: GiveBack,
     ) -> impl Future<Output = Result<Grant, StoreError>> + Send + use<'a> {
         let key = StoredKey::new(key, &policy.digest_key);
-        let grant = policy
-            .table
-            .take(key, now.as_nanos(), need, want, give_back);
-        ready(Ok(grant.into_grant(Duration::from_nanos(1))))
+        let now = now.as_nanos();
+        let grant = policy.table.take(key, now, need, want, give_back);
+        ready(Ok(grant.into_grant(Duration::from_nanos(1), now)))
     }
 
     fn reset(

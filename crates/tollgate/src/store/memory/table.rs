@@ -9,9 +9,10 @@ use hashbrown::HashTable;
 
 use super::budget::{Budget, BudgetMember};
 use super::stored_key::StoredKey;
+use crate::store::grant::GiveBack;
 use crate::strategy::{
-    BanRule, BanState, RateState, TickDecision, TickGrant, TickRate, apply, apply_banned, overdraw,
-    overdraw_banned, refund, take,
+    BanRule, BanState, RateState, TickDecision, TickGrant, TickRate, apply, apply_banned, judge,
+    overdraw, overdraw_banned, refund, take,
 };
 
 /// The states of one key, one per rate: inline for the common single rate, boxed for more;
@@ -196,8 +197,16 @@ pub(crate) trait PolicyTable: BudgetMember + fmt::Debug {
     /// Gives units back to a key; see [`refund`]. A key not tracked is left untracked.
     fn refund(&self, key: StoredKey, now: u64, cost: u64);
 
-    /// Gives `give_back` units back, then charges a quota lease; see [`take`].
-    fn take(&self, key: StoredKey, now: u64, need: u64, want: u64, give_back: u64) -> TickGrant;
+    /// Gives units back (if `now` is before their deadline), then charges a quota lease
+    /// (see [`take`]); a `need` of 0 only gives back, and reports as a peek.
+    fn take(
+        &self,
+        key: StoredKey,
+        now: u64,
+        need: u64,
+        want: u64,
+        give_back: GiveBack,
+    ) -> TickGrant;
 
     /// Forgets a key.
     fn reset(&self, key: StoredKey);
@@ -454,12 +463,35 @@ impl<C: Slots> PolicyTable for Table<C> {
         }
     }
 
-    fn take(&self, key: StoredKey, now: u64, need: u64, want: u64, give_back: u64) -> TickGrant {
+    fn take(
+        &self,
+        key: StoredKey,
+        now: u64,
+        need: u64,
+        want: u64,
+        give_back: GiveBack,
+    ) -> TickGrant {
         let hash = self.hash(&key);
         let mut shard = self.lock(hash);
         if let Some((_, slots)) = shard.entries.find_mut(hash, |(k, _)| *k == key) {
-            refund(slots.states_mut(), &self.limits, now, give_back);
+            if give_back.allowed_at(now) {
+                refund(slots.states_mut(), &self.limits, now, give_back.units());
+            }
+            if need == 0 {
+                return TickGrant {
+                    granted: 0,
+                    decision: slots.hit(&self.limits, self.ban.as_ref(), now, 0),
+                    horizon: None,
+                };
+            }
             return slots.take(&self.limits, self.ban.as_ref(), now, need, want);
+        }
+        if need == 0 {
+            return TickGrant {
+                granted: 0,
+                decision: C::fresh(self.limits.len()).hit(&self.limits, self.ban.as_ref(), now, 0),
+                horizon: None,
+            };
         }
         let mut slots = C::fresh(self.limits.len());
         let grant = slots.take(&self.limits, self.ban.as_ref(), now, need, want);
