@@ -85,6 +85,10 @@ pub use store::failover::{
     Failover, FailoverSwitch, FailureMode, PreparedFailover, PreparedFailoverLeases,
 };
 pub use store::grant::{GiveBack, Grant};
+pub use store::leasing::{
+    DEFAULT_MAX_LEASED_KEYS, InvalidQuotaLease, LeaseStats, Leasing, MAX_LEASE, MIN_LEASE,
+    PreparedLeasing, QuotaLease,
+};
 pub use store::memory::{
     DEFAULT_MAX_KEYS, MemoryStats, MemoryStore, PreparedMemory, PreparedMemoryLeases,
 };

@@ -4,6 +4,7 @@
 
 pub(crate) mod failover;
 pub(crate) mod grant;
+pub(crate) mod leasing;
 pub(crate) mod memory;
 #[cfg(feature = "test-util")]
 pub mod testing;

@@ -11,8 +11,8 @@ use super::budget::{Budget, BudgetMember};
 use super::stored_key::StoredKey;
 use crate::store::grant::GiveBack;
 use crate::strategy::{
-    BanRule, BanState, RateState, TickDecision, TickGrant, TickRate, apply, apply_banned, judge,
-    overdraw, overdraw_banned, refund, take,
+    BanRule, BanState, RateState, TickDecision, TickGrant, TickRate, apply, apply_banned, overdraw,
+    overdraw_banned, refund, take,
 };
 
 /// The states of one key, one per rate: inline for the common single rate, boxed for more;
