@@ -1,5 +1,5 @@
 //! `[policies.NAME]` sections: read raw, then checked into a [`Policy`] (rates, strategy,
-//! burst, delay, ban) and its concurrency limit, every mistake naming its field and line.
+//! burst, delay, ban, quota lease) and its concurrency limit, every mistake naming its field and line.
 
 use serde::Deserialize;
 use tollgate::{Ban, ConcurrencyLimit, MAX_IN_FLIGHT, Policy, Rate, Rates, Strategy};
@@ -21,6 +21,7 @@ pub(super) struct PolicySection {
     pub(super) max_delay: Option<Spanned<String>>,
     pub(super) max_in_flight: Option<Spanned<u64>>,
     pub(super) lease_ttl: Option<Spanned<String>>,
+    pub(super) lease: Option<Spanned<String>>,
 }
 
 impl Checker<'_> {
@@ -57,6 +58,10 @@ impl Checker<'_> {
                 let span = section.max_delay.as_ref().map_or(0..0, Spanned::span);
                 self.error(span, format!("{field}.max_delay"), err)
             })?,
+            None => policy,
+        };
+        let policy = match self.lease(&section.lease, &format!("{field}.lease"))? {
+            Some(lease) => policy.with_quota_lease(lease),
             None => policy,
         };
         Ok(match self.ban(section, field)? {
