@@ -4,7 +4,8 @@
 # per hit (every hit one script run) and through quota leases of 250 ms, in two loads:
 #   far:  a limit far above the load (1,000,000/minute per key): leases as large as the rate;
 #   over: a limit the load passes (200/second per key): leases shrink, denials go local.
-# For each: hits/s (the 4 processes together), Redis calls per 1000 hits (Redis's own
+# First, one node's ceiling per call for the hit script and the lease script. Then for each:
+# hits/s (the 4 processes together), Redis calls per 1000 hits (Redis's own
 # INFO commandstats: EVALSHA, EVAL and SCRIPT LOAD calls), p50/p99 latency (the worst of
 # the 4 processes), and for `over` the share of the limit admitted.
 # Usage: bench/fleet.sh [SECONDS] [TASKS] [ROUNDS]   (default 5 s, 16 tasks, 2 rounds)
@@ -30,6 +31,25 @@ script_calls() {
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+# One node's ceiling, per call: redis-benchmark (64 clients, pipeline 16) running tollgate's
+# fixed-window hit script and its lease script, exactly as the store assembles them, on random
+# keys of 1,000,000 a minute (a lease of up to 64 units; nothing given back).
+src=crates/tollgate-redis/src/lua
+cat "$src/prelude.lua" "$src/fixed_window.lua" "$src/state.lua" "$src/decide.lua" "$src/apply.lua" \
+  > "$dir/apply.lua"
+cat "$src/prelude.lua" "$src/fixed_window.lua" "$src/take_args.lua" "$src/state.lua" \
+  "$src/decide.lua" "$src/take.lua" > "$dir/take.lua"
+apply_sha=$(redis-cli -p "$port" -x script load < "$dir/apply.lua")
+take_sha=$(redis-cli -p "$port" -x script load < "$dir/take.lua")
+ceiling() {
+  redis-benchmark -p "$port" -c 64 -P 16 -n 400000 -r 100000 -q "$@" \
+    | tr '\r' '\n' | grep -Eo '[0-9.]+ requests per second' | tail -1 | cut -d' ' -f1
+}
+rate_args=("" 1 1 1 1000000 1000000 60000000 0)
+printf 'ceiling: hit script %s calls/s, lease script %s calls/s (EVALSHA, P16)\n' \
+  "$(ceiling EVALSHA "$apply_sha" 1 "tollgate:bench:__rand_int__" "${rate_args[@]}")" \
+  "$(ceiling EVALSHA "$take_sha" 1 "tollgate:bench:__rand_int__" "${rate_args[@]}" 64 0 -1)"
+redis-cli -p "$port" flushall >/dev/null
 echo "redis: $(redis-server --version | cut -d' ' -f3); 4 processes x $tasks tasks, $keys keys, ${seconds}s a run"
 printf '%-6s %-7s %5s %12s %16s %9s %9s %9s\n' load mode round "hits/s" "calls/1000 hits" "p50 us" "p99 us" admitted
 for round in $(seq 1 "$rounds"); do
