@@ -59,8 +59,9 @@ pub const DEFAULT_MAX_LEASED_KEYS: usize = 100_000;
 /// default lifetime ([`Leasing::with_lease`]; none: off) unless they choose otherwise
 /// ([`Policy::with_quota_lease`]).
 ///
-/// Cloning is cheap and shares everything: keep a clone to [`Leasing::sweep`] (every lease
-/// lifetime or so, from whatever runtime the application has) and read [`Leasing::stats`].
+/// Cloning is cheap and shares the store, the leases and the counts: keep a clone to
+/// [`Leasing::sweep`] (every half lease lifetime or so, from whatever runtime the application
+/// has) and read [`Leasing::stats`].
 ///
 /// ```
 /// use std::time::Duration;
@@ -83,22 +84,25 @@ pub const DEFAULT_MAX_LEASED_KEYS: usize = 100_000;
 #[derive(Debug)]
 pub struct Leasing<S: Store> {
     shared: Arc<Shared<S>>,
+    /// The default for policies that do not choose; each clone keeps its own.
+    lease: QuotaLease,
+    max_keys: usize,
 }
 
 impl<S: Store> Clone for Leasing<S> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
+            lease: self.lease,
+            max_keys: self.max_keys,
         }
     }
 }
 
+/// What clones share: the store behind, the leased policies (for the sweep) and the counts.
 #[derive(Debug)]
 struct Shared<S: Store> {
     store: S,
-    lease: QuotaLease,
-    max_keys: usize,
-    /// The leased policies, for the sweep.
     tables: Mutex<Vec<Weak<Leased<S::Prepared>>>>,
     stats: Stats,
 }
@@ -161,39 +165,30 @@ impl<S: Store> Leasing<S> {
         Self {
             shared: Arc::new(Shared {
                 store,
-                lease: QuotaLease::Off,
-                max_keys: DEFAULT_MAX_LEASED_KEYS,
                 tables: Mutex::new(Vec::new()),
                 stats: Stats::default(),
             }),
+            lease: QuotaLease::Off,
+            max_keys: DEFAULT_MAX_LEASED_KEYS,
         }
     }
 
-    fn rebuilt(self, f: impl FnOnce(&mut Shared<S>)) -> Self {
-        match Arc::try_unwrap(self.shared) {
-            Ok(mut shared) => {
-                f(&mut shared);
-                Self {
-                    shared: Arc::new(shared),
-                }
-            }
-            Err(shared) => Self { shared },
-        }
-    }
-
-    /// Leases for every policy that does not choose otherwise. Set it before cloning the
-    /// store: a clone shares the store as it was.
+    /// Leases for every policy prepared through this handle that does not choose otherwise
+    /// (clones made before keep their own default; all share the counts and the sweep).
     #[must_use]
     pub fn with_lease(self, lease: QuotaLease) -> Self {
-        self.rebuilt(|shared| shared.lease = lease)
+        Self { lease, ..self }
     }
 
-    /// Tracks at most `max_keys` keys per leased policy (default
-    /// [`DEFAULT_MAX_LEASED_KEYS`]); a new key past it evicts one, whose unspent units are
-    /// given back at the next sweep. Set it before cloning, as [`Leasing::with_lease`].
+    /// Tracks at most `max_keys` keys per leased policy prepared through this handle
+    /// (default [`DEFAULT_MAX_LEASED_KEYS`]); a new key past it evicts one, whose unspent
+    /// units are given back at the next sweep.
     #[must_use]
     pub fn with_max_keys(self, max_keys: usize) -> Self {
-        self.rebuilt(|shared| shared.max_keys = max_keys.max(1))
+        Self {
+            max_keys: max_keys.max(1),
+            ..self
+        }
     }
 
     /// The store behind.
@@ -344,14 +339,14 @@ impl<S: Store> Store for Leasing<S> {
     /// here (a reload prepares a new one: the old leases' units are lost until they end).
     fn prepare(&self, name: &str, policy: &Policy) -> Self::Prepared {
         let shared = &self.shared;
-        let lease = policy.quota_lease().unwrap_or(shared.lease);
+        let lease = policy.quota_lease().unwrap_or(self.lease);
         let lifetime = lease
             .lifetime()
             .filter(|_| policy.ban.is_none() && policy.max_delay().is_none());
         let gives_back = policy.strategy() != Strategy::SlidingWindowLog;
         let leased = Arc::new(Leased {
             prepared: shared.store.prepare(name, policy),
-            table: lifetime.map(|_| LeaseTable::new(shared.max_keys, gives_back)),
+            table: lifetime.map(|_| LeaseTable::new(self.max_keys, gives_back)),
             lifetime: lifetime.map_or(0, nanos),
             max_cost: policy.max_cost(),
         });
