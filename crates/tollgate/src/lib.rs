@@ -49,7 +49,9 @@
 //!   (a request meeting several policies) and [`Error`].
 //! - `store/`: the [`Store`] seam; [`MemoryStore`], sharded and bounded; [`Failover`], a
 //!   store around another that applies a [`FailureMode`] (allow, deny or fall back to
-//!   memory) when it fails; and, behind the `test-util` feature, `testing::FlakyStore`.
+//!   memory) when it fails; [`Leasing`], a store around a shared one that serves hits from
+//!   quota leases ([`Store::take`]); and, behind the `test-util` feature,
+//!   `testing::FlakyStore`.
 //!
 //! Nothing here knows about HTTP or Redis: those live in `tollgate-tower`, `tollgate-redis`
 //! and `tollgate-server`.

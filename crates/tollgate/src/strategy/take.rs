@@ -58,9 +58,9 @@ pub struct TickGrant {
 /// later than they were charged. For the fixed window and the sliding window counter, units
 /// spent before [`TickGrant::horizon`] (their window's end) keep the guarantee exact: no
 /// window admits more than its limit. For the token bucket, the units admitted in any
-/// interval `I` are at most `burst + rate × (|I| + T)`; for the sliding window log, at most
-/// the limit in every window of length `W + T` (so at most twice it in a window of `W`
-/// when `T ≤ W`).
+/// interval `I` are at most `burst + rate × (|I| + T)`; for the sliding window log, a window
+/// of length `W` admits at most the limit plus the units leased and not yet spent when it
+/// starts (units charged before it), so at most twice the limit.
 ///
 /// ```
 /// use std::time::Duration;

@@ -12,8 +12,9 @@
 //!   charged to (its lifetime is the shorter of `T` and the window's end), and unspent units
 //!   are given back only while that window lasts (the store drops a later give-back).
 //! - token bucket: units admitted in any interval `I` are at most `burst + rate × (|I| + T)`.
-//! - sliding window log: at most the limit in any window of length `W + T`; unspent units
-//!   are never given back (a give-back could free a later unit's slot).
+//! - sliding window log: a window of length `W` admits at most the limit plus the units
+//!   leased and not yet spent when it starts (at most twice the limit); unspent units are
+//!   never given back (a give-back could free a later unit's slot).
 //!
 //! What leases cost is *under*-admission: units leased by one instance are not available to
 //! another until they are spent or given back. A lease takes the units its hit needs plus at
