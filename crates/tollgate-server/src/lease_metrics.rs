@@ -83,3 +83,43 @@ impl LeaseMetrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tollgate::LeaseStats;
+
+    use crate::metrics::{Metrics, Totals};
+
+    #[test]
+    fn every_event_is_rendered_and_follows_its_total() {
+        let metrics = Metrics::new();
+        let text = metrics.render(&Totals::default());
+        assert!(
+            text.contains(r#"tollgate_lease_total{event="unit_dropped"} 0"#),
+            "{text}"
+        );
+        let lease = LeaseStats {
+            hits: 1_000,
+            store_calls: 4,
+            local_denials: 7,
+            ..LeaseStats::default()
+        };
+        metrics.render(&Totals {
+            lease,
+            ..Totals::default()
+        });
+        let text = metrics.render(&Totals {
+            lease: LeaseStats {
+                hits: 1_500,
+                ..lease
+            },
+            ..Totals::default()
+        });
+        assert!(
+            text.contains(r#"tollgate_lease_total{event="hit"} 1500"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"tollgate_lease_total{event="storage_call"} 4"#));
+        assert!(text.contains(r#"tollgate_lease_total{event="local_denial"} 7"#));
+    }
+}

@@ -88,6 +88,8 @@ struct Run {
     allowed: Vec<Allowed>,
     offered: u64,
     took: Duration,
+    /// Redis calls per hit, from one instance's metrics.
+    calls_per_hit: f64,
 }
 
 /// Runs 4 instances for `seconds`, killing one (`kill -9`) halfway when `kill` is set.
@@ -152,12 +154,24 @@ fn run(seconds: u64, kill: bool) -> Run {
         thread.join().expect("client thread");
     }
     let took = started.elapsed();
+    // What the last instance says it cost Redis.
+    let metrics = support::request(apis[INSTANCES - 1], "GET", "/metrics", &[], "").body;
+    let count = |event: &str| -> f64 {
+        let line = format!("tollgate_lease_total{{event=\"{event}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {event} in {metrics}"))
+    };
+    let calls_per_hit = count("storage_call") / count("hit");
     drop(servers);
     let allowed = std::mem::take(&mut *allowed.lock().expect("lock"));
     Run {
         allowed,
         offered: offered.load(Ordering::Relaxed),
         took,
+        calls_per_hit,
     }
 }
 
@@ -223,9 +237,16 @@ fn a_fleet_over_one_redis_never_passes_the_limit_and_admits_nearly_all_of_it() {
         share >= 0.95,
         "{units} units in {windows} windows: {share:.3} of the limit"
     );
+    // At least 1.2 hits per unit of the limit, most of them denied locally.
+    assert!(
+        run.calls_per_hit < 0.5,
+        "{:.3} Redis calls per hit",
+        run.calls_per_hit
+    );
     println!(
-        "{} hits, {offered_per_key_window:.1} per key per window; steady state admitted {share:.3} of the limit",
-        run.offered
+        "{} hits, {offered_per_key_window:.1} per key per window; steady state admitted {share:.3} \
+         of the limit; {:.3} Redis calls per hit",
+        run.offered, run.calls_per_hit
     );
 }
 
