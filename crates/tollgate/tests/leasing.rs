@@ -2,7 +2,8 @@
 //! on, several instances over one shared store never admit more than the policy allows
 //! (fixed window and counter: per window; token bucket: `burst + rate × (|I| + T)`), admit
 //! nearly all of it under load, answer most hits without a call, repeat denials locally until
-//! the `retry_after`, and give back unspent units only while their window lasts.
+//! the `retry_after`, give back unspent units only while their window lasts, and keep a
+//! sliding window counter's estimate over what they admitted within the limit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -281,4 +282,39 @@ fn evicted_leases_are_given_back() {
     assert!(stats.leases_evicted > 0, "{stats:?}");
     let back = block_on(store.sweep(Timestamp::from_nanos(2 * MS)));
     assert!(back > 0, "{:?}", store.stats());
+}
+
+/// A sliding window counter leased by 4 instances keeps its guarantee exactly: at every
+/// admission, the estimate over what was *admitted* (previous window weighted by its
+/// overlap, plus the current window) stays within the limit.
+#[test]
+fn a_leased_sliding_window_counter_keeps_its_estimate_within_the_limit() {
+    let (amount, window) = (100u64, 1_000 * MS);
+    let policy = Policy::sliding_window_counter(format!("{amount}/second").parse().expect("rates"));
+    let (fleet, _) = fleet(4, 250, &policy);
+    // A hit every 2 ms from the first, so the store's windows run back to back from 0.
+    let mut admitted: HashMap<u64, u64> = HashMap::new();
+    for i in 0..10_000u64 {
+        let now = i * 2 * MS / 3;
+        let (store, p) = &fleet[(i % 4) as usize];
+        if !hit(store, p, b"k", now, 1) {
+            continue;
+        }
+        let w = now / window;
+        *admitted.entry(w).or_default() += 1;
+        let previous = w
+            .checked_sub(1)
+            .map_or(0, |p| admitted.get(&p).copied().unwrap_or(0));
+        let elapsed = now - w * window;
+        // previous × (W − elapsed) / W + current ≤ limit, in integers.
+        let estimate = u128::from(previous) * u128::from(window - elapsed)
+            + u128::from(admitted[&w]) * u128::from(window);
+        assert!(
+            estimate <= u128::from(amount) * u128::from(window),
+            "at {now}: previous {previous}, current {}",
+            admitted[&w]
+        );
+    }
+    let total: u64 = admitted.values().sum();
+    assert!(total >= 600, "{total} admitted in 6.7 s");
 }
