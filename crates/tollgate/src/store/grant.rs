@@ -126,3 +126,10 @@ impl GiveBack {
         self.units > 0 && self.before.is_none_or(|before| now < before)
     }
 }
+
+/// `nanos` as a [`Duration`], saturating at [`Duration::MAX`].
+pub(crate) fn nanos_to_duration(nanos: u128) -> Duration {
+    let secs = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
+    // Below 10^9: fits.
+    Duration::new(secs, (nanos % 1_000_000_000) as u32)
+}

@@ -562,10 +562,3 @@ impl fmt::Debug for PendingHit {
         f.write_str("PendingHit(..)")
     }
 }
-
-/// `nanos` as a [`Duration`], saturating at [`Duration::MAX`].
-pub(crate) fn nanos_to_duration(nanos: u128) -> Duration {
-    let secs = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
-    // Below 10^9: fits.
-    Duration::new(secs, (nanos % 1_000_000_000) as u32)
-}

@@ -148,7 +148,7 @@ impl TickGrant {
     pub fn into_grant(self, tick: std::time::Duration, now: u64) -> crate::Grant {
         let horizon = self.horizon.map(|ticks| {
             let nanos = u128::from(ticks) * tick.as_nanos();
-            crate::store::nanos_to_duration(nanos)
+            crate::store::grant::nanos_to_duration(nanos)
         });
         // A horizon of 0 (a ban's single units) leaves nothing unspent to give back.
         let before = self
