@@ -318,3 +318,38 @@ fn a_leased_sliding_window_counter_keeps_its_estimate_within_the_limit() {
     let total: u64 = admitted.values().sum();
     assert!(total >= 600, "{total} admitted in 6.7 s");
 }
+
+/// A sliding window log leased for T by 4 instances: every trailing window of W admits at
+/// most the limit plus the units leased and unspent when it started, here at most twice the
+/// limit; and never gives units back.
+#[test]
+fn a_leased_sliding_window_log_stays_within_its_loosened_bound() {
+    let (amount, window) = (40u64, 1_000 * MS);
+    let policy = Policy::sliding_window_log(format!("{amount}/second").parse().expect("rates"))
+        .expect("policy");
+    let (fleet, _) = fleet(4, 250, &policy);
+    let mut admitted = Vec::new();
+    for i in 0..12_000u64 {
+        let now = i * MS / 2;
+        let (store, p) = &fleet[(i % 4) as usize];
+        if hit(store, p, b"k", now, 1) {
+            admitted.push(now);
+        }
+    }
+    for (a, &start) in admitted.iter().enumerate() {
+        let within = admitted[a..]
+            .iter()
+            .take_while(|&&t| t < start + window)
+            .count();
+        assert!(
+            within as u64 <= 2 * amount,
+            "{within} in the window from {start}"
+        );
+    }
+    assert!(admitted.len() as u64 >= 5 * amount, "{}", admitted.len());
+    assert!(
+        fleet
+            .iter()
+            .all(|(store, _)| store.stats().units_given_back == 0)
+    );
+}
