@@ -71,6 +71,7 @@
 //! since the client's clock need not run with Redis's.
 
 mod connection;
+mod grant;
 mod key;
 mod late;
 mod leases;

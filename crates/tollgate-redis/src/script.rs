@@ -35,6 +35,31 @@ macro_rules! strategy_scripts {
     };
 }
 
+/// The source of `strategy`'s quota lease script: as [`strategy_script!`] with `take.lua`,
+/// `take_args.lua` taking its own arguments off ARGV before `state.lua` reads it.
+macro_rules! take_script {
+    ($file:literal) => {
+        concat!(
+            include_str!("lua/prelude.lua"),
+            include_str!(concat!("lua/", $file)),
+            include_str!("lua/take_args.lua"),
+            include_str!("lua/state.lua"),
+            include_str!("lua/decide.lua"),
+            include_str!("lua/take.lua"),
+        )
+    };
+}
+
+/// The source of `strategy`'s quota lease script.
+fn take_source(strategy: Strategy) -> &'static str {
+    match strategy {
+        Strategy::FixedWindow => take_script!("fixed_window.lua"),
+        Strategy::SlidingWindowLog => take_script!("sliding_window_log.lua"),
+        Strategy::SlidingWindowCounter => take_script!("sliding_window_counter.lua"),
+        Strategy::TokenBucket => take_script!("token_bucket.lua"),
+    }
+}
+
 /// A strategy's scripts.
 #[derive(Debug)]
 pub(crate) struct Scripts {
@@ -44,6 +69,8 @@ pub(crate) struct Scripts {
     pub(crate) refund: Script,
     /// Charges late, whatever the room left.
     pub(crate) overdraw: Script,
+    /// Gives back, then charges a quota lease.
+    pub(crate) take: Script,
 }
 
 static SCRIPTS: LazyLock<[Scripts; 4]> = LazyLock::new(|| {
@@ -51,6 +78,7 @@ static SCRIPTS: LazyLock<[Scripts; 4]> = LazyLock::new(|| {
         apply: Script::new(strategy_scripts!(strategy, "apply.lua")),
         refund: Script::new(strategy_scripts!(strategy, "refund.lua")),
         overdraw: Script::new(strategy_scripts!(strategy, "overdraw.lua")),
+        take: Script::new(take_source(strategy)),
     })
 });
 

@@ -9,8 +9,8 @@ use redis::Client;
 use redis::aio::ConnectionManager;
 use redis::cluster::ClusterClient;
 use tollgate::{
-    Acquisition, ConcurrencyLimit, Decision, LeaseId, MAX_AMOUNT, Policy, Store, StoreError,
-    Timestamp,
+    Acquisition, ConcurrencyLimit, Decision, GiveBack, Grant, LeaseId, MAX_AMOUNT, Policy, Store,
+    StoreError, Timestamp,
 };
 
 use crate::connection::{Command, Connection, manager_config, timed_out, unavailable, within};
@@ -447,6 +447,46 @@ impl Store for RedisStore {
                 .call(self.timeout, Command::Invoke(invocation))
                 .await?;
             policy.decision(&reply)
+        }
+    }
+
+    /// One `EVALSHA` of the strategy's quota lease script (`lua/take.lua`), the give-back
+    /// included; for a policy with a ban, a refund and a hit of `need` (see [`Store::take`]).
+    /// A take that times out is not watched: units it may have charged are lost to the key
+    /// until its state resets, never admitted.
+    fn take<'a>(
+        &'a self,
+        policy: &'a PreparedRedis,
+        key: &[u8],
+        now: Timestamp,
+        need: u64,
+        want: u64,
+        give_back: GiveBack,
+    ) -> impl Future<Output = Result<Grant, StoreError>> + Send + use<'a> {
+        let banned = policy.ban_rule().is_some();
+        let script = if banned {
+            &policy.scripts().apply
+        } else {
+            &policy.scripts().take
+        };
+        let mut invocation = self.invocation(script, policy, key, now, need);
+        let units = give_back.units().min(2 * MAX_AMOUNT);
+        if !banned {
+            let before = give_back
+                .before()
+                .map_or(-1, |tick| i64::try_from(tick).unwrap_or(i64::MAX));
+            invocation.arg(want.max(need)).arg(units).arg(before);
+        }
+        let refund = (banned && units > 0)
+            .then(|| self.invocation(&policy.scripts().refund, policy, key, now, units));
+        async move {
+            if let Some(refund) = refund {
+                let command = Command::Invoke(refund);
+                let _refunded: i64 = self.connection.call(self.timeout, command).await?;
+            }
+            let command = Command::Invoke(invocation);
+            let reply: Vec<i64> = self.connection.call(self.timeout, command).await?;
+            crate::grant::grant(policy, &reply, banned, need)
         }
     }
 

@@ -4,8 +4,8 @@ use std::fmt;
 use std::future::Future;
 
 use tollgate::{
-    Acquisition, ConcurrencyLimit, DEFAULT_MAX_KEYS, Decision, LeaseId, MemoryStore, Policy,
-    PreparedMemory, PreparedMemoryLeases, Store, StoreError, Timestamp,
+    Acquisition, ConcurrencyLimit, DEFAULT_MAX_KEYS, Decision, GiveBack, Grant, LeaseId,
+    MemoryStore, Policy, PreparedMemory, PreparedMemoryLeases, Store, StoreError, Timestamp,
 };
 
 use crate::late::LateHitStats;
@@ -507,6 +507,33 @@ impl Store for AnyStore {
             }
             (AnyStore::Redis(store), PreparedAny::Redis(p)) => {
                 Started::Redis(store.hit(p, key, now, cost))
+            }
+            _ => Started::Mismatch,
+        };
+        async move {
+            match started {
+                Started::Memory(memory) => memory.await,
+                Started::Redis(redis) => redis.await,
+                Started::Mismatch => Err(mismatch()),
+            }
+        }
+    }
+
+    fn take<'a>(
+        &'a self,
+        policy: &'a PreparedAny,
+        key: &[u8],
+        now: Timestamp,
+        need: u64,
+        want: u64,
+        give_back: GiveBack,
+    ) -> impl Future<Output = Result<Grant, StoreError>> + Send + use<'a> {
+        let started = match (self, policy) {
+            (AnyStore::Memory(store), PreparedAny::Memory(p)) => {
+                Started::Memory(store.take(p, key, now, need, want, give_back))
+            }
+            (AnyStore::Redis(store), PreparedAny::Redis(p)) => {
+                Started::Redis(store.take(p, key, now, need, want, give_back))
             }
             _ => Started::Mismatch,
         };

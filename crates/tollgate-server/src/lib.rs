@@ -32,6 +32,7 @@ mod config;
 mod dashboard;
 mod grpc;
 mod http;
+mod lease_metrics;
 mod logging;
 mod metrics;
 mod server;

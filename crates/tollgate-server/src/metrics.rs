@@ -16,6 +16,7 @@ use tollgate::{ChargeResult, Key};
 
 use crate::dashboard::{Outcome, PolicyRecorder, Recorder};
 use crate::grpc::envoy::DescriptorVerdict;
+use crate::lease_metrics::LeaseMetrics;
 
 /// How a hit ended, as metrics label it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -244,6 +245,8 @@ pub struct Totals {
     /// Keys banned now, in memory (the `memory://` storage's and the fallback's): Redis
     /// cannot tell without scanning every key.
     pub banned_keys: usize,
+    /// What quota leases have done (`[server] lease`).
+    pub lease: tollgate::LeaseStats,
 }
 
 /// The server's counters: hits by policy and outcome, bans started and late charges by
@@ -294,6 +297,7 @@ pub struct Metrics {
     fallback_switches: CaughtUp,
     memory_evicted: CaughtUp,
     inline_evicted: CaughtUp,
+    lease: LeaseMetrics,
     /// What the dashboard shows of the traffic.
     dashboard: Recorder,
 }
@@ -404,6 +408,7 @@ impl Metrics {
             "tollgate_inline_policies_evicted",
             "Inline policies evicted to keep the most the server keeps (their counts restart)",
         );
+        let lease = LeaseMetrics::register(&mut registry);
         Self {
             registry,
             hits,
@@ -420,6 +425,7 @@ impl Metrics {
             fallback_switches,
             memory_evicted,
             inline_evicted,
+            lease,
             dashboard: Recorder::default(),
         }
     }
@@ -487,6 +493,7 @@ impl Metrics {
         self.fallback_switches.catch_up(now.fallback_switches);
         self.memory_evicted.catch_up(now.memory_evicted);
         self.inline_evicted.catch_up(now.inline_evicted);
+        self.lease.catch_up(&now.lease);
         self.fallback.set(i64::from(now.falling_back));
         self.memory_keys
             .set(i64::try_from(now.memory_keys).unwrap_or(i64::MAX));

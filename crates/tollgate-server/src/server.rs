@@ -6,10 +6,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tollgate::{Failover, FailureMode, Limiter, MemoryStore};
+use tollgate::{Failover, FailureMode, Leasing, Limiter, MemoryStore};
 use tollgate_redis::{AnyStore, UriError};
 
 use crate::config::{Config, ConfigError, Overrides};
@@ -155,7 +156,7 @@ impl std::error::Error for ServeError {}
 pub fn check(settings: &Settings) -> Result<Config, ServeError> {
     let config = settings.load().map_err(ServeError::Config)?;
     let limiter = Limiter::new(Failover::new(
-        AnyStore::Memory(MemoryStore::new()),
+        Leasing::new(AnyStore::Memory(MemoryStore::new())),
         config.on_storage_error,
     ));
     InForce::new(&limiter, &Metrics::new(), &config).map_err(ServeError::Proxy)?;
@@ -245,6 +246,13 @@ pub async fn serve(
             limits,
             Arc::clone(&state),
             async move { stopping(&mut stop).await },
+        ));
+    }
+    if !config.storage.is_memory() {
+        tasks.spawn(sweep_leases(
+            Arc::clone(&state),
+            config.lease,
+            stop_rx.clone(),
         ));
     }
     // The files to watch (none with `watch_config = false`), updated by each reload.
@@ -347,6 +355,28 @@ fn announce(what: &str, listener: &TcpListener) {
 
 /// What a reload cannot change: the listeners and the storage are set up once. `Err` says
 /// what changed.
+/// Ends expired quota leases and gives their unspent units back, every half lease lifetime
+/// (of `[server] lease`; 100 ms when it is off, for policies that lease on their own), until
+/// the server stops.
+async fn sweep_leases(
+    state: Arc<ServerState>,
+    lease: tollgate::QuotaLease,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let every = lease
+        .lifetime()
+        .map_or(Duration::from_millis(100), |lifetime| lifetime / 2)
+        .clamp(Duration::from_millis(5), Duration::from_secs(1));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stopping(&mut stop) => return Ok(()),
+            _ = ticks.tick() => state.sweep_leases().await,
+        }
+    }
+}
+
 fn restart_only_changes(old: &Config, new: &Config) -> Result<(), String> {
     let proxy_listen = |config: &Config| config.proxy.as_ref().map(|proxy| proxy.listen);
     let changed = [
@@ -369,6 +399,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Result<(), String> {
             "server.on_storage_error",
             old.on_storage_error != new.on_storage_error,
         ),
+        ("server.lease", old.lease != new.lease),
     ];
     let changed: Vec<&str> = changed
         .into_iter()

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use tollgate::{
-    Clock, ConcurrencyHandle, Failover, FailoverSwitch, Key, Limiter, MemoryStats, MemoryStore,
-    Policy, PolicyHandle, Rate, Store, Verdict,
+    Clock, ConcurrencyHandle, Failover, FailoverSwitch, Key, Leasing, Limiter, MemoryStats,
+    MemoryStore, Policy, PolicyHandle, PreparedLeasing, QuotaLease, Rate, Store, Verdict,
 };
 use tollgate_redis::{AnyStore, PreparedAny};
 use tollgate_tower::{BuildError, Described, HeaderPolicies, HeaderStyle, LimitHeaders};
@@ -16,14 +16,16 @@ use crate::grpc::envoy::EnvoyService;
 use crate::http::proxy;
 use crate::metrics::{Metrics, PolicyCounters, Totals};
 
-/// The store every front end counts in: the configured storage behind its failure mode.
+/// The store every front end counts in: the configured storage, leased from when `[server]
+/// lease` (or a policy's `lease`) says so, behind its failure mode.
 ///
 /// ```
-/// use tollgate::{Failover, FailureMode, Limiter, MemoryStore, Policy, Store};
+/// use tollgate::{Failover, FailureMode, Leasing, Limiter, MemoryStore, Policy, Store};
 /// use tollgate_redis::AnyStore;
 /// use tollgate_server::ServerStore;
 ///
-/// let store: ServerStore = Failover::new(AnyStore::Memory(MemoryStore::new()), FailureMode::Allow);
+/// let memory = Leasing::new(AnyStore::Memory(MemoryStore::new()));
+/// let store: ServerStore = Failover::new(memory, FailureMode::Allow);
 /// assert!(store.answers_immediately()); // in memory
 /// let login = Limiter::new(store).policy("login", Policy::fixed_window("1/minute".parse()?));
 /// # futures_executor::block_on(async {
@@ -33,7 +35,7 @@ use crate::metrics::{Metrics, PolicyCounters, Totals};
 /// # }).unwrap();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type ServerStore = Failover<AnyStore>;
+pub type ServerStore = Failover<Leasing<AnyStore>>;
 
 /// The running server's shared state.
 ///
@@ -66,8 +68,8 @@ pub struct ServerState {
     limiter: Limiter<ServerStore>,
     /// The storage URI, for messages (credentials redacted).
     storage: String,
-    /// A policy prepared on the storage itself (not the failover), to probe it.
-    probe: PreparedAny,
+    /// A policy prepared on the storage itself (not the failover, never leased), to probe it.
+    probe: PreparedLeasing<PreparedAny>,
     metrics: Arc<Metrics>,
     in_force: RwLock<Arc<InForce>>,
 }
@@ -218,7 +220,8 @@ impl ServerState {
         let probe = limiter.store().store().prepare(
             "tollgate:probe",
             // Never denied, so every probe writes (a denial in Redis writes nothing).
-            &Policy::fixed_window(Rate::per_second(1 << 30).into()),
+            &Policy::fixed_window(Rate::per_second(1 << 30).into())
+                .with_quota_lease(QuotaLease::Off),
         );
         let metrics = Arc::new(Metrics::new());
         let in_force = InForce::new(&limiter, &metrics, config)?;
@@ -385,6 +388,13 @@ impl ServerState {
 }
 
 impl ServerState {
+    /// Ends expired quota leases and gives their unspent units back to the storage (see
+    /// [`Leasing::sweep`]); the server runs it every half lease lifetime.
+    pub async fn sweep_leases(&self) {
+        let leasing = self.limiter.store().store();
+        leasing.sweep(self.limiter.clock().now()).await;
+    }
+
     /// What the limiter and its storage have counted so far, for [`Metrics::render`].
     ///
     /// ```
@@ -402,14 +412,15 @@ impl ServerState {
     /// ```
     pub fn totals(&self) -> Totals {
         let failover = self.limiter.store();
-        let memory = match failover.store() {
+        let storage = failover.store().inner();
+        let memory = match storage {
             AnyStore::Memory(store) => store.stats(),
             AnyStore::Redis(_) => MemoryStats::default(),
         };
         let fallback = failover.fallback().stats();
-        let late = failover.store().late_hits();
+        let late = storage.late_hits();
         let now = self.limiter.clock().now();
-        let banned_in_storage = match failover.store() {
+        let banned_in_storage = match storage {
             AnyStore::Memory(store) => store.banned_keys(now),
             AnyStore::Redis(_) => 0,
         };
@@ -424,6 +435,7 @@ impl ServerState {
             memory_keys: memory.keys + fallback.keys,
             memory_evicted: memory.evicted + fallback.evicted,
             banned_keys: banned_in_storage + failover.fallback().banned_keys(now),
+            lease: failover.store().stats(),
         }
     }
 }
@@ -433,6 +445,7 @@ impl ServerState {
 /// info line).
 fn failover(config: &Config, store: AnyStore) -> ServerStore {
     let fallback = MemoryStore::with_max_keys(config.storage.max_keys());
+    let store = Leasing::new(store).with_lease(config.lease);
     Failover::new(store, config.on_storage_error)
         .with_fallback(fallback)
         .on_switch(|switch: &FailoverSwitch| match switch {

@@ -65,6 +65,23 @@ fn check_config_and_serve_agree_on_good_and_bad_configurations() {
             Some(":3: server.header_timeout: invalid duration \"60 sec\"".to_owned()),
         ),
         (
+            "[server]\nlisten = \"127.0.0.1:0\"\nlease = \"250ms\"\n".to_owned(),
+            Some(":3: server.lease: quota leases need a shared storage".to_owned()),
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\nstorage = \"redis://127.0.0.1:1\"\n\
+             lease = \"2m\"\n"
+                .to_owned(),
+            Some(":4: server.lease: lease 120s is out of range: it must be between 1ms and 60s, or off".to_owned()),
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\nstorage = \"redis://127.0.0.1:1\"\n\n\
+             [policies.login]\nlimits = \"5/minute\"\nban_after = \"3/hour\"\nban_for = \"1 hour\"\n\
+             lease = \"100ms\"\n"
+                .to_owned(),
+            Some(":9: policies.login.lease: a policy with ban_after is never leased".to_owned()),
+        ),
+        (
             "[server]\nlisten = \"127.0.0.1:0\"\nmax_connections = 0\n".to_owned(),
             Some(":3: server.max_connections: must be between 1 and 1000000".to_owned()),
         ),

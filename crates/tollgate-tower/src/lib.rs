@@ -57,6 +57,7 @@ mod check;
 mod client_ip;
 mod headers;
 pub mod key;
+mod lease_sweep;
 mod middleware;
 mod respond;
 
@@ -64,6 +65,7 @@ pub use builder::{BuildError, Builder, DeclarationError, Limit};
 pub use check::HttpLimiter;
 pub use client_ip::{ClientIp, InvalidProxy, PeerAddr, ProxyHeader, TrustedProxies};
 pub use headers::{Described, HeaderPolicies, HeaderStyle, LimitHeaders};
+pub use lease_sweep::sweep_leases;
 pub use middleware::future;
 pub use middleware::{HttpLimitBody, HttpLimitLayer, HttpLimitService, SlotHeldBody};
 pub use respond::{Breach, grpc_rejection, json_error, store_unavailable};

@@ -49,7 +49,9 @@
 //!   (a request meeting several policies) and [`Error`].
 //! - `store/`: the [`Store`] seam; [`MemoryStore`], sharded and bounded; [`Failover`], a
 //!   store around another that applies a [`FailureMode`] (allow, deny or fall back to
-//!   memory) when it fails; and, behind the `test-util` feature, `testing::FlakyStore`.
+//!   memory) when it fails; [`Leasing`], a store around a shared one that serves hits from
+//!   quota leases ([`Store::take`]); and, behind the `test-util` feature,
+//!   `testing::FlakyStore`.
 //!
 //! Nothing here knows about HTTP or Redis: those live in `tollgate-tower`, `tollgate-redis`
 //! and `tollgate-server`.
@@ -83,6 +85,11 @@ pub use rate::{
 };
 pub use store::failover::{
     Failover, FailoverSwitch, FailureMode, PreparedFailover, PreparedFailoverLeases,
+};
+pub use store::grant::{GiveBack, Grant};
+pub use store::leasing::{
+    DEFAULT_MAX_LEASED_KEYS, InvalidQuotaLease, LeaseStats, Leasing, MAX_LEASE, MIN_LEASE,
+    PreparedLeasing, QuotaLease,
 };
 pub use store::memory::{
     DEFAULT_MAX_KEYS, MemoryStats, MemoryStore, PreparedMemory, PreparedMemoryLeases,

@@ -70,3 +70,9 @@ function S.reserve(s, l, now, run_at, cost)
     s[1], s[2] = start, math.max(count, l.capacity) + cost
   end
 end
+
+-- Until the window live at now ends; twin of FixedWindow's lease_horizon.
+function S.lease_horizon(s, l, now)
+  local start = roll(s, l, now)
+  return span_left(start, 1, l, now)
+end

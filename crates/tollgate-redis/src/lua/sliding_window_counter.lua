@@ -75,3 +75,9 @@ function S.overdraw(s, l, now, cost)
   local units = math.min(cost, S.remaining(s, doubled(l), now))
   if units > 0 then S.consume(s, l, now, units) end
 end
+
+-- Until the window live at now ends; twin of SlidingWindowCounter's lease_horizon.
+function S.lease_horizon(s, l, now)
+  local elapsed = view(s, l, now)
+  return l.window - elapsed
+end

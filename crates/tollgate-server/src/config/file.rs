@@ -51,6 +51,7 @@ struct ServerSection {
     headers_include_shadow: Option<Spanned<bool>>,
     watch_config: Option<Spanned<bool>>,
     dashboard: Option<Spanned<bool>>,
+    lease: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -144,6 +145,7 @@ impl<'a> Checker<'a> {
         let storage = self
             .storage(&server, overrides)?
             .with_max_keys(self.max_keys(&server.max_keys)?);
+        let lease = self.server_lease(&server.lease, &raw.policies, &storage)?;
         let on_storage_error = match &server.on_storage_error {
             Some(mode) => mode
                 .get_ref()
@@ -329,6 +331,7 @@ impl<'a> Checker<'a> {
             header_policies,
             headers_include_shadow,
             watch_config,
+            lease,
             admin_token,
             dashboard: server
                 .dashboard

@@ -14,6 +14,7 @@
 //! - `route.rs`: the `[[proxy.routes]]`: paths, methods, policies, their axum patterns.
 
 mod file;
+mod lease;
 mod policy_section;
 mod proxy;
 mod route;
@@ -24,7 +25,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tollgate::{ConcurrencyLimit, FailureMode, Policy};
+use tollgate::{ConcurrencyLimit, FailureMode, Policy, QuotaLease};
 use tollgate_redis::StorageUri;
 use tollgate_tower::{HeaderPolicies, HeaderStyle};
 
@@ -117,6 +118,28 @@ pub struct Config {
     /// # Ok::<(), tollgate_server::ConfigError>(())
     /// ```
     pub watch_config: bool,
+    /// Quota leases for every policy over the shared storage (`[server] lease`, such as
+    /// `"250ms"`; off unless set), which a policy's own `lease` overrides (a duration, or
+    /// `"off"`); refused over `memory://`. Restart-only (a policy's own `lease` reloads).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::QuotaLease;
+    /// use tollgate_server::Config;
+    ///
+    /// assert_eq!(Config::empty().lease, QuotaLease::Off);
+    /// let config = Config::parse(
+    ///     "[server]\nstorage = \"redis://127.0.0.1:6379\"\nlease = \"250ms\"\n\n\
+    ///      [policies.api]\nlimits = \"10/second\"\nlease = \"off\"\n",
+    ///     "t.toml",
+    /// )?;
+    /// assert_eq!(config.lease.lifetime(), Some(Duration::from_millis(250)));
+    /// assert_eq!(config.policies["api"].quota_lease(), Some(QuotaLease::Off));
+    /// let err = Config::parse("[server]\nlease = \"250ms\"\n", "t.toml").unwrap_err();
+    /// assert!(err.to_string().starts_with("t.toml:2: server.lease: quota leases need a shared storage"));
+    /// # Ok::<(), tollgate_server::ConfigError>(())
+    /// ```
+    pub lease: QuotaLease,
     /// The bearer token `POST /v1/reset` requires; reset is disabled without one. The
     /// dashboard requires it too, when it is set.
     pub admin_token: Option<String>,

@@ -1,5 +1,5 @@
 //! `[policies.NAME]` sections: read raw, then checked into a [`Policy`] (rates, strategy,
-//! burst, delay, ban) and its concurrency limit, every mistake naming its field and line.
+//! burst, delay, ban, quota lease) and its concurrency limit, every mistake naming its field and line.
 
 use serde::Deserialize;
 use tollgate::{Ban, ConcurrencyLimit, MAX_IN_FLIGHT, Policy, Rate, Rates, Strategy};
@@ -21,6 +21,7 @@ pub(super) struct PolicySection {
     pub(super) max_delay: Option<Spanned<String>>,
     pub(super) max_in_flight: Option<Spanned<u64>>,
     pub(super) lease_ttl: Option<Spanned<String>>,
+    pub(super) lease: Option<Spanned<String>>,
 }
 
 impl Checker<'_> {
@@ -59,10 +60,45 @@ impl Checker<'_> {
             })?,
             None => policy,
         };
-        Ok(match self.ban(section, field)? {
+        let policy = match self.ban(section, field)? {
             Some(ban) => policy.with_ban(ban),
             None => policy,
-        })
+        };
+        Ok(
+            match self.lease(&section.lease, &format!("{field}.lease"))? {
+                Some(lease) => self.leased(policy, lease, section, field)?,
+                None => policy,
+            },
+        )
+    }
+
+    /// `policy` with its own `lease`; a lease on a policy that is never leased (one with a
+    /// ban, whose every denial must count as a breach, or a `max_delay`, as a lease reserves
+    /// no slot) is a mistake.
+    fn leased(
+        &self,
+        policy: Policy,
+        lease: tollgate::QuotaLease,
+        section: &PolicySection,
+        field: &str,
+    ) -> Result<Policy, ConfigError> {
+        let with = match (section.ban_after.is_some(), section.max_delay.is_some()) {
+            (true, _) => "ban_after",
+            (_, true) => "max_delay",
+            _ => return Ok(policy.with_quota_lease(lease)),
+        };
+        if lease == tollgate::QuotaLease::Off {
+            return Ok(policy.with_quota_lease(lease));
+        }
+        let span = section.lease.as_ref().map_or(0..0, Spanned::span);
+        Err(self.error(
+            span,
+            format!("{field}.lease"),
+            format!(
+                "a policy with {with} is never leased (every hit must reach the storage); \
+                 drop lease or set it to \"off\""
+            ),
+        ))
     }
 
     /// A policy's concurrency limit: `max_in_flight` (1 to [`MAX_IN_FLIGHT`]) and its

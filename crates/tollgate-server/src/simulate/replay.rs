@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::routing::any;
 use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use tollgate::{
-    ChargeResult, Clock, Failover, Key, Limiter, ManualClock, MemoryStore, PolicyHandle, Timestamp,
+    ChargeResult, Clock, Failover, Key, Leasing, Limiter, ManualClock, MemoryStore, PolicyHandle,
+    Timestamp,
 };
 use tollgate_redis::AnyStore;
 use tollgate_tower::{BuildError, Limit, PeerAddr};
@@ -138,7 +139,10 @@ impl ProxyReplay {
         (start, max_keys): (u64, usize),
     ) -> Result<Self, String> {
         let memory = MemoryStore::with_max_keys(config.storage.max_keys());
-        let store = Failover::new(AnyStore::Memory(memory), config.on_storage_error);
+        let store = Failover::new(
+            Leasing::new(AnyStore::Memory(memory)),
+            config.on_storage_error,
+        );
         let limiter = Limiter::new(store).with_clock(clock.clone());
         let policies = configured_policies(&limiter, &Metrics::new(), config);
         let observed = Arc::new(Mutex::new(Observed {

@@ -14,6 +14,7 @@
 //!   response.
 //! - `delay.rs`: requests waiting for their reserved slot instead of a 429, the cap on
 //!   waiting requests, clients that go away while they wait.
+//! - `leasing.rs`: limits over a store that leases quota (`tollgate::Leasing`).
 
 mod bans_and_late_charges;
 mod concurrency;
@@ -21,6 +22,7 @@ mod declarations;
 mod delay;
 mod header_lists;
 mod keys;
+mod leasing;
 mod limits;
 mod responses;
 mod service;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::ban::Ban;
 use crate::rate::{MAX_AMOUNT, MAX_WINDOW_SECS, Rate, Rates};
+use crate::store::leasing::QuotaLease;
 use crate::strategy::TickRate;
 pub use error::PolicyError;
 pub use strategy_name::Strategy;
@@ -98,6 +99,10 @@ pub struct Policy {
     /// token bucket (any length up to [`MAX_DELAY`]) or a fixed window (shorter than every
     /// window), and never zero.
     max_delay: Option<Duration>,
+    /// Whether a [`crate::Leasing`] store leases this policy's units; `None` follows the
+    /// store's default. Not part of the policy's text: it changes how hits reach a shared
+    /// store, not what they decide.
+    quota_lease: Option<QuotaLease>,
 }
 
 impl Policy {
@@ -139,6 +144,7 @@ impl Policy {
             burst: None,
             ban: None,
             max_delay: None,
+            quota_lease: None,
         }
     }
 
@@ -323,6 +329,30 @@ impl Policy {
     /// The longest a hit may wait for a reserved slot, set by [`Policy::with_max_delay`].
     pub fn max_delay(&self) -> Option<Duration> {
         self.max_delay
+    }
+
+    /// This policy with its own choice of quota leases, overriding the default of the
+    /// [`crate::Leasing`] store it is prepared in (which leases only policies without a ban
+    /// or a `max_delay`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Policy, QuotaLease};
+    ///
+    /// let lease = QuotaLease::lasting(Duration::from_millis(100))?;
+    /// let policy = Policy::fixed_window("100/second".parse()?).with_quota_lease(lease);
+    /// assert_eq!(policy.quota_lease(), Some(lease));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_quota_lease(mut self, lease: QuotaLease) -> Self {
+        self.quota_lease = Some(lease);
+        self
+    }
+
+    /// This policy's own choice of quota leases; `None` follows the store's default.
+    pub fn quota_lease(&self) -> Option<QuotaLease> {
+        self.quota_lease
     }
 
     /// The rates, all of which a hit must fit.

@@ -3,6 +3,8 @@
 //! and, behind the `test-util` feature, [`FlakyStore`](testing::FlakyStore).
 
 pub(crate) mod failover;
+pub(crate) mod grant;
+pub(crate) mod leasing;
 pub(crate) mod memory;
 #[cfg(feature = "test-util")]
 pub mod testing;
@@ -11,12 +13,14 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::clock::Timestamp;
 use crate::decision::Decision;
 use crate::key::KeyBytes;
 use crate::lease::{Acquisition, ConcurrencyLimit, LeaseId};
 use crate::policy::Policy;
+use crate::store::grant::{GiveBack, Grant};
 
 /// Where the state of each (policy, key) lives, and the atomic application of hits (and
 /// refunds) to it.
@@ -148,6 +152,68 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         cost: u64,
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, Self>;
+
+    /// Gives back the unspent units of an earlier grant (as [`Store::refund`] does, but only
+    /// while the store's time is before [`GiveBack::before`]), then charges between `need`
+    /// and `want` units to `key` at `now` at once, atomically: a *quota lease*, units
+    /// charged now to be spent later without asking the store again. See
+    /// [`crate::strategy::take`] for how many are granted (0 exactly when a hit of `need`
+    /// would be denied, with its `retry_after`) and what spending them later means.
+    ///
+    /// A `need` of 0 only gives back, and reports as a peek does, granting nothing.
+    /// Otherwise `want` is at least `need`, both at most the policy's
+    /// [`Policy::max_cost`]. A take grants only units that fit now (it never reserves a
+    /// delayed slot). A store that keeps its own time may use it instead of `now`, and the
+    /// future does not borrow `key`, as for [`Store::hit`]. A take that fails may still have
+    /// been charged: the units are then lost to the key until its state resets, never
+    /// admitted twice.
+    ///
+    /// The default gives back with [`Store::refund`] (whatever the deadline: it grants no
+    /// unspent units, so only its own callers' mistakes could be given back) and charges
+    /// exactly `need` with [`Store::hit`], with a horizon of zero (nothing left to spend
+    /// later): correct for any store, but one or two round trips per lease. A policy with a ban is charged that way
+    /// by every store of this crate, so that a denial counts as a breach exactly as a hit's.
+    ///
+    /// ```
+    /// use tollgate::{GiveBack, MemoryStore, Policy, Rate, Store, Timestamp};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let store = MemoryStore::new();
+    /// let api = store.prepare("api", &Policy::fixed_window(Rate::per_minute(16).into()));
+    /// let now = Timestamp::from_nanos(0);
+    /// let grant = store.take(&api, b"alice", now, 1, 10, GiveBack::NONE).await?;
+    /// assert_eq!(grant.granted(), 2); // ⌈16 / 8⌉
+    /// let rest = store.take(&api, b"alice", now, 14, 14, GiveBack::NONE).await?;
+    /// assert_eq!(rest.granted(), 14);
+    /// let denied = store.take(&api, b"alice", now, 1, 10, GiveBack::NONE).await?;
+    /// assert_eq!(denied.granted(), 0);
+    /// assert_eq!(denied.decision().retry_after(), Some(std::time::Duration::from_secs(60)));
+    /// // The first grant's 2 units were not spent: given back before its window ends.
+    /// let unspent = GiveBack::new(2, grant.give_back_before());
+    /// let again = store.take(&api, b"alice", now, 1, 1, unspent).await?;
+    /// assert_eq!((again.granted(), again.decision().remaining()), (1, 1));
+    /// # Ok::<(), tollgate::StoreError>(())
+    /// # }).unwrap();
+    /// ```
+    fn take<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
+        key: &[u8],
+        now: Timestamp,
+        need: u64,
+        want: u64,
+        give_back: GiveBack,
+    ) -> impl Future<Output = Result<Grant, StoreError>> + Send + use<'a, Self> {
+        let _ = want;
+        let refund = self.refund(policy, key, now, give_back.units());
+        let hit = self.hit(policy, key, now, need);
+        async move {
+            refund.await?;
+            let decision = hit.await?;
+            let granted = if decision.allowed() { need } else { 0 };
+            Ok(Grant::new(granted, decision, Some(Duration::ZERO), None))
+        }
+    }
 
     /// Forgets `key`'s state under `policy` (its counts, and a ban): its next hit is its
     /// first.
@@ -337,6 +403,18 @@ impl<S: Store> Store for Arc<S> {
         cost: u64,
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a, S> {
         (**self).overdraw(policy, key, now, cost)
+    }
+
+    fn take<'a>(
+        &'a self,
+        policy: &'a Self::Prepared,
+        key: &[u8],
+        now: Timestamp,
+        need: u64,
+        want: u64,
+        give_back: GiveBack,
+    ) -> impl Future<Output = Result<Grant, StoreError>> + Send + use<'a, S> {
+        (**self).take(policy, key, now, need, want, give_back)
     }
 
     fn reset(

@@ -179,6 +179,13 @@ impl RateState for FixedWindow {
             };
         }
     }
+
+    /// Until the window live at `now` ends: a unit charged to it and spent in the next one
+    /// would let that window admit more than its capacity.
+    fn lease_horizon(&self, limit: &TickRate, now: u64) -> Option<u64> {
+        let (start, _) = self.roll(limit, now);
+        Some(until(start, 1, limit, now))
+    }
 }
 
 /// Ticks from `now` until `windows` windows from `start` have passed: at most that many

@@ -29,6 +29,7 @@ mod divisor;
 mod fixed_window;
 mod sliding_window_counter;
 mod sliding_window_log;
+mod take;
 mod token_bucket;
 
 use std::fmt;
@@ -40,6 +41,7 @@ use divisor::Divisor;
 pub use fixed_window::FixedWindow;
 pub use sliding_window_counter::SlidingWindowCounter;
 pub use sliding_window_log::SlidingWindowLog;
+pub use take::{LEASE_SHARE, TickGrant, take};
 pub use token_bucket::TokenBucket;
 
 /// One rate of a policy as the strategies see it, with its window in ticks.
@@ -237,6 +239,14 @@ pub trait RateState: Default + Clone + fmt::Debug + Send + Sync + 'static {
     fn reserve(&mut self, limit: &TickRate, now: u64, run_at: u64, cost: u64) {
         let _ = now;
         self.consume(limit, run_at, cost);
+    }
+
+    /// Ticks from `now` during which units charged at `now` may be spent later without
+    /// weakening the strategy's guarantee (see [`take`]): until the current window ends for
+    /// the fixed window and the sliding window counter; `None` (no such end) for the token
+    /// bucket and the sliding window log, whose bound a late spend loosens instead.
+    fn lease_horizon(&self, _limit: &TickRate, _now: u64) -> Option<u64> {
+        None
     }
 }
 
@@ -471,7 +481,7 @@ pub(crate) fn judge<S: RateState>(
 /// The rate that makes a hit of `probe` units wait longest, by index, and its wait; `None`
 /// when every rate takes the hit. A kill switch waits its window.
 #[inline]
-fn longest_wait<S: RateState>(
+pub(crate) fn longest_wait<S: RateState>(
     states: &[S],
     limits: &[TickRate],
     now: u64,
@@ -495,7 +505,7 @@ fn longest_wait<S: RateState>(
 
 /// One rate's numbers at `now`: allowed unless it says how long to wait.
 #[inline]
-fn report<S: RateState>(
+pub(crate) fn report<S: RateState>(
     state: &S,
     limit: &TickRate,
     now: u64,
@@ -521,7 +531,7 @@ fn report<S: RateState>(
 /// The allowed decision of the rate with the fewest units left (of equals, the one that
 /// resets last; of those, the first).
 #[inline]
-fn binding<S: RateState>(states: &[S], limits: &[TickRate], now: u64) -> TickDecision {
+pub(crate) fn binding<S: RateState>(states: &[S], limits: &[TickRate], now: u64) -> TickDecision {
     let mut binding = report(&states[0], &limits[0], now, None);
     for i in 1..states.len() {
         let other = report(&states[i], &limits[i], now, None);

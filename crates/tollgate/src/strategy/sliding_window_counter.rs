@@ -190,6 +190,12 @@ impl RateState for SlidingWindowCounter {
         let wait = fresh_at.saturating_sub(u128::from(now)).min(2 * w);
         u64::try_from(wait).unwrap_or(u64::MAX)
     }
+
+    /// Until the window live at `now` ends: a unit charged to the current window counts in
+    /// full while it lasts, but weighs less once that window becomes the previous one.
+    fn lease_horizon(&self, limit: &TickRate, now: u64) -> Option<u64> {
+        Some(limit.window - self.view(limit, now).elapsed)
+    }
 }
 
 #[cfg(test)]

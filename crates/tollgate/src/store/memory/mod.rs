@@ -22,6 +22,7 @@ use crate::decision::Decision;
 use crate::key::KeyBytes;
 use crate::lease::{Acquisition, ConcurrencyLimit, LeaseId};
 use crate::policy::{Policy, Strategy};
+use crate::store::grant::{GiveBack, Grant};
 use crate::store::{Store, StoreError, SyncStore};
 use crate::strategy::{
     BanRule, FixedWindow, RateState, SlidingWindowCounter, SlidingWindowLog, TickRate, TokenBucket,
@@ -576,6 +577,22 @@ impl Store for MemoryStore {
         cost: u64,
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
         ready(Ok(self.overdraw_in_place(policy, key, now, cost)))
+    }
+
+    /// One lock of the key's shard: the give-back and the take together.
+    fn take<'a>(
+        &'a self,
+        policy: &'a PreparedMemory,
+        key: &[u8],
+        now: Timestamp,
+        need: u64,
+        want: u64,
+        give_back: GiveBack,
+    ) -> impl Future<Output = Result<Grant, StoreError>> + Send + use<'a> {
+        let key = StoredKey::new(key, &policy.digest_key);
+        let now = now.as_nanos();
+        let grant = policy.table.take(key, now, need, want, give_back);
+        ready(Ok(grant.into_grant(Duration::from_nanos(1), now)))
     }
 
     fn reset(

@@ -9,9 +9,10 @@ use hashbrown::HashTable;
 
 use super::budget::{Budget, BudgetMember};
 use super::stored_key::StoredKey;
+use crate::store::grant::GiveBack;
 use crate::strategy::{
-    BanRule, BanState, RateState, TickDecision, TickRate, apply, apply_banned, overdraw,
-    overdraw_banned, refund,
+    BanRule, BanState, RateState, TickDecision, TickGrant, TickRate, apply, apply_banned, overdraw,
+    overdraw_banned, refund, take,
 };
 
 /// The states of one key, one per rate: inline for the common single rate, boxed for more;
@@ -48,6 +49,29 @@ pub(crate) trait Slots: Send + 'static {
     /// Applies a late charge; see [`overdraw`].
     fn overdraw(&mut self, limits: &[TickRate], now: u64, cost: u64) -> TickDecision {
         overdraw(self.states_mut(), limits, now, cost)
+    }
+
+    /// Charges a quota lease; see [`take`]. Slots with a ban charge exactly `need` by a hit
+    /// (see [`crate::Store::take`]).
+    fn take(
+        &mut self,
+        limits: &[TickRate],
+        rule: Option<&BanRule>,
+        now: u64,
+        need: u64,
+        want: u64,
+    ) -> TickGrant {
+        if Self::BANS {
+            let need = need.max(1);
+            let decision = self.hit(limits, rule, now, need);
+            let granted = if decision.allowed { need } else { 0 };
+            return TickGrant {
+                granted,
+                decision,
+                horizon: Some(0),
+            };
+        }
+        take(self.states_mut(), limits, now, need, want)
     }
 
     /// Whether new slots that took a hit with `outcome` hold anything worth keeping.
@@ -172,6 +196,17 @@ pub(crate) trait PolicyTable: BudgetMember + fmt::Debug {
 
     /// Gives units back to a key; see [`refund`]. A key not tracked is left untracked.
     fn refund(&self, key: StoredKey, now: u64, cost: u64);
+
+    /// Gives units back (if `now` is before their deadline), then charges a quota lease
+    /// (see [`take`]); a `need` of 0 only gives back, and reports as a peek.
+    fn take(
+        &self,
+        key: StoredKey,
+        now: u64,
+        need: u64,
+        want: u64,
+        give_back: GiveBack,
+    ) -> TickGrant;
 
     /// Forgets a key.
     fn reset(&self, key: StoredKey);
@@ -441,6 +476,44 @@ impl<C: Slots> PolicyTable for Table<C> {
             self.budget.expired.fetch_add(1, Ordering::Relaxed);
             self.budget.removed(1);
         }
+    }
+
+    fn take(
+        &self,
+        key: StoredKey,
+        now: u64,
+        need: u64,
+        want: u64,
+        give_back: GiveBack,
+    ) -> TickGrant {
+        let hash = self.hash(&key);
+        let mut shard = self.lock(hash);
+        if let Some((_, slots)) = shard.entries.find_mut(hash, |(k, _)| *k == key) {
+            if give_back.allowed_at(now) {
+                refund(slots.states_mut(), &self.limits, now, give_back.units());
+            }
+            if need == 0 {
+                return TickGrant {
+                    granted: 0,
+                    decision: slots.hit(&self.limits, self.ban.as_ref(), now, 0),
+                    horizon: None,
+                };
+            }
+            return slots.take(&self.limits, self.ban.as_ref(), now, need, want);
+        }
+        if need == 0 {
+            return TickGrant {
+                granted: 0,
+                decision: C::fresh(self.limits.len()).hit(&self.limits, self.ban.as_ref(), now, 0),
+                horizon: None,
+            };
+        }
+        let mut slots = C::fresh(self.limits.len());
+        let grant = slots.take(&self.limits, self.ban.as_ref(), now, need, want);
+        if slots.worth_keeping(&grant.decision, grant.granted) {
+            self.insert(&mut shard, hash, key, slots, now);
+        }
+        grant
     }
 
     fn reset(&self, key: StoredKey) {
