@@ -56,7 +56,12 @@
 //! strategy's file (its state machine), `state.lua` (the arguments, the key's states, writing
 //! them back), `decide.lua` (the decisions and the ban) and `apply.lua`, `refund.lua` or
 //! `overdraw.lua`. A refund of a key with no state leaves it absent. A ban is kept in the
-//! key's value and applied by the hit's script: no round trip more.
+//! key's value and applied by the hit's script: no round trip more. A hit of the most common
+//! shape, a fixed window of one rate with no ban and no delay, runs a script with the
+//! policy's numbers written into its source instead (`fixed_window_one.lua` after the same
+//! prelude and state machine, on the same stored state): it takes two arguments (the time
+//! and the cost) and replies with two or three numbers, which about doubles the hits Redis
+//! runs a second (see `BENCHMARKS.md`); each such policy loads its own script once.
 //! Times are counted in ticks of 1 µs (the resolution of Redis's `TIME`). A policy for which
 //! a number a script forms would reach 2^49 ticks (a window; for the sliding window counter,
 //! amount × window; for a token bucket, its depth, burst × the ticks a token takes) counts

@@ -2,11 +2,15 @@
 //! the prefix of its keys, its tick and the arguments every call passes; and the decisions
 //! its scripts reply with.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use redis::Script;
+use tollgate::Strategy;
 use tollgate::strategy::{BanRule, BanStatus, TickDecision, TickRate};
-use tollgate::{Decision, Policy, StoreError};
+use tollgate::{Decision, Policy, StoreError, Timestamp};
 
+use crate::connection::Command;
 use crate::key::{client_key_len, push_client_key};
 use crate::script::{self, Scripts};
 use crate::tick::tick_us;
@@ -39,6 +43,9 @@ pub struct PreparedRedis {
     limits: Box<[TickRate]>,
     /// The policy's ban, in the same ticks.
     ban: Option<BanRule>,
+    /// The hit script with the policy's numbers baked in, for the shapes that have one (a
+    /// fixed window of one rate, no ban, no delay); hits of others run the general script.
+    baked: Option<Arc<Script>>,
 }
 
 impl PreparedRedis {
@@ -51,13 +58,70 @@ impl PreparedRedis {
         key_prefix.push(b':');
         key_prefix.extend_from_slice(fingerprint(policy).as_bytes());
         key_prefix.push(b':');
+        let limits = policy.limits(tick);
+        let ban = policy.ban_rule(tick);
+        let baked = match (policy.strategy(), &*limits, &ban) {
+            (Strategy::FixedWindow, [limit], None)
+                if limit.amount() > 0 && limit.max_delay() == 0 =>
+            {
+                Some(Arc::new(script::fixed_window_one(limit, tick_us)))
+            }
+            _ => None,
+        };
         Self {
             scripts: script::scripts(policy.strategy()),
             key_prefix,
             tick_us,
-            limits: policy.limits(tick),
-            ban: policy.ban_rule(tick),
+            limits,
+            ban,
+            baked,
         }
+    }
+
+    /// The SHA1 of the script a hit runs: the strategy's general script, or one with this
+    /// policy's numbers baked in (a fixed window of one rate, with no ban and no delay), whose
+    /// call passes two arguments and gets two or three numbers back.
+    ///
+    /// ```
+    /// use tollgate::{Policy, Store};
+    /// use tollgate_redis::RedisStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::connect_lazily("redis://127.0.0.1:6379")?; // prepares offline
+    /// let sha = |rates: &str| store.prepare("p", &Policy::fixed_window(rates.parse().unwrap())).hit_script_sha().to_owned();
+    /// assert_ne!(sha("5/minute"), sha("6/minute")); // baked: one script per policy
+    /// assert_eq!(sha("5/minute; 100/hour"), sha("6/minute; 100/hour")); // the general script
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn hit_script_sha(&self) -> &str {
+        match &self.baked {
+            Some(script) => script.get_hash(),
+            None => self.scripts.apply.get_hash(),
+        }
+    }
+
+    /// `now` in the ticks the scripts count in.
+    pub(crate) fn ticks(&self, now: Timestamp) -> u64 {
+        now.as_nanos() / (self.tick_us * 1_000)
+    }
+
+    /// The call of a hit by the policy's baked script, when it has one (see
+    /// [`PreparedRedis::hit_script_sha`]): `now` is the client's time, `None` for the server's.
+    pub(crate) fn baked_hit(
+        &self,
+        key: &[u8],
+        now: Option<Timestamp>,
+        cost: u64,
+    ) -> Option<Command> {
+        let script = self.baked.as_ref()?;
+        Some(Command::Baked {
+            script: Arc::clone(script),
+            key: self.redis_key(key),
+            now: now.map(|now| self.ticks(now)),
+            cost,
+        })
     }
 
     /// The strategy's scripts.
@@ -76,9 +140,14 @@ impl PreparedRedis {
         self.ban.as_ref()
     }
 
-    /// The decision a script replied with, in [`Decision`]'s durations.
+    /// The decision a script replied with, in [`Decision`]'s durations: a general script's
+    /// eight numbers, or the baked script's two or three.
     pub(crate) fn decision(&self, reply: &[i64]) -> Result<Decision, StoreError> {
-        let outcome = outcome(reply).ok_or_else(|| {
+        let outcome = match (&self.baked, &*self.limits) {
+            (Some(_), [limit]) if reply.len() < 8 => baked_outcome(limit, reply),
+            _ => outcome(reply),
+        };
+        let outcome = outcome.ok_or_else(|| {
             StoreError::unavailable(format!("unexpected reply from the script: {reply:?}"))
         })?;
         Ok(outcome.into_decision(self.tick()))
@@ -204,5 +273,29 @@ fn outcome(reply: &[i64]) -> Option<TickDecision> {
         window: count(window)?,
         ban,
         delay: count(delay)?,
+    })
+}
+
+/// Reads the baked fixed-window script's reply for its one rate `limit`: `{remaining,
+/// reset_after}` when allowed, `{remaining, reset_after, retry_after}` when denied (see
+/// `lua/fixed_window_one.lua`).
+fn baked_outcome(limit: &TickRate, reply: &[i64]) -> Option<TickDecision> {
+    let count = |n: i64| u64::try_from(n).ok();
+    let (remaining, reset_after, retry_after) = match *reply {
+        [remaining, reset_after] => (remaining, reset_after, None),
+        [remaining, reset_after, retry_after] => {
+            (remaining, reset_after, Some(count(retry_after)?))
+        }
+        _ => return None,
+    };
+    Some(TickDecision {
+        allowed: retry_after.is_none(),
+        limit: limit.capacity(),
+        remaining: count(remaining)?,
+        reset_after: count(reset_after)?,
+        retry_after,
+        window: limit.window(),
+        ban: BanStatus::Clear,
+        delay: 0,
     })
 }
