@@ -50,8 +50,8 @@ cat "$src/prelude.lua" "$src/fixed_window.lua" "$src/state.lua" "$src/decide.lua
 # ARGV: server time, cost 1, tick 1 µs, one rate: amount, capacity, window, max delay.
 general_args=("" 1 1 1 1000000 1000000 60000000 0)
 general_sha=$(load_script "$dir/general.lua" "${general_args[@]}")
-{ echo "local CAPACITY, WINDOW, TICK_US = 1000000, 60000000, 1"
-  cat "$src/prelude.lua" "$src/fixed_window.lua" "$src/fixed_window_one.lua"; } > "$dir/baked.lua"
+{ echo "local CAPACITY, WINDOW, TICK_US, PACK = 1000000, 60000000, 1, 60000001"
+  cat "$src/fixed_window_one.lua"; } > "$dir/baked.lua"
 baked_sha=$(load_script "$dir/baked.lua" "" 1)
 echo 'local c = redis.call("INCR", KEYS[1]) if c == 1 then redis.call("PEXPIRE", KEYS[1], 60000) end return c' \
   > "$dir/minimal.lua"

@@ -46,6 +46,10 @@ pub struct PreparedRedis {
     /// The hit script with the policy's numbers baked in, for the shapes that have one (a
     /// fixed window of one rate, no ban, no delay); hits of others run the general script.
     baked: Option<Arc<Script>>,
+    /// What the baked script multiplies the remaining units by to answer an allowed hit
+    /// with one number, `remaining × pack + reset_after`: the window and one; 0 where that
+    /// number could pass 2^53 (it answers `{remaining, reset_after}` then).
+    pack: u64,
 }
 
 impl PreparedRedis {
@@ -60,13 +64,15 @@ impl PreparedRedis {
         key_prefix.push(b':');
         let limits = policy.limits(tick);
         let ban = policy.ban_rule(tick);
-        let baked = match (policy.strategy(), &*limits, &ban) {
+        let (baked, pack) = match (policy.strategy(), &*limits, &ban) {
             (Strategy::FixedWindow, [limit], None)
                 if limit.amount() > 0 && limit.max_delay() == 0 =>
             {
-                Some(Arc::new(script::fixed_window_one(limit, tick_us)))
+                let pack = packing(limit);
+                let script = script::fixed_window_one(limit, tick_us, pack);
+                (Some(Arc::new(script)), pack)
             }
-            _ => None,
+            _ => (None, 0),
         };
         Self {
             scripts: script::scripts(policy.strategy()),
@@ -75,6 +81,7 @@ impl PreparedRedis {
             limits,
             ban,
             baked,
+            pack,
         }
     }
 
@@ -144,7 +151,7 @@ impl PreparedRedis {
     /// eight numbers, or the baked script's two or three.
     pub(crate) fn decision(&self, reply: &[i64]) -> Result<Decision, StoreError> {
         let outcome = match (&self.baked, &*self.limits) {
-            (Some(_), [limit]) if reply.len() < 8 => baked_outcome(limit, reply),
+            (Some(_), [limit]) if reply.len() < 8 => baked_outcome(limit, self.pack, reply),
             _ => outcome(reply),
         };
         let outcome = outcome.ok_or_else(|| {
@@ -276,12 +283,62 @@ fn outcome(reply: &[i64]) -> Option<TickDecision> {
     })
 }
 
-/// Reads the baked fixed-window script's reply for its one rate `limit`: `{remaining,
-/// reset_after}` when allowed, `{remaining, reset_after, retry_after}` when denied (see
-/// `lua/fixed_window_one.lua`).
-fn baked_outcome(limit: &TickRate, reply: &[i64]) -> Option<TickDecision> {
+/// The `pack` of a baked fixed window of `limit` (see [`PreparedRedis`]): `window + 1`, so
+/// that `remaining × pack + reset_after` (`reset_after` at most the window) tells both apart,
+/// when that number stays below 2^53, exact in Lua's doubles; else 0.
+fn packing(limit: &TickRate) -> u64 {
+    let pack = u128::from(limit.window()) + 1;
+    let most = u128::from(limit.capacity()) * pack + pack - 1;
+    if most < 1 << 53 {
+        u64::try_from(pack).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+/// A hit script's reply: its numbers, or the one number it answered with.
+pub(crate) struct Numbers(pub(crate) Vec<i64>);
+
+impl Numbers {
+    /// Whether the reply allows the hit: a general script's eight numbers start with 1; the
+    /// baked script answers an allowed hit with one or two numbers, a denied one with three.
+    pub(crate) fn allowed(&self) -> bool {
+        match *self.0 {
+            [allowed, _, _, _, _, _, _, _] => allowed == 1,
+            [_] | [_, _] => true,
+            _ => false,
+        }
+    }
+}
+
+impl redis::FromRedisValue for Numbers {
+    fn from_redis_value_ref(value: &redis::Value) -> Result<Self, redis::ParsingError> {
+        match value {
+            redis::Value::Int(n) => Ok(Self(vec![*n])),
+            other => Vec::from_redis_value_ref(other).map(Self),
+        }
+    }
+
+    fn from_redis_value(value: redis::Value) -> Result<Self, redis::ParsingError> {
+        Self::from_redis_value_ref(&value)
+    }
+}
+
+/// Reads the baked fixed-window script's reply for its one rate `limit`: `remaining × pack
+/// + reset_after` (`pack` > 0) or `{remaining, reset_after}` when allowed, `{remaining,
+/// reset_after, retry_after}` when denied (see `lua/fixed_window_one.lua`).
+fn baked_outcome(limit: &TickRate, pack: u64, reply: &[i64]) -> Option<TickDecision> {
     let count = |n: i64| u64::try_from(n).ok();
     let (remaining, reset_after, retry_after) = match *reply {
+        [packed] if pack > 0 => {
+            let packed = count(packed)?;
+            let (remaining, reset_after) = (packed / pack, packed % pack);
+            (
+                i64::try_from(remaining).ok()?,
+                i64::try_from(reset_after).ok()?,
+                None,
+            )
+        }
         [remaining, reset_after] => (remaining, reset_after, None),
         [remaining, reset_after, retry_after] => {
             (remaining, reset_after, Some(count(retry_after)?))

@@ -68,14 +68,16 @@ pub(crate) fn scripts(strategy: Strategy) -> &'static Scripts {
 }
 
 /// The hit script of a fixed window of one rate `limit`, with no ban and no delay, counted in
-/// ticks of `tick_us`: `lua/fixed_window_one.lua`, the rate's numbers written before it. It takes two arguments instead of eight and
+/// ticks of `tick_us`: `lua/fixed_window_one.lua`, the rate's numbers (and the `pack` of its
+/// one-number answers, see [`crate::prepared`]) written before it. It takes two arguments instead of eight and
 /// replies with two or three numbers instead of eight (see [`crate::prepared`]).
-pub(crate) fn fixed_window_one(limit: &TickRate, tick_us: u64) -> Script {
+pub(crate) fn fixed_window_one(limit: &TickRate, tick_us: u64, pack: u64) -> Script {
     Script::new(&format!(
-        "local CAPACITY, WINDOW, TICK_US = {}, {}, {}\n{}",
+        "local CAPACITY, WINDOW, TICK_US, PACK = {}, {}, {}, {}\n{}",
         limit.capacity(),
         limit.window(),
         tick_us,
+        pack,
         include_str!("lua/fixed_window_one.lua"),
     ))
 }

@@ -16,7 +16,7 @@ use tollgate::{
 use crate::connection::{Command, Connection, manager_config, timed_out, unavailable, within};
 use crate::late::{LateHitStats, LateHits};
 use crate::leases::{PreparedRedisLeases, acquisition};
-use crate::prepared::PreparedRedis;
+use crate::prepared::{Numbers, PreparedRedis};
 
 /// The default prefix of every key tollgate writes.
 ///
@@ -400,7 +400,7 @@ impl Store for RedisStore {
         let key = key.to_vec();
         async move {
             let reply = self.connection.send(command);
-            let reply: Vec<i64> = match within(self.timeout, reply).await {
+            let reply: Numbers = match within(self.timeout, reply).await {
                 Ok(reply) => reply.map_err(StoreError::unavailable)?,
                 Err(pending) => {
                     let refund = self.invocation(&policy.scripts().refund, policy, &key, now, cost);
@@ -410,7 +410,7 @@ impl Store for RedisStore {
                         .watch(timed_out(self.timeout), pending, cost, refund));
                 }
             };
-            policy.decision(&reply)
+            policy.decision(&reply.0)
         }
     }
 

@@ -1,13 +1,14 @@
 -- tollgate: a hit on a fixed window of one rate with no ban and no delay, written out for
 -- that shape alone with the policy's numbers baked in (script.rs prepends CAPACITY, WINDOW
--- and TICK_US): no arguments to read but the time and the cost, no function to define, two
+-- TICK_US and PACK): no arguments to read but the time and the cost, no function to define, two
 -- or three numbers back. Twin of tollgate::strategy::apply for that shape (and of
 -- fixed_window.lua's roll, retry_after, consume, reset_after and remaining, which it
 -- inlines), on the state the general scripts keep, so that their refunds and late charges
 -- apply to it unchanged; alike.rs and differential.rs hold it to both.
 -- KEYS[1]: the state (see state.lua). ARGV: now in ticks ("" = the server's TIME), cost.
--- Returns { remaining, reset_after } when allowed, { remaining, reset_after, retry_after }
--- when denied.
+-- Returns remaining * PACK + reset_after when allowed (PACK, the window and one, is 0 when
+-- that could pass 2^53: { remaining, reset_after } then), and { remaining, reset_after,
+-- retry_after } when denied.
 
 local cost = tonumber(ARGV[2])
 local server_time = ARGV[1] == ''
@@ -62,4 +63,5 @@ if cost > 0 then
   if not server_time then ttl_ms = math.max(ttl_ms, 60000) end
   redis.call('SET', KEYS[1], cmsgpack.pack({ { start, count } }), 'PX', math.max(ttl_ms, 1))
 end
+if PACK > 0 then return (CAPACITY - count) * PACK + reset end
 return { CAPACITY - count, reset }
