@@ -324,9 +324,9 @@ impl redis::FromRedisValue for Numbers {
     }
 }
 
-/// Reads the baked fixed-window script's reply for its one rate `limit`: `remaining × pack
-/// + reset_after` (`pack` > 0) or `{remaining, reset_after}` when allowed, `{remaining,
-/// reset_after, retry_after}` when denied (see `lua/fixed_window_one.lua`).
+/// Reads the baked fixed-window script's reply for its one rate `limit`: when allowed,
+/// `remaining × pack + reset_after` (`pack` > 0) or `{remaining, reset_after}`; when
+/// denied, `{remaining, reset_after, retry_after}` (see `lua/fixed_window_one.lua`).
 fn baked_outcome(limit: &TickRate, pack: u64, reply: &[i64]) -> Option<TickDecision> {
     let count = |n: i64| u64::try_from(n).ok();
     let (remaining, reset_after, retry_after) = match *reply {
