@@ -375,8 +375,10 @@ print(f"other load (CPU used by neither the servers nor the load generator): at 
       + (" -- figures skewed, run again on a quiet machine" if worst > 0.05 else ""))
 if "check" in rps and "check-baseline" in rps:
     ratio = rps["check"] / rps["check-baseline"]
+    us, base_us = statistics.median(col("check", 8)), statistics.median(col("check-baseline", 8))
     print(f"target POST /v1/check >= 90% of the plain axum endpoint: {ratio:.1%} -> {'met' if ratio >= 0.9 else 'MISSED'}; "
-          f"p99 {lat(p99['check'])} against {lat(p99['check-baseline'])}")
+          f"server CPU {us:.1f} against {base_us:.1f} µs per request ({base_us / us:.1%} by CPU, the figure to read "
+          f"when the servers did not use all of CPU 0); p99 {lat(p99['check'])} against {lat(p99['check-baseline'])}")
 if "proxy" in rps and "upstream" in rps:
     own = statistics.median(col("proxy", 9))
     print(f"proxy: {rps['proxy'] / rps['upstream']:.1%} of the upstream called directly; "
