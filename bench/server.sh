@@ -5,7 +5,7 @@
 #   check-baseline  wrk POST /v1/check to axum parsing the same JSON into the same serde
 #                   struct and answering a body of the same shape (nothing counted)
 #   check           wrk POST /v1/check to `tollgate serve`, named policy `bench`
-#                   (1000000000/second, token bucket, memory storage, default headers)
+#                   (1000000/second, token bucket, memory storage, default headers)
 #   check-denied    the same with policy `denied` (1/day): every request after each key's
 #                   first is answered 429
 #   upstream        wrk GET / to the proxy's upstream directly (axum, "Hello, World!")
@@ -16,7 +16,7 @@
 #                   CPU 0 with the proxy, so their figures are what one CPU does per request
 #   grpc-baseline   bench_grpc (tonic client) to a tonic RateLimitService answering OK
 #   grpc            bench_grpc to `tollgate serve`'s Envoy rate limit service (descriptor
-#                   user=..., 1000000000/second, token bucket)
+#                   user=..., 1000000/second, token bucket)
 #
 # Check requests carry {"policy": "...", "key": "user:N", "cost": 1} with N cycling over
 # $USERS distinct users (a wrk Lua script); gRPC requests one descriptor [("user", "user:N")]
@@ -107,7 +107,7 @@ descriptors:
   - key: user
     rate_limit:
       unit: second
-      requests_per_unit: 1000000000
+      requests_per_unit: 1000000
       strategy: token-bucket
 EOF
 
@@ -119,7 +119,7 @@ listen = "127.0.0.1:0"
 storage = "memory://"
 
 [policies.bench]
-limits = "1000000000/second"
+limits = "1000000/second"
 strategy = "token-bucket"
 
 [policies.denied]
@@ -375,7 +375,10 @@ print(f"other load (CPU used by neither the servers nor the load generator): at 
       + (" -- figures skewed, run again on a quiet machine" if worst > 0.05 else ""))
 if "check" in rps and "check-baseline" in rps:
     ratio = rps["check"] / rps["check-baseline"]
-    print(f"target POST /v1/check >= 80% of the plain axum endpoint: {ratio:.1%} -> {'met' if ratio >= 0.8 else 'MISSED'}")
+    us, base_us = statistics.median(col("check", 8)), statistics.median(col("check-baseline", 8))
+    print(f"target POST /v1/check >= 90% of the plain axum endpoint: {ratio:.1%} -> {'met' if ratio >= 0.9 else 'MISSED'}; "
+          f"server CPU {us:.1f} against {base_us:.1f} µs per request ({base_us / us:.1%} by CPU, the figure to read "
+          f"when the servers did not use all of CPU 0); p99 {lat(p99['check'])} against {lat(p99['check-baseline'])}")
 if "proxy" in rps and "upstream" in rps:
     own = statistics.median(col("proxy", 9))
     print(f"proxy: {rps['proxy'] / rps['upstream']:.1%} of the upstream called directly; "
@@ -388,6 +391,9 @@ if "proxy" in rps and "upstream" in rps:
               f"p99 {lat(p99['proxy'])} against {lat(p99['proxy-baseline'])}; "
               f"own CPU {own:.1f} against {plain:.1f} µs per request")
 if "grpc" in rps and "grpc-baseline" in rps:
-    print(f"gRPC: {rps['grpc'] / rps['grpc-baseline']:.1%} of a tonic service answering OK; "
-          f"p99 {lat(p99['grpc'])} against {lat(p99['grpc-baseline'])}")
+    ratio = rps["grpc"] / rps["grpc-baseline"]
+    us, base_us = statistics.median(col("grpc", 8)), statistics.median(col("grpc-baseline", 8))
+    print(f"target gRPC ShouldRateLimit >= 90% of a tonic service answering OK: {ratio:.1%} -> "
+          f"{'met' if ratio >= 0.9 else 'MISSED'}; server CPU {us:.1f} against {base_us:.1f} µs per request "
+          f"({base_us / us:.1%} by CPU); p99 {lat(p99['grpc'])} against {lat(p99['grpc-baseline'])}")
 EOF

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::RedisError;
@@ -71,6 +72,15 @@ pub fn redacted(uri: &str) -> String {
 pub(crate) enum Command {
     /// A script call.
     Invoke(redis::ScriptInvocation<'static>),
+    /// A hit by a script with its policy's numbers baked in (see
+    /// [`PreparedRedis::hit_script_sha`](crate::PreparedRedis::hit_script_sha)): `now` in
+    /// ticks (`None`: the server's time) and the cost are its only arguments.
+    Baked {
+        script: Arc<redis::Script>,
+        key: Vec<u8>,
+        now: Option<u64>,
+        cost: u64,
+    },
     /// `DEL key`.
     Del(Vec<u8>),
 }
@@ -168,6 +178,23 @@ impl Connection {
                 Connection::Single(c) => invocation.invoke_async(c).await,
                 Connection::Cluster(c) => invocation.invoke_async(c).await,
             },
+            Command::Baked {
+                script,
+                key,
+                now,
+                cost,
+            } => {
+                let mut invocation = script.key(key.as_slice());
+                match now {
+                    Some(now) => invocation.arg(now),
+                    None => invocation.arg(""),
+                };
+                invocation.arg(cost);
+                match self {
+                    Connection::Single(c) => invocation.invoke_async(c).await,
+                    Connection::Cluster(c) => invocation.invoke_async(c).await,
+                }
+            }
             Command::Del(key) => {
                 let mut cmd = redis::cmd("DEL");
                 cmd.arg(key.as_slice());

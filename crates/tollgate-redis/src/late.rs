@@ -9,6 +9,7 @@ use std::time::Duration;
 use tollgate::{PendingHit, StoreError};
 
 use crate::connection::Reply;
+use crate::prepared::Numbers;
 
 /// How long the reply of a hit that timed out is still waited for.
 pub(crate) const LATE_REPLY_WAIT: Duration = Duration::from_secs(10);
@@ -82,7 +83,7 @@ impl LateHits {
     pub(crate) fn watch(
         self: &Arc<Self>,
         err: StoreError,
-        reply: Reply<Vec<i64>>,
+        reply: Reply<Numbers>,
         cost: u64,
         refund: Reply<i64>,
     ) -> StoreError {
@@ -94,7 +95,7 @@ impl LateHits {
 
     fn pending(
         self: &Arc<Self>,
-        reply: Reply<Vec<i64>>,
+        reply: Reply<Numbers>,
         cost: u64,
         refund: Reply<i64>,
     ) -> Option<PendingHit> {
@@ -117,8 +118,8 @@ impl LateHits {
         runtime.spawn(async move {
             let reply = tokio::time::timeout(LATE_REPLY_WAIT, reply).await;
             late.watching.fetch_sub(1, Ordering::AcqRel);
-            // The script answers `{allowed, ...}`; an allowed hit of some units was charged.
-            let charged = matches!(reply, Ok(Ok(reply)) if reply.first() == Some(&1));
+            // An allowed hit of some units was charged.
+            let charged = matches!(reply, Ok(Ok(reply)) if reply.allowed());
             if charged {
                 late.charged_late.fetch_add(1, Ordering::Relaxed);
             }

@@ -2,11 +2,15 @@
 //! the prefix of its keys, its tick and the arguments every call passes; and the decisions
 //! its scripts reply with.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use redis::Script;
+use tollgate::Strategy;
 use tollgate::strategy::{BanRule, BanStatus, TickDecision, TickRate};
-use tollgate::{Decision, Policy, StoreError};
+use tollgate::{Decision, Policy, StoreError, Timestamp};
 
+use crate::connection::Command;
 use crate::key::{client_key_len, push_client_key};
 use crate::script::{self, Scripts};
 use crate::tick::tick_us;
@@ -39,6 +43,13 @@ pub struct PreparedRedis {
     limits: Box<[TickRate]>,
     /// The policy's ban, in the same ticks.
     ban: Option<BanRule>,
+    /// The hit script with the policy's numbers baked in, for the shapes that have one (a
+    /// fixed window of one rate, no ban, no delay); hits of others run the general script.
+    baked: Option<Arc<Script>>,
+    /// What the baked script multiplies the remaining units by to answer an allowed hit
+    /// with one number, `remaining × pack + reset_after`: the window and one; 0 where that
+    /// number could pass 2^53 (it answers `{remaining, reset_after}` then).
+    pack: u64,
 }
 
 impl PreparedRedis {
@@ -51,13 +62,73 @@ impl PreparedRedis {
         key_prefix.push(b':');
         key_prefix.extend_from_slice(fingerprint(policy).as_bytes());
         key_prefix.push(b':');
+        let limits = policy.limits(tick);
+        let ban = policy.ban_rule(tick);
+        let (baked, pack) = match (policy.strategy(), &*limits, &ban) {
+            (Strategy::FixedWindow, [limit], None)
+                if limit.amount() > 0 && limit.max_delay() == 0 =>
+            {
+                let pack = packing(limit);
+                let script = script::fixed_window_one(limit, tick_us, pack);
+                (Some(Arc::new(script)), pack)
+            }
+            _ => (None, 0),
+        };
         Self {
             scripts: script::scripts(policy.strategy()),
             key_prefix,
             tick_us,
-            limits: policy.limits(tick),
-            ban: policy.ban_rule(tick),
+            limits,
+            ban,
+            baked,
+            pack,
         }
+    }
+
+    /// The SHA1 of the script a hit runs: the strategy's general script, or one with this
+    /// policy's numbers baked in (a fixed window of one rate, with no ban and no delay), whose
+    /// call passes two arguments and gets two or three numbers back.
+    ///
+    /// ```
+    /// use tollgate::{Policy, Store};
+    /// use tollgate_redis::RedisStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::connect_lazily("redis://127.0.0.1:6379")?; // prepares offline
+    /// let sha = |rates: &str| store.prepare("p", &Policy::fixed_window(rates.parse().unwrap())).hit_script_sha().to_owned();
+    /// assert_ne!(sha("5/minute"), sha("6/minute")); // baked: one script per policy
+    /// assert_eq!(sha("5/minute; 100/hour"), sha("6/minute; 100/hour")); // the general script
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn hit_script_sha(&self) -> &str {
+        match &self.baked {
+            Some(script) => script.get_hash(),
+            None => self.scripts.apply.get_hash(),
+        }
+    }
+
+    /// `now` in the ticks the scripts count in.
+    pub(crate) fn ticks(&self, now: Timestamp) -> u64 {
+        now.as_nanos() / (self.tick_us * 1_000)
+    }
+
+    /// The call of a hit by the policy's baked script, when it has one (see
+    /// [`PreparedRedis::hit_script_sha`]): `now` is the client's time, `None` for the server's.
+    pub(crate) fn baked_hit(
+        &self,
+        key: &[u8],
+        now: Option<Timestamp>,
+        cost: u64,
+    ) -> Option<Command> {
+        let script = self.baked.as_ref()?;
+        Some(Command::Baked {
+            script: Arc::clone(script),
+            key: self.redis_key(key),
+            now: now.map(|now| self.ticks(now)),
+            cost,
+        })
     }
 
     /// The strategy's scripts.
@@ -76,9 +147,14 @@ impl PreparedRedis {
         self.ban.as_ref()
     }
 
-    /// The decision a script replied with, in [`Decision`]'s durations.
+    /// The decision a script replied with, in [`Decision`]'s durations: a general script's
+    /// eight numbers, or the baked script's two or three.
     pub(crate) fn decision(&self, reply: &[i64]) -> Result<Decision, StoreError> {
-        let outcome = outcome(reply).ok_or_else(|| {
+        let outcome = match (&self.baked, &*self.limits) {
+            (Some(_), [limit]) if reply.len() < 8 => baked_outcome(limit, self.pack, reply),
+            _ => outcome(reply),
+        };
+        let outcome = outcome.ok_or_else(|| {
             StoreError::unavailable(format!("unexpected reply from the script: {reply:?}"))
         })?;
         Ok(outcome.into_decision(self.tick()))
@@ -204,5 +280,79 @@ fn outcome(reply: &[i64]) -> Option<TickDecision> {
         window: count(window)?,
         ban,
         delay: count(delay)?,
+    })
+}
+
+/// The `pack` of a baked fixed window of `limit` (see [`PreparedRedis`]): `window + 1`, so
+/// that `remaining × pack + reset_after` (`reset_after` at most the window) tells both apart,
+/// when that number stays below 2^53, exact in Lua's doubles; else 0.
+fn packing(limit: &TickRate) -> u64 {
+    let pack = u128::from(limit.window()) + 1;
+    let most = u128::from(limit.capacity()) * pack + pack - 1;
+    if most < 1 << 53 {
+        u64::try_from(pack).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+/// A hit script's reply: its numbers, or the one number it answered with.
+pub(crate) struct Numbers(pub(crate) Vec<i64>);
+
+impl Numbers {
+    /// Whether the reply allows the hit: a general script's eight numbers start with 1; the
+    /// baked script answers an allowed hit with one or two numbers, a denied one with three.
+    pub(crate) fn allowed(&self) -> bool {
+        match *self.0 {
+            [allowed, _, _, _, _, _, _, _] => allowed == 1,
+            [_] | [_, _] => true,
+            _ => false,
+        }
+    }
+}
+
+impl redis::FromRedisValue for Numbers {
+    fn from_redis_value_ref(value: &redis::Value) -> Result<Self, redis::ParsingError> {
+        match value {
+            redis::Value::Int(n) => Ok(Self(vec![*n])),
+            other => Vec::from_redis_value_ref(other).map(Self),
+        }
+    }
+
+    fn from_redis_value(value: redis::Value) -> Result<Self, redis::ParsingError> {
+        Self::from_redis_value_ref(&value)
+    }
+}
+
+/// Reads the baked fixed-window script's reply for its one rate `limit`: when allowed,
+/// `remaining × pack + reset_after` (`pack` > 0) or `{remaining, reset_after}`; when
+/// denied, `{remaining, reset_after, retry_after}` (see `lua/fixed_window_one.lua`).
+fn baked_outcome(limit: &TickRate, pack: u64, reply: &[i64]) -> Option<TickDecision> {
+    let count = |n: i64| u64::try_from(n).ok();
+    let (remaining, reset_after, retry_after) = match *reply {
+        [packed] if pack > 0 => {
+            let packed = count(packed)?;
+            let (remaining, reset_after) = (packed / pack, packed % pack);
+            (
+                i64::try_from(remaining).ok()?,
+                i64::try_from(reset_after).ok()?,
+                None,
+            )
+        }
+        [remaining, reset_after] => (remaining, reset_after, None),
+        [remaining, reset_after, retry_after] => {
+            (remaining, reset_after, Some(count(retry_after)?))
+        }
+        _ => return None,
+    };
+    Some(TickDecision {
+        allowed: retry_after.is_none(),
+        limit: limit.capacity(),
+        remaining: count(remaining)?,
+        reset_after: count(reset_after)?,
+        retry_after,
+        window: limit.window(),
+        ban: BanStatus::Clear,
+        delay: 0,
     })
 }

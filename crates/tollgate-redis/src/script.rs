@@ -1,12 +1,14 @@
 //! The Lua twins of the strategies: for each strategy one script that applies hits, one that
 //! refunds and one that charges late, each the shared prelude, the strategy's state machine,
 //! the shared arguments and state (`state.lua`), the shared decisions and ban (`decide.lua`)
-//! and the operation (`apply.lua`, `refund.lua` or `overdraw.lua`).
+//! and the operation (`apply.lua`, `refund.lua` or `overdraw.lua`); and the hit scripts baked
+//! for one policy's numbers (`fixed_window_one.lua`).
 
 use std::sync::LazyLock;
 
 use redis::Script;
 use tollgate::Strategy;
+use tollgate::strategy::TickRate;
 
 macro_rules! strategy_script {
     ($file:literal, $operation:literal) => {
@@ -91,4 +93,19 @@ pub(crate) fn scripts(strategy: Strategy) -> &'static Scripts {
         Strategy::SlidingWindowCounter => counter,
         Strategy::TokenBucket => bucket,
     }
+}
+
+/// The hit script of a fixed window of one rate `limit`, with no ban and no delay, counted in
+/// ticks of `tick_us`: `lua/fixed_window_one.lua`, the rate's numbers (and the `pack` of its
+/// one-number answers, see [`crate::prepared`]) written before it. It takes two arguments instead of eight and
+/// replies with two or three numbers instead of eight (see [`crate::prepared`]).
+pub(crate) fn fixed_window_one(limit: &TickRate, tick_us: u64, pack: u64) -> Script {
+    Script::new(&format!(
+        "local CAPACITY, WINDOW, TICK_US, PACK = {}, {}, {}, {}\n{}",
+        limit.capacity(),
+        limit.window(),
+        tick_us,
+        pack,
+        include_str!("lua/fixed_window_one.lua"),
+    ))
 }

@@ -16,7 +16,7 @@ use tollgate::{
 use crate::connection::{Command, Connection, manager_config, timed_out, unavailable, within};
 use crate::late::{LateHitStats, LateHits};
 use crate::leases::{PreparedRedisLeases, acquisition};
-use crate::prepared::PreparedRedis;
+use crate::prepared::{Numbers, PreparedRedis};
 
 /// The default prefix of every key tollgate writes.
 ///
@@ -303,7 +303,7 @@ impl RedisStore {
         let mut invocation = script.key(policy.redis_key(key));
         let tick_us = policy.tick_us();
         if self.client_time {
-            invocation.arg(now.as_nanos() / (tick_us * 1_000));
+            invocation.arg(policy.ticks(now));
         } else {
             invocation.arg("");
         }
@@ -391,12 +391,16 @@ impl Store for RedisStore {
         now: Timestamp,
         cost: u64,
     ) -> impl Future<Output = Result<Decision, StoreError>> + Send + use<'a> {
-        let invocation = self.invocation(&policy.scripts().apply, policy, key, now, cost);
+        let command = policy
+            .baked_hit(key, self.client_time.then_some(now), cost)
+            .unwrap_or_else(|| {
+                Command::Invoke(self.invocation(&policy.scripts().apply, policy, key, now, cost))
+            });
         // For the refund of a late charge, should one be given back.
         let key = key.to_vec();
         async move {
-            let reply = self.connection.send(Command::Invoke(invocation));
-            let reply: Vec<i64> = match within(self.timeout, reply).await {
+            let reply = self.connection.send(command);
+            let reply: Numbers = match within(self.timeout, reply).await {
                 Ok(reply) => reply.map_err(StoreError::unavailable)?,
                 Err(pending) => {
                     let refund = self.invocation(&policy.scripts().refund, policy, &key, now, cost);
@@ -406,7 +410,7 @@ impl Store for RedisStore {
                         .watch(timed_out(self.timeout), pending, cost, refund));
                 }
             };
-            policy.decision(&reply)
+            policy.decision(&reply.0)
         }
     }
 

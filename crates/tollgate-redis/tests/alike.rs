@@ -219,3 +219,40 @@ fn edge_steps(window: Duration, tick: Duration, max_cost: u64) -> Vec<(Duration,
         })
         .collect()
 }
+
+/// The baked fixed-window script (one rate, no ban, no delay: its numbers in its source)
+/// decides as the memory store does, through random steps, refunds and late charges; and
+/// a hit of such a policy does run it, not the general script.
+#[test]
+fn memory_and_redis_decide_alike_through_the_baked_fixed_window() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let server = support::RedisServer::start();
+    let twins = twins(&server);
+    let general = Policy::fixed_window("5/second; 50/minute".parse().expect("rates"));
+    let general = twins.redis.prepare("general", &general);
+    let steps = prop::collection::vec((prop_oneof![0u64..=5, 0u64..=3_000], 0u64..=4), 1..80);
+    let mut runner = TestRunner::new(Config {
+        cases: 120,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let case = std::cell::Cell::new(0u32);
+    runner
+        .run(&((1u64..=6, 1u64..=5), steps), |((amount, secs), steps)| {
+            case.set(case.get() + 1);
+            let rate = tollgate::Rate::new(amount, Duration::from_secs(secs)).expect("rate");
+            let policy = Policy::fixed_window(rate.into());
+            let name = format!("baked{}", case.get());
+            let prepared = twins.redis.prepare(&name, &policy);
+            prop_assert_ne!(prepared.hit_script_sha(), general.hit_script_sha());
+            let steps: Vec<(Duration, u64)> = steps
+                .into_iter()
+                .map(|(ms, seed)| (Duration::from_millis(ms), seed % (amount + 1)))
+                .collect();
+            compare(&twins, &name, &policy, &steps);
+            Ok(())
+        })
+        .expect("the baked script and the memory store agree");
+}

@@ -1,7 +1,8 @@
 //! Answers a client can rely on: every error of the check API is JSON `{"error": ...}`
 //! (unknown paths, wrong methods, bodies too large, arrays for objects), the bearer scheme
 //! in any case, and `/metrics` served as what it is, counting hits and not peeks or mistakes;
-//! policies outside the bounds refused with the field at fault.
+//! policies outside the bounds refused with the field at fault; escaped names and keys read
+//! as the text they stand for.
 
 use std::sync::Arc;
 
@@ -259,4 +260,21 @@ async fn policies_outside_the_bounds_name_the_field_at_fault() {
         (err.line(), err.field()),
         (Some(2), Some("policies.fast.limits"))
     );
+}
+
+/// The policy's name and the key are read without copying when they hold no escapes; with
+/// escapes they are the text they stand for: both spellings share one count.
+#[tokio::test]
+async fn escaped_names_and_keys_are_the_text_they_stand_for() {
+    let router = router().await;
+    let plain = r#"{"policy": "login", "key": "user:42"}"#;
+    let escaped = r#"{"policy": "lo\u0067in", "key": "user\u003a42"}"#;
+    for (body, remaining) in [(plain, 1), (escaped, 0)] {
+        let (status, _, answer) = send(&router, post("/v1/check", body)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let answer: Value = serde_json::from_str(&answer).expect("JSON");
+        assert_eq!(answer["remaining"], remaining, "{body}: {answer}");
+    }
+    let (status, _, answer) = send(&router, post("/v1/check", escaped)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
 }

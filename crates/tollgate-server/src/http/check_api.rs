@@ -133,12 +133,14 @@ fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Refusal> {
     })
 }
 
-/// The body of a check, a peek or a reset.
+/// The body of a check, a peek or a reset. The policy's name and the key are borrowed from
+/// the body unless they hold escapes: no allocation for them per check.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CheckRequest {
+struct CheckRequest<'a> {
     /// A configured policy, by name...
-    policy: Option<String>,
+    #[serde(borrow)]
+    policy: Option<Cow<'a, str>>,
     /// ... or an inline one.
     limits: Option<String>,
     strategy: Option<String>,
@@ -152,7 +154,8 @@ struct CheckRequest {
     /// Lets an inline policy's requests wait up to this many milliseconds for a reserved
     /// slot (see `tollgate::Policy::with_max_delay`).
     max_delay_ms: Option<u64>,
-    key: String,
+    #[serde(borrow)]
+    key: Cow<'a, str>,
     /// 1 unless given; `/v1/charge` requires it.
     cost: Option<u64>,
 }
@@ -166,7 +169,7 @@ impl IntoResponse for Refusal {
     }
 }
 
-impl CheckRequest {
+impl<'a> CheckRequest<'a> {
     /// The policy's name for messages: the configured one, or the notation of an inline one.
     fn policy_name(&self) -> &str {
         self.policy
@@ -175,7 +178,7 @@ impl CheckRequest {
             .unwrap_or(INLINE_POLICY)
     }
 
-    fn parse(body: &[u8]) -> Result<Self, Refusal> {
+    fn parse(body: &'a [u8]) -> Result<Self, Refusal> {
         // serde reads a struct from an array of its fields too; the API takes objects only.
         if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
             return Err(Refusal(
@@ -193,11 +196,11 @@ impl CheckRequest {
 
     /// The policy the request is about (borrowed from the configuration in force, or an
     /// inline one), with its fields and counters, and whether it is a shadow one.
-    fn policy<'a>(
+    fn policy<'f>(
         &self,
         state: &ServerState,
-        in_force: &'a InForce,
-    ) -> Result<(Cow<'a, PolicyHandle<ServerStore>>, &'a PolicyFront, bool), Refusal> {
+        in_force: &'f InForce,
+    ) -> Result<(Cow<'f, PolicyHandle<ServerStore>>, &'f PolicyFront, bool), Refusal> {
         let bad = |message: String| Refusal(StatusCode::BAD_REQUEST, message);
         match (&self.policy, &self.limits) {
             (Some(name), None) => {
@@ -281,7 +284,7 @@ impl CheckRequest {
     }
 }
 
-impl CheckRequest {
+impl CheckRequest<'_> {
     /// The ban of an inline policy, from `ban_after` and `ban_for`.
     fn inline_ban(&self) -> Result<Option<Ban>, Refusal> {
         let bad = |message: String| Refusal(StatusCode::BAD_REQUEST, message);
@@ -337,7 +340,11 @@ async fn decide(
     asked: Asked,
 ) -> Response {
     let started = Instant::now();
-    let request = match read_body(body).and_then(|body| CheckRequest::parse(&body)) {
+    let body = match read_body(body) {
+        Ok(body) => body,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let request = match CheckRequest::parse(&body) {
         Ok(request) => request,
         Err(refusal) => return refusal.into_response(),
     };
@@ -351,14 +358,14 @@ async fn decide(
         Asked::Peek => 0,
     };
     let handle = handle.into_owned();
-    let charge = Charge::new(handle.clone(), request.key.as_str(), cost);
+    let charge = Charge::new(handle.clone(), &*request.key, cost);
     let verdict = Admission::new()
         .charge(if shadow { charge.shadow() } else { charge })
         .decide()
         .await;
     let result = &verdict.results()[0];
     if asked == Asked::Check {
-        front.counters.record(request.key.as_str(), result);
+        front.counters.record(&*request.key, result);
         state.metrics().took(started.elapsed());
     }
     let peeked;
@@ -368,18 +375,16 @@ async fn decide(
         | ChargeResult::ShadowDenied(decision) => decision,
         // A shadow policy never refuses, even a cost it could never allow: the answer
         // describes the key's count as it is.
-        ChargeResult::CostExceedsLimit { .. } if shadow => {
-            match handle.peek(request.key.as_str()).await {
-                Ok(decision) => {
-                    peeked = decision;
-                    &peeked
-                }
-                Err(err) => {
-                    tracing::warn!(policy = request.policy_name(), "storage failed: {err}");
-                    return store_unavailable();
-                }
+        ChargeResult::CostExceedsLimit { .. } if shadow => match handle.peek(&*request.key).await {
+            Ok(decision) => {
+                peeked = decision;
+                &peeked
             }
-        }
+            Err(err) => {
+                tracing::warn!(policy = request.policy_name(), "storage failed: {err}");
+                return store_unavailable();
+            }
+        },
         &ChargeResult::CostExceedsLimit { cost, max_cost } => {
             let error = tollgate::Error::CostExceedsLimit {
                 policy: request.policy_name().to_owned(),
@@ -425,7 +430,11 @@ async fn charge(
     State(state): State<Arc<ServerState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let request = match read_body(body).and_then(|body| CheckRequest::parse(&body)) {
+    let body = match read_body(body) {
+        Ok(body) => body,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let request = match CheckRequest::parse(&body) {
         Ok(request) => request,
         Err(refusal) => return refusal.into_response(),
     };
@@ -440,7 +449,7 @@ async fn charge(
         Ok(policy) => policy,
         Err(refusal) => return refusal.into_response(),
     };
-    match handle.overdraw(request.key.as_str(), cost).await {
+    match handle.overdraw(&*request.key, cost).await {
         Ok(decision) => {
             front.counters.record_charge();
             // A shadow policy never denies: its debt is reported as `shadow_denied`.
@@ -531,7 +540,11 @@ async fn reset(
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return response;
     }
-    let request = match read_body(body).and_then(|body| CheckRequest::parse(&body)) {
+    let body = match read_body(body) {
+        Ok(body) => body,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let request = match CheckRequest::parse(&body) {
         Ok(request) => request,
         Err(refusal) => return refusal.into_response(),
     };
@@ -539,7 +552,7 @@ async fn reset(
         Ok((handle, _, _)) => handle,
         Err(refusal) => return refusal.into_response(),
     };
-    match handle.reset(request.key.as_str()).await {
+    match handle.reset(&*request.key).await {
         Ok(()) => axum::Json(serde_json::json!({ "reset": true })).into_response(),
         Err(tollgate::Error::Store(err)) => {
             tracing::warn!(policy = request.policy_name(), "storage failed: {err}");

@@ -192,10 +192,15 @@ impl Activity {
         }
     }
 
-    /// Bytes have been read: on HTTP/1.1, the first after an idle spell start a request.
+    /// Bytes have been read: on HTTP/1.1, the first after an idle spell start a request; and
+    /// the reader is no longer waiting, so the end of the request wakes it only if a read
+    /// waits again before then. hyper reads again by itself once an answer is written unless
+    /// its last read waited, and that read arms the idle timer: waking the connection's own
+    /// task at the end of every request would only poll it once more for nothing.
     fn read_some(&self) {
         if self.protocol == Protocol::Http1 {
             let mut state = self.lock();
+            state.reader = None;
             if let Phase::Idle { .. } = state.phase {
                 state.phase = Phase::Head {
                     deadline: Instant::now() + self.limits.header_timeout,
@@ -475,6 +480,39 @@ mod tests {
         activity.read_some();
         let (deadline, _) = activity.deadline(waker).expect("a head deadline");
         assert_eq!(deadline - start, Duration::from_secs(115));
+    }
+
+    /// A waker that counts its wakes.
+    struct Counted(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counted {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// On HTTP/1.1 the end of a request wakes the reader only if a read waited after the
+    /// request's bytes came (hyper reads again by itself otherwise, arming the idle timer).
+    #[tokio::test(start_paused = true)]
+    async fn an_http1_request_end_wakes_the_reader_only_if_a_read_waited_during_it() {
+        let activity = Arc::new(Activity::new(limits(), Protocol::Http1));
+        let counted = Arc::new(Counted(Default::default()));
+        let waker = Waker::from(Arc::clone(&counted));
+        let wakes = || counted.0.load(std::sync::atomic::Ordering::Relaxed);
+        activity.deadline(&waker).expect("a head deadline"); // a read waited
+        activity.read_some(); // the request came
+        drop(activity.start());
+        assert_eq!(wakes(), 0, "the reader reads again by itself");
+        activity.read_some();
+        let request = activity.start();
+        assert_eq!(
+            activity.deadline(&waker),
+            None,
+            "a read waits during the request"
+        );
+        drop(request);
+        assert_eq!(wakes(), 1, "woken to arm the idle timer");
+        assert!(activity.deadline(&waker).is_some(), "an idle deadline");
     }
 
     #[tokio::test(start_paused = true)]
