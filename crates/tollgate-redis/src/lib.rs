@@ -77,6 +77,7 @@
 //! 2^49 µs, about 17 years, to refill). In client-time mode keys live at least a minute,
 //! since the client's clock need not run with Redis's.
 
+mod any_store;
 mod connection;
 mod grant;
 mod key;
@@ -88,10 +89,11 @@ mod store;
 mod tick;
 mod uri;
 
+pub use any_store::{AnyStore, PreparedAny, PreparedAnyLeases};
 pub use connection::redacted;
 pub use key::MAX_PLAIN_KEY_LEN;
 pub use late::LateHitStats;
 pub use leases::PreparedRedisLeases;
 pub use prepared::PreparedRedis;
 pub use store::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisStore};
-pub use uri::{AnyStore, PreparedAny, PreparedAnyLeases, StorageUri, UriError};
+pub use uri::{StorageUri, UriError};

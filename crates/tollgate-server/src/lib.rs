@@ -5,7 +5,7 @@
 //!
 //! - `config/`: the TOML configuration, read and checked once into typed values, with file
 //!   and line in every error.
-//! - `state.rs`: what the listeners share (the limiter, the metrics) and the configuration
+//! - `state/`: what the listeners share (the limiter, the metrics) and the configuration
 //!   in force, swapped whole by a reload.
 //! - `http/`: the check API (`check_api.rs`: `/v1/check`, `/v1/peek`, `/v1/reset`,
 //!   `/healthz`, `/metrics`), its OpenAPI document (`openapi.rs`) and the reverse proxy (`proxy/`).

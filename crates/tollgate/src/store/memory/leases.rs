@@ -1,5 +1,7 @@
 //! [`LeaseTable`]: the live concurrency leases of one limit, per key, in shards each behind
-//! its own lock, the keys counted in the store's [`Budget`].
+//! its own lock, the keys counted in the store's [`Budget`]; and [`PreparedMemoryLeases`], a
+//! concurrency limit prepared for a [`MemoryStore`] (its table), with the in-place acquire and
+//! release.
 
 use std::fmt;
 use std::hash::BuildHasher;
@@ -7,8 +9,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use smallvec::SmallVec;
 
+use super::MemoryStore;
 use super::budget::{Budget, BudgetMember};
-use super::stored_key::StoredKey;
+use super::stored_key::{DigestKey, StoredKey};
+use crate::clock::Timestamp;
 use crate::lease::{Acquisition, ConcurrencyLimit, LeaseId};
 
 /// The leases of one key: (id, expiry in nanoseconds), at most the limit's `max`.
@@ -241,5 +245,53 @@ impl Drop for LeaseTable {
             })
             .sum();
         self.budget.unregister(keys);
+    }
+}
+
+/// A concurrency limit prepared for a [`MemoryStore`]: its table of leases.
+///
+/// ```
+/// use tollgate::{ConcurrencyLimit, MemoryStore, PreparedMemoryLeases, Store};
+///
+/// let store = MemoryStore::new();
+/// let uploads: PreparedMemoryLeases = store.prepare_leases("uploads", &ConcurrencyLimit::new(2)?);
+/// assert!(format!("{uploads:?}").contains("max: 2"));
+/// # Ok::<(), tollgate::ConcurrencyLimitError>(())
+/// ```
+#[derive(Clone)]
+pub struct PreparedMemoryLeases {
+    pub(super) table: Arc<LeaseTable>,
+    pub(super) digest_key: DigestKey,
+}
+
+impl fmt::Debug for PreparedMemoryLeases {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.table.fmt(f)
+    }
+}
+
+impl MemoryStore {
+    /// Takes a concurrency slot in place: what [`Store::acquire`] does, without the future.
+    pub(crate) fn acquire_in_place(
+        &self,
+        leases: &PreparedMemoryLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> Acquisition {
+        let key = StoredKey::new(key, &leases.digest_key);
+        leases.table.acquire(key, lease, now.as_nanos())
+    }
+
+    /// Releases a concurrency slot in place: what [`Store::release`] does, without the future.
+    pub(crate) fn release_in_place(
+        &self,
+        leases: &PreparedMemoryLeases,
+        key: &[u8],
+        lease: LeaseId,
+        now: Timestamp,
+    ) -> bool {
+        let key = StoredKey::new(key, &leases.digest_key);
+        leases.table.release(key, lease, now.as_nanos())
     }
 }

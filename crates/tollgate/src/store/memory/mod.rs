@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use budget::Budget;
 use leases::LeaseTable;
+pub use leases::PreparedMemoryLeases;
 use stored_key::{DigestKey, StoredKey};
 use table::{Banned, PolicyTable, Slots, Table};
 
@@ -387,54 +388,6 @@ fn table_of<S: RateState>(
         (false, false) => table::<Box<[S]>>(limits, ban, budget),
         (true, true) => table::<Banned<[S; 1]>>(limits, ban, budget),
         (false, true) => table::<Banned<Box<[S]>>>(limits, ban, budget),
-    }
-}
-
-/// A concurrency limit prepared for a [`MemoryStore`]: its table of leases.
-///
-/// ```
-/// use tollgate::{ConcurrencyLimit, MemoryStore, PreparedMemoryLeases, Store};
-///
-/// let store = MemoryStore::new();
-/// let uploads: PreparedMemoryLeases = store.prepare_leases("uploads", &ConcurrencyLimit::new(2)?);
-/// assert!(format!("{uploads:?}").contains("max: 2"));
-/// # Ok::<(), tollgate::ConcurrencyLimitError>(())
-/// ```
-#[derive(Clone)]
-pub struct PreparedMemoryLeases {
-    table: Arc<LeaseTable>,
-    digest_key: DigestKey,
-}
-
-impl fmt::Debug for PreparedMemoryLeases {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.table.fmt(f)
-    }
-}
-
-impl MemoryStore {
-    /// Takes a concurrency slot in place: what [`Store::acquire`] does, without the future.
-    pub(crate) fn acquire_in_place(
-        &self,
-        leases: &PreparedMemoryLeases,
-        key: &[u8],
-        lease: LeaseId,
-        now: Timestamp,
-    ) -> Acquisition {
-        let key = StoredKey::new(key, &leases.digest_key);
-        leases.table.acquire(key, lease, now.as_nanos())
-    }
-
-    /// Releases a concurrency slot in place: what [`Store::release`] does, without the future.
-    pub(crate) fn release_in_place(
-        &self,
-        leases: &PreparedMemoryLeases,
-        key: &[u8],
-        lease: LeaseId,
-        now: Timestamp,
-    ) -> bool {
-        let key = StoredKey::new(key, &leases.digest_key);
-        leases.table.release(key, lease, now.as_nanos())
     }
 }
 
