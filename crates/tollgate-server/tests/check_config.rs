@@ -76,6 +76,12 @@ fn check_config_and_serve_agree_on_good_and_bad_configurations() {
         ),
         (
             "[server]\nlisten = \"127.0.0.1:0\"\nstorage = \"redis://127.0.0.1:1\"\n\n\
+             [policies.login]\nlimits = \"5/minute\"\nlease = \"of\"\n"
+                .to_owned(),
+            Some(":7: policies.login.lease: invalid lease \"of\"; expected \"off\" or a duration".to_owned()),
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\nstorage = \"redis://127.0.0.1:1\"\n\n\
              [policies.login]\nlimits = \"5/minute\"\nban_after = \"3/hour\"\nban_for = \"1 hour\"\n\
              lease = \"100ms\"\n"
                 .to_owned(),

@@ -26,7 +26,18 @@ impl Checker<'_> {
         if raw.get_ref().trim() == "off" {
             return Ok(Some(QuotaLease::Off));
         }
-        let Some(lifetime) = self.duration(value, field)? else {
+        let Some(lifetime) = self.duration(value, field).map_err(|_| {
+            self.error(
+                raw.span(),
+                field,
+                format!(
+                    "invalid lease {:?}; expected \"off\" or a duration with ms, s or m, \
+                     such as \"250ms\"",
+                    raw.get_ref()
+                ),
+            )
+        })?
+        else {
             return Ok(None);
         };
         QuotaLease::lasting(lifetime)
