@@ -10,6 +10,7 @@ use crate::clock::{Clock, HitClock, Timestamp};
 use crate::decision::Decision;
 use crate::key::{Key, KeyBytes};
 use crate::limiter::error::Error;
+use crate::limiter::store_call::StoreCall;
 use crate::policy::Policy;
 use crate::store::memory::MemoryStore;
 use crate::store::{Store, StoreError, SyncStore};
@@ -205,10 +206,10 @@ impl<S: Store> PolicyHandle<S> {
         key: &K,
         cost: u64,
     ) -> impl Future<Output = Result<Decision, Error>> + Send + use<'_, S, K> {
-        let started = self
-            .check_cost(cost)
-            .map(|now| self.store_hit_key(&key.key_bytes(), now, cost));
-        async move { Ok(started?.await?) }
+        StoreCall::new(
+            self.check_cost(cost)
+                .map(|now| self.store_hit_key(&key.key_bytes(), now, cost)),
+        )
     }
 
     /// Reports on `key` without charging anything: `allowed` says whether a hit of one unit
@@ -271,10 +272,10 @@ impl<S: Store> PolicyHandle<S> {
         key: &K,
         cost: u64,
     ) -> impl Future<Output = Result<(), Error>> + Send + use<'_, S, K> {
-        let started = self
-            .check_cost(cost)
-            .map(|now| self.store_refund(&key.key_bytes(), now, cost));
-        async move { Ok(started?.await?) }
+        StoreCall::new(
+            self.check_cost(cost)
+                .map(|now| self.store_refund(&key.key_bytes(), now, cost)),
+        )
     }
 
     /// Charges `cost` units to `key` whatever the room left: a *late charge*, for a cost
@@ -313,8 +314,7 @@ impl<S: Store> PolicyHandle<S> {
         key: &K,
         cost: u64,
     ) -> impl Future<Output = Result<Decision, Error>> + Send + use<'_, S, K> {
-        let overdraw = self.store_overdraw(&key.key_bytes(), self.now(), cost);
-        async move { Ok(overdraw.await?) }
+        StoreCall::new(Ok(self.store_overdraw(&key.key_bytes(), self.now(), cost)))
     }
 
     /// Forgets `key`'s counts (and a ban): its next hit is its first.
