@@ -41,13 +41,19 @@ fn the_other_memory_handle_futures_stay_small() {
 }
 
 #[test]
-fn an_admission_future_stays_small() {
+fn an_admission_over_a_memory_store_holds_only_its_verdict() {
     let api = memory_handle();
     let decide = Admission::new()
         .charge(Charge::new(api.clone(), "k", 1))
         .decide();
     let size = size_of_val(&decide);
-    eprintln!("Admission<MemoryStore>::decide future: {size} bytes");
-    assert!(size <= 100_000, "the decide future is {size} bytes");
+    let verdict = size_of::<tollgate::Verdict<MemoryStore>>();
+    eprintln!("Admission<MemoryStore>::decide future: {size} bytes (its verdict {verdict})");
+    assert!(
+        size <= verdict + 8,
+        "the decide future is {size} bytes, its verdict {verdict}"
+    );
     assert!(futures_executor::block_on(decide).is_admitted());
+    let left = futures_executor::block_on(api.peek("k")).map(|decision| decision.remaining());
+    assert_eq!(left.ok(), Some(4));
 }

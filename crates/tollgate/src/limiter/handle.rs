@@ -414,6 +414,12 @@ impl<S: Store> PolicyHandle<S> {
         prepared.store.overdraw(&prepared.prepared, key, now, cost)
     }
 
+    /// Whether the store answers at once ([`Store::answers_immediately`]).
+    #[inline]
+    pub(crate) fn answers_immediately(&self) -> bool {
+        self.prepared.store.answers_immediately()
+    }
+
     /// The time now, in the policy's clock.
     #[inline]
     pub(crate) fn now(&self) -> Timestamp {
@@ -447,9 +453,9 @@ impl<S: SyncStore> PolicyHandle<S> {
     }
 }
 
-/// Polls `future` once: its output if it was ready.
+/// Polls `future` in place once: its output if it was ready.
 #[inline]
-fn poll_once<T>(future: impl Future<Output = T>) -> Option<T> {
+pub(super) fn poll_once<T>(future: impl Future<Output = T>) -> Option<T> {
     match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(output) => Some(output),
         Poll::Pending => None,
