@@ -1,14 +1,18 @@
 //! [`Admission`]: one request meeting several policies, charged all or none.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use smallvec::SmallVec;
 
 use crate::limiter::charge::{Charge, ChargeResult};
+use crate::limiter::handle::poll_once;
 use crate::limiter::in_flight::{HeldLeases, InFlight, SlotResult};
 use crate::limiter::verdict::{Settlement, Verdict};
-use crate::store::Store;
 use crate::store::memory::MemoryStore;
+use crate::store::{Store, StoreError};
 
 /// One request meeting several policies: each [`Charge`] is made in turn, and the request is
 /// admitted only if every one allows it. When one refuses, what the others charged is given
@@ -177,7 +181,26 @@ impl<S: Store> Admission<S> {
     }
 
     /// Makes the charges in order, and gives every charge back if one refuses.
-    pub async fn decide(self) -> Verdict<S> {
+    ///
+    /// Over stores that [answer at once](Store::answers_immediately), an admission without
+    /// concurrency slots is decided in place, and its future holds only the verdict; any
+    /// other is decided in a future of its own on the heap.
+    pub fn decide(self) -> impl Future<Output = Verdict<S>> + Send + use<S> {
+        if self.slots.is_empty() && self.charges.iter().all(Charge::answers_immediately) {
+            let shadow = self.charges.iter().map(|charge| charge.shadow).collect();
+            let count = self.charges.len();
+            let verdict = poll_once(self.decide_all()).unwrap_or_else(|| {
+                tracing::error!("a store that answers at once kept an admission waiting");
+                store_kept_waiting(shadow, count)
+            });
+            Decide::Ready(Some(verdict))
+        } else {
+            Decide::Waiting(Box::pin(self.decide_all()))
+        }
+    }
+
+    /// What [`Admission::decide`] does, in one future.
+    async fn decide_all(self) -> Verdict<S> {
         let Admission {
             charges,
             slots,
@@ -265,6 +288,57 @@ impl<S: Store> Admission<S> {
             give_back_error,
             settlement: Settlement { pending },
             reserved,
+        }
+    }
+}
+
+/// The verdict of an admission of `count` charges (`shadow`: which are shadow charges) whose
+/// store promised to answer at once and kept it waiting: refused by the first charge, as a
+/// store that fails, since it can be neither awaited in place nor moved. What its charges
+/// took before is not given back (a broken store).
+#[cold]
+fn store_kept_waiting<S: Store>(shadow: SmallVec<[bool; 8]>, count: usize) -> Verdict<S> {
+    let failed = StoreError::unavailable("a store that answers at once kept an admission waiting");
+    let mut results: SmallVec<[ChargeResult; 2]> = SmallVec::with_capacity(count);
+    results.push(ChargeResult::Failed(failed));
+    results.extend((1..count).map(|_| ChargeResult::Skipped));
+    Verdict {
+        closest: None,
+        shadow,
+        results,
+        refused_by: Some(0),
+        slot_results: Vec::new(),
+        slot_refused_by: None,
+        held: HeldLeases::default(),
+        give_back_error: None,
+        settlement: Settlement {
+            pending: SmallVec::new(),
+        },
+        reserved: SmallVec::new(),
+    }
+}
+
+/// The future of [`Admission::decide`]: the verdict, when it was decided in place.
+enum Decide<F: Future> {
+    Ready(Option<F::Output>),
+    Waiting(Pin<Box<F>>),
+}
+
+impl<F: Future> Future for Decide<F>
+where
+    F::Output: Unpin,
+{
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        match self.get_mut() {
+            Decide::Ready(verdict) => Poll::Ready(
+                verdict
+                    .take()
+                    .expect("an admission polled after it was decided"),
+            ),
+            Decide::Waiting(decide) => decide.as_mut().poll(cx),
         }
     }
 }

@@ -147,6 +147,11 @@ impl<S: Store> Charge<S> {
         self.shadow
     }
 
+    /// Whether the charge's store answers at once ([`Store::answers_immediately`]).
+    pub(super) fn answers_immediately(&self) -> bool {
+        self.handle.answers_immediately()
+    }
+
     /// Applies the charge: its result.
     pub(super) async fn apply(&self) -> ChargeResult {
         let handle = &self.handle;

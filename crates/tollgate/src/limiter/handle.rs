@@ -10,6 +10,7 @@ use crate::clock::{Clock, HitClock, Timestamp};
 use crate::decision::Decision;
 use crate::key::{Key, KeyBytes};
 use crate::limiter::error::Error;
+use crate::limiter::store_call::StoreCall;
 use crate::policy::Policy;
 use crate::store::memory::MemoryStore;
 use crate::store::{Store, StoreError, SyncStore};
@@ -205,10 +206,10 @@ impl<S: Store> PolicyHandle<S> {
         key: &K,
         cost: u64,
     ) -> impl Future<Output = Result<Decision, Error>> + Send + use<'_, S, K> {
-        let started = self
-            .check_cost(cost)
-            .map(|now| self.store_hit_key(&key.key_bytes(), now, cost));
-        async move { Ok(started?.await?) }
+        StoreCall::new(
+            self.check_cost(cost)
+                .map(|now| self.store_hit_key(&key.key_bytes(), now, cost)),
+        )
     }
 
     /// Reports on `key` without charging anything: `allowed` says whether a hit of one unit
@@ -271,10 +272,10 @@ impl<S: Store> PolicyHandle<S> {
         key: &K,
         cost: u64,
     ) -> impl Future<Output = Result<(), Error>> + Send + use<'_, S, K> {
-        let started = self
-            .check_cost(cost)
-            .map(|now| self.store_refund(&key.key_bytes(), now, cost));
-        async move { Ok(started?.await?) }
+        StoreCall::new(
+            self.check_cost(cost)
+                .map(|now| self.store_refund(&key.key_bytes(), now, cost)),
+        )
     }
 
     /// Charges `cost` units to `key` whatever the room left: a *late charge*, for a cost
@@ -313,8 +314,7 @@ impl<S: Store> PolicyHandle<S> {
         key: &K,
         cost: u64,
     ) -> impl Future<Output = Result<Decision, Error>> + Send + use<'_, S, K> {
-        let overdraw = self.store_overdraw(&key.key_bytes(), self.now(), cost);
-        async move { Ok(overdraw.await?) }
+        StoreCall::new(Ok(self.store_overdraw(&key.key_bytes(), self.now(), cost)))
     }
 
     /// Forgets `key`'s counts (and a ban): its next hit is its first.
@@ -414,6 +414,12 @@ impl<S: Store> PolicyHandle<S> {
         prepared.store.overdraw(&prepared.prepared, key, now, cost)
     }
 
+    /// Whether the store answers at once ([`Store::answers_immediately`]).
+    #[inline]
+    pub(crate) fn answers_immediately(&self) -> bool {
+        self.prepared.store.answers_immediately()
+    }
+
     /// The time now, in the policy's clock.
     #[inline]
     pub(crate) fn now(&self) -> Timestamp {
@@ -447,9 +453,9 @@ impl<S: SyncStore> PolicyHandle<S> {
     }
 }
 
-/// Polls `future` once: its output if it was ready.
+/// Polls `future` in place once: its output if it was ready.
 #[inline]
-fn poll_once<T>(future: impl Future<Output = T>) -> Option<T> {
+pub(super) fn poll_once<T>(future: impl Future<Output = T>) -> Option<T> {
     match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(output) => Some(output),
         Poll::Pending => None,

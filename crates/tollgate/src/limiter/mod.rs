@@ -8,6 +8,7 @@
 //! - [`Admission`] (`admission.rs`): a request meeting several policies, all or none.
 //! - [`Verdict`] and [`Settlement`] (`verdict.rs`): what it decided, and what its response
 //!   may give back.
+//! - `StoreCall` (`store_call.rs`): the future of a handle's call to its store.
 //! - [`Error`] (`error.rs`).
 
 mod admission;
@@ -16,6 +17,7 @@ mod error;
 mod handle;
 mod in_flight;
 mod inline;
+mod store_call;
 mod verdict;
 
 use std::fmt;
